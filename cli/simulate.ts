@@ -1,0 +1,105 @@
+// `tessera simulate`: replays a trace through the core and prints unallocated GPU % per arrived load, beside the FGD
+// paper's published numbers for the same workload.
+
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { publishedFor, meanAndSd, type PublishedSummary } from '../core/simulation/published.ts';
+import { REPORTED_LOADS, replay, type ReplayResult } from '../core/simulation/replay.ts';
+import { parseTraceNodes, parseTracePods } from '../core/simulation/trace.ts';
+import { DEFAULT_STRATEGY, STRATEGIES, strategyNamed } from '../core/scoring/strategies.ts';
+import { parseSeeds } from './seeds.ts';
+
+export const SIMULATE_USAGE = `tessera simulate --nodes NODES.csv --pods PODS.csv [--strategy NAME[,NAME...]] [--seeds 42-51]
+                 [--tune 1.3] [--published FILE] [--decisions FILE] [--json]
+
+  Replays an Alibaba openb trace with the FGD paper's protocol and reports unallocated GPU % at
+  ${REPORTED_LOADS.join('/')} % arrived load. Strategies: ${Object.keys(STRATEGIES).join(', ')} (default ${DEFAULT_STRATEGY}; "all" runs every one).
+  --published defaults to fgd-expected-results/analysis_allo_discrete.csv beside the pod list.`;
+
+function fmt(v: number | undefined): string {
+  return v === undefined || Number.isNaN(v) ? '   -  ' : v.toFixed(2).padStart(6);
+}
+
+function decisionsCsv(runs: readonly ReplayResult[]): string {
+  const lines = ['seed,index,pod,node,gpus'];
+  for (const run of runs) {
+    for (const d of run.decisions) {
+      lines.push(`${run.seed},${d.index},${d.pod},${d.node ?? ''},${d.gpus.map((g) => `${g.index}:${g.milli}`).join('|')}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+function humanReport(workload: string, runs: readonly ReplayResult[], published: readonly PublishedSummary[], seconds: number): string {
+  const out: string[] = [];
+  const strategies = [...new Set(runs.map((r) => r.strategy))];
+  const seeds = [...new Set(runs.map((r) => r.seed))];
+  out.push(`workload ${workload}: ${runs[0]?.arrivals ?? 0} arrivals per run, seeds ${seeds.join(',')} (${seconds.toFixed(1)} s)`);
+  out.push('unallocated GPU % (mean over seeds; lower is better) at arrived load:');
+  const loads = REPORTED_LOADS.map(String);
+  out.push(`${'policy'.padEnd(26)}${loads.map((l) => `${l}%`.padStart(8)).join('')}    sd@100`);
+  for (const s of strategies) {
+    const mine = runs.filter((r) => r.strategy === s);
+    const cells = loads.map((l) => fmt(meanAndSd(mine.map((r) => r.unallocated[l]!)).mean).padStart(8));
+    const sd = meanAndSd(mine.map((r) => r.unallocated['100']!)).sd;
+    out.push(`${`tessera:${s}`.padEnd(26)}${cells.join('')}    ${fmt(sd)}`);
+  }
+  for (const p of published) {
+    const cells = loads.map((l) => fmt(p.mean[l]).padStart(8));
+    out.push(`${`published:${p.policy}`.padEnd(26)}${cells.join('')}    ${fmt(p.sd['100'])}`);
+  }
+  if (published.length === 0) out.push('(no published results found for this workload)');
+  return out.join('\n');
+}
+
+export function simulateCommand(argv: string[]): number {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      nodes: { type: 'string' },
+      pods: { type: 'string' },
+      strategy: { type: 'string' },
+      seeds: { type: 'string', default: '42' },
+      tune: { type: 'string', default: '1.3' },
+      published: { type: 'string' },
+      decisions: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(SIMULATE_USAGE);
+    return 0;
+  }
+  if (!values.nodes || !values.pods) throw new Error(`--nodes and --pods are required\n\n${SIMULATE_USAGE}`);
+  const tune = Number(values.tune);
+  if (!(tune > 0 && tune <= 5)) throw new Error(`--tune ${values.tune}: expected a share of capacity such as 1.3`);
+  const names = values.strategy === 'all' ? Object.keys(STRATEGIES) : (values.strategy ?? DEFAULT_STRATEGY).split(',').map((s) => s.trim());
+  const strategies = names.map(strategyNamed);
+  const seeds = parseSeeds(values.seeds);
+  const nodes = parseTraceNodes(readFileSync(values.nodes, 'utf8'));
+  const pods = parseTracePods(readFileSync(values.pods, 'utf8'));
+  const workload = basename(values.pods).replace(/\.csv$/, '');
+  const started = performance.now();
+  const runs: ReplayResult[] = [];
+  for (const strategy of strategies) for (const seed of seeds) runs.push(replay(nodes, pods, { seed, strategy, tune }));
+  const seconds = (performance.now() - started) / 1000;
+  if (values.decisions) writeFileSync(values.decisions, decisionsCsv(runs));
+  const publishedPath = values.published ?? join(dirname(values.pods), 'fgd-expected-results', 'analysis_allo_discrete.csv');
+  const published = existsSync(publishedPath) ? publishedFor(readFileSync(publishedPath, 'utf8'), workload, REPORTED_LOADS) : [];
+  if (values.json) {
+    const out = {
+      workload,
+      tune,
+      seconds,
+      runs: runs.map((r) => ({ seed: r.seed, strategy: r.strategy, arrivals: r.arrivals, failed: r.failed, unallocated: r.unallocated })),
+      published: published.map((p) => ({ policy: p.policy, seeds: p.seeds, unallocated: p.mean, sd: p.sd })),
+    };
+    console.log(JSON.stringify(out, null, 2));
+  } else {
+    console.log(humanReport(workload, runs, published, seconds));
+  }
+  return 0;
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// The `tessera` command. Each subcommand lives in its own file; this one only dispatches and turns errors into a
+// message and an exit code.
+
+import { SIMULATE_USAGE, simulateCommand } from './simulate.ts';
+
+const USAGE = `usage: tessera <command> [options]
+
+commands:
+  simulate   replay a GPU cluster trace through the placement core
+
+${SIMULATE_USAGE}`;
+
+const COMMANDS: Readonly<Record<string, (argv: string[]) => number | Promise<number>>> = {
+  simulate: simulateCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    console.log(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    console.error(`tessera: unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await run(rest);
+  } catch (e) {
+    console.error(`tessera ${command}: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

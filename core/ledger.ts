@@ -1,0 +1,159 @@
+// The allocation ledger: every GPU reservation keyed by pod UID, with per-node aggregates kept incrementally so that
+// fit reads usage in O(GPUs). Assumed entries (placed at bind, not yet seen bound by the informer) carry an expiry;
+// time is always passed in. Removal is idempotent, like the scheduler framework's Unreserve.
+
+import type { GpuShare } from './assignment.ts';
+
+export interface Allocation {
+  readonly uid: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly tenant: string | null;
+  readonly node: string;
+  readonly cpuMilli: number;
+  readonly memoryMiB: number;
+  /** Device-plugin GPU resources the pod holds (nvidia.com/gpu, nvidia.com/gpu.shared, nvidia.com/mig-*). */
+  readonly resources: Readonly<Record<string, number>>;
+  /** GPUs on a fraction node, with the compute and memory reserved on each. */
+  readonly gpus: readonly GpuShare[];
+  /** Whether the pod shares a physical GPU with others (a fraction below a whole GPU, or a time-slice/MPS replica). */
+  readonly sharing: boolean;
+  /** Expiry of an assumed reservation; null once the pod is seen bound. */
+  readonly assumedUntil: number | null;
+}
+
+/** Aggregated usage of one node. Read-only to everyone but the ledger. */
+export class NodeUsage {
+  cpuMilli = 0;
+  memoryMiB = 0;
+  pods = 0;
+  readonly resources = new Map<string, number>();
+  gpuMilli: number[] = [];
+  gpuMemoryMiB: number[] = [];
+  /** Per GPU: tenant -> number of sharing pods of that tenant on the GPU (fraction nodes). */
+  gpuTenants: Map<string, number>[] = [];
+  /** tenant -> number of sharing pods on the node (time-slicing and MPS share whole nodes' GPUs). */
+  readonly nodeTenants = new Map<string, number>();
+  /** Bumped on every change, so that callers can cache derived values. */
+  generation = 0;
+
+  private ensureGpu(index: number): void {
+    while (this.gpuMilli.length <= index) {
+      this.gpuMilli.push(0);
+      this.gpuMemoryMiB.push(0);
+      this.gpuTenants.push(new Map());
+    }
+  }
+
+  apply(a: Allocation, sign: 1 | -1): void {
+    this.cpuMilli += sign * a.cpuMilli;
+    this.memoryMiB += sign * a.memoryMiB;
+    this.pods += sign;
+    for (const [r, n] of Object.entries(a.resources)) {
+      const next = (this.resources.get(r) ?? 0) + sign * n;
+      if (next === 0) this.resources.delete(r);
+      else this.resources.set(r, next);
+    }
+    for (const g of a.gpus) {
+      this.ensureGpu(g.index);
+      this.gpuMilli[g.index]! += sign * g.milli;
+      this.gpuMemoryMiB[g.index]! += sign * g.memoryMiB;
+      if (a.sharing && a.tenant !== null) bump(this.gpuTenants[g.index]!, a.tenant, sign);
+    }
+    if (a.sharing && a.tenant !== null && a.gpus.length === 0) bump(this.nodeTenants, a.tenant, sign);
+    this.generation++;
+  }
+
+  milliOn(index: number): number {
+    return this.gpuMilli[index] ?? 0;
+  }
+
+  memoryOn(index: number): number {
+    return this.gpuMemoryMiB[index] ?? 0;
+  }
+
+  tenantsOn(index: number): ReadonlyMap<string, number> {
+    return this.gpuTenants[index] ?? EMPTY;
+  }
+}
+
+const EMPTY: ReadonlyMap<string, number> = new Map();
+
+function bump(map: Map<string, number>, key: string, sign: 1 | -1): void {
+  const next = (map.get(key) ?? 0) + sign;
+  if (next <= 0) map.delete(key);
+  else map.set(key, next);
+}
+
+const NO_USAGE = new NodeUsage();
+
+export class Ledger {
+  private readonly byUid = new Map<string, Allocation>();
+  private readonly byNode = new Map<string, NodeUsage>();
+  private readonly podsByNode = new Map<string, Set<string>>();
+
+  /** Records an allocation, replacing any earlier one of the same pod. */
+  add(allocation: Allocation): void {
+    this.remove(allocation.uid);
+    this.byUid.set(allocation.uid, allocation);
+    let usage = this.byNode.get(allocation.node);
+    if (!usage) {
+      usage = new NodeUsage();
+      this.byNode.set(allocation.node, usage);
+    }
+    usage.apply(allocation, 1);
+    let pods = this.podsByNode.get(allocation.node);
+    if (!pods) {
+      pods = new Set();
+      this.podsByNode.set(allocation.node, pods);
+    }
+    pods.add(allocation.uid);
+  }
+
+  /** Forgets a pod's allocation; a no-op for an unknown UID. Returns what was removed. */
+  remove(uid: string): Allocation | undefined {
+    const existing = this.byUid.get(uid);
+    if (!existing) return undefined;
+    this.byUid.delete(uid);
+    this.byNode.get(existing.node)?.apply(existing, -1);
+    this.podsByNode.get(existing.node)?.delete(uid);
+    return existing;
+  }
+
+  get(uid: string): Allocation | undefined {
+    return this.byUid.get(uid);
+  }
+
+  usage(node: string): NodeUsage {
+    return this.byNode.get(node) ?? NO_USAGE;
+  }
+
+  allocationsOn(node: string): Allocation[] {
+    const uids = this.podsByNode.get(node);
+    if (!uids) return [];
+    return [...uids].map((u) => this.byUid.get(u)!).sort((a, b) => (a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0));
+  }
+
+  all(): IterableIterator<Allocation> {
+    return this.byUid.values();
+  }
+
+  get size(): number {
+    return this.byUid.size;
+  }
+
+  /** Drops assumed reservations whose time has passed; returns them so the caller can log and count. */
+  expire(now: number): Allocation[] {
+    const expired: Allocation[] = [];
+    for (const a of this.byUid.values()) if (a.assumedUntil !== null && a.assumedUntil <= now) expired.push(a);
+    for (const a of expired) this.remove(a.uid);
+    return expired;
+  }
+
+  /** A copy whose changes do not touch this ledger (for what-if evaluation such as preemption). */
+  clone(): Ledger {
+    const copy = new Ledger();
+    for (const a of this.byUid.values()) copy.add(a);
+    return copy;
+  }
+}

@@ -1,0 +1,60 @@
+// The "typical pods" of a workload (FGD, Weng et al., USENIX ATC '23): the most frequent pod shapes covering a share of
+// all pods, with their frequencies. Fragmentation is measured against them: free GPU capacity that no typical pod can
+// use is fragmented.
+
+import { modelMatches } from '../catalog/gpu-models.ts';
+
+export interface PodShape {
+  readonly cpuMilli: number;
+  /** 0 for CPU-only pods. */
+  readonly gpus: number;
+  /** Per GPU, 1..1000 (1000 for whole GPUs). */
+  readonly milliPerGpu: number;
+  /** Allowed models, or null for any. */
+  readonly models: readonly string[] | null;
+}
+
+export interface TypicalShape extends PodShape {
+  readonly weight: number;
+}
+
+export interface WorkloadProfile {
+  readonly shapes: readonly TypicalShape[];
+}
+
+export const EMPTY_PROFILE: WorkloadProfile = { shapes: [] };
+
+function shapeKey(s: PodShape): string {
+  return `${s.cpuMilli}/${s.gpus}/${s.milliPerGpu}/${s.models?.join('|') ?? ''}`;
+}
+
+/**
+ * The smallest set of most frequent shapes that covers `coverage` of the pods, with weights renormalised to 1.
+ * Ties in frequency are broken by the shape key so the profile does not depend on input order.
+ */
+export function typicalShapes(pods: Iterable<PodShape>, coverage = 0.95): WorkloadProfile {
+  const counts = new Map<string, { shape: PodShape; n: number }>();
+  let total = 0;
+  for (const p of pods) {
+    const key = shapeKey(p);
+    const entry = counts.get(key);
+    if (entry) entry.n++;
+    else counts.set(key, { shape: p, n: 1 });
+    total++;
+  }
+  if (total === 0) return EMPTY_PROFILE;
+  const ranked = [...counts.entries()].sort(([ka, a], [kb, b]) => b.n - a.n || (ka < kb ? -1 : ka > kb ? 1 : 0));
+  const picked: { shape: PodShape; n: number }[] = [];
+  let covered = 0;
+  for (const [, entry] of ranked) {
+    if (covered >= coverage * total) break;
+    picked.push(entry);
+    covered += entry.n;
+  }
+  return { shapes: picked.map(({ shape, n }) => ({ ...shape, weight: n / covered })) };
+}
+
+/** For each typical shape, whether it may run on a GPU of this model (cached by callers per model). */
+export function shapesAllowedOn(profile: WorkloadProfile, model: string | null): boolean[] {
+  return profile.shapes.map((s) => s.models === null || (model !== null && s.models.some((m) => modelMatches(model, m))));
+}
