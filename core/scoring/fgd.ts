@@ -13,10 +13,11 @@ export function fragmentationDeltas({ node, usage, demand, placements, context }
   const allowed = context.allowedShapes(node.model);
   const free = freeMilliAfter(node, usage, null);
   const cpuFree = node.cpuMilli - usage.cpuMilli;
-  const before = nodeFragmentation(context.profile, allowed, free, cpuFree);
+  const memoryFree = node.memoryMiB - usage.memoryMiB;
+  const before = nodeFragmentation(context.profile, allowed, free, cpuFree, memoryFree);
   return placements.map((p: Placement) => {
     for (const g of p.gpus) free[g.index] = free[g.index]! - g.milli;
-    const after = nodeFragmentation(context.profile, allowed, free, cpuFree - demand.cpuMilli);
+    const after = nodeFragmentation(context.profile, allowed, free, cpuFree - demand.cpuMilli, memoryFree - demand.memoryMiB);
     for (const g of p.gpus) free[g.index] = free[g.index]! + g.milli;
     return after - before;
   });

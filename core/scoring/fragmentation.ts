@@ -1,5 +1,5 @@
 // FGD's fragmentation measure of one node (Weng et al., USENIX ATC '23, and the artifact's pkg/utils/frag.go): for each
-// typical shape that could still run on the node, the free GPU capacity on GPUs too small for it; for shapes that no
+// typical shape that could still run on the node (GPU, CPU, memory and model), the free GPU capacity on GPUs too small for it; for shapes that no
 // longer fit at all (CPU, model, GPUs), all free GPU capacity. Weighted by the shapes' frequencies.
 
 import type { WorkloadProfile } from './workload-profile.ts';
@@ -8,7 +8,7 @@ import type { WorkloadProfile } from './workload-profile.ts';
  * Fragmented GPU milli of a node. `free` holds each GPU's free milli (0..1000); `allowed[m]` says whether shape m may use
  * this node's model.
  */
-export function nodeFragmentation(profile: WorkloadProfile, allowed: readonly boolean[], free: ArrayLike<number>, cpuFree: number): number {
+export function nodeFragmentation(profile: WorkloadProfile, allowed: readonly boolean[], free: ArrayLike<number>, cpuFree: number, memoryFree: number): number {
   const n = free.length;
   let total = 0;
   let maxFree = 0;
@@ -24,7 +24,7 @@ export function nodeFragmentation(profile: WorkloadProfile, allowed: readonly bo
   let frag = 0;
   for (let m = 0; m < shapes.length; m++) {
     const s = shapes[m]!;
-    if (s.gpus === 0 || !allowed[m] || s.cpuMilli > cpuFree) {
+    if (s.gpus === 0 || !allowed[m] || s.cpuMilli > cpuFree || s.memoryMiB > memoryFree) {
       frag += s.weight * total;
       continue;
     }

@@ -1,33 +1,57 @@
-// Tessera's default strategy: fragmentation-aware packing. It keeps FGD's insight (measure free GPU capacity against
-// the pods the cluster actually runs) but scores in full precision instead of FGD's 100-step integer score, and breaks
-// near-ties by packing (fullest GPU, then fullest node), which is where FGD falls back to an arbitrary node order.
-// Multi-GPU sets prefer NVLink-connected GPUs. Device-plugin nodes, where the kubelet picks the device, are binpacked.
+// Tessera's default strategy: fragmentation-aware best fit. Measured on the Alibaba openb trace it leaves fewer GPUs
+// unallocated than FGD (README, "Packing"). Each placement scores, in milli-GPU:
+//   - best fit at the GPU: a share goes to the GPU it leaves with the least spare compute; whole GPUs and CPU-only
+//     pods go to the node with the fewest untouched GPUs, so that empty GPUs and nodes stay free for large pods;
+//   - FGD's fragmentation growth against the workload's typical pods, quantised to 100 milli: in full precision it
+//     chases noise (7.3 % unallocated instead of 4.6 % on the default trace), coarse it is a strong signal;
+//   - a penalty for leaving GPU capacity without the CPU or memory to use it (stranding);
+//   - for multi-GPU sets, a bonus for NVLink/NUMA locality worth one GPU.
+// Device-plugin nodes, where the kubelet picks the device, are ranked by how full they become (binpack).
 
+import type { Placement } from '../fit.ts';
 import { fragmentationDeltas } from './fgd.ts';
 import { gpuLeftover, gpuUtilisationAfter } from './gpu-occupancy.ts';
-import type { Strategy } from './strategy.ts';
+import type { ScoreInput, Strategy } from './strategy.ts';
+
+const FRAGMENTATION_STEP = 100;
+const STRANDING_WEIGHT = 500;
+const TOPOLOGY_WEIGHT = 1000;
+
+function bestFitTerm({ node, usage }: ScoreInput, p: Placement): number {
+  if (p.gpus.length === 1 && p.gpus[0]!.milli < 1000) return -gpuLeftover(usage, p);
+  let untouched = 0;
+  for (const g of node.gpus) {
+    const taken = p.gpus.some((x) => x.index === g.index);
+    if (!taken && usage.milliOn(g.index) === 0) untouched++;
+  }
+  return (-1000 * untouched) / Math.max(1, node.gpus.length);
+}
+
+function strandingTerm({ node, usage, demand }: ScoreInput, p: Placement): number {
+  const gpuLeft = 1 - gpuUtilisationAfter(node, usage, p);
+  const cpuLeft = node.cpuMilli === 0 ? 1 : (node.cpuMilli - usage.cpuMilli - demand.cpuMilli) / node.cpuMilli;
+  const memoryLeft = node.memoryMiB === 0 ? 1 : (node.memoryMiB - usage.memoryMiB - demand.memoryMiB) / node.memoryMiB;
+  return -STRANDING_WEIGHT * (Math.max(0, gpuLeft - cpuLeft) + Math.max(0, gpuLeft - memoryLeft));
+}
 
 export const tessera: Strategy = {
   name: 'tessera',
-  description: 'fragmentation-aware packing (FGD in full precision, packing tie-breaks, topology-aware)',
+  description: 'fragmentation-aware best fit: GPU best fit + quantised FGD + CPU/memory stranding + topology',
   choose(input) {
     const { node, usage, placements } = input;
-    if (node.mode !== 'fraction') {
-      return { placement: placements[0]!, score: gpuUtilisationAfter(node, usage, placements[0]!) };
-    }
+    if (node.mode !== 'fraction') return { placement: placements[0]!, score: 1000 * gpuUtilisationAfter(node, usage, placements[0]!) };
     const deltas = fragmentationDeltas(input);
     let best = 0;
     let bestScore = -Infinity;
     for (let i = 0; i < placements.length; i++) {
       const p = placements[i]!;
-      // Fragmentation in GPUs (1000 milli), then topology, then the tightest GPU.
-      const score = -deltas[i]! / 1000 + 0.5 * p.topology - 1e-4 * (gpuLeftover(usage, p) / 1000);
+      const fragmentation = Math.floor(deltas[i]! / FRAGMENTATION_STEP) * FRAGMENTATION_STEP;
+      const score = bestFitTerm(input, p) - fragmentation + strandingTerm(input, p) + TOPOLOGY_WEIGHT * (p.topology - 1);
       if (score > bestScore) {
         best = i;
         bestScore = score;
       }
     }
-    const placement = placements[best]!;
-    return { placement, score: bestScore + 1e-3 * gpuUtilisationAfter(node, usage, placement) };
+    return { placement: placements[best]!, score: bestScore };
   },
 };

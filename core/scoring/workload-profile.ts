@@ -6,6 +6,8 @@ import { modelMatches } from '../catalog/gpu-models.ts';
 
 export interface PodShape {
   readonly cpuMilli: number;
+  /** Host memory; within a typical shape, the median of its pods. */
+  readonly memoryMiB: number;
   /** 0 for CPU-only pods. */
   readonly gpus: number;
   /** Per GPU, 1..1000 (1000 for whole GPUs). */
@@ -24,8 +26,14 @@ export interface WorkloadProfile {
 
 export const EMPTY_PROFILE: WorkloadProfile = { shapes: [] };
 
+/** Memory is left out of the key (as in FGD): it varies too much to group by, so a shape carries its median. */
 function shapeKey(s: PodShape): string {
   return `${s.cpuMilli}/${s.gpus}/${s.milliPerGpu}/${s.models?.join('|') ?? ''}`;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
 /**
@@ -33,25 +41,27 @@ function shapeKey(s: PodShape): string {
  * Ties in frequency are broken by the shape key so the profile does not depend on input order.
  */
 export function typicalShapes(pods: Iterable<PodShape>, coverage = 0.95): WorkloadProfile {
-  const counts = new Map<string, { shape: PodShape; n: number }>();
+  const counts = new Map<string, { shape: PodShape; n: number; memory: number[] }>();
   let total = 0;
   for (const p of pods) {
     const key = shapeKey(p);
     const entry = counts.get(key);
-    if (entry) entry.n++;
-    else counts.set(key, { shape: p, n: 1 });
+    if (entry) {
+      entry.n++;
+      entry.memory.push(p.memoryMiB);
+    } else counts.set(key, { shape: p, n: 1, memory: [p.memoryMiB] });
     total++;
   }
   if (total === 0) return EMPTY_PROFILE;
   const ranked = [...counts.entries()].sort(([ka, a], [kb, b]) => b.n - a.n || (ka < kb ? -1 : ka > kb ? 1 : 0));
-  const picked: { shape: PodShape; n: number }[] = [];
+  const picked: { shape: PodShape; n: number; memory: number[] }[] = [];
   let covered = 0;
   for (const [, entry] of ranked) {
     if (covered >= coverage * total) break;
     picked.push(entry);
     covered += entry.n;
   }
-  return { shapes: picked.map(({ shape, n }) => ({ ...shape, weight: n / covered })) };
+  return { shapes: picked.map(({ shape, n, memory }) => ({ ...shape, memoryMiB: median(memory), weight: n / covered })) };
 }
 
 /** For each typical shape, whether it may run on a GPU of this model (cached by callers per model). */

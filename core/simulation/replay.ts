@@ -12,7 +12,7 @@ import { Ledger } from '../ledger.ts';
 import { GPU_MILLI } from '../names.ts';
 import { scoringContext } from '../scoring/strategy.ts';
 import type { Scored, Strategy } from '../scoring/strategy.ts';
-import { typicalShapes } from '../scoring/workload-profile.ts';
+import { typicalShapes, type WorkloadProfile } from '../scoring/workload-profile.ts';
 import { SeededRandom } from './random.ts';
 import type { TraceNode, TracePod } from './trace.ts';
 
@@ -43,6 +43,8 @@ export interface ReplayOptions {
   readonly strategy: Strategy;
   /** Arrived GPU demand to reach, as a share of capacity (FGD: 1.3). */
   readonly tune?: number;
+  /** Typical pods to measure fragmentation against; by default the trace's own (as in FGD). */
+  readonly profile?: WorkloadProfile;
 }
 
 export function traceNodeInventory(n: TraceNode): NodeInventory {
@@ -125,7 +127,7 @@ export function replay(traceNodes: readonly TraceNode[], tracePods: readonly Tra
   random.shuffle(nodes);
   const capacityMilli = nodes.reduce((s, n) => s + n.gpus.length * 1000, 0);
   const arrivals = arrivalOrder(tracePods, capacityMilli, random, options.tune ?? 1.3);
-  const context = scoringContext(typicalShapes(tracePods.map((p) => ({ cpuMilli: p.cpuMilli, gpus: p.gpus, milliPerGpu: p.milliPerGpu, models: p.models }))));
+  const context = scoringContext(options.profile ?? typicalShapes(tracePods.map((p) => ({ cpuMilli: p.cpuMilli, memoryMiB: p.memoryMiB, gpus: p.gpus, milliPerGpu: p.milliPerGpu, models: p.models }))));
   const ledger = new Ledger();
   const usages = nodes.map((n) => ledger.usage(n.name));
   const caches: Map<string, CachedScore>[] = nodes.map(() => new Map());
@@ -178,10 +180,14 @@ export function replay(traceNodes: readonly TraceNode[], tracePods: readonly Tra
     }
   });
 
+  // FGD's binning: the mean of the points in each integer bin, an empty bin borrows a neighbour (±1); bins further
+  // from any point (small traces) hold the last state reached, since allocation only changes at arrivals.
   const allocation = bins.map((b) => (b.n === 0 ? null : b.sum / b.n));
+  let last = 0;
   const curve = allocation.map((v, k) => {
-    const value = v ?? allocation[k - 1] ?? allocation[k + 1] ?? null;
-    return value === null ? Number.NaN : Math.max(0, 100 - value);
+    const value = v ?? allocation[k - 1] ?? allocation[k + 1] ?? last;
+    if (v !== null) last = v;
+    return 100 - value;
   });
   const unallocated: Record<string, number> = {};
   for (const load of REPORTED_LOADS) unallocated[String(load)] = curve[load]!;
