@@ -1,0 +1,85 @@
+// The compiled policy: what the webhook, the extender and the CLI evaluate. Built only by compilePolicy, after the
+// schema and the semantic checks have passed, so every field here is valid.
+
+import type { Taint } from '../kube-objects.ts';
+
+export type FractionMode = 'fraction' | 'mig' | 'time-slicing' | 'mps' | 'none';
+export type Action = 'enforce' | 'warn' | 'audit';
+
+export interface Pool {
+  readonly name: string;
+  readonly nodeSelector: Readonly<Record<string, string>>;
+  readonly taint: Taint | null;
+  readonly fractionMode: FractionMode;
+  /** Canonical GPU model of a MIG pool (and an optional model constraint elsewhere). */
+  readonly gpuModel: string | null;
+  /** The device-plugin resource a time-slicing or MPS replica is requested as. */
+  readonly resource: string;
+  readonly replicas: number | null;
+}
+
+export interface Tenant {
+  readonly name: string;
+  readonly pools: readonly string[];
+  /** GPU-equivalents over the tenant's non-terminated pods, or null for no quota. */
+  readonly quotaGpus: number | null;
+  readonly maxGpusPerPod: number | null;
+  /** Priority classes the tenant's pods may name; null allows any. */
+  readonly priorityClasses: readonly string[] | null;
+  readonly shareGpuWith: 'any' | 'same-tenant';
+}
+
+export interface RuleMatch {
+  readonly tenants: readonly string[] | null;
+  readonly namespaces: readonly string[] | null;
+}
+
+interface RuleBase {
+  readonly name: string;
+  readonly action: Action;
+  readonly match: RuleMatch;
+  /** The policy file the rule came from. */
+  readonly source: string;
+}
+
+export type Rule =
+  | (RuleBase & { readonly kind: 'GpuRequest'; readonly minMilli: number | null; readonly maxMemoryMiB: number | null; readonly requireLimits: boolean })
+  | (RuleBase & { readonly kind: 'GpuBypass' })
+  | (RuleBase & { readonly kind: 'ImageRegistry'; readonly allowed: readonly string[] })
+  | (RuleBase & { readonly kind: 'RequiredLabels'; readonly labels: readonly { readonly key: string; readonly pattern: RegExp; readonly source: string }[] })
+  | (RuleBase & { readonly kind: 'ImmutableFields'; readonly annotations: readonly string[]; readonly labels: readonly string[] })
+  | (RuleBase & { readonly kind: 'RuntimeClass'; readonly gpuPods: string });
+
+export type RuleKind = Rule['kind'];
+
+export interface Policy {
+  /** metadata.name of each file, joined. */
+  readonly name: string;
+  /** Content hash of all files: stamped on admitted pods as tessera.io/policy-revision. */
+  readonly revision: string;
+  readonly schedulerName: string;
+  readonly admins: { readonly groups: readonly string[]; readonly users: readonly string[] };
+  readonly pools: readonly Pool[];
+  readonly tenants: readonly Tenant[];
+  readonly rules: readonly Rule[];
+  readonly sources: readonly string[];
+}
+
+export function poolNamed(policy: Policy, name: string): Pool | undefined {
+  return policy.pools.find((p) => p.name === name);
+}
+
+export function tenantNamed(policy: Policy, name: string): Tenant | undefined {
+  return policy.tenants.find((t) => t.name === name);
+}
+
+/** Tenants whose pods never share a GPU or a time-sliced node with another tenant's. */
+export function isolatedTenants(policy: Policy): Set<string> {
+  return new Set(policy.tenants.filter((t) => t.shareGpuWith === 'same-tenant').map((t) => t.name));
+}
+
+export function ruleApplies(rule: Rule, tenant: string | null, namespace: string): boolean {
+  if (rule.match.tenants !== null && (tenant === null || !rule.match.tenants.includes(tenant))) return false;
+  if (rule.match.namespaces !== null && !rule.match.namespaces.includes(namespace)) return false;
+  return true;
+}

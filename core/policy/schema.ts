@@ -1,0 +1,115 @@
+// The JSON Schema of a TesseraPolicy file (tessera.io/v1alpha1). Strict: unknown keys are errors, so a typo in a
+// security team's file is caught before it silently does nothing. `shared/examples/policy.yaml` must validate as is.
+
+const name = { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 } as const;
+const stringList = { type: 'array', items: { type: 'string', minLength: 1 } } as const;
+const quantity = { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$' } as const;
+const action = { enum: ['enforce', 'warn', 'audit'] } as const;
+const match = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { tenants: stringList, namespaces: stringList },
+} as const;
+
+function rule(kind: string, params: object | null, required = false): object {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name', 'kind', 'action', ...(required ? ['params'] : [])],
+    properties: {
+      name,
+      kind: { const: kind },
+      action,
+      match,
+      description: { type: 'string' },
+      ...(params === null ? {} : { params }),
+    },
+  };
+}
+
+export const POLICY_SCHEMA = {
+  $id: 'https://tessera.io/schemas/policy/v1alpha1.json',
+  type: 'object',
+  additionalProperties: false,
+  required: ['apiVersion', 'kind', 'metadata', 'spec'],
+  properties: {
+    apiVersion: { const: 'tessera.io/v1alpha1' },
+    kind: { const: 'TesseraPolicy' },
+    metadata: {
+      type: 'object',
+      required: ['name'],
+      properties: { name, labels: { type: 'object', additionalProperties: { type: 'string' } }, annotations: { type: 'object', additionalProperties: { type: 'string' } } },
+      additionalProperties: false,
+    },
+    spec: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        schedulerName: { type: 'string', minLength: 1 },
+        admins: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { groups: stringList, users: stringList },
+        },
+        pools: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'nodeSelector', 'fractionMode'],
+            properties: {
+              name,
+              nodeSelector: { type: 'object', minProperties: 1, additionalProperties: { type: 'string' } },
+              taint: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['key', 'effect'],
+                properties: { key: { type: 'string', minLength: 1 }, value: { type: 'string' }, effect: { enum: ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] } },
+              },
+              fractionMode: { enum: ['fraction', 'mig', 'time-slicing', 'mps', 'none'] },
+              gpuModel: { type: 'string', minLength: 1 },
+              resource: { type: 'string', pattern: '^nvidia\\.com/gpu(\\.shared)?$' },
+              replicas: { type: 'integer', minimum: 1, maximum: 64 },
+            },
+            allOf: [
+              { if: { properties: { fractionMode: { const: 'mig' } } }, then: { required: ['gpuModel'] } },
+              { if: { properties: { fractionMode: { enum: ['time-slicing', 'mps'] } } }, then: { required: ['replicas'] } },
+            ],
+          },
+        },
+        tenants: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'pools'],
+            properties: {
+              name,
+              pools: { type: 'array', minItems: 1, items: name },
+              quota: { type: 'object', additionalProperties: false, properties: { gpus: { type: 'number', minimum: 0 } } },
+              maxGpusPerPod: { type: 'number', exclusiveMinimum: 0 },
+              priorityClasses: stringList,
+              shareGpuWith: { enum: ['any', 'same-tenant'] },
+            },
+          },
+        },
+        rules: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['kind'],
+            properties: { kind: { enum: ['GpuRequest', 'GpuBypass', 'ImageRegistry', 'RequiredLabels', 'ImmutableFields', 'RuntimeClass'] } },
+            allOf: [
+              { if: { properties: { kind: { const: 'GpuRequest' } } }, then: rule('GpuRequest', { type: 'object', additionalProperties: false, properties: { minFraction: { type: 'number', exclusiveMinimum: 0, maximum: 1 }, maxMemory: quantity, requireLimits: { type: 'boolean' } } }) },
+              { if: { properties: { kind: { const: 'GpuBypass' } } }, then: rule('GpuBypass', { type: 'object', additionalProperties: false, properties: {} }) },
+              { if: { properties: { kind: { const: 'ImageRegistry' } } }, then: rule('ImageRegistry', { type: 'object', additionalProperties: false, required: ['allowed'], properties: { allowed: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } } } }, true) },
+              { if: { properties: { kind: { const: 'RequiredLabels' } } }, then: rule('RequiredLabels', { type: 'object', additionalProperties: false, required: ['labels'], properties: { labels: { type: 'object', minProperties: 1, additionalProperties: { type: 'string' } } } }, true) },
+              { if: { properties: { kind: { const: 'ImmutableFields' } } }, then: rule('ImmutableFields', { type: 'object', additionalProperties: false, properties: { annotations: stringList, labels: stringList } }, true) },
+              { if: { properties: { kind: { const: 'RuntimeClass' } } }, then: rule('RuntimeClass', { type: 'object', additionalProperties: false, required: ['gpuPods'], properties: { gpuPods: { type: 'string', minLength: 1 } } }, true) },
+            ],
+          },
+        },
+      },
+    },
+  },
+} as const;

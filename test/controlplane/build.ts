@@ -1,0 +1,96 @@
+// Builds the upstream control-plane binaries (etcd, kube-apiserver, kube-scheduler, kubectl) from the Go module beside
+// this file, at the versions its go.mod pins, into .cache/controlplane/<versions>/. Only the first run builds (about
+// 7 minutes on 2 cores); later runs find the binaries. Concurrent callers (parallel test files) wait on one lock.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MODULE_DIR = dirname(fileURLToPath(import.meta.url));
+const REPO = join(MODULE_DIR, '..', '..');
+
+export interface ControlPlaneBinaries {
+  readonly dir: string;
+  readonly etcd: string;
+  readonly apiserver: string;
+  readonly scheduler: string;
+  readonly kubectl: string;
+  readonly kubernetesVersion: string;
+  readonly etcdVersion: string;
+}
+
+function pinned(module: string): string {
+  const goMod = readFileSync(join(MODULE_DIR, 'go.mod'), 'utf8');
+  const m = new RegExp(`^\\s*${module.replaceAll('.', '\\.')}\\s+(v\\S+)`, 'm').exec(goMod);
+  if (!m) throw new Error(`test/controlplane/go.mod does not pin ${module}`);
+  return m[1]!;
+}
+
+function binaries(): ControlPlaneBinaries {
+  const kubernetesVersion = pinned('k8s.io/kubernetes');
+  const etcdVersion = pinned('go.etcd.io/etcd/server/v3');
+  const dir = join(REPO, '.cache', 'controlplane', `k8s-${kubernetesVersion}_etcd-${etcdVersion}`);
+  return { dir, etcd: join(dir, 'etcd'), apiserver: join(dir, 'kube-apiserver'), scheduler: join(dir, 'kube-scheduler'), kubectl: join(dir, 'kubectl'), kubernetesVersion, etcdVersion };
+}
+
+function complete(b: ControlPlaneBinaries): boolean {
+  return [b.etcd, b.apiserver, b.scheduler, b.kubectl].every((f) => existsSync(f));
+}
+
+function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Returns the binaries, building them first if this version set has not been built on this machine. */
+export function ensureControlPlane(log: (line: string) => void = () => {}): ControlPlaneBinaries {
+  const b = binaries();
+  if (complete(b)) return b;
+  mkdirSync(dirname(b.dir), { recursive: true });
+  const lock = `${b.dir}.lock`;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      // Another process is building; a lock older than 40 minutes is from a build that died.
+      if (Date.now() - statSync(lock, { throwIfNoEntry: false })!.mtimeMs > 40 * 60_000) rmSync(lock, { recursive: true, force: true });
+      sleep(2000);
+      if (complete(b)) return b;
+    }
+  }
+  try {
+    if (complete(b)) return b;
+    const staging = `${b.dir}.partial`;
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging, { recursive: true });
+    log(`building kube-apiserver, kube-scheduler, kubectl ${b.kubernetesVersion} and etcd ${b.etcdVersion} (first run only)...`);
+    const started = Date.now();
+    // Stamp the version the binaries would carry from a release build, so that clients and skew checks see it.
+    const minor = /^v1\.(\d+)\./.exec(b.kubernetesVersion)?.[1] ?? '0';
+    const ldflags = [
+      `-X k8s.io/component-base/version.gitVersion=${b.kubernetesVersion}`,
+      '-X k8s.io/component-base/version.gitMajor=1',
+      `-X k8s.io/component-base/version.gitMinor=${minor}`,
+      '-X k8s.io/component-base/version.gitTreeState=clean',
+    ].join(' ');
+    execFileSync('go', ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', staging, 'go.etcd.io/etcd/server/v3', 'k8s.io/kubernetes/cmd/kube-apiserver', 'k8s.io/kubernetes/cmd/kube-scheduler', 'k8s.io/kubernetes/cmd/kubectl'], {
+      cwd: MODULE_DIR,
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
+    });
+    // `go build` names the etcd main package after its module directory.
+    renameSync(join(staging, 'server'), join(staging, 'etcd'));
+    rmSync(b.dir, { recursive: true, force: true });
+    renameSync(staging, b.dir);
+    log(`built in ${Math.round((Date.now() - started) / 1000)} s into ${b.dir}`);
+    return b;
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const b = ensureControlPlane((l) => console.log(l));
+  console.log(`control plane: kubernetes ${b.kubernetesVersion}, etcd ${b.etcdVersion} in ${b.dir}`);
+}
