@@ -1,0 +1,57 @@
+// What admission may know about the cluster beyond the object under review: namespaces (for tenants) and the pods
+// that count against tenants' quotas. The webhook feeds it from informers; the CLI from a context file.
+
+import type { KubeNamespace, KubePod } from '../kube-objects.ts';
+import { TENANT_LABEL } from '../names.ts';
+import type { Policy } from '../policy/model.ts';
+import { podEquivalents } from './equivalents.ts';
+
+export interface TenantUsage {
+  readonly equivalents: number;
+  readonly pods: number;
+}
+
+export interface ClusterView {
+  namespace(name: string): KubeNamespace | undefined;
+  /** Non-terminated pods of namespaces that belong to the tenant. */
+  tenantPods(tenant: string): Iterable<KubePod>;
+  /** GPU-equivalents held by the tenant's non-terminated pods, except the pod with `exceptUid`. */
+  tenantUsage(tenant: string, policy: Policy, exceptUid: string | null): TenantUsage;
+}
+
+export function isTerminated(pod: KubePod): boolean {
+  const phase = pod.status?.phase;
+  return phase === 'Succeeded' || phase === 'Failed';
+}
+
+export function tenantOfNamespace(view: ClusterView, namespace: string): string | null {
+  return view.namespace(namespace)?.metadata?.labels?.[TENANT_LABEL] || null;
+}
+
+/** A ClusterView over plain lists (CLI context files, tests). */
+export function staticClusterView(namespaces: readonly KubeNamespace[], pods: readonly KubePod[]): ClusterView {
+  const byName = new Map(namespaces.map((n) => [n.metadata?.name ?? '', n]));
+  const view: ClusterView = {
+    namespace: (name) => byName.get(name),
+    *tenantPods(tenant) {
+      for (const p of pods) {
+        if (isTerminated(p) || p.metadata?.deletionTimestamp) continue;
+        if (byName.get(p.metadata?.namespace ?? '')?.metadata?.labels?.[TENANT_LABEL] === tenant) yield p;
+      }
+    },
+    tenantUsage(tenant, policy, exceptUid) {
+      let equivalents = 0;
+      let count = 0;
+      for (const p of view.tenantPods(tenant)) {
+        if (exceptUid !== null && p.metadata?.uid === exceptUid) continue;
+        const e = podEquivalents(p, policy);
+        if (e > 0) {
+          equivalents += e;
+          count++;
+        }
+      }
+      return { equivalents, pods: count };
+    },
+  };
+  return view;
+}

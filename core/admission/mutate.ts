@@ -1,0 +1,99 @@
+// The mutating stage: moves GPU pods to Tessera's scheduler and pool, turns GPU annotations into concrete resources,
+// wires NVIDIA_VISIBLE_DEVICES, stamps the tenant and the policy revision. It edits a clone and never the input;
+// running it on its own output changes nothing (reinvocationPolicy: IfNeeded).
+
+import { readDemand, wantsGpu, DemandError } from '../demand.ts';
+import type { KubeContainer, KubePod } from '../kube-objects.ts';
+import { isGpuResource, POLICY_REVISION, POOL_ANNOTATION, TENANT_LABEL, VISIBLE_DEVICES } from '../names.ts';
+import { tenantNamed, type Policy } from '../policy/model.ts';
+import { decideGpu } from './gpu-decision.ts';
+import { allContainers, ensureEnv, ensureToleration, hasEnv, requireNodeLabels, VISIBLE_DEVICES_ENV } from './pod-edits.ts';
+
+export interface MutationResult {
+  readonly pod: KubePod;
+  /** Set when the pod cannot be admitted at all (its GPU ask cannot be met); the webhook denies with it. */
+  readonly denial: string | null;
+  readonly warnings: readonly string[];
+}
+
+const DEFAULT_SCHEDULER = 'default-scheduler';
+
+function gpuContainers(pod: KubePod): KubeContainer[] {
+  const containers = pod.spec?.containers ?? [];
+  const native = containers.filter((c) => Object.keys({ ...(c.resources?.limits ?? {}), ...(c.resources?.requests ?? {}) }).some(isGpuResource));
+  return native.length > 0 ? native : containers.slice(0, 1);
+}
+
+function stripGpuResources(c: KubeContainer): void {
+  for (const list of [c.resources?.limits, c.resources?.requests]) {
+    if (!list) continue;
+    for (const key of Object.keys(list)) if (isGpuResource(key)) delete list[key];
+  }
+}
+
+function sameGpuResources(pod: KubePod, limits: Readonly<Record<string, string>>): boolean {
+  const total: Record<string, number> = {};
+  for (const c of pod.spec?.containers ?? []) {
+    for (const [k, v] of Object.entries(c.resources?.limits ?? {})) if (isGpuResource(k)) total[k] = (total[k] ?? 0) + Number(v);
+  }
+  const keys = new Set([...Object.keys(total), ...Object.keys(limits)]);
+  return [...keys].every((k) => total[k] === Number(limits[k] ?? Number.NaN));
+}
+
+/** Mutates a pod under review. `namespaceTenant` is the tenant label of the pod's namespace (or null). */
+export function mutatePod(input: KubePod, namespaceTenant: string | null, policy: Policy): MutationResult {
+  const pod = structuredClone(input);
+  const spec = (pod.spec ??= {});
+  const meta = (pod.metadata ??= {});
+  const warnings: string[] = [];
+  let gpu: KubeContainer[] = [];
+  let fractionPool = false;
+
+  let demand;
+  try {
+    demand = readDemand(pod);
+  } catch (e) {
+    // Malformed GPU input is the validating stage's to deny with its field; mutate nothing GPU-related.
+    if (!(e instanceof DemandError)) throw e;
+    demand = null;
+  }
+  const tenant = namespaceTenant === null ? undefined : tenantNamed(policy, namespaceTenant);
+  if (demand !== null && wantsGpu(demand) && tenant) {
+    const decision = decideGpu(demand, tenant, policy);
+    if (!decision.ok) return { pod: input, denial: decision.message, warnings };
+    const { pool, plan } = decision;
+    if (!spec.schedulerName || spec.schedulerName === DEFAULT_SCHEDULER) spec.schedulerName = policy.schedulerName;
+    (meta.annotations ??= {})[POOL_ANNOTATION] = pool.name;
+    gpu = gpuContainers(pod);
+    if (!sameGpuResources(pod, plan.limits)) {
+      for (const c of spec.containers ?? []) stripGpuResources(c);
+      const target = gpu[0];
+      if (target) {
+        const resources = (target.resources ??= {});
+        const limits = (resources.limits ??= {});
+        Object.assign(limits, plan.limits);
+        if (resources.requests && Object.keys(resources.requests).length > 0) Object.assign(resources.requests, plan.limits);
+      }
+      gpu = target ? [target] : [];
+    }
+    requireNodeLabels(spec, pool.nodeSelector);
+    if (pool.taint) ensureToleration(spec, pool.taint);
+    fractionPool = pool.fractionMode === 'fraction';
+    if (pool.fractionMode === 'time-slicing') warnings.push(`pool ${pool.name} time-slices GPUs: there is no memory or fault isolation between the pods sharing a GPU`);
+  }
+  if (namespaceTenant !== null) {
+    (meta.labels ??= {})[TENANT_LABEL] = namespaceTenant;
+    (meta.annotations ??= {})[POLICY_REVISION] = policy.revision;
+  }
+  for (const c of allContainers(spec)) {
+    if (hasEnv(c, VISIBLE_DEVICES_ENV)) continue;
+    if (gpu.includes(c)) {
+      // On fraction pools the extender picks the GPUs at bind; the kubelet resolves this when the container starts.
+      if (fractionPool) ensureEnv(c, { name: VISIBLE_DEVICES_ENV, valueFrom: { fieldRef: { fieldPath: `metadata.annotations['${VISIBLE_DEVICES}']` } } });
+    } else {
+      // A CUDA base image sees every GPU of the node unless told otherwise.
+      ensureEnv(c, { name: VISIBLE_DEVICES_ENV, value: 'void' });
+    }
+  }
+  return { pod, denial: null, warnings };
+}
