@@ -172,6 +172,9 @@ function gpuResourceRequests(pod: KubePod): Record<string, number> {
     for (const c of all) {
       const req = c.resources?.requests?.[resource];
       const lim = c.resources?.limits?.[resource];
+      if (req !== undefined && lim === undefined) {
+        throw new DemandError(`spec.containers["${c.name}"].resources`, `container ${c.name} requests ${resource} without a limit; set GPU resources as limits (requests may be omitted)`);
+      }
       if (req !== undefined && lim !== undefined && String(req) !== String(lim)) {
         throw new DemandError(`spec.containers["${c.name}"].resources`, `${resource} request (${req}) differs from its limit (${lim}); extended resources need requests equal to limits`);
       }

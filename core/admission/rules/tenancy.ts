@@ -23,7 +23,7 @@ export const tenancyCheck: PodCheck = (s, ctx) => {
     if (s.decision && !s.decision.ok) deny(s.decision.message);
     if (s.decision?.ok) {
       const pool = s.decision.pool;
-      if (!pinnedToLabels(spec, pool.nodeSelector)) {
+      if (!s.template && !pinnedToLabels(spec, pool.nodeSelector)) {
         deny(`the pod is not pinned to pool ${pool.name} (node affinity must require ${Object.entries(pool.nodeSelector).map(([k, v]) => `${k}=${v}`).join(', ')}); do not remove the affinity Tessera adds`);
       }
       const max = s.tenant.maxGpusPerPod;
