@@ -56,7 +56,7 @@ function context(req: AdmissionRequest, policy: Policy, view: ClusterView, confi
   };
 }
 
-function subject(pod: KubePod, old: KubePod | null, namespace: string, where: string, template: boolean, ctx: CheckContext): PodSubject {
+export function subjectOf(pod: KubePod, old: KubePod | null, namespace: string, where: string, template: boolean, ctx: CheckContext): PodSubject {
   const tenantName = tenantOfNamespace(ctx.view, namespace);
   const tenant = tenantName === null ? undefined : tenantNamed(ctx.policy, tenantName);
   let demand: PodSubject['demand'];
@@ -100,13 +100,13 @@ export function validateRequest(req: AdmissionRequest, policy: Policy, view: Clu
   if (kind === 'Pod') {
     const pod = (req.object ?? {}) as KubePod;
     const old = req.operation === 'UPDATE' ? ((req.oldObject ?? null) as KubePod | null) : null;
-    violations = podViolations(subject(pod, old, namespace || pod.metadata?.namespace || '', '', false, ctx), ctx);
+    violations = podViolations(subjectOf(pod, old, namespace || pod.metadata?.namespace || '', '', false, ctx), ctx);
   } else if (kind === 'Namespace') {
     violations = namespaceViolations((req.object ?? {}) as KubeNamespace, req.operation === 'UPDATE' ? ((req.oldObject ?? null) as KubeNamespace | null) : null, ctx);
   } else if (kind !== undefined && TEMPLATES[kind]) {
     const path = TEMPLATES[kind];
     const template = templateOf(req.object, path);
-    if (template) violations = podViolations(subject(template, null, namespace, `${kind} ${path.join('.')}: `, true, ctx), ctx);
+    if (template) violations = podViolations(subjectOf(template, null, namespace, `${kind} ${path.join('.')}: `, true, ctx), ctx);
   }
   return { allowed: !violations.some((v) => v.action === 'enforce'), violations };
 }

@@ -221,7 +221,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     '--authorization-mode', 'Node,RBAC',
     '--service-account-issuer', 'https://kubernetes.default.svc.cluster.local',
     '--service-account-key-file', join(dir, 'sa.pub'), '--service-account-signing-key-file', join(dir, 'sa.key'),
-    '--service-cluster-ip-range', '10.96.0.0/16', '--allow-privileged=true', '--profiling=false',
+    '--service-cluster-ip-range', '10.96.0.0/16', '--allow-privileged=true', '--profiling=false', '--endpoint-reconciler-type', 'none',
     '--enable-priority-and-fairness=false', '--max-requests-inflight', '2000', '--max-mutating-requests-inflight', '1000',
     ...(options.apiserverFlags ?? []),
   ], dir);

@@ -1,0 +1,107 @@
+// Starts the admission webhook: policy store (hot reload), informer caches, HTTPS with certificate reload, metrics
+// and the periodic drift audit. `tessera serve webhook` and the tests call startWebhook.
+
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { ClusterView } from '../core/admission/cluster-view.ts';
+import { createWebhookApp } from './app.ts';
+import { ClusterCache } from './cluster-cache.ts';
+import { scheduleDriftAudit } from './drift-audit.ts';
+import { WebhookMetrics } from './metrics.ts';
+import { PolicyStore } from './policy-store.ts';
+import { readTls, reloadTlsOnChange, type TlsFiles } from './tls.ts';
+
+export interface WebhookOptions {
+  readonly policyDir: string;
+  readonly host?: string;
+  readonly port?: number;
+  /** Serve HTTPS with these files (reloaded on change); plain HTTP without (tests and benchmarks only). */
+  readonly tls?: TlsFiles;
+  /** Cluster access; when absent, `view` must be given. */
+  readonly kubeconfig?: KubeConfig;
+  readonly view?: ClusterView;
+  readonly systemUsers: readonly string[];
+  readonly auditIntervalMs?: number;
+  readonly log: Logger;
+}
+
+export interface RunningWebhook {
+  readonly url: string;
+  readonly port: number;
+  readonly metrics: WebhookMetrics;
+  readonly policies: PolicyStore;
+  close(): Promise<void>;
+}
+
+export async function startWebhook(options: WebhookOptions): Promise<RunningWebhook> {
+  const { log } = options;
+  const metrics = new WebhookMetrics();
+  const policies = new PolicyStore(options.policyDir, log);
+  const track = () => metrics.setPolicy(policies.status().state, policies.status().revision);
+  policies.on('change', track);
+  policies.on('rejected', () => {
+    metrics.policyRejections.inc();
+    track();
+  });
+  policies.reload();
+  track();
+  policies.watch();
+
+  let cache: ClusterCache | null = null;
+  let view: ClusterView;
+  let synced: () => boolean;
+  if (options.kubeconfig) {
+    const c = new ClusterCache(options.kubeconfig, log);
+    cache = c;
+    view = c;
+    synced = () => c.synced();
+    // Readiness waits for this; serving starts at once so that probes can answer.
+    c.start().catch((e: unknown) => log.error({ err: e instanceof Error ? e.message : String(e) }, 'initial cache sync failed; retrying via the watch'));
+  } else if (options.view) {
+    view = options.view;
+    synced = () => true;
+  } else {
+    throw new Error('startWebhook needs a kubeconfig or a view');
+  }
+  const app = createWebhookApp({ policies, view, synced, config: { systemUsers: options.systemUsers }, metrics, log });
+  let server: HttpsServer | HttpServer;
+  let stopTls = () => {};
+  if (options.tls) {
+    const https = createHttpsServer({ ...readTls(options.tls), minVersion: 'TLSv1.2' }, app);
+    stopTls = reloadTlsOnChange(https, options.tls, log, (s) => metrics.certificateExpiry.set(s));
+    server = https;
+  } else {
+    server = createHttpServer(app);
+  }
+  // The API server keeps connections alive; keep ours open longer than its idle timeout.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 8443, options.host ?? '0.0.0.0', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const stopAudit = cache ? scheduleDriftAudit(cache, policies, metrics, log, options.auditIntervalMs ?? 60_000) : () => {};
+  const url = `${options.tls ? 'https' : 'http'}://${options.host === '0.0.0.0' || options.host === undefined ? '127.0.0.1' : options.host}:${port}`;
+  log.info({ url, policyDir: options.policyDir, revision: policies.status().revision }, 'webhook serving');
+  return {
+    url,
+    port,
+    metrics,
+    policies,
+    async close() {
+      stopAudit();
+      stopTls();
+      policies.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections?.();
+      });
+      await cache?.stop();
+    },
+  };
+}
