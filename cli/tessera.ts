@@ -2,16 +2,31 @@
 // The `tessera` command. Each subcommand lives in its own file; this one only dispatches and turns errors into a
 // message and an exit code.
 
+import { AUDIT_USAGE, auditCommand } from './audit.ts';
+import { POLICY_USAGE, policyCommand } from './policy.ts';
+import { SERVE_USAGE, serveCommand } from './serve.ts';
 import { SIMULATE_USAGE, simulateCommand } from './simulate.ts';
 
 const USAGE = `usage: tessera <command> [options]
 
 commands:
+  serve      run the admission webhook
+  policy     lint, test and apply policy files offline
+  audit      report running pods that drifted from the current policy
   simulate   replay a GPU cluster trace through the placement core
+
+${SERVE_USAGE}
+
+${POLICY_USAGE}
+
+${AUDIT_USAGE}
 
 ${SIMULATE_USAGE}`;
 
 const COMMANDS: Readonly<Record<string, (argv: string[]) => number | Promise<number>>> = {
+  serve: serveCommand,
+  policy: policyCommand,
+  audit: auditCommand,
   simulate: simulateCommand,
 };
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { mkdtempSync, writeFileSync, rmSync, renameSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, rmSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
@@ -18,20 +18,14 @@ function setup() {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-webhook-'));
   const policyDir = join(dir, 'policy');
   const certDir = join(dir, 'tls');
-  for (const d of [policyDir, certDir]) rmSync(d, { recursive: true, force: true });
-  require_mkdir(policyDir);
-  require_mkdir(certDir);
+  mkdirSync(policyDir, { recursive: true });
+  mkdirSync(certDir, { recursive: true });
   writeFileSync(join(policyDir, 'policy.yaml'), EXAMPLE_POLICY_TEXT);
   const ca = createCa();
   const leaf = issueLeaf(ca, { commonName: 'tessera-webhook', dnsNames: ['localhost'], ips: ['127.0.0.1'] });
   writeFileSync(join(certDir, 'tls.crt'), leaf.certPem);
   writeFileSync(join(certDir, 'tls.key'), leaf.keyPem);
   return { dir, policyDir, certDir, ca };
-}
-
-function require_mkdir(d: string) {
-  // node:fs mkdirSync, imported lazily to keep the setup readable
-  (process as unknown as { getBuiltinModule(m: string): typeof import('node:fs') }).getBuiltinModule('node:fs').mkdirSync(d, { recursive: true });
 }
 
 interface Reply {

@@ -1,0 +1,46 @@
+// `tessera audit`: re-evaluates every running pod against the current policy and reports the drifted ones by rule and
+// tenant, from a snapshot file or the live cluster (current kubeconfig context).
+
+import { parseArgs } from 'node:util';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { auditPods, type DriftReport } from '../core/admission/audit.ts';
+import { staticClusterView } from '../core/admission/cluster-view.ts';
+import type { KubeNamespace, KubePod } from '../core/kube-objects.ts';
+import { readObjects } from './objects.ts';
+import { loadPolicy } from './policy-files.ts';
+
+export const AUDIT_USAGE = 'tessera audit --policy FILE|DIR [--snapshot FILE] [--json]   (without --snapshot: the live cluster of the current kubeconfig)';
+
+export function formatDrift(report: DriftReport): string {
+  const lines = [`policy revision ${report.revision}: ${report.checked} running pod(s) checked, ${report.drifted.length} drifted, ${report.staleRevision} admitted under another revision`];
+  if (report.byRule.length > 0) {
+    lines.push('', 'by rule and tenant:');
+    for (const r of report.byRule) lines.push(`  ${r.rule.padEnd(28)} ${r.action.padEnd(8)} ${r.tenant.padEnd(16)} ${r.pods} pod(s)`);
+    lines.push('', 'pods:');
+    for (const p of report.drifted) {
+      lines.push(`  ${p.namespace}/${p.name} (tenant ${p.tenant ?? '-'}, admitted under ${p.admittedRevision ?? 'no revision'})`);
+      for (const v of p.violations) lines.push(`    [${v.rule}, ${v.action}] ${v.message}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+export async function auditCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { policy: { type: 'string', multiple: true }, snapshot: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  if (!values.policy) throw new Error(`--policy is required\n\n${AUDIT_USAGE}`);
+  const policy = loadPolicy(values.policy);
+  let namespaces: KubeNamespace[];
+  let pods: KubePod[];
+  if (values.snapshot) {
+    ({ namespaces, pods } = readObjects(values.snapshot));
+  } else {
+    const kc = new KubeConfig();
+    kc.loadFromDefault();
+    const core = kc.makeApiClient(CoreV1Api);
+    namespaces = (await core.listNamespace()).items as KubeNamespace[];
+    pods = (await core.listPodForAllNamespaces()).items as KubePod[];
+  }
+  const report = auditPods(pods, policy, staticClusterView(namespaces, pods));
+  console.log(values.json ? JSON.stringify(report, null, 2) : formatDrift(report));
+  return 0;
+}

@@ -1,0 +1,167 @@
+// `tessera policy lint | test | apply`: the security team's tools, on the same code path as the webhook.
+
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { staticClusterView } from '../core/admission/cluster-view.ts';
+import { runAdmission } from '../core/admission/pipeline.ts';
+import type { AdmissionRequest, AdmissionReview, UserInfo } from '../core/admission/request.ts';
+import { compilePolicy, formatProblem } from '../core/policy/compile.ts';
+import type { Policy } from '../core/policy/model.ts';
+import { readObjects, type ObjectSet } from './objects.ts';
+import { loadPolicy, readPolicyFiles } from './policy-files.ts';
+
+export const POLICY_USAGE = `tessera policy lint FILE|DIR...
+tessera policy test DIR|FILE...
+tessera policy apply --policy FILE|DIR [--context FILE] [--system-user NAME]... REVIEW.json`;
+
+function lint(args: string[]): number {
+  if (args.length === 0) throw new Error(`name the policy files to lint\n\n${POLICY_USAGE}`);
+  const files = readPolicyFiles(args);
+  const result = compilePolicy(files);
+  if (!result.ok) {
+    for (const p of result.problems) console.log(formatProblem(p));
+    console.log(`\n${result.problems.length} problem(s); the webhook would keep serving its last good policy`);
+    return 1;
+  }
+  const p = result.policy;
+  console.log(`ok: ${files.length} file(s), revision ${p.revision}`);
+  console.log(`  pools:   ${p.pools.map((x) => `${x.name} (${x.fractionMode}${x.gpuModel ? `, ${x.gpuModel}` : ''})`).join(', ') || '(none)'}`);
+  console.log(`  tenants: ${p.tenants.map((x) => `${x.name} (quota ${x.quotaGpus ?? 'none'}, ${x.shareGpuWith})`).join(', ') || '(none)'}`);
+  console.log(`  rules:   ${p.rules.map((x) => `${x.name} [${x.kind}, ${x.action}]`).join(', ') || '(none)'}`);
+  return 0;
+}
+
+interface TestCase {
+  name: string;
+  user?: UserInfo;
+  operation?: 'CREATE' | 'UPDATE' | 'DELETE';
+  namespace?: string;
+  object: Record<string, unknown>;
+  oldObject?: Record<string, unknown>;
+  subResource?: string;
+  expect: { allowed?: boolean; denial?: string; warnings?: string[]; violations?: string[]; fields?: Record<string, unknown> };
+}
+
+interface TestSuite {
+  policy: string | string[];
+  context?: string;
+  systemUsers?: string[];
+  cases: TestCase[];
+}
+
+function pointer(obj: unknown, path: string): unknown {
+  if (path === '' || path === '/') return obj;
+  let cur: unknown = obj;
+  for (const raw of path.replace(/^\//, '').split('/')) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[key];
+  }
+  return cur;
+}
+
+function requestOf(c: TestCase, index: number): AdmissionRequest {
+  const kind = String(c.object.kind ?? 'Pod');
+  const apiVersion = String(c.object.apiVersion ?? 'v1');
+  const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') as [string, string] : ['', apiVersion];
+  const meta = (c.object.metadata ?? {}) as { name?: string; namespace?: string };
+  return {
+    uid: `test-${index}`,
+    kind: { group, version, kind },
+    operation: c.operation ?? 'CREATE',
+    ...(c.subResource ? { subResource: c.subResource } : {}),
+    namespace: c.namespace ?? meta.namespace ?? (kind === 'Namespace' ? '' : 'default'),
+    name: meta.name ?? '',
+    userInfo: c.user ?? { username: 'tester', groups: ['system:authenticated'] },
+    object: c.object,
+    ...(c.oldObject ? { oldObject: c.oldObject } : {}),
+  };
+}
+
+function failuresOf(c: TestCase, result: ReturnType<typeof runAdmission>): string[] {
+  const failures: string[] = [];
+  const r = result.response;
+  const e = c.expect ?? {};
+  if (e.allowed !== undefined && r.allowed !== e.allowed) failures.push(`expected ${e.allowed ? 'allowed' : 'denied'}, got ${r.allowed ? 'allowed' : `denied: ${r.status?.message ?? ''}`}`);
+  if (e.denial !== undefined && !new RegExp(e.denial).test(r.status?.message ?? '')) failures.push(`denial message ${JSON.stringify(r.status?.message ?? '(none)')} does not match /${e.denial}/`);
+  for (const w of e.warnings ?? []) if (!(r.warnings ?? []).some((x) => new RegExp(w).test(x))) failures.push(`no warning matches /${w}/ (warnings: ${JSON.stringify(r.warnings ?? [])})`);
+  const fired = new Set(result.violations.map((v) => v.rule));
+  for (const v of e.violations ?? []) if (!fired.has(v)) failures.push(`rule ${v} did not fire (fired: ${[...fired].join(', ') || 'none'})`);
+  for (const [path, want] of Object.entries(e.fields ?? {})) {
+    const got = pointer(result.object, path);
+    if (JSON.stringify(got) !== JSON.stringify(want)) failures.push(`${path} is ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+  }
+  return failures;
+}
+
+function runSuite(file: string): { passed: number; failed: number } {
+  const suite = parseYaml(readFileSync(file, 'utf8')) as TestSuite;
+  if (!suite || !Array.isArray(suite.cases)) throw new Error(`${file}: a test suite needs "policy" and "cases"`);
+  const base = dirname(file);
+  const policy = loadPolicy((Array.isArray(suite.policy) ? suite.policy : [suite.policy]).map((p) => resolve(base, p)));
+  const context: ObjectSet = suite.context ? readObjects(resolve(base, suite.context)) : { namespaces: [], pods: [], nodes: [], other: [] };
+  const view = staticClusterView(context.namespaces, context.pods);
+  let passed = 0;
+  let failed = 0;
+  console.log(`${file} (policy revision ${policy.revision})`);
+  suite.cases.forEach((c, i) => {
+    const result = runAdmission(requestOf(c, i), policy, view, { systemUsers: suite.systemUsers ?? [] });
+    const failures = failuresOf(c, result);
+    if (failures.length === 0) {
+      passed++;
+      console.log(`  ok      ${c.name}`);
+    } else {
+      failed++;
+      console.log(`  FAILED  ${c.name}`);
+      for (const f of failures) console.log(`          ${f}`);
+    }
+  });
+  return { passed, failed };
+}
+
+function test(args: string[]): number {
+  if (args.length === 0) throw new Error(`name test suites (files or directories)\n\n${POLICY_USAGE}`);
+  const files: string[] = [];
+  for (const a of args) {
+    files.push(...suiteFiles(a));
+  }
+  let passed = 0;
+  let failed = 0;
+  for (const f of files) {
+    const r = runSuite(f);
+    passed += r.passed;
+    failed += r.failed;
+  }
+  console.log(`\n${passed} passed, ${failed} failed`);
+  return failed === 0 && passed > 0 ? 0 : 1;
+}
+
+/** Test suites: the given files, or the *.test.yaml files of a directory. */
+function suiteFiles(path: string): string[] {
+  if (statSync(path).isDirectory()) return readdirSync(path).filter((f) => /\.test\.ya?ml$/.test(f)).sort().map((f) => resolve(path, f));
+  return [path];
+}
+
+function apply(args: string[]): number {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { policy: { type: 'string', multiple: true }, context: { type: 'string' }, 'system-user': { type: 'string', multiple: true } } });
+  if (!values.policy || positionals.length !== 1) throw new Error(`--policy and one REVIEW.json are required\n\n${POLICY_USAGE}`);
+  const policy: Policy = loadPolicy(values.policy);
+  const context = values.context ? readObjects(values.context) : { namespaces: [], pods: [], nodes: [], other: [] };
+  const review = JSON.parse(readFileSync(positionals[0]!, 'utf8')) as AdmissionReview;
+  if (review.apiVersion !== 'admission.k8s.io/v1' || review.kind !== 'AdmissionReview' || !review.request?.uid) {
+    throw new Error(`${positionals[0]} is not an admission.k8s.io/v1 AdmissionReview with request.uid`);
+  }
+  const result = runAdmission({ ...review.request, userInfo: review.request.userInfo ?? {} }, policy, staticClusterView(context.namespaces, context.pods), { systemUsers: values['system-user'] ?? [] });
+  console.log(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: result.response }, null, 2));
+  return 0;
+}
+
+export function policyCommand(argv: string[]): number {
+  const [sub, ...rest] = argv;
+  if (sub === 'lint') return lint(rest);
+  if (sub === 'test') return test(rest);
+  if (sub === 'apply') return apply(rest);
+  throw new Error(`unknown policy command "${sub ?? ''}"\n\n${POLICY_USAGE}`);
+}
