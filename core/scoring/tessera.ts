@@ -1,11 +1,13 @@
 // Tessera's default strategy: fragmentation-aware best fit. Measured on the Alibaba openb trace it leaves fewer GPUs
 // unallocated than FGD (README, "Packing"). Each placement scores, in milli-GPU:
-//   - best fit at the GPU: a share goes to the GPU it leaves with the least spare compute; whole GPUs and CPU-only
-//     pods go to the node with the fewest untouched GPUs, so that empty GPUs and nodes stay free for large pods;
+//   - best fit at the GPU for shares: a share goes to the GPU it leaves with the least spare compute;
 //   - FGD's fragmentation growth against the workload's typical pods, quantised to 100 milli: in full precision it
-//     chases noise (7.3 % unallocated instead of 4.6 % on the default trace), coarse it is a strong signal;
+//     chases noise (7.3 % unallocated instead of 4.6 % on the default trace), coarse it is a strong signal; it is also
+//     what keeps unconstrained pods off the GPU models that constrained pods need;
 //   - a penalty for leaving GPU capacity without the CPU or memory to use it (stranding);
 //   - for multi-GPU sets, a bonus for NVLink/NUMA locality worth one GPU.
+// Whole GPUs get no best-fit term: packing them onto the nodes with the fewest untouched GPUs sends them to the small
+// nodes of scarce models and doubles the loss when pods constrain models (gpuspec workloads).
 // Device-plugin nodes, where the kubelet picks the device, are ranked by how full they become (binpack).
 
 import type { Placement } from '../fit.ts';
@@ -17,14 +19,8 @@ const FRAGMENTATION_STEP = 100;
 const STRANDING_WEIGHT = 500;
 const TOPOLOGY_WEIGHT = 1000;
 
-function bestFitTerm({ node, usage }: ScoreInput, p: Placement): number {
-  if (p.gpus.length === 1 && p.gpus[0]!.milli < 1000) return -gpuLeftover(usage, p);
-  let untouched = 0;
-  for (const g of node.gpus) {
-    const taken = p.gpus.some((x) => x.index === g.index);
-    if (!taken && usage.milliOn(g.index) === 0) untouched++;
-  }
-  return (-1000 * untouched) / Math.max(1, node.gpus.length);
+function bestFitTerm({ usage }: ScoreInput, p: Placement): number {
+  return p.gpus.length === 1 && p.gpus[0]!.milli < 1000 ? -gpuLeftover(usage, p) : 0;
 }
 
 function strandingTerm({ node, usage, demand }: ScoreInput, p: Placement): number {
@@ -36,7 +32,7 @@ function strandingTerm({ node, usage, demand }: ScoreInput, p: Placement): numbe
 
 export const tessera: Strategy = {
   name: 'tessera',
-  description: 'fragmentation-aware best fit: GPU best fit + quantised FGD + CPU/memory stranding + topology',
+  description: 'fragmentation-aware best fit: GPU best fit for shares + quantised FGD + CPU/memory stranding + topology',
   choose(input) {
     const { node, usage, placements } = input;
     if (node.mode !== 'fraction') return { placement: placements[0]!, score: 1000 * gpuUtilisationAfter(node, usage, placements[0]!) };

@@ -1,0 +1,105 @@
+// Benchmark: the webhook's review latency in process (p50/p99 per review, budget p99 < 2 ms) and its throughput over
+// TLS on loopback with keep-alive (budget >= 3,000 reviews/s; the server is one Node process, so one core).
+
+import { fork } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { mutateRequest, mutationResponse, validateRequest, validationResponse } from '../../core/admission/review.ts';
+import { compilePolicy } from '../../core/policy/compile.ts';
+import { createCa, issueLeaf } from '../../certs/authority.ts';
+import { benchView, reviews } from './webhook-fixtures.ts';
+import { readFileSync } from 'node:fs';
+
+const POLICY = readFileSync(new URL('../../../shared/examples/policy.yaml', import.meta.url), 'utf8');
+const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+
+function inProcess(): { p50: number; p99: number; n: number } {
+  const compiled = compilePolicy([{ name: 'policy.yaml', text: POLICY }]);
+  if (!compiled.ok) throw new Error('example policy does not compile');
+  const policy = compiled.policy;
+  const view = benchView();
+  const config = { systemUsers: [] };
+  const samples: number[] = [];
+  const batch = reviews();
+  for (let round = 0; round < 3000; round++) {
+    for (const review of batch) {
+      const req = review.request!;
+      const t0 = process.hrtime.bigint();
+      mutationResponse(req.uid, mutateRequest(req, policy, view));
+      validationResponse(req.uid, validateRequest(req, policy, view, config), policy);
+      const t1 = process.hrtime.bigint();
+      if (round >= 500) samples.push(Number(t1 - t0) / 1e6);
+    }
+  }
+  samples.sort((a, b) => a - b);
+  return { p50: percentile(samples, 0.5), p99: percentile(samples, 0.99), n: samples.length };
+}
+
+async function overTls(seconds: number, concurrency: number): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-'));
+  mkdirSync(join(dir, 'policy'));
+  writeFileSync(join(dir, 'policy', 'policy.yaml'), POLICY);
+  const ca = createCa();
+  const leaf = issueLeaf(ca, { commonName: 'bench', ips: ['127.0.0.1'] });
+  writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
+  writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
+  const child = fork(fileURLToPath(new URL('./webhook-server.ts', import.meta.url)), [join(dir, 'policy'), join(dir, 'tls.crt'), join(dir, 'tls.key')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m) => resolve((m as { port: number }).port));
+    child.once('exit', (code) => reject(new Error(`webhook exited with ${code}`)));
+  });
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency, ca: ca.certPem });
+  const bodies = reviews().map((r) => JSON.stringify(r));
+  const latencies: number[] = [];
+  let errors = 0;
+  let done = 0;
+  const post = (path: string, body: string) => new Promise<void>((resolve) => {
+    const t0 = performance.now();
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        if (res.statusCode !== 200) errors++;
+        latencies.push(performance.now() - t0);
+        done++;
+        resolve();
+      });
+    });
+    req.on('error', () => {
+      errors++;
+      resolve();
+    });
+    req.end(body);
+  });
+  // Warm up, then measure for a bounded time.
+  for (let i = 0; i < 200; i++) await post('/validate', bodies[i % bodies.length]!);
+  latencies.length = 0;
+  done = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const started = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      const i = next++;
+      await post(i % 2 === 0 ? '/mutate' : '/validate', bodies[i % bodies.length]!);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsed = (performance.now() - started) / 1000;
+  agent.destroy();
+  child.disconnect();
+  await new Promise((r) => child.once('exit', r));
+  rmSync(dir, { recursive: true, force: true });
+  latencies.sort((a, b) => a - b);
+  return { rps: done / elapsed, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), errors };
+}
+
+const local = inProcess();
+console.log(`webhook in process: ${local.n} reviews (mutate + validate each), p50 ${local.p50.toFixed(3)} ms, p99 ${local.p99.toFixed(3)} ms`);
+const tls = await overTls(Number(process.env.BENCH_SECONDS ?? 10), Number(process.env.BENCH_CONCURRENCY ?? 32));
+console.log(`webhook over TLS (loopback, keep-alive, 32 connections, one server process): ${tls.rps.toFixed(0)} reviews/s, latency p50 ${tls.p50.toFixed(2)} ms, p99 ${tls.p99.toFixed(2)} ms, errors ${tls.errors}`);
+const ok = local.p99 < 2 && tls.rps >= 3000 && tls.errors === 0;
+console.log(`budget: p99 < 2 ms in process and >= 3000 reviews/s over TLS: ${ok ? 'PASS' : 'FAIL'}`);
+process.exitCode = ok ? 0 : 1;
