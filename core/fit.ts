@@ -132,6 +132,7 @@ function fitDevicePlugin(node: NodeInventory, usage: NodeUsage, demand: PodDeman
     const free = capacity - (usage.resources.get(resource) ?? 0);
     if (resource.startsWith(NVIDIA_MIG_PREFIX)) {
       const profile = resource.slice(NVIDIA_MIG_PREFIX.length);
+      if (node.mode !== 'mig') return fail(reason('ModeMismatch', `pod asks for MIG ${profile} but node ${node.name} is a ${node.mode} node, not MIG-partitioned`));
       if (capacity === 0) {
         const offered = Object.keys(node.resources).filter((r) => r.startsWith(NVIDIA_MIG_PREFIX)).map((r) => r.slice(NVIDIA_MIG_PREFIX.length));
         const exists = node.migGeometry !== null && migProfile(node.migGeometry, profile) !== undefined;

@@ -20,6 +20,8 @@ export interface Allocation {
   readonly sharing: boolean;
   /** Expiry of an assumed reservation; null once the pod is seen bound. */
   readonly assumedUntil: number | null;
+  /** GPU-equivalents the pod holds against its tenant's quota (0 when absent). */
+  readonly equivalents?: number;
 }
 
 /** Aggregated usage of one node. Read-only to everyone but the ledger. */
@@ -91,6 +93,19 @@ export class Ledger {
   private readonly byUid = new Map<string, Allocation>();
   private readonly byNode = new Map<string, NodeUsage>();
   private readonly podsByNode = new Map<string, Set<string>>();
+  private readonly tenantTotals = new Map<string, number>();
+
+  private countTenant(a: Allocation, sign: 1 | -1): void {
+    if (a.tenant === null || !a.equivalents) return;
+    const next = (this.tenantTotals.get(a.tenant) ?? 0) + sign * a.equivalents;
+    if (Math.abs(next) < 1e-9) this.tenantTotals.delete(a.tenant);
+    else this.tenantTotals.set(a.tenant, next);
+  }
+
+  /** GPU-equivalents held by a tenant's allocations (bound and assumed). */
+  tenantEquivalents(tenant: string): number {
+    return this.tenantTotals.get(tenant) ?? 0;
+  }
 
   /** Records an allocation, replacing any earlier one of the same pod. */
   add(allocation: Allocation): void {
@@ -102,6 +117,7 @@ export class Ledger {
       this.byNode.set(allocation.node, usage);
     }
     usage.apply(allocation, 1);
+    this.countTenant(allocation, 1);
     let pods = this.podsByNode.get(allocation.node);
     if (!pods) {
       pods = new Set();
@@ -116,6 +132,7 @@ export class Ledger {
     if (!existing) return undefined;
     this.byUid.delete(uid);
     this.byNode.get(existing.node)?.apply(existing, -1);
+    this.countTenant(existing, -1);
     this.podsByNode.get(existing.node)?.delete(uid);
     return existing;
   }

@@ -1,0 +1,125 @@
+// One pod against many nodes: the shared code of filter, prioritize, bind, preempt and `tessera explain`. Per node it
+// gives a verdict (feasible with a score and the placement bind would commit, or a reason), cached per node and pod
+// shape until the node, its usage or the cluster model changes, so that kube-scheduler's repeated calls cost lookups.
+
+import { podEquivalents } from '../admission/equivalents.ts';
+import { DemandError, readDemand, wantsGpu, type PodDemand } from '../demand.ts';
+import { fit, type Placement } from '../fit.ts';
+import type { NodeInventory } from '../inventory.ts';
+import type { KubePod } from '../kube-objects.ts';
+import { POOL_ANNOTATION } from '../names.ts';
+import { poolNamed, tenantNamed, type Pool } from '../policy/model.ts';
+import { reason, type Reason } from '../reasons.ts';
+import type { ScoringContext, Strategy } from '../scoring/strategy.ts';
+import type { SchedulingState } from './state.ts';
+
+export interface NodeVerdict {
+  readonly node: string;
+  readonly feasible: boolean;
+  /** Raw strategy score (higher is better); 0 when infeasible. */
+  readonly score: number;
+  readonly placement: Placement | null;
+  readonly reason: Reason | null;
+}
+
+export interface PodContext {
+  readonly demand: PodDemand;
+  readonly tenant: string | null;
+  readonly pool: Pool | null;
+  readonly key: string;
+}
+
+export type PodContextResult = { readonly ok: true; readonly pod: PodContext } | { readonly ok: false; readonly reason: Reason };
+
+/** Reads the pod once per request (the CycleState habit). */
+export function podContext(state: SchedulingState, pod: KubePod): PodContextResult {
+  let demand: PodDemand;
+  try {
+    demand = readDemand(pod);
+  } catch (e) {
+    const message = e instanceof DemandError ? `${e.field}: ${e.message}` : String(e);
+    return { ok: false, reason: { code: 'ModeMismatch', message: `ModeMismatch: the pod's GPU request is invalid: ${message}`, unresolvable: true } };
+  }
+  const namespace = pod.metadata?.namespace ?? '';
+  const tenant = state.tenantOf(namespace);
+  const poolName = pod.metadata?.annotations?.[POOL_ANNOTATION];
+  const pool = poolName && state.policy ? poolNamed(state.policy, poolName) ?? null : null;
+  const key = JSON.stringify([demand.cpuMilli, demand.memoryMiB, demand.gpuResources, demand.fraction, demand.models, demand.topology, demand.intent.migProfile, demand.intent.memoryMiB, tenant, pool?.name ?? null]);
+  return { ok: true, pod: { demand, tenant, pool, key } };
+}
+
+function inPool(node: NodeInventory, pool: Pool): boolean {
+  return Object.entries(pool.nodeSelector).every(([k, v]) => node.labels[k] === v);
+}
+
+interface CacheEntry {
+  readonly stateVersion: number;
+  readonly generation: number;
+  readonly verdict: NodeVerdict;
+}
+
+/** Per-node verdict cache keyed by pod shape; entries die with any change to the node's usage or the model. */
+export class VerdictCache {
+  private readonly byNode = new Map<string, Map<string, CacheEntry>>();
+  hits = 0;
+  misses = 0;
+
+  get(node: string, key: string, stateVersion: number, generation: number): NodeVerdict | undefined {
+    const e = this.byNode.get(node)?.get(key);
+    if (e && e.stateVersion === stateVersion && e.generation === generation) {
+      this.hits++;
+      return e.verdict;
+    }
+    this.misses++;
+    return undefined;
+  }
+
+  set(node: string, key: string, stateVersion: number, generation: number, verdict: NodeVerdict): void {
+    let m = this.byNode.get(node);
+    if (!m) {
+      m = new Map();
+      this.byNode.set(node, m);
+    }
+    // Bound the per-node cache: pod shapes are few in practice, but a flood of unique ones must not grow memory.
+    if (m.size > 256) m.clear();
+    m.set(key, { stateVersion, generation, verdict });
+  }
+}
+
+export function evaluateNode(state: SchedulingState, ctx: PodContext, name: string, strategy: Strategy, scoring: ScoringContext, cache: VerdictCache | null): NodeVerdict {
+  const node = state.nodes.get(name);
+  if (!node) return { node: name, feasible: false, score: 0, placement: null, reason: reason('UnknownNode', `node ${name} is not in the extender's cache (yet)`) };
+  const usage = state.ledger.usage(name);
+  const cached = cache?.get(name, ctx.key, state.version, usage.generation);
+  if (cached) return cached;
+  let verdict: NodeVerdict;
+  if (ctx.pool && !inPool(node, ctx.pool)) {
+    verdict = { node: name, feasible: false, score: 0, placement: null, reason: reason('NodeNotInPool', `node ${name} is not in pool ${ctx.pool.name} (${Object.entries(ctx.pool.nodeSelector).map(([k, v]) => `${k}=${v}`).join(', ')})`) };
+  } else {
+    const result = fit(node, usage, ctx.demand, state.fitContext(ctx.tenant));
+    if (!result.ok) verdict = { node: name, feasible: false, score: 0, placement: null, reason: result.reason };
+    else {
+      const scored = strategy.choose({ node, usage, demand: ctx.demand, placements: result.placements, context: scoring });
+      verdict = { node: name, feasible: true, score: scored.score, placement: scored.placement, reason: null };
+    }
+  }
+  cache?.set(name, ctx.key, state.version, usage.generation, verdict);
+  return verdict;
+}
+
+export function evaluateNodes(state: SchedulingState, ctx: PodContext, names: readonly string[], strategy: Strategy, scoring: ScoringContext, cache: VerdictCache | null): NodeVerdict[] {
+  return names.map((n) => evaluateNode(state, ctx, n, strategy, scoring, cache));
+}
+
+/** The tenant quota check at bind: what the tenant holds (bound and assumed, this pod excluded) plus this pod. */
+export function quotaReason(state: SchedulingState, pod: KubePod, ctx: PodContext): Reason | null {
+  const policy = state.policy;
+  if (policy === null || ctx.tenant === null || !wantsGpu(ctx.demand)) return null;
+  const tenant = tenantNamed(policy, ctx.tenant);
+  if (!tenant || tenant.quotaGpus === null) return null;
+  const mine = podEquivalents(pod, policy);
+  const own = state.ledger.get(pod.metadata?.uid ?? '')?.equivalents ?? 0;
+  const held = state.ledger.tenantEquivalents(ctx.tenant) - own;
+  if (held + mine <= tenant.quotaGpus + 1e-9) return null;
+  return reason('QuotaExceeded', `tenant ${ctx.tenant} holds ${Math.round(held * 1000) / 1000} of its ${tenant.quotaGpus} GPU-equivalents; this pod needs ${Math.round(mine * 1000) / 1000}`);
+}

@@ -1,0 +1,104 @@
+// The scheduler-side model of the cluster: node inventories, the allocation ledger, namespace tenants and the policy.
+// Fed by the extender's informers (or a snapshot file for `tessera explain`); no I/O of its own. Assumed placements
+// from bind stay until the informer shows the pod bound (confirmed) or gone, or their time runs out.
+
+import { readNode, type NodeInventory } from '../inventory.ts';
+import type { KubeNamespace, KubeNode, KubePod } from '../kube-objects.ts';
+import { Ledger, type Allocation } from '../ledger.ts';
+import { TENANT_LABEL } from '../names.ts';
+import { isolatedTenants, type Policy } from '../policy/model.ts';
+import type { FitContext } from '../fit.ts';
+import { allocationOfPod, isActive } from './pod-allocation.ts';
+
+export class SchedulingState {
+  readonly nodes = new Map<string, NodeInventory>();
+  readonly ledger = new Ledger();
+  private readonly tenants = new Map<string, string | null>();
+  private isolated: ReadonlySet<string> = new Set();
+  private currentPolicy: Policy | null = null;
+  /** Bumped whenever something that fit or scoring reads changes outside the ledger (nodes, tenants, policy). */
+  version = 0;
+  /** Problems found while rebuilding allocations from pods (surfaced as logs and metrics by the caller). */
+  readonly problems = new Map<string, string>();
+
+  get policy(): Policy | null {
+    return this.currentPolicy;
+  }
+
+  setPolicy(policy: Policy | null): void {
+    this.currentPolicy = policy;
+    this.isolated = policy === null ? new Set() : isolatedTenants(policy);
+    this.version++;
+  }
+
+  upsertNode(node: KubeNode): NodeInventory {
+    const inventory = readNode(node);
+    this.nodes.set(inventory.name, inventory);
+    this.version++;
+    return inventory;
+  }
+
+  removeNode(name: string): void {
+    this.nodes.delete(name);
+    this.version++;
+  }
+
+  upsertNamespace(ns: KubeNamespace): void {
+    const name = ns.metadata?.name ?? '';
+    const tenant = ns.metadata?.labels?.[TENANT_LABEL] || null;
+    if (this.tenants.get(name) !== tenant) {
+      this.tenants.set(name, tenant);
+      this.version++;
+    }
+  }
+
+  removeNamespace(name: string): void {
+    this.tenants.delete(name);
+    this.version++;
+  }
+
+  tenantOf(namespace: string): string | null {
+    return this.tenants.get(namespace) ?? null;
+  }
+
+  fitContext(tenant: string | null): FitContext {
+    return { tenant, isolatedTenants: this.isolated };
+  }
+
+  /** Applies a pod as the informer reports it. */
+  upsertPod(pod: KubePod): void {
+    const uid = pod.metadata?.uid ?? '';
+    if (uid === '') return;
+    if (!isActive(pod) || pod.metadata?.deletionTimestamp) {
+      // Terminating pods keep their GPUs until they are gone; finished pods free them now.
+      if (!isActive(pod)) this.removePod(uid);
+      return;
+    }
+    const node = pod.spec?.nodeName;
+    const { allocation, problem } = allocationOfPod(pod, node ? this.nodes.get(node) : undefined, this.tenantOf(pod.metadata?.namespace ?? ''), this.currentPolicy);
+    if (problem !== null) this.problems.set(uid, problem);
+    else this.problems.delete(uid);
+    if (allocation === null) {
+      // Not bound yet: an assumed placement from our own bind must survive until the binding shows up.
+      const existing = this.ledger.get(uid);
+      if (existing && existing.assumedUntil === null) this.ledger.remove(uid);
+      return;
+    }
+    this.ledger.add(allocation);
+  }
+
+  removePod(uid: string): void {
+    this.ledger.remove(uid);
+    this.problems.delete(uid);
+  }
+
+  /** Records a placement made at bind, before the informer sees it. */
+  assume(allocation: Allocation): void {
+    this.ledger.add(allocation);
+  }
+
+  /** Drops assumed placements whose time has passed; returns them. */
+  expire(now: number): Allocation[] {
+    return this.ledger.expire(now);
+  }
+}

@@ -1,0 +1,26 @@
+// The fraction-capacity controller: nodes labelled tessera.io/sharing=fraction advertise tessera.io/gpu-milli, 1000
+// per GPU counted by GFD, in their status, so that kube-scheduler's own resource check sees the shareable capacity.
+
+import type { Logger } from 'pino';
+import type { KubeNode } from '../core/kube-objects.ts';
+import { GFD, GPU_MILLI, SHARING_LABEL } from '../core/names.ts';
+import type { ClusterWriter } from './cluster-writer.ts';
+
+/** The gpu-milli a node should advertise, or null when it is not a (valid) fraction node. */
+export function desiredMilli(node: KubeNode): number | null {
+  const labels = node.metadata?.labels ?? {};
+  if (labels[SHARING_LABEL] !== 'fraction') return null;
+  const count = labels[GFD.count];
+  if (count === undefined || !/^\d+$/.test(count) || Number(count) === 0) return null;
+  return Number(count) * 1000;
+}
+
+export async function reconcileCapacity(node: KubeNode, writer: ClusterWriter, log: Logger): Promise<boolean> {
+  const want = desiredMilli(node);
+  if (want === null) return false;
+  const have = node.status?.allocatable?.[GPU_MILLI];
+  if (have !== undefined && Number(have) === want && Number(node.status?.capacity?.[GPU_MILLI]) === want) return false;
+  await writer.setNodeResources(node.metadata?.name ?? '', { [GPU_MILLI]: String(want) });
+  log.info({ node: node.metadata?.name, [GPU_MILLI]: want }, 'advertised fraction capacity');
+  return true;
+}

@@ -1,0 +1,106 @@
+// Lease-based leader election (coordination.k8s.io/v1): only the replica holding the lease is Ready and serves, so two
+// replicas never bind at once. A leader that cannot renew before the lease runs out steps down on its own.
+
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+
+export interface LeaderOptions {
+  readonly namespace: string;
+  readonly name: string;
+  readonly identity: string;
+  readonly leaseSeconds?: number;
+  readonly retryMs?: number;
+  readonly log: Logger;
+  readonly onChange?: (leader: boolean) => void;
+}
+
+export class LeaderElector {
+  private readonly api: CoordinationV1Api;
+  private readonly o: LeaderOptions;
+  private leading = false;
+  private renewedAt = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(kc: KubeConfig, options: LeaderOptions) {
+    this.api = kc.makeApiClient(CoordinationV1Api);
+    this.o = options;
+  }
+
+  get isLeader(): boolean {
+    // Step down on our own if renewals stopped working: another replica may take over after the lease runs out.
+    if (this.leading && Date.now() - this.renewedAt > (this.o.leaseSeconds ?? 15) * 1000 * 0.8) this.set(false);
+    return this.leading;
+  }
+
+  private set(leader: boolean): void {
+    if (leader === this.leading) return;
+    this.leading = leader;
+    this.o.log.info({ identity: this.o.identity, leader }, leader ? 'became leader' : 'stepped down');
+    this.o.onChange?.(leader);
+  }
+
+  private async tryOnce(): Promise<void> {
+    const duration = this.o.leaseSeconds ?? 15;
+    const now = new Date();
+    const spec = { holderIdentity: this.o.identity, leaseDurationSeconds: duration, renewTime: new V1MicroTime(now.getTime()) };
+    let lease: V1Lease | null = null;
+    try {
+      lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
+    } catch (e) {
+      if ((e as { code?: number }).code !== 404) throw e;
+    }
+    if (lease === null) {
+      await this.api.createNamespacedLease({ namespace: this.o.namespace, body: { metadata: { name: this.o.name, namespace: this.o.namespace }, spec: { ...spec, acquireTime: new V1MicroTime(now.getTime()), leaseTransitions: 0 } } });
+      this.renewedAt = Date.now();
+      this.set(true);
+      return;
+    }
+    const holder = lease.spec?.holderIdentity;
+    const renewed = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
+    const expired = renewed + (lease.spec?.leaseDurationSeconds ?? duration) * 1000 < now.getTime();
+    if (holder !== this.o.identity && !expired) {
+      this.set(false);
+      return;
+    }
+    const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === this.o.identity ? 0 : 1);
+    // Replace with the resourceVersion we read: if another replica renewed in between, this fails and we stay follower.
+    await this.api.replaceNamespacedLease({
+      name: this.o.name,
+      namespace: this.o.namespace,
+      body: { ...lease, spec: { ...lease.spec, ...spec, leaseTransitions: transitions, ...(holder === this.o.identity ? {} : { acquireTime: new V1MicroTime(now.getTime()) }) } },
+    });
+    this.renewedAt = Date.now();
+    this.set(true);
+  }
+
+  start(): void {
+    const loop = async () => {
+      if (this.stopped) return;
+      try {
+        await this.tryOnce();
+      } catch (e) {
+        this.o.log.debug({ err: e instanceof Error ? e.message : String(e) }, 'lease attempt failed');
+        if (this.leading && Date.now() - this.renewedAt > (this.o.leaseSeconds ?? 15) * 1000 * 0.8) this.set(false);
+      }
+      if (!this.stopped) this.timer = setTimeout(loop, this.o.retryMs ?? 2000);
+    };
+    void loop();
+  }
+
+  /** Gives the lease up so that a successor does not wait for it to expire. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (!this.leading) return;
+    this.set(false);
+    try {
+      const lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
+      if (lease.spec?.holderIdentity === this.o.identity) {
+        await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: { ...lease, spec: { ...lease.spec, renewTime: new V1MicroTime(0), leaseDurationSeconds: 1 } } });
+      }
+    } catch {
+      // best effort: the lease expires anyway
+    }
+  }
+}

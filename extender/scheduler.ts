@@ -1,0 +1,223 @@
+// The extender's decisions, apart from HTTP: filter, prioritize, bind and preempt over the shared SchedulingState.
+// Bind is the single commit point: under a per-node lock it re-checks the fit and the tenant's quota, records the
+// assignment with a resourceVersion-guarded write, creates the Binding, and rolls back on any error.
+
+import type { Logger } from 'pino';
+import { formatAssignment, visibleDevices } from '../core/assignment.ts';
+import { fit } from '../core/fit.ts';
+import type { KubeNode, KubePod } from '../core/kube-objects.ts';
+import type { Allocation } from '../core/ledger.ts';
+import { ASSIGNMENT, VISIBLE_DEVICES } from '../core/names.ts';
+import { evaluateNode, evaluateNodes, podContext, quotaReason, VerdictCache, type NodeVerdict } from '../core/scheduling/evaluate.ts';
+import type { SchedulingState } from '../core/scheduling/state.ts';
+import { nodeFragmentation } from '../core/scoring/fragmentation.ts';
+import { normaliseScores } from '../core/scoring/normalise.ts';
+import { scoringContext, type ScoringContext, type Strategy } from '../core/scoring/strategy.ts';
+import { podEquivalents } from '../core/admission/equivalents.ts';
+import type { WorkloadProfile } from '../core/scoring/workload-profile.ts';
+import { ConflictError, type ClusterWriter } from './cluster-writer.ts';
+import type { ExtenderMetrics } from './metrics.ts';
+import { NodeLocks } from './node-lock.ts';
+import type { ExtenderArgs, ExtenderBindingArgs, ExtenderFilterResult, ExtenderPreemptionArgs, HostPriority, MetaVictims } from './wire.ts';
+
+export interface SchedulerOptions {
+  readonly state: SchedulingState;
+  readonly strategy: Strategy;
+  readonly writer: ClusterWriter;
+  readonly metrics: ExtenderMetrics;
+  readonly log: Logger;
+  /** Looks a pod up in the informer cache. */
+  readonly podLookup: (namespace: string, name: string) => KubePod | undefined;
+  /** How long an assumed placement lives before the informer must have confirmed it. */
+  readonly assumeTtlMs?: number;
+  readonly now?: () => number;
+}
+
+export class ExtenderScheduler {
+  private readonly o: SchedulerOptions;
+  private readonly cache = new VerdictCache();
+  private readonly locks = new NodeLocks();
+  private scoring: ScoringContext = scoringContext();
+  private readonly nodeVersions = new Map<string, string>();
+
+  constructor(options: SchedulerOptions) {
+    this.o = options;
+  }
+
+  private now(): number {
+    return this.o.now ? this.o.now() : Date.now();
+  }
+
+  setProfile(profile: WorkloadProfile): void {
+    this.scoring = scoringContext(profile);
+    this.o.state.version++;
+  }
+
+  get scoringContext(): ScoringContext {
+    return this.scoring;
+  }
+
+  /** Full Node objects (nodeCacheCapable: false) refresh the inventory when they changed. */
+  private absorbNodes(nodes: readonly KubeNode[]): string[] {
+    return nodes.map((n) => {
+      const name = n.metadata?.name ?? '';
+      const rv = n.metadata?.resourceVersion ?? '';
+      if (!this.o.state.nodes.has(name) || this.nodeVersions.get(name) !== rv || rv === '') {
+        this.o.state.upsertNode(n);
+        this.nodeVersions.set(name, rv);
+      }
+      return name;
+    });
+  }
+
+  private verdicts(args: ExtenderArgs): { verdicts: NodeVerdict[]; error: string | null } {
+    const names = args.nodeNames ?? this.absorbNodes(args.nodes ?? []);
+    const ctx = podContext(this.o.state, args.pod);
+    if (!ctx.ok) return { verdicts: names.map((node) => ({ node, feasible: false, score: 0, placement: null, reason: ctx.reason })), error: null };
+    return { verdicts: evaluateNodes(this.o.state, ctx.pod, names, this.o.strategy, this.scoring, this.cache), error: null };
+  }
+
+  filter(args: ExtenderArgs): ExtenderFilterResult {
+    this.expire();
+    const { verdicts } = this.verdicts(args);
+    const feasible: string[] = [];
+    const failed: Record<string, string> = {};
+    const unresolvable: Record<string, string> = {};
+    for (const v of verdicts) {
+      if (v.feasible) feasible.push(v.node);
+      else if (v.reason) {
+        (v.reason.unresolvable ? unresolvable : failed)[v.node] = v.reason.message;
+        this.o.metrics.filterReasons.inc({ reason: v.reason.code });
+      }
+    }
+    const pod = args.pod.metadata;
+    this.o.log.debug({ pod: `${pod?.namespace}/${pod?.name}`, feasible: feasible.length, failed: Object.keys(failed).length + Object.keys(unresolvable).length }, 'filter');
+    if (args.nodeNames !== null) return { Nodes: null, NodeNames: feasible, FailedNodes: failed, FailedAndUnresolvableNodes: unresolvable, Error: '' };
+    const keep = new Set(feasible);
+    return { Nodes: { metadata: {}, items: (args.nodes ?? []).filter((n) => keep.has(n.metadata?.name ?? '')) }, NodeNames: null, FailedNodes: failed, FailedAndUnresolvableNodes: unresolvable, Error: '' };
+  }
+
+  prioritize(args: ExtenderArgs): HostPriority[] {
+    const { verdicts } = this.verdicts(args);
+    const feasible = verdicts.filter((v) => v.feasible);
+    const scores = normaliseScores(feasible.map((v) => v.score));
+    const byNode = new Map(feasible.map((v, i) => [v.node, scores[i]!]));
+    return verdicts.map((v) => ({ Host: v.node, Score: byNode.get(v.node) ?? 0 }));
+  }
+
+  /** Drops assumed placements that the informer never confirmed. */
+  expire(): void {
+    for (const a of this.o.state.expire(this.now())) {
+      this.o.metrics.expired.inc();
+      this.o.log.warn({ pod: `${a.namespace}/${a.name}`, node: a.node }, 'assumed placement expired without the pod being seen bound');
+    }
+  }
+
+  async bind(args: ExtenderBindingArgs): Promise<{ Error: string }> {
+    const { podNamespace: namespace, podName: name, node } = args;
+    const where = { pod: `${namespace}/${name}`, node };
+    return this.locks.run(node, async () => {
+      const pod = this.o.podLookup(namespace, name) ?? (await this.o.writer.readPod(namespace, name));
+      if (!pod) return this.refuse('error', where, `pod ${namespace}/${name} not found`);
+      if (pod.metadata?.uid !== args.podUID) return this.refuse('error', where, `pod ${namespace}/${name} has UID ${pod.metadata?.uid}, not ${args.podUID}; it was recreated`);
+      const ctx = podContext(this.o.state, pod);
+      if (!ctx.ok) return this.refuse('unfit', where, ctx.reason.message);
+      // Re-check on the freshest state, without the cache, excluding any earlier record of this very pod.
+      const own = this.o.state.ledger.remove(pod.metadata.uid);
+      const verdict = evaluateNode(this.o.state, ctx.pod, node, this.o.strategy, this.scoring, null);
+      const quota = verdict.feasible ? quotaReason(this.o.state, pod, ctx.pod) : null;
+      if (!verdict.feasible || quota) {
+        if (own) this.o.state.ledger.add(own);
+        return this.refuse(quota ? 'quota' : 'unfit', where, (quota ?? verdict.reason)!.message);
+      }
+      const placement = verdict.placement!;
+      const allocation: Allocation = {
+        uid: pod.metadata.uid, namespace, name, tenant: ctx.pod.tenant, node,
+        cpuMilli: ctx.pod.demand.cpuMilli, memoryMiB: ctx.pod.demand.memoryMiB,
+        resources: placement.resources, gpus: placement.gpus, sharing: placement.sharing,
+        assumedUntil: this.now() + (this.o.assumeTtlMs ?? 30_000),
+        equivalents: this.o.state.policy ? podEquivalents(pod, this.o.state.policy) : 0,
+      };
+      this.o.state.assume(allocation);
+      let annotated = false;
+      try {
+        if (placement.gpus.length > 0) {
+          const assignment = { node, gpus: placement.gpus };
+          await this.o.writer.annotatePod(namespace, name, pod.metadata.resourceVersion ?? '', { [ASSIGNMENT]: formatAssignment(assignment), [VISIBLE_DEVICES]: visibleDevices(assignment) });
+          annotated = true;
+        }
+        await this.o.writer.bindPod(namespace, name, pod.metadata.uid, node);
+      } catch (e) {
+        this.o.state.removePod(pod.metadata.uid);
+        this.o.metrics.rollbacks.inc();
+        if (annotated) await this.undoAnnotations(namespace, name);
+        const conflict = e instanceof ConflictError;
+        return this.refuse(conflict ? 'conflict' : 'error', where, `${conflict ? 'bind conflict' : 'bind failed'}: ${e instanceof Error ? e.message : String(e)}; rolled back`);
+      }
+      this.o.metrics.binds.inc({ outcome: 'bound' });
+      this.o.log.info({ ...where, gpus: placement.gpus, resources: placement.resources, tenant: ctx.pod.tenant }, 'bound');
+      return { Error: '' };
+    });
+  }
+
+  private async undoAnnotations(namespace: string, name: string): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const fresh = await this.o.writer.readPod(namespace, name);
+        if (!fresh || fresh.spec?.nodeName) return;
+        await this.o.writer.annotatePod(namespace, name, fresh.metadata?.resourceVersion ?? '', { [ASSIGNMENT]: null, [VISIBLE_DEVICES]: null });
+        return;
+      } catch (e) {
+        this.o.log.warn({ pod: `${namespace}/${name}`, attempt, err: e instanceof Error ? e.message : String(e) }, 'rollback of the assignment failed; retrying');
+      }
+    }
+  }
+
+  private refuse(outcome: 'unfit' | 'quota' | 'conflict' | 'error', where: object, message: string): { Error: string } {
+    this.o.metrics.binds.inc({ outcome });
+    this.o.log.warn({ ...where, outcome, reason: message }, 'bind refused');
+    return { Error: message };
+  }
+
+  /** Keeps the candidate nodes where evicting the proposed victims really frees a placement for the pod. */
+  preempt(args: ExtenderPreemptionArgs): { NodeNameToMetaVictims: Record<string, MetaVictims> } {
+    const out: Record<string, MetaVictims> = {};
+    const ctx = podContext(this.o.state, args.pod);
+    if (!ctx.ok) return { NodeNameToMetaVictims: out };
+    const candidates: Record<string, MetaVictims> = args.nodeNameToMetaVictims ?? Object.fromEntries(
+      Object.entries(args.nodeNameToVictims ?? {}).map(([node, v]) => [node, { Pods: (v.Pods ?? []).map((p) => ({ UID: p.metadata?.uid ?? '' })), NumPDBViolations: v.NumPDBViolations ?? 0 }]),
+    );
+    for (const [node, victims] of Object.entries(candidates)) {
+      const inventory = this.o.state.nodes.get(node);
+      if (!inventory) continue;
+      const ledger = this.o.state.ledger.clone();
+      for (const v of victims.Pods ?? []) ledger.remove(v.UID);
+      const result = fit(inventory, ledger.usage(node), ctx.pod.demand, this.o.state.fitContext(ctx.pod.tenant));
+      if (result.ok) out[node] = { Pods: victims.Pods ?? [], NumPDBViolations: victims.NumPDBViolations ?? 0 };
+    }
+    return { NodeNameToMetaVictims: out };
+  }
+
+  /** Refreshes the allocation gauges (called at scrape time). */
+  observe(): void {
+    const m = this.o.metrics;
+    m.gpuAllocated.reset();
+    m.tenantAllocated.reset();
+    let free = 0;
+    let fragmented = 0;
+    for (const node of this.o.state.nodes.values()) {
+      if (node.mode !== 'fraction') continue;
+      const usage = this.o.state.ledger.usage(node.name);
+      const freeMilli = node.gpus.map((g) => 1000 - usage.milliOn(g.index));
+      node.gpus.forEach((g) => m.gpuAllocated.set({ node: node.name, gpu: String(g.index) }, usage.milliOn(g.index)));
+      free += freeMilli.reduce((a, b) => a + b, 0);
+      fragmented += nodeFragmentation(this.scoring.profile, this.scoring.allowedShapes(node.model), freeMilli, node.cpuMilli - usage.cpuMilli, node.memoryMiB - usage.memoryMiB);
+    }
+    m.fragmentation.set(free === 0 ? 0 : fragmented / free);
+    const tenants = new Set<string>();
+    for (const a of this.o.state.ledger.all()) if (a.tenant) tenants.add(a.tenant);
+    for (const t of tenants) m.tenantAllocated.set({ tenant: t }, this.o.state.ledger.tenantEquivalents(t));
+    m.podProblems.set(this.o.state.problems.size);
+    m.nodeProblems.set([...this.o.state.nodes.values()].filter((n) => !n.usable && n.mode !== 'none').length);
+  }
+}
