@@ -3,18 +3,38 @@
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
+import { startExtender } from '../extender/server.ts';
 import { startWebhook } from '../webhook/server.ts';
 
 export const SERVE_USAGE = `tessera serve webhook --policy-dir DIR [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8443]
                      [--system-user NAME]... [--kubeconfig FILE] [--audit-interval SECONDS] [--log-level info]
+tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8888]
+                     [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--kubeconfig FILE]
   Tessera's own service accounts (--system-user, e.g. system:serviceaccount:tessera-system:tessera-extender) may write
-  system-owned annotations. Without --kubeconfig the in-cluster configuration (or $KUBECONFIG) is used.`;
+  system-owned annotations. Without --kubeconfig the in-cluster configuration (or $KUBECONFIG) is used. With
+  --lease-namespace the extender elects a leader through a Lease and only the leader serves.`;
 
-export async function serveCommand(argv: string[]): Promise<number> {
-  const [what, ...rest] = argv;
-  if (what !== 'webhook') throw new Error(`unknown server "${what ?? ''}"\n\n${SERVE_USAGE}`);
+async function untilSignal(): Promise<void> {
+  await new Promise<void>((resolve) => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
+  });
+}
+
+function kubeconfig(file: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (file) kc.loadFromFile(file);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+function tls(cert: string | undefined, key: string | undefined): { tls?: { certFile: string; keyFile: string } } {
+  if (Boolean(cert) !== Boolean(key)) throw new Error('--tls-cert and --tls-key go together');
+  return cert ? { tls: { certFile: cert, keyFile: key! } } : {};
+}
+
+async function serveWebhook(argv: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: rest,
+    args: argv,
     options: {
       'policy-dir': { type: 'string' },
       'tls-cert': { type: 'string' },
@@ -28,25 +48,61 @@ export async function serveCommand(argv: string[]): Promise<number> {
     },
   });
   if (!values['policy-dir']) throw new Error(`--policy-dir is required\n\n${SERVE_USAGE}`);
-  if (Boolean(values['tls-cert']) !== Boolean(values['tls-key'])) throw new Error('--tls-cert and --tls-key go together');
   const log = pino({ level: values['log-level'], base: { component: 'tessera-webhook' } });
-  const kc = new KubeConfig();
-  if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
-  else kc.loadFromDefault();
   const hook = await startWebhook({
     policyDir: values['policy-dir'],
     host: values.host,
     port: Number(values.port),
-    ...(values['tls-cert'] ? { tls: { certFile: values['tls-cert'], keyFile: values['tls-key']! } } : {}),
-    kubeconfig: kc,
+    ...tls(values['tls-cert'], values['tls-key']),
+    kubeconfig: kubeconfig(values.kubeconfig),
     systemUsers: values['system-user'],
     auditIntervalMs: Number(values['audit-interval']) * 1000,
     log,
   });
-  await new Promise<void>((resolve) => {
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
-  });
+  await untilSignal();
   log.info('shutting down');
   await hook.close();
   return 0;
+}
+
+async function serveExtender(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'policy-dir': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      host: { type: 'string', default: '0.0.0.0' },
+      port: { type: 'string', default: '8888' },
+      prefix: { type: 'string', default: '' },
+      strategy: { type: 'string' },
+      'lease-namespace': { type: 'string' },
+      'lease-name': { type: 'string', default: 'tessera-extender' },
+      kubeconfig: { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+  });
+  const log = pino({ level: values['log-level'], base: { component: 'tessera-extender' } });
+  const ext = await startExtender({
+    kubeconfig: kubeconfig(values.kubeconfig),
+    ...(values['policy-dir'] ? { policyDir: values['policy-dir'] } : {}),
+    host: values.host,
+    port: Number(values.port),
+    prefix: values.prefix,
+    ...tls(values['tls-cert'], values['tls-key']),
+    ...(values.strategy ? { strategy: values.strategy } : {}),
+    ...(values['lease-namespace'] ? { leaseNamespace: values['lease-namespace'], leaseName: values['lease-name'] } : {}),
+    log,
+  });
+  await untilSignal();
+  log.info('shutting down');
+  await ext.close();
+  return 0;
+}
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const [what, ...rest] = argv;
+  if (what === 'webhook') return serveWebhook(rest);
+  if (what === 'extender') return serveExtender(rest);
+  throw new Error(`unknown server "${what ?? ''}"\n\n${SERVE_USAGE}`);
 }

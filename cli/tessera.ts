@@ -3,6 +3,7 @@
 // message and an exit code.
 
 import { AUDIT_USAGE, auditCommand } from './audit.ts';
+import { EXPLAIN_USAGE, explainCommand } from './explain.ts';
 import { POLICY_USAGE, policyCommand } from './policy.ts';
 import { SERVE_USAGE, serveCommand } from './serve.ts';
 import { SIMULATE_USAGE, simulateCommand } from './simulate.ts';
@@ -10,7 +11,8 @@ import { SIMULATE_USAGE, simulateCommand } from './simulate.ts';
 const USAGE = `usage: tessera <command> [options]
 
 commands:
-  serve      run the admission webhook
+  serve      run the admission webhook or the scheduler extender
+  explain    why a pod fits (or not) each node, and where bind would put it
   policy     lint, test and apply policy files offline
   audit      report running pods that drifted from the current policy
   simulate   replay a GPU cluster trace through the placement core
@@ -21,12 +23,15 @@ ${POLICY_USAGE}
 
 ${AUDIT_USAGE}
 
+${EXPLAIN_USAGE}
+
 ${SIMULATE_USAGE}`;
 
 const COMMANDS: Readonly<Record<string, (argv: string[]) => number | Promise<number>>> = {
   serve: serveCommand,
   policy: policyCommand,
   audit: auditCommand,
+  explain: explainCommand,
   simulate: simulateCommand,
 };
 
