@@ -94,6 +94,8 @@ export class Ledger {
   private readonly byNode = new Map<string, NodeUsage>();
   private readonly podsByNode = new Map<string, Set<string>>();
   private readonly tenantTotals = new Map<string, number>();
+  /** UIDs of assumed allocations, so that expiry looks at those only. */
+  private readonly assumed = new Set<string>();
 
   private countTenant(a: Allocation, sign: 1 | -1): void {
     if (a.tenant === null || !a.equivalents) return;
@@ -118,6 +120,7 @@ export class Ledger {
     }
     usage.apply(allocation, 1);
     this.countTenant(allocation, 1);
+    if (allocation.assumedUntil !== null) this.assumed.add(allocation.uid);
     let pods = this.podsByNode.get(allocation.node);
     if (!pods) {
       pods = new Set();
@@ -131,6 +134,7 @@ export class Ledger {
     const existing = this.byUid.get(uid);
     if (!existing) return undefined;
     this.byUid.delete(uid);
+    this.assumed.delete(uid);
     this.byNode.get(existing.node)?.apply(existing, -1);
     this.countTenant(existing, -1);
     this.podsByNode.get(existing.node)?.delete(uid);
@@ -162,7 +166,10 @@ export class Ledger {
   /** Drops assumed reservations whose time has passed; returns them so the caller can log and count. */
   expire(now: number): Allocation[] {
     const expired: Allocation[] = [];
-    for (const a of this.byUid.values()) if (a.assumedUntil !== null && a.assumedUntil <= now) expired.push(a);
+    for (const uid of this.assumed) {
+      const a = this.byUid.get(uid)!;
+      if (a.assumedUntil !== null && a.assumedUntil <= now) expired.push(a);
+    }
     for (const a of expired) this.remove(a.uid);
     return expired;
   }

@@ -124,7 +124,7 @@ export class ExtenderScheduler {
       if (!ctx.ok) return this.refuse('unfit', where, ctx.reason.message);
       // Re-check on the freshest state, without the cache, excluding any earlier record of this very pod.
       const own = this.o.state.ledger.remove(pod.metadata.uid);
-      const verdict = evaluateNode(this.o.state, ctx.pod, node, this.o.strategy, this.scoring, null);
+      const verdict = evaluateNode(this.o.state, ctx.pod, node, this.o.strategy, this.scoring);
       const quota = verdict.feasible ? quotaReason(this.o.state, pod, ctx.pod) : null;
       if (!verdict.feasible || quota) {
         if (own) this.o.state.ledger.add(own);

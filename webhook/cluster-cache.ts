@@ -1,29 +1,28 @@
 // The webhook's view of the cluster: namespaces (tenants) and pods (quota, audit), fed by informers. Tenant usage is
-// kept per pod so that a quota check costs a sum over the tenant's pods, not a re-read of every pod's demand.
+// kept incrementally from pod events, so that a quota check is a lookup.
 
 import { CoreV1Api, type KubeConfig, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { isTerminated, type ClusterView, type TenantUsage } from '../core/admission/cluster-view.ts';
-import { podEquivalents } from '../core/admission/equivalents.ts';
+import { TenantUsageIndex } from '../core/admission/tenant-usage.ts';
 import type { KubeNamespace, KubePod } from '../core/kube-objects.ts';
 import { TENANT_LABEL } from '../core/names.ts';
 import type { Policy } from '../core/policy/model.ts';
 import { WatchedResource } from './informer.ts';
 
-interface Weighed {
-  revision: string;
-  equivalents: number;
-}
-
 export class ClusterCache implements ClusterView {
   readonly namespaces: WatchedResource<V1Namespace>;
   readonly pods: WatchedResource<V1Pod>;
-  private readonly weights = new WeakMap<object, Weighed>();
+  private readonly usage = new TenantUsageIndex((ns) => this.namespace(ns)?.metadata?.labels?.[TENANT_LABEL] || null);
 
   constructor(kc: KubeConfig, log: Logger) {
     const core = kc.makeApiClient(CoreV1Api);
     this.namespaces = new WatchedResource<V1Namespace>(kc, '/api/v1/namespaces', () => core.listNamespace(), log, 'namespaces');
     this.pods = new WatchedResource<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces(), log, 'pods');
+    for (const event of ['add', 'update', 'delete'] as const) this.namespaces.on(event, () => this.usage.invalidate());
+    this.pods.on('add', (p) => this.usage.upsertPod(p as KubePod));
+    this.pods.on('update', (p) => this.usage.upsertPod(p as KubePod));
+    this.pods.on('delete', (p) => this.usage.removePod(p as KubePod));
   }
 
   async start(): Promise<void> {
@@ -55,21 +54,6 @@ export class ClusterCache implements ClusterView {
   }
 
   tenantUsage(tenant: string, policy: Policy, exceptUid: string | null): TenantUsage {
-    let equivalents = 0;
-    let pods = 0;
-    for (const p of this.tenantPods(tenant)) {
-      if (exceptUid !== null && p.metadata?.uid === exceptUid) continue;
-      // Informer objects are replaced on every update, so object identity is a safe cache key.
-      let w = this.weights.get(p);
-      if (!w || w.revision !== policy.revision) {
-        w = { revision: policy.revision, equivalents: podEquivalents(p, policy) };
-        this.weights.set(p, w);
-      }
-      if (w.equivalents > 0) {
-        equivalents += w.equivalents;
-        pods++;
-      }
-    }
-    return { equivalents, pods };
+    return this.usage.usage(tenant, policy, exceptUid);
   }
 }

@@ -4,7 +4,7 @@
 import type { KubeNamespace, KubePod } from '../kube-objects.ts';
 import { TENANT_LABEL } from '../names.ts';
 import type { Policy } from '../policy/model.ts';
-import { podEquivalents } from './equivalents.ts';
+import { TenantUsageIndex } from './tenant-usage.ts';
 
 export interface TenantUsage {
   readonly equivalents: number;
@@ -31,6 +31,8 @@ export function tenantOfNamespace(view: ClusterView, namespace: string): string 
 /** A ClusterView over plain lists (CLI context files, tests). */
 export function staticClusterView(namespaces: readonly KubeNamespace[], pods: readonly KubePod[]): ClusterView {
   const byName = new Map(namespaces.map((n) => [n.metadata?.name ?? '', n]));
+  const usage = new TenantUsageIndex((ns) => byName.get(ns)?.metadata?.labels?.[TENANT_LABEL] || null);
+  for (const p of pods) usage.upsertPod(p);
   const view: ClusterView = {
     namespace: (name) => byName.get(name),
     *tenantPods(tenant) {
@@ -40,17 +42,7 @@ export function staticClusterView(namespaces: readonly KubeNamespace[], pods: re
       }
     },
     tenantUsage(tenant, policy, exceptUid) {
-      let equivalents = 0;
-      let count = 0;
-      for (const p of view.tenantPods(tenant)) {
-        if (exceptUid !== null && p.metadata?.uid === exceptUid) continue;
-        const e = podEquivalents(p, policy);
-        if (e > 0) {
-          equivalents += e;
-          count++;
-        }
-      }
-      return { equivalents, pods: count };
+      return usage.usage(tenant, policy, exceptUid);
     },
   };
   return view;

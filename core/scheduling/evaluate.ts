@@ -58,57 +58,74 @@ interface CacheEntry {
   readonly verdict: NodeVerdict;
 }
 
-/** Per-node verdict cache keyed by pod shape; entries die with any change to the node's usage or the model. */
+/**
+ * Verdicts by pod shape, then node; an entry dies with any change to the node's usage (ledger generation) or to the
+ * cluster model (state version). Looking the shape up once per request keeps the per-node cost to one small lookup.
+ */
 export class VerdictCache {
-  private readonly byNode = new Map<string, Map<string, CacheEntry>>();
+  private readonly byShape = new Map<string, Map<string, CacheEntry>>();
   hits = 0;
   misses = 0;
 
-  get(node: string, key: string, stateVersion: number, generation: number): NodeVerdict | undefined {
-    const e = this.byNode.get(node)?.get(key);
-    if (e && e.stateVersion === stateVersion && e.generation === generation) {
-      this.hits++;
-      return e.verdict;
-    }
-    this.misses++;
-    return undefined;
-  }
-
-  set(node: string, key: string, stateVersion: number, generation: number, verdict: NodeVerdict): void {
-    let m = this.byNode.get(node);
+  shape(key: string): Map<string, CacheEntry> {
+    let m = this.byShape.get(key);
     if (!m) {
+      // Bound the cache: pod shapes are few in practice, but a flood of unique ones must not grow memory.
+      if (this.byShape.size >= 256) this.byShape.clear();
       m = new Map();
-      this.byNode.set(node, m);
+      this.byShape.set(key, m);
     }
-    // Bound the per-node cache: pod shapes are few in practice, but a flood of unique ones must not grow memory.
-    if (m.size > 256) m.clear();
-    m.set(key, { stateVersion, generation, verdict });
+    return m;
   }
 }
 
-export function evaluateNode(state: SchedulingState, ctx: PodContext, name: string, strategy: Strategy, scoring: ScoringContext, cache: VerdictCache | null): NodeVerdict {
-  const node = state.nodes.get(name);
-  if (!node) return { node: name, feasible: false, score: 0, placement: null, reason: reason('UnknownNode', `node ${name} is not in the extender's cache (yet)`) };
-  const usage = state.ledger.usage(name);
-  const cached = cache?.get(name, ctx.key, state.version, usage.generation);
-  if (cached) return cached;
-  let verdict: NodeVerdict;
+function verdictOf(state: SchedulingState, ctx: PodContext, name: string, node: NodeInventory, strategy: Strategy, scoring: ScoringContext): NodeVerdict {
   if (ctx.pool && !inPool(node, ctx.pool)) {
-    verdict = { node: name, feasible: false, score: 0, placement: null, reason: reason('NodeNotInPool', `node ${name} is not in pool ${ctx.pool.name} (${Object.entries(ctx.pool.nodeSelector).map(([k, v]) => `${k}=${v}`).join(', ')})`) };
-  } else {
-    const result = fit(node, usage, ctx.demand, state.fitContext(ctx.tenant));
-    if (!result.ok) verdict = { node: name, feasible: false, score: 0, placement: null, reason: result.reason };
-    else {
-      const scored = strategy.choose({ node, usage, demand: ctx.demand, placements: result.placements, context: scoring });
-      verdict = { node: name, feasible: true, score: scored.score, placement: scored.placement, reason: null };
-    }
+    return { node: name, feasible: false, score: 0, placement: null, reason: reason('NodeNotInPool', `node ${name} is not in pool ${ctx.pool.name} (${Object.entries(ctx.pool.nodeSelector).map(([k, v]) => `${k}=${v}`).join(', ')})`) };
   }
-  cache?.set(name, ctx.key, state.version, usage.generation, verdict);
-  return verdict;
+  const usage = state.ledger.usage(name);
+  const result = fit(node, usage, ctx.demand, state.fitContext(ctx.tenant));
+  if (!result.ok) return { node: name, feasible: false, score: 0, placement: null, reason: result.reason };
+  const scored = strategy.choose({ node, usage, demand: ctx.demand, placements: result.placements, context: scoring });
+  return { node: name, feasible: true, score: scored.score, placement: scored.placement, reason: null };
+}
+
+function unknownNode(name: string): NodeVerdict {
+  return { node: name, feasible: false, score: 0, placement: null, reason: reason('UnknownNode', `node ${name} is not in the extender's cache (yet)`) };
+}
+
+/** One node's verdict, fresh (bind uses this: no cache). */
+export function evaluateNode(state: SchedulingState, ctx: PodContext, name: string, strategy: Strategy, scoring: ScoringContext): NodeVerdict {
+  const node = state.nodes.get(name);
+  return node ? verdictOf(state, ctx, name, node, strategy, scoring) : unknownNode(name);
 }
 
 export function evaluateNodes(state: SchedulingState, ctx: PodContext, names: readonly string[], strategy: Strategy, scoring: ScoringContext, cache: VerdictCache | null): NodeVerdict[] {
-  return names.map((n) => evaluateNode(state, ctx, n, strategy, scoring, cache));
+  const entries = cache?.shape(ctx.key) ?? null;
+  const version = state.version;
+  const out: NodeVerdict[] = new Array(names.length);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    const node = state.nodes.get(name);
+    if (!node) {
+      out[i] = unknownNode(name);
+      continue;
+    }
+    const generation = state.ledger.usage(name).generation;
+    const hit = entries?.get(name);
+    if (hit && hit.stateVersion === version && hit.generation === generation) {
+      cache!.hits++;
+      out[i] = hit.verdict;
+      continue;
+    }
+    const verdict = verdictOf(state, ctx, name, node, strategy, scoring);
+    if (entries) {
+      cache!.misses++;
+      entries.set(name, { stateVersion: version, generation, verdict });
+    }
+    out[i] = verdict;
+  }
+  return out;
 }
 
 /** The tenant quota check at bind: what the tenant holds (bound and assumed, this pod excluded) plus this pod. */
