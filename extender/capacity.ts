@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { KubeNode } from '../core/kube-objects.ts';
 import { GFD, GPU_MILLI, SHARING_LABEL } from '../core/names.ts';
+import { parseQuantity } from '../core/quantity.ts';
 import type { ClusterWriter } from './cluster-writer.ts';
 
 /** The gpu-milli a node should advertise, or null when it is not a (valid) fraction node. */
@@ -19,7 +20,8 @@ export async function reconcileCapacity(node: KubeNode, writer: ClusterWriter, l
   const want = desiredMilli(node);
   if (want === null) return false;
   const have = node.status?.allocatable?.[GPU_MILLI];
-  if (have !== undefined && Number(have) === want && Number(node.status?.capacity?.[GPU_MILLI]) === want) return false;
+  const quantity = (v: string | number | undefined): number => (v === undefined ? Number.NaN : parseQuantity(v));
+  if (quantity(have) === want && quantity(node.status?.capacity?.[GPU_MILLI]) === want) return false;
   await writer.setNodeResources(node.metadata?.name ?? '', { [GPU_MILLI]: String(want) });
   log.info({ node: node.metadata?.name, [GPU_MILLI]: want }, 'advertised fraction capacity');
   return true;

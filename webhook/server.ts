@@ -33,6 +33,8 @@ export interface RunningWebhook {
   readonly port: number;
   readonly metrics: WebhookMetrics;
   readonly policies: PolicyStore;
+  /** Caches synced and a policy in force: what /readyz reports. */
+  ready(): boolean;
   close(): Promise<void>;
 }
 
@@ -93,6 +95,7 @@ export async function startWebhook(options: WebhookOptions): Promise<RunningWebh
     port,
     metrics,
     policies,
+    ready: () => synced() && policies.current() !== null,
     async close() {
       stopAudit();
       stopTls();

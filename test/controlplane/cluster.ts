@@ -181,6 +181,9 @@ async function httpsOk(url: string, token: string): Promise<boolean> {
 
 const IDENTITIES: readonly { user: string; groups: string[] }[] = [
   { user: 'admin', groups: ['system:masters'] },
+  // Tessera's own components; end-to-end tests give them broad rights, manifests/ carries the least-privilege RBAC.
+  { user: 'system:serviceaccount:tessera-system:tessera-extender', groups: ['system:serviceaccounts', 'system:masters'] },
+  { user: 'system:serviceaccount:tessera-system:tessera-webhook', groups: ['system:serviceaccounts', 'system:masters'] },
   { user: 'system:kube-scheduler', groups: [] },
   { user: 'alice@acme.example', groups: ['platform-admins'] },
   { user: 'bob@acme.example', groups: ['researchers'] },

@@ -1,0 +1,160 @@
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { CoreV1Api, KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { createFakeNode, startStack, type Stack } from './stack.ts';
+
+const POLICY = readFileSync(new URL('../../../shared/examples/policy.yaml', import.meta.url), 'utf8');
+
+function api(kc: KubeConfig): CoreV1Api {
+  return kc.makeApiClient(CoreV1Api);
+}
+
+async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => null);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function message(e: unknown): string {
+  const err = e as { body?: unknown; message?: string };
+  const body = typeof err.body === 'string' ? err.body : JSON.stringify(err.body ?? '');
+  return `${err.message ?? ''} ${body}`;
+}
+
+const fractionNode = (name: string) => ({
+  metadata: {
+    name,
+    labels: { 'tessera.io/pool': 'shared-h100', 'tessera.io/sharing': 'fraction', 'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3', 'nvidia.com/gpu.count': '8', 'nvidia.com/gpu.memory': '81559', 'nvidia.com/gpu.sharing-strategy': 'none' },
+  },
+  spec: { taints: [{ key: 'tessera.io/pool', value: 'shared-h100', effect: 'NoSchedule' }] },
+});
+
+const gpuPod = (name: string, namespace: string, annotations: Record<string, string>) => ({
+  metadata: { name, namespace, labels: { team: 'vision', 'cost-center': '1234' }, annotations },
+  spec: { runtimeClassName: undefined, containers: [{ name: 'main', image: 'registry.example/train:1', resources: { requests: { cpu: '1', memory: '1Gi' } } }] },
+});
+
+t.test('Tessera on a real kube-apiserver and kube-scheduler', async (t) => {
+  const logFile = process.env.TESSERA_E2E_LOG;
+  const stack: Stack = await startStack({ policy: POLICY, progress: (l) => t.comment(l), ...(logFile ? { log: pino({ level: 'debug' }, pino.destination(logFile)) } : {}) });
+  t.teardown(() => stack.stop());
+  const admin = api(stack.client('admin'));
+  const alice = api(stack.client('alice@acme.example'));
+  const bob = api(stack.client('bob@acme.example'));
+
+  // The fleet: two fraction H100 nodes (GFD labels, no kubelet: status is patched), tenant namespaces by an admin.
+  for (const name of ['h100-0', 'h100-1']) {
+    await createFakeNode(admin, fractionNode(name), { cpu: '96', memory: '1Ti', pods: '110' });
+  }
+  await alice.createNamespace({ body: { metadata: { name: 'vision', labels: { 'tessera.io/tenant': 'research' } } } });
+  await alice.createNamespace({ body: { metadata: { name: 'scratch' } } });
+  const rbac = stack.client('admin').makeApiClient(RbacAuthorizationV1Api);
+  // The built-in edit role is filled by kube-controller-manager's aggregation, which this control plane does not run.
+  await rbac.createClusterRole({ body: { metadata: { name: 'tenant-user' }, rules: [{ apiGroups: [''], resources: ['pods', 'pods/ephemeralcontainers'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }, { apiGroups: ['apps', 'batch'], resources: ['*'], verbs: ['*'] }] } });
+  for (const ns of ['vision', 'scratch']) {
+    await admin.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'default' } } });
+    await rbac.createNamespacedRoleBinding({ namespace: ns, body: { metadata: { name: 'bob-edit' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'tenant-user' }, subjects: [{ kind: 'User', name: 'bob@acme.example', apiGroup: 'rbac.authorization.k8s.io' }] } });
+  }
+
+  await t.test('the extender advertises fraction capacity on fraction nodes', async (t) => {
+    const node = await until('tessera.io/gpu-milli on h100-0', async () => {
+      const n = await admin.readNode({ name: 'h100-0' });
+      return ['8k', '8000'].includes(String(n.status?.allocatable?.['tessera.io/gpu-milli'])) && n;
+    });
+    t.match(node.status!.capacity!['tessera.io/gpu-milli'], /^(8k|8000)$/, '1000 per GPU of the 8 that GFD counts');
+  });
+
+  await t.test('only platform admins set a namespace tenant; the denial reaches the client', async (t) => {
+    // bob may create namespaces (RBAC), but not put a tenant on them (Tessera).
+    await rbac.createClusterRole({ body: { metadata: { name: 'namespace-creator' }, rules: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['create'] }] } });
+    await rbac.createClusterRoleBinding({ body: { metadata: { name: 'bob-namespaces' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'namespace-creator' }, subjects: [{ kind: 'User', name: 'bob@acme.example', apiGroup: 'rbac.authorization.k8s.io' }] } });
+    await bob.createNamespace({ body: { metadata: { name: 'mine', labels: { 'tessera.io/tenant': 'research' } } } }).then(
+      () => t.fail('should be denied'),
+      (e) => t.match(message(e), /bob@acme.example may not set tessera.io\/tenant=research on namespace mine; only platform admins/),
+    );
+  });
+
+  let first: V1Pod;
+  await t.test('a fraction pod is admitted, scheduled by the extender, and gets its assignment and env wiring', async (t) => {
+    await bob.createNamespacedPod({ namespace: 'vision', body: gpuPod('quarter', 'vision', { 'tessera.io/gpu-fraction': '0.25' }) });
+    first = await until('quarter bound', async () => {
+      const p = await bob.readNamespacedPod({ name: 'quarter', namespace: 'vision' });
+      return p.spec?.nodeName ? p : null;
+    });
+    t.equal(first.spec!.schedulerName, 'tessera-scheduler');
+    t.same(first.spec!.containers[0]!.resources!.limits, { 'tessera.io/gpu-milli': '250' });
+    t.match(first.spec!.containers[0]!.env, [{ name: 'NVIDIA_VISIBLE_DEVICES', valueFrom: { fieldRef: { fieldPath: "metadata.annotations['tessera.io/visible-devices']" } } }]);
+    const assignment = JSON.parse(first.metadata!.annotations!['tessera.io/assignment']!);
+    t.equal(assignment.node, first.spec!.nodeName);
+    t.match(assignment.gpus, [{ milli: 250, memoryMiB: 20389 }]);
+    t.equal(first.metadata!.annotations!['tessera.io/visible-devices'], String(assignment.gpus[0].index));
+    t.equal(first.metadata!.annotations!['tessera.io/policy-revision'], stack.webhook!.policies.status().revision);
+  });
+
+  await t.test('denials reach the client with their messages', async (t) => {
+    await bob.createNamespacedPod({ namespace: 'scratch', body: gpuPod('nogo', 'scratch', { 'tessera.io/gpu-fraction': '0.5' }) }).then(
+      () => t.fail('should be denied'),
+      (e) => t.match(message(e), /namespace scratch has no tessera.io\/tenant label/),
+    );
+    const forged = gpuPod('forged', 'vision', { 'tessera.io/gpu-fraction': '0.5', 'tessera.io/assignment': '{"node":"h100-0","gpus":[{"index":0,"milli":1000,"memoryMiB":1}]}' });
+    await bob.createNamespacedPod({ namespace: 'vision', body: forged }).then(
+      () => t.fail('should be denied'),
+      (e) => t.match(message(e), /tessera.io\/assignment is written only by Tessera/),
+    );
+  });
+
+  await t.test('drift: guarded fields cannot be edited on a running pod', async (t) => {
+    const patch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+    await bob.patchNamespacedPod({ name: 'quarter', namespace: 'vision', body: { metadata: { annotations: { 'tessera.io/gpu-fraction': '1' } } } }, patch).then(
+      () => t.fail('should be denied'),
+      (e) => t.match(message(e), /frozen-gpu-intent.*may not change after admission/),
+    );
+  });
+
+  await t.test('quota: the tenant cannot go over 12 GPU-equivalents', async (t) => {
+    await bob.createNamespacedPod({ namespace: 'vision', body: gpuPod('eight', 'vision', { 'tessera.io/gpu-count': '8' }) });
+    await until('eight bound', async () => (await bob.readNamespacedPod({ name: 'eight', namespace: 'vision' })).spec?.nodeName);
+    await bob.createNamespacedPod({ namespace: 'vision', body: gpuPod('four', 'vision', { 'tessera.io/gpu-count': '4' }) }).then(
+      () => t.fail('should be denied'),
+      (e) => t.match(message(e), /tenant research has a quota of 12 GPU-equivalents; 8.25 are held by 2 pod\(s\) and this pod needs 4/),
+    );
+  });
+
+  await t.test('an extender restart in the middle of a burst never double-allocates', async (t) => {
+    for (let i = 0; i < 12; i++) await bob.createNamespacedPod({ namespace: 'vision', body: gpuPod(`burst-${i}`, 'vision', { 'tessera.io/gpu-fraction': '0.3' }) });
+    await until('some burst pods bound', async () => (await bob.listNamespacedPod({ namespace: 'vision' })).items.filter((p) => p.metadata?.name?.startsWith('burst-') && p.spec?.nodeName).length >= 3);
+    await stack.stopExtender();
+    await stack.startExtender();
+    const pods = await until('all burst pods bound', async () => {
+      const list = (await bob.listNamespacedPod({ namespace: 'vision' })).items;
+      const burst = list.filter((p) => p.metadata?.name?.startsWith('burst-'));
+      return burst.every((p) => p.spec?.nodeName) && list;
+    }, 120_000);
+    const perGpu = new Map<string, number>();
+    for (const p of pods) {
+      const a = p.metadata?.annotations?.['tessera.io/assignment'];
+      if (!a) continue;
+      const assignment = JSON.parse(a) as { node: string; gpus: { index: number; milli: number }[] };
+      t.equal(assignment.node, p.spec!.nodeName, `${p.metadata!.name}: assignment matches its node`);
+      for (const g of assignment.gpus) perGpu.set(`${assignment.node}/${g.index}`, (perGpu.get(`${assignment.node}/${g.index}`) ?? 0) + g.milli);
+    }
+    t.ok([...perGpu.values()].every((m) => m <= 1000), `no GPU above 1000m: ${JSON.stringify(Object.fromEntries(perGpu))}`);
+  });
+
+  await t.test('webhook down: GPU pods are rejected (fail closed) while kube-system keeps working', async (t) => {
+    await admin.createNamespacedServiceAccount({ namespace: 'kube-system', body: { metadata: { name: 'default' } } }).catch(() => {});
+    await stack.stopWebhook();
+    await bob.createNamespacedPod({ namespace: 'vision', body: gpuPod('closed', 'vision', { 'tessera.io/gpu-fraction': '0.5' }) }).then(
+      () => t.fail('should fail closed'),
+      (e) => t.match(message(e), /failed calling webhook/),
+    );
+    const sys = await admin.createNamespacedPod({ namespace: 'kube-system', body: { metadata: { name: 'still-works' }, spec: { containers: [{ name: 'c', image: 'registry.k8s.io/pause:3.10' }] } } });
+    t.equal(sys.metadata!.name, 'still-works');
+    await stack.startWebhook();
+  });
+});
