@@ -38,6 +38,13 @@ function complete(b: ControlPlaneBinaries): boolean {
   return [b.etcd, b.apiserver, b.scheduler, b.kubectl].every((f) => existsSync(f));
 }
 
+/** `go` from PATH, else the machine's standard install location. */
+function goBinary(): string {
+  if (process.env.GO) return process.env.GO;
+  const onPath = (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, 'go')));
+  return onPath ? 'go' : '/usr/local/go/bin/go';
+}
+
 function sleep(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
@@ -74,7 +81,7 @@ export function ensureControlPlane(log: (line: string) => void = () => {}): Cont
       `-X k8s.io/component-base/version.gitMinor=${minor}`,
       '-X k8s.io/component-base/version.gitTreeState=clean',
     ].join(' ');
-    execFileSync('go', ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', staging, 'go.etcd.io/etcd/server/v3', 'k8s.io/kubernetes/cmd/kube-apiserver', 'k8s.io/kubernetes/cmd/kube-scheduler', 'k8s.io/kubernetes/cmd/kubectl'], {
+    execFileSync(goBinary(), ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', staging, 'go.etcd.io/etcd/server/v3', 'k8s.io/kubernetes/cmd/kube-apiserver', 'k8s.io/kubernetes/cmd/kube-scheduler', 'k8s.io/kubernetes/cmd/kubectl'], {
       cwd: MODULE_DIR,
       stdio: ['ignore', 'inherit', 'inherit'],
       env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
