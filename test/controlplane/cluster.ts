@@ -188,6 +188,7 @@ const IDENTITIES: readonly { user: string; groups: string[] }[] = [
   { user: 'alice@acme.example', groups: ['platform-admins'] },
   { user: 'bob@acme.example', groups: ['researchers'] },
   { user: 'carol@acme.example', groups: ['payments'] },
+  { user: 'mallory@acme.example', groups: ['researchers'] },
 ];
 
 export async function startCluster(options: ClusterOptions = {}): Promise<LocalCluster> {

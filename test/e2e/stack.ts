@@ -43,6 +43,13 @@ function schedulerConfig(extenderPort: number): string {
     'kind: KubeSchedulerConfiguration',
     'profiles:',
     '- schedulerName: tessera-scheduler',
+    // Pack with the extender rather than against it: kube-scheduler's default LeastAllocated scoring spreads pods.
+    '  pluginConfig:',
+    '  - name: NodeResourcesFit',
+    '    args:',
+    '      scoringStrategy:',
+    '        type: MostAllocated',
+    '        resources: [{name: cpu, weight: 1}, {name: memory, weight: 1}]',
     'extenders:',
     `- urlPrefix: http://127.0.0.1:${extenderPort}`,
     '  filterVerb: filter',
