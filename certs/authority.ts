@@ -58,7 +58,7 @@ export function createCa(options: CaOptions = {}): KeyPair {
     { name: 'subjectKeyIdentifier' },
   ]);
   cert.sign(key.forgeKey, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: key.pem };
+  return { certPem: forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n'), keyPem: key.pem };
 }
 
 export function issueLeaf(ca: KeyPair, options: LeafOptions): KeyPair {
@@ -81,7 +81,7 @@ export function issueLeaf(ca: KeyPair, options: LeafOptions): KeyPair {
     { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
   cert.sign(caKey, forge.md.sha256.create());
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: key.pem };
+  return { certPem: forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n'), keyPem: key.pem };
 }
 
 /** Seconds until a PEM certificate expires (negative once expired). */

@@ -3,6 +3,7 @@
 // message and an exit code.
 
 import { AUDIT_USAGE, auditCommand } from './audit.ts';
+import { CERTS_USAGE, certsCommand } from './certs.ts';
 import { EXPLAIN_USAGE, explainCommand } from './explain.ts';
 import { POLICY_USAGE, policyCommand } from './policy.ts';
 import { SERVE_USAGE, serveCommand } from './serve.ts';
@@ -13,6 +14,7 @@ const USAGE = `usage: tessera <command> [options]
 commands:
   serve      run the admission webhook or the scheduler extender
   explain    why a pod fits (or not) each node, and where bind would put it
+  certs      issue and rotate the serving certificates
   policy     lint, test and apply policy files offline
   audit      report running pods that drifted from the current policy
   simulate   replay a GPU cluster trace through the placement core
@@ -25,6 +27,8 @@ ${AUDIT_USAGE}
 
 ${EXPLAIN_USAGE}
 
+${CERTS_USAGE}
+
 ${SIMULATE_USAGE}`;
 
 const COMMANDS: Readonly<Record<string, (argv: string[]) => number | Promise<number>>> = {
@@ -32,6 +36,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => number | Promise<num
   policy: policyCommand,
   audit: auditCommand,
   explain: explainCommand,
+  certs: certsCommand,
   simulate: simulateCommand,
 };
 
