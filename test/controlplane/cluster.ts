@@ -259,7 +259,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     const kubeconfig = kubeconfigFor('system:kube-scheduler');
     const port = await freePort();
     const text = (config ?? options.schedulerConfig ?? 'apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n')
-      .replace(/\n?$/, '\n') + `clientConnection:\n  kubeconfig: ${kubeconfig}\nleaderElection:\n  leaderElect: false\n`;
+      .replace(/\n?$/, '\n') + `clientConnection:\n  kubeconfig: ${kubeconfig}\n  qps: 2000\n  burst: 4000\nleaderElection:\n  leaderElect: false\n`;
     writeFileSync(join(dir, 'scheduler.yaml'), text);
     scheduler = start('kube-scheduler', binaries.scheduler, [
       '--config', join(dir, 'scheduler.yaml'), '--bind-address', '127.0.0.1', '--secure-port', String(port),

@@ -36,7 +36,7 @@ export interface StackOptions {
   readonly progress?: (line: string) => void;
 }
 
-function schedulerConfig(extenderPort: number): string {
+export function schedulerConfig(extenderPort: number): string {
   const managed = ['tessera.io/gpu-milli', 'nvidia.com/gpu', 'nvidia.com/gpu.shared', 'nvidia.com/mig-1g.10gb', 'nvidia.com/mig-1g.20gb', 'nvidia.com/mig-2g.20gb', 'nvidia.com/mig-3g.40gb', 'nvidia.com/mig-4g.40gb', 'nvidia.com/mig-7g.80gb'];
   return [
     'apiVersion: kubescheduler.config.k8s.io/v1',
