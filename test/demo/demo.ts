@@ -29,7 +29,7 @@ function firstLine(e: unknown): string {
     // not JSON
   }
   const m = /Tessera denied this (?:request|pod)[^\n]*\n- (.*)/.exec(text);
-  return (m ? m[1]! : text).split('\n')[0]!.replace(/^admission webhook "[^"]+" denied the request: /, '').slice(0, 150);
+  return (m ? m[1]! : text).split('\n')[0]!.replace(/^admission webhook "[^"]+" denied the request: /, '');
 }
 
 const bar = (milli: number) => '#'.repeat(Math.round(milli / 100)).padEnd(10, '.');
