@@ -32,19 +32,24 @@ function tls(cert: string | undefined, key: string | undefined): { tls?: { certF
   return cert ? { tls: { certFile: cert, keyFile: key! } } : {};
 }
 
+/** Options both servers take. */
+const SERVER_OPTIONS = {
+  'policy-dir': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  host: { type: 'string', default: '0.0.0.0' },
+  kubeconfig: { type: 'string' },
+  'log-level': { type: 'string', default: 'info' },
+} as const;
+
 async function serveWebhook(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      'policy-dir': { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
-      host: { type: 'string', default: '0.0.0.0' },
+      ...SERVER_OPTIONS,
       port: { type: 'string', default: '8443' },
       'system-user': { type: 'string', multiple: true, default: [] },
-      kubeconfig: { type: 'string' },
       'audit-interval': { type: 'string', default: '60' },
-      'log-level': { type: 'string', default: 'info' },
     },
   });
   if (!values['policy-dir']) throw new Error(`--policy-dir is required\n\n${SERVE_USAGE}`);
@@ -69,17 +74,12 @@ async function serveExtender(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      'policy-dir': { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
-      host: { type: 'string', default: '0.0.0.0' },
+      ...SERVER_OPTIONS,
       port: { type: 'string', default: '8888' },
       prefix: { type: 'string', default: '' },
       strategy: { type: 'string' },
       'lease-namespace': { type: 'string' },
       'lease-name': { type: 'string', default: 'tessera-extender' },
-      kubeconfig: { type: 'string' },
-      'log-level': { type: 'string', default: 'info' },
     },
   });
   const log = pino({ level: values['log-level'], base: { component: 'tessera-extender' } });

@@ -2,9 +2,6 @@
 // start), the policy store gives pools, tenants and quotas, a Lease picks the one replica that serves, the capacity
 // controller advertises fraction capacity, and express answers kube-scheduler.
 
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { CoreV1Api, type KubeConfig, type V1Namespace, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -15,7 +12,8 @@ import { DEFAULT_STRATEGY, strategyNamed } from '../core/scoring/strategies.ts';
 import { typicalShapes, type PodShape } from '../core/scoring/workload-profile.ts';
 import { WatchedResource } from '../webhook/informer.ts';
 import { PolicyStore } from '../webhook/policy-store.ts';
-import { readTls, reloadTlsOnChange, type TlsFiles } from '../webhook/tls.ts';
+import { serve } from '../webhook/serving.ts';
+import type { TlsFiles } from '../webhook/tls.ts';
 import { createExtenderApp } from './app.ts';
 import { reconcileCapacity } from './capacity.ts';
 import { kubernetesWriter, type ClusterWriter } from './cluster-writer.ts';
@@ -158,22 +156,9 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
     return null;
   };
   const app = createExtenderApp({ scheduler, metrics, log, notReady, prefix: options.prefix ?? '' });
-  let server: HttpServer | HttpsServer;
-  let stopTls = () => {};
-  if (options.tls) {
-    const https = createHttpsServer({ ...readTls(options.tls), minVersion: 'TLSv1.2' }, app);
-    stopTls = reloadTlsOnChange(https, options.tls, log, () => {});
-    server = https;
-  } else server = createHttpServer(app);
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 8888, options.host ?? '0.0.0.0', () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
-  const host = options.host === undefined || options.host === '0.0.0.0' ? '127.0.0.1' : options.host;
-  const url = `${options.tls ? 'https' : 'http'}://${host}:${port}${options.prefix ?? ''}`;
+  const serving = await serve(app, { host: options.host ?? '0.0.0.0', port: options.port ?? 8888, ...(options.tls ? { tls: options.tls } : {}), log });
+  const port = serving.port;
+  const url = `${serving.url}${options.prefix ?? ''}`;
   log.info({ url, nodes: state.nodes.size, allocations: state.ledger.size }, 'extender serving; state rebuilt from the API');
   return {
     url,
@@ -185,13 +170,9 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
     async close() {
       clearInterval(profileTimer);
       clearInterval(expireTimer);
-      stopTls();
       policies?.close();
       await leader?.stop();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections?.();
-      });
+      await serving.close();
       await Promise.all([nodes.stop(), pods.stop(), namespaces.stop()]);
     },
   };

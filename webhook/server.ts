@@ -1,9 +1,6 @@
 // Starts the admission webhook: policy store (hot reload), informer caches, HTTPS with certificate reload, metrics
 // and the periodic drift audit. `tessera serve webhook` and the tests call startWebhook.
 
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ClusterView } from '../core/admission/cluster-view.ts';
@@ -12,7 +9,8 @@ import { ClusterCache } from './cluster-cache.ts';
 import { scheduleDriftAudit } from './drift-audit.ts';
 import { WebhookMetrics } from './metrics.ts';
 import { PolicyStore } from './policy-store.ts';
-import { readTls, reloadTlsOnChange, type TlsFiles } from './tls.ts';
+import { serve } from './serving.ts';
+import type { TlsFiles } from './tls.ts';
 
 export interface WebhookOptions {
   readonly policyDir: string;
@@ -69,26 +67,9 @@ export async function startWebhook(options: WebhookOptions): Promise<RunningWebh
     throw new Error('startWebhook needs a kubeconfig or a view');
   }
   const app = createWebhookApp({ policies, view, synced, config: { systemUsers: options.systemUsers }, metrics, log });
-  let server: HttpsServer | HttpServer;
-  let stopTls = () => {};
-  if (options.tls) {
-    const https = createHttpsServer({ ...readTls(options.tls), minVersion: 'TLSv1.2' }, app);
-    stopTls = reloadTlsOnChange(https, options.tls, log, (s) => metrics.certificateExpiry.set(s));
-    server = https;
-  } else {
-    server = createHttpServer(app);
-  }
-  // The API server keeps connections alive; keep ours open longer than its idle timeout.
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  server.requestTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 8443, options.host ?? '0.0.0.0', () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const serving = await serve(app, { host: options.host ?? '0.0.0.0', port: options.port ?? 8443, ...(options.tls ? { tls: options.tls } : {}), log, onCertificateExpiry: (s) => metrics.certificateExpiry.set(s) });
   const stopAudit = cache ? scheduleDriftAudit(cache, policies, metrics, log, options.auditIntervalMs ?? 60_000) : () => {};
-  const url = `${options.tls ? 'https' : 'http'}://${options.host === '0.0.0.0' || options.host === undefined ? '127.0.0.1' : options.host}:${port}`;
+  const { url, port } = serving;
   log.info({ url, policyDir: options.policyDir, revision: policies.status().revision }, 'webhook serving');
   return {
     url,
@@ -98,12 +79,8 @@ export async function startWebhook(options: WebhookOptions): Promise<RunningWebh
     ready: () => synced() && policies.current() !== null,
     async close() {
       stopAudit();
-      stopTls();
       policies.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections?.();
-      });
+      await serving.close();
       await cache?.stop();
     },
   };
