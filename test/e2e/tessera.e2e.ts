@@ -2,7 +2,9 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { CoreV1Api, KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { createFakeNode, startStack, type Stack } from './stack.ts';
+import { startExtender } from '../../extender/server.ts';
+import { freePort } from '../controlplane/cluster.ts';
+import { createFakeNode, EXTENDER_USER, startStack, type Stack } from './stack.ts';
 
 const POLICY = readFileSync(new URL('../../../shared/examples/policy.yaml', import.meta.url), 'utf8');
 
@@ -144,6 +146,19 @@ t.test('Tessera on a real kube-apiserver and kube-scheduler', async (t) => {
       for (const g of assignment.gpus) perGpu.set(`${assignment.node}/${g.index}`, (perGpu.get(`${assignment.node}/${g.index}`) ?? 0) + g.milli);
     }
     t.ok([...perGpu.values()].every((m) => m <= 1000), `no GPU above 1000m: ${JSON.stringify(Object.fromEntries(perGpu))}`);
+  });
+
+  await t.test('high availability: a second extender replica stays unready until the leader goes away', async (t) => {
+    const port = await freePort();
+    const standby = await startExtender({ kubeconfig: stack.client(EXTENDER_USER), policyDir: stack.policyDir, host: '127.0.0.1', port, leaseNamespace: 'tessera-system', identity: 'standby', log: pino({ level: 'silent' }) });
+    t.teardown(() => standby.close());
+    await new Promise((r) => setTimeout(r, 3000));
+    t.equal(standby.ready(), false, 'the standby is not Ready while the leader holds the lease');
+    const refused = await fetch(`http://127.0.0.1:${port}/filter`, { method: 'POST', body: JSON.stringify({ Pod: {}, NodeNames: ['h100-0'] }) }).then((r) => r.json());
+    t.match(refused, { Error: /not the leader/ }, 'and refuses to decide');
+    await stack.stopExtender();
+    await until('the standby takes over', async () => standby.ready(), 30_000);
+    t.pass('the standby became leader after the old leader released the lease');
   });
 
   await t.test('webhook down: GPU pods are rejected (fail closed) while kube-system keeps working', async (t) => {
