@@ -148,6 +148,42 @@ t.test('Tessera on a real kube-apiserver and kube-scheduler', async (t) => {
     t.ok([...perGpu.values()].every((m) => m <= 1000), `no GPU above 1000m: ${JSON.stringify(Object.fromEntries(perGpu))}`);
   });
 
+  await t.test('device-plugin modes: MIG and time-slicing pools are placed through the extender too', async (t) => {
+    const gfd = (product: string, extra: Record<string, string>) => ({ 'nvidia.com/gpu.product': product, ...extra });
+    const nodes: { name: string; pool: string; labels: Record<string, string>; resources: Record<string, string> }[] = [
+      { name: 'a100-0', pool: 'a100-mig', labels: gfd('NVIDIA-A100-SXM4-80GB', { 'nvidia.com/gpu.count': '1', 'nvidia.com/mig.strategy': 'mixed', 'nvidia.com/mig-2g.20gb.count': '3' }), resources: { 'nvidia.com/mig-2g.20gb': '3' } },
+      { name: 'l4-0', pool: 'l4-timesliced', labels: gfd('NVIDIA-L4', { 'nvidia.com/gpu.count': '1', 'nvidia.com/gpu.sharing-strategy': 'time-slicing', 'nvidia.com/gpu.replicas': '4' }), resources: { 'nvidia.com/gpu.shared': '4' } },
+      { name: 'eu-0', pool: 'sovereign-eu', labels: { ...gfd('NVIDIA-H100-80GB-HBM3', { 'nvidia.com/gpu.count': '2', 'nvidia.com/gpu.sharing-strategy': 'none' }), 'topology.kubernetes.io/region': 'eu-central' }, resources: { 'nvidia.com/gpu': '2' } },
+    ];
+    // Make room in the tenant's quota: the 8-GPU pod of the quota test goes (no kubelet, so at once).
+    await bob.deleteNamespacedPod({ name: 'eight', namespace: 'vision', gracePeriodSeconds: 0 });
+    for (const n of nodes) {
+      await createFakeNode(admin, { metadata: { name: n.name, labels: { ...n.labels, 'tessera.io/pool': n.pool } }, spec: { taints: [{ key: 'tessera.io/pool', value: n.pool, effect: 'NoSchedule' }] } }, { cpu: '32', memory: '256Gi', pods: '110', ...n.resources });
+    }
+    const asks: [string, Record<string, string>, string, Record<string, string>][] = [
+      ['mig-quarter', { 'tessera.io/pool': 'a100-mig', 'tessera.io/gpu-fraction': '0.25' }, 'a100-0', { 'nvidia.com/mig-2g.20gb': '1' }],
+      ['ts-quarter', { 'tessera.io/pool': 'l4-timesliced', 'tessera.io/gpu-fraction': '0.25' }, 'l4-0', { 'nvidia.com/gpu.shared': '1' }],
+    ];
+    for (const [name, annotations, node, limits] of asks) {
+      await bob.createNamespacedPod({ namespace: 'vision', body: gpuPod(name, 'vision', annotations) });
+      const p = await until(`${name} bound`, async () => {
+        const pod = await bob.readNamespacedPod({ name, namespace: 'vision' });
+        return pod.spec?.nodeName ? pod : null;
+      });
+      t.equal(p.spec!.nodeName, node, `${name} placed on ${node}`);
+      t.same(p.spec!.containers[0]!.resources!.limits, limits);
+      t.equal(p.metadata!.annotations?.['tessera.io/assignment'], undefined, 'the device plugin picks the device on device-plugin nodes');
+    }
+    await bob.createNamespacedPod({ namespace: 'vision', body: gpuPod('mig-4th', 'vision', { 'tessera.io/pool': 'a100-mig', 'tessera.io/gpu-fraction': '0.25' }) });
+    for (const n of ['mig-a', 'mig-b']) await bob.createNamespacedPod({ namespace: 'vision', body: gpuPod(n, 'vision', { 'tessera.io/pool': 'a100-mig', 'tessera.io/gpu-fraction': '0.25' }) });
+    const pending = await until('a MIG pod left pending with the extender’s reason', async () => {
+      const list = (await bob.listNamespacedPod({ namespace: 'vision' })).items.filter((p) => ['mig-4th', 'mig-a', 'mig-b'].includes(p.metadata!.name!));
+      const waiting = list.find((p) => p.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable'));
+      return list.filter((p) => p.spec?.nodeName).length === 2 && waiting;
+    });
+    t.match(pending.status!.conditions!.find((c) => c.type === 'PodScheduled')!.message, /MigProfileExhausted|Insufficient nvidia.com\/mig-2g.20gb/, 'three 2g.20gb instances, four asks: one waits, with a reason');
+  });
+
   await t.test('high availability: a second extender replica stays unready until the leader goes away', async (t) => {
     const port = await freePort();
     const standby = await startExtender({ kubeconfig: stack.client(EXTENDER_USER), policyDir: stack.policyDir, host: '127.0.0.1', port, leaseNamespace: 'tessera-system', identity: 'standby', log: pino({ level: 'silent' }) });
