@@ -48,7 +48,8 @@ try {
 
   console.log(`baseline: ${PODS} pods, kube-scheduler alone`);
   await createPods(core, 'baseline', 'default-scheduler');
-  await cluster.startScheduler('apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\nprofiles:\n- schedulerName: default-scheduler\n');
+  const percentage = process.env.BENCH_PERCENTAGE ? `percentageOfNodesToScore: ${process.env.BENCH_PERCENTAGE}\n` : '';
+  await cluster.startScheduler(`apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n${percentage}profiles:\n- schedulerName: default-scheduler\n`);
   const alone = await timeUntilBound(core, 'baseline');
   await cluster.stopScheduler();
 
@@ -62,7 +63,7 @@ try {
     await new Promise((r) => setTimeout(r, 100));
   }
   await createPods(core, 'tessera', 'tessera-scheduler');
-  await cluster.startScheduler(schedulerConfig(port));
+  await cluster.startScheduler(schedulerConfig(port).replace('kind: KubeSchedulerConfiguration\n', `kind: KubeSchedulerConfiguration\n${percentage}`));
   const withExtender = await timeUntilBound(core, 'tessera');
   await cluster.stopScheduler();
   extender.kill('SIGTERM');
