@@ -7,6 +7,7 @@ import type { ClusterView } from '../core/admission/cluster-view.ts';
 import { createWebhookApp } from './app.ts';
 import { ClusterCache } from './cluster-cache.ts';
 import { scheduleDriftAudit } from './drift-audit.ts';
+import { policyReportWriter } from './policy-reports.ts';
 import { WebhookMetrics } from './metrics.ts';
 import { PolicyStore } from './policy-store.ts';
 import { serve } from './serving.ts';
@@ -68,7 +69,7 @@ export async function startWebhook(options: WebhookOptions): Promise<RunningWebh
   }
   const app = createWebhookApp({ policies, view, synced, config: { systemUsers: options.systemUsers }, metrics, log });
   const serving = await serve(app, { host: options.host ?? '0.0.0.0', port: options.port ?? 8443, ...(options.tls ? { tls: options.tls } : {}), log, onCertificateExpiry: (s) => metrics.certificateExpiry.set(s) });
-  const stopAudit = cache ? scheduleDriftAudit(cache, policies, metrics, log, options.auditIntervalMs ?? 60_000) : () => {};
+  const stopAudit = cache && options.kubeconfig ? scheduleDriftAudit(cache, policies, metrics, log, options.auditIntervalMs ?? 60_000, policyReportWriter(options.kubeconfig, log)) : () => {};
   const { url, port } = serving;
   log.info({ url, policyDir: options.policyDir, revision: policies.status().revision }, 'webhook serving');
   return {

@@ -184,6 +184,20 @@ t.test('Tessera on a real kube-apiserver and kube-scheduler', async (t) => {
     t.match(pending.status!.conditions!.find((c) => c.type === 'PodScheduled')!.message, /MigProfileExhausted|Insufficient nvidia.com\/mig-2g.20gb/, 'three 2g.20gb instances, four asks: one waits, with a reason');
   });
 
+  await t.test('drift findings become PolicyReports where the CRD is installed', async (t) => {
+    const kc = stack.client('admin');
+    const { ApiextensionsV1Api, CustomObjectsApi } = await import('@kubernetes/client-node');
+    await kc.makeApiClient(ApiextensionsV1Api).createCustomResourceDefinition({ body: {
+      metadata: { name: 'policyreports.wgpolicyk8s.io' },
+      spec: { group: 'wgpolicyk8s.io', scope: 'Namespaced', names: { kind: 'PolicyReport', listKind: 'PolicyReportList', plural: 'policyreports', singular: 'policyreport' }, versions: [{ name: 'v1alpha2', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } } }] },
+    } });
+    // A pod without the chargeback labels drifts from the warn rule.
+    await bob.createNamespacedPod({ namespace: 'vision', body: { ...gpuPod('unlabelled', 'vision', { 'tessera.io/gpu-fraction': '0.1' }), metadata: { name: 'unlabelled', namespace: 'vision', annotations: { 'tessera.io/gpu-fraction': '0.1' } } } });
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const report = await until('a PolicyReport in vision', async () => custom.getNamespacedCustomObject({ group: 'wgpolicyk8s.io', version: 'v1alpha2', namespace: 'vision', plural: 'policyreports', name: 'tessera-drift' }) as Promise<{ results: { rule: string; result: string; resources: { name: string }[] }[] }>, 30_000);
+    t.ok(report.results.some((r) => r.rule === 'chargeback-labels' && r.result === 'warn' && r.resources[0]!.name === 'unlabelled'), 'the unlabelled pod is reported under chargeback-labels');
+  });
+
   await t.test('high availability: a second extender replica stays unready until the leader goes away', async (t) => {
     const port = await freePort();
     const standby = await startExtender({ kubeconfig: stack.client(EXTENDER_USER), policyDir: stack.policyDir, host: '127.0.0.1', port, leaseNamespace: 'tessera-system', identity: 'standby', log: pino({ level: 'silent' }) });
