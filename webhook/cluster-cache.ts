@@ -3,7 +3,7 @@
 
 import { CoreV1Api, type KubeConfig, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { isTerminated, type ClusterView, type TenantUsage } from '../core/admission/cluster-view.ts';
+import type { ClusterView, TenantUsage } from '../core/admission/cluster-view.ts';
 import { TenantUsageIndex } from '../core/admission/tenant-usage.ts';
 import type { KubeNamespace, KubePod } from '../core/kube-objects.ts';
 import { TENANT_LABEL } from '../core/names.ts';
@@ -39,14 +39,6 @@ export class ClusterCache implements ClusterView {
 
   namespace(name: string): KubeNamespace | undefined {
     return this.namespaces.get(name) as KubeNamespace | undefined;
-  }
-
-  *tenantPods(tenant: string): Iterable<KubePod> {
-    const names = new Set(this.namespaces.list().filter((n) => n.metadata?.labels?.[TENANT_LABEL] === tenant).map((n) => n.metadata?.name));
-    for (const p of this.pods.list() as readonly KubePod[]) {
-      if (!names.has(p.metadata?.namespace) || isTerminated(p) || p.metadata?.deletionTimestamp) continue;
-      yield p;
-    }
   }
 
   allPods(): readonly KubePod[] {

@@ -13,8 +13,6 @@ export interface TenantUsage {
 
 export interface ClusterView {
   namespace(name: string): KubeNamespace | undefined;
-  /** Non-terminated pods of namespaces that belong to the tenant. */
-  tenantPods(tenant: string): Iterable<KubePod>;
   /** GPU-equivalents held by the tenant's non-terminated pods, except the pod with `exceptUid`. */
   tenantUsage(tenant: string, policy: Policy, exceptUid: string | null): TenantUsage;
 }
@@ -35,12 +33,6 @@ export function staticClusterView(namespaces: readonly KubeNamespace[], pods: re
   for (const p of pods) usage.upsertPod(p);
   const view: ClusterView = {
     namespace: (name) => byName.get(name),
-    *tenantPods(tenant) {
-      for (const p of pods) {
-        if (isTerminated(p) || p.metadata?.deletionTimestamp) continue;
-        if (byName.get(p.metadata?.namespace ?? '')?.metadata?.labels?.[TENANT_LABEL] === tenant) yield p;
-      }
-    },
     tenantUsage(tenant, policy, exceptUid) {
       return usage.usage(tenant, policy, exceptUid);
     },

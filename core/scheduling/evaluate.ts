@@ -64,8 +64,6 @@ interface CacheEntry {
  */
 export class VerdictCache {
   private readonly byShape = new Map<string, Map<string, CacheEntry>>();
-  hits = 0;
-  misses = 0;
 
   shape(key: string): Map<string, CacheEntry> {
     let m = this.byShape.get(key);
@@ -114,15 +112,11 @@ export function evaluateNodes(state: SchedulingState, ctx: PodContext, names: re
     const generation = state.ledger.usage(name).generation;
     const hit = entries?.get(name);
     if (hit && hit.stateVersion === version && hit.generation === generation) {
-      cache!.hits++;
       out[i] = hit.verdict;
       continue;
     }
     const verdict = verdictOf(state, ctx, name, node, strategy, scoring);
-    if (entries) {
-      cache!.misses++;
-      entries.set(name, { stateVersion: version, generation, verdict });
-    }
+    entries?.set(name, { stateVersion: version, generation, verdict });
     out[i] = verdict;
   }
   return out;
