@@ -53,7 +53,7 @@ export function explain(pod: KubePod, nodes: readonly KubeNode[], pods: readonly
   const ctx = podContext(state, subject);
   const names = [...state.nodes.keys()].sort();
   if (!ctx.ok) return { pod: name, nodes: names.map((n) => ({ name: n, feasible: false, score: null, reason: ctx.reason.message })), choice: null };
-  const verdicts = evaluateNodes(state, ctx.pod, names, strategyNamed(strategyName), scoringContext(typicalShapes(shapes)), null);
+  const verdicts = evaluateNodes(state, ctx.pod, names, strategyNamed(strategyName), scoringContext(typicalShapes(shapes), state.capacityByModel()), null);
   const feasible = verdicts.filter((v) => v.feasible);
   const scores = normaliseScores(feasible.map((v) => v.score));
   const scoreOf = new Map(feasible.map((v, i) => [v.node, scores[i]!]));

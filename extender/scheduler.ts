@@ -49,7 +49,7 @@ export class ExtenderScheduler {
   }
 
   setProfile(profile: WorkloadProfile): void {
-    this.scoring = scoringContext(profile);
+    this.scoring = scoringContext(profile, this.o.state.capacityByModel());
     this.o.state.version++;
   }
 

@@ -57,6 +57,13 @@ export class SchedulingState {
     this.version++;
   }
 
+  /** Physical GPUs per model, for the scoring context's model pressure. */
+  capacityByModel(): Map<string, number> {
+    const capacity = new Map<string, number>();
+    for (const n of this.nodes.values()) if (n.model !== null && n.gpus.length > 0) capacity.set(n.model, (capacity.get(n.model) ?? 0) + n.gpus.length);
+    return capacity;
+  }
+
   tenantOf(namespace: string): string | null {
     return this.tenants.get(namespace) ?? null;
   }

@@ -6,18 +6,46 @@ import type { PodDemand } from '../demand.ts';
 import type { Placement } from '../fit.ts';
 import type { NodeInventory } from '../inventory.ts';
 import type { NodeUsage } from '../ledger.ts';
+import { modelMatches } from '../catalog/gpu-models.ts';
 import { EMPTY_PROFILE, shapesAllowedOn, type WorkloadProfile } from './workload-profile.ts';
 
 export interface ScoringContext {
   readonly profile: WorkloadProfile;
   /** shapesAllowedOn(profile, model), memoised per model. */
   allowedShapes(model: string | null): readonly boolean[];
+  /**
+   * The share of a model's GPU capacity that pods restricted to a set of models including it are expected to ask for
+   * (0 when nothing is known): how much an unconstrained pod placed there takes from pods that have nowhere else to go.
+   */
+  modelPressure(model: string | null): number;
 }
 
-export function scoringContext(profile: WorkloadProfile = EMPTY_PROFILE): ScoringContext {
+/**
+ * Expected demand of each model-restricted typical shape, spread over the models it allows in proportion to their
+ * capacity, over each model's capacity. The workload is taken to fill the cluster (arrivals reach capacity).
+ */
+export function modelPressures(profile: WorkloadProfile, capacityByModel: ReadonlyMap<string, number>): Map<string, number> {
+  const pressures = new Map<string, number>();
+  const totalCapacity = [...capacityByModel.values()].reduce((a, b) => a + b, 0);
+  const totalDemand = profile.shapes.reduce((a, s) => a + s.weight * s.gpus * s.milliPerGpu, 0);
+  if (totalCapacity === 0 || totalDemand === 0) return pressures;
+  for (const s of profile.shapes) {
+    if (s.models === null || s.gpus === 0) continue;
+    const allowed = [...capacityByModel.entries()].filter(([model]) => s.models!.some((m) => modelMatches(model, m)));
+    const allowedCapacity = allowed.reduce((a, [, c]) => a + c, 0);
+    if (allowedCapacity === 0) continue;
+    const share = ((s.weight * s.gpus * s.milliPerGpu) / totalDemand) * (totalCapacity / allowedCapacity);
+    for (const [model] of allowed) pressures.set(model, (pressures.get(model) ?? 0) + share);
+  }
+  return pressures;
+}
+
+export function scoringContext(profile: WorkloadProfile = EMPTY_PROFILE, capacityByModel: ReadonlyMap<string, number> = new Map()): ScoringContext {
   const cache = new Map<string, boolean[]>();
+  const pressures = modelPressures(profile, capacityByModel);
   return {
     profile,
+    modelPressure: (model) => (model === null ? 0 : pressures.get(model) ?? 0),
     allowedShapes(model) {
       const key = model ?? '';
       let allowed = cache.get(key);

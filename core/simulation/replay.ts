@@ -127,7 +127,9 @@ export function replay(traceNodes: readonly TraceNode[], tracePods: readonly Tra
   random.shuffle(nodes);
   const capacityMilli = nodes.reduce((s, n) => s + n.gpus.length * 1000, 0);
   const arrivals = arrivalOrder(tracePods, capacityMilli, random, options.tune ?? 1.3);
-  const context = scoringContext(options.profile ?? typicalShapes(tracePods.map((p) => ({ cpuMilli: p.cpuMilli, memoryMiB: p.memoryMiB, gpus: p.gpus, milliPerGpu: p.milliPerGpu, models: p.models }))));
+  const capacityByModel = new Map<string, number>();
+  for (const n of nodes) if (n.model !== null) capacityByModel.set(n.model, (capacityByModel.get(n.model) ?? 0) + n.gpus.length);
+  const context = scoringContext(options.profile ?? typicalShapes(tracePods.map((p) => ({ cpuMilli: p.cpuMilli, memoryMiB: p.memoryMiB, gpus: p.gpus, milliPerGpu: p.milliPerGpu, models: p.models }))), capacityByModel);
   const ledger = new Ledger();
   const usages = nodes.map((n) => ledger.usage(n.name));
   const caches: Map<string, CachedScore>[] = nodes.map(() => new Map());

@@ -67,3 +67,16 @@ t.test('normalising to the extender range 0..10', async (t) => {
   t.same(normaliseScores([-4, -4]), [10, 10]);
   fc.assert(fc.property(fc.array(fc.double({ min: -1e6, max: 1e6, noNaN: true })), (scores) => normaliseScores(scores).every((s) => Number.isInteger(s) && s >= 0 && s <= 10)));
 });
+
+t.test('model pressure: how much of a model model-restricted pods are expected to need', async (t) => {
+  const { modelPressures } = await import('../../../core/scoring/strategy.ts');
+  const capacity = new Map([['T4', 100], ['G2', 300]]);
+  const profile = typicalShapes([
+    ...Array(50).fill({ cpuMilli: 1000, memoryMiB: 1, gpus: 1, milliPerGpu: 1000, models: ['T4'] }),
+    ...Array(50).fill({ cpuMilli: 1000, memoryMiB: 1, gpus: 1, milliPerGpu: 1000, models: null }),
+  ]);
+  const p = modelPressures(profile, capacity);
+  t.equal(p.get('T4'), 2, 'half the demand wants a quarter of the capacity: T4 is wanted twice over');
+  t.equal(p.get('G2') ?? 0, 0, 'nobody needs G2 in particular');
+  t.same([...modelPressures(typicalShapes([{ cpuMilli: 1, memoryMiB: 1, gpus: 1, milliPerGpu: 500, models: null }]), capacity)], [], 'no restricted pods, no pressure');
+});
