@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { CoreV1Api, KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { startExtender } from '../../extender/server.ts';
+import { explainCommand } from '../../cli/explain.ts';
 import { freePort } from '../controlplane/cluster.ts';
 import { createFakeNode, EXTENDER_USER, startStack, type Stack } from './stack.ts';
 
@@ -96,6 +97,28 @@ t.test('Tessera on a real kube-apiserver and kube-scheduler', async (t) => {
     t.match(assignment.gpus, [{ milli: 250, memoryMiB: 20389 }]);
     t.equal(first.metadata!.annotations!['tessera.io/visible-devices'], String(assignment.gpus[0].index));
     t.equal(first.metadata!.annotations!['tessera.io/policy-revision'], stack.webhook!.policies.status().revision);
+  });
+
+  await t.test('tessera explain against the live cluster runs the extender’s code on the API’s state', async (t) => {
+    await bob.createNamespacedPod({ namespace: 'vision', body: gpuPod('explained', 'vision', { 'tessera.io/gpu-fraction': '0.5' }) });
+    const previous = process.env.KUBECONFIG;
+    process.env.KUBECONFIG = stack.cluster.kubeconfigFor('admin');
+    const lines: string[] = [];
+    const log = console.log;
+    console.log = (...a: unknown[]) => lines.push(a.join(' '));
+    try {
+      t.equal(await explainCommand(['explained', '-n', 'vision', '--policy', stack.policyDir, '--json']), 0);
+    } finally {
+      console.log = log;
+      if (previous === undefined) delete process.env.KUBECONFIG;
+      else process.env.KUBECONFIG = previous;
+    }
+    const out = JSON.parse(lines.join('\n')) as { nodes: { name: string; feasible: boolean }[]; choice: { node: string; gpus: { milli: number }[] } | null };
+    t.ok(out.nodes.some((n) => n.feasible), 'some node fits');
+    t.match(out.choice, { node: /^h100-/, gpus: [{ milli: 500 }] });
+    // Out of the way of the quota test: deleted at once (no kubelet), and a moment for the webhook's cache to see it.
+    await bob.deleteNamespacedPod({ name: 'explained', namespace: 'vision', gracePeriodSeconds: 0 });
+    await new Promise((r) => setTimeout(r, 1000));
   });
 
   await t.test('denials reach the client with their messages', async (t) => {
