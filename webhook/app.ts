@@ -67,7 +67,7 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
         response = mutationResponse(parsed.uid, mutation);
         if (mutation.denial !== null) metrics.decisions.inc({ webhook, rule: 'tessera/tenancy', action: 'enforce' });
       } else {
-        const verdict = validateRequest(parsed, policy, view, config);
+        const verdict = validateRequest(parsed, policy, view, { ...config, recentRevisions: policies.recentRevisions() });
         for (const v of verdict.violations) metrics.decisions.inc({ webhook, rule: v.rule, action: v.action });
         response = validationResponse(parsed.uid, verdict, policy);
       }

@@ -28,7 +28,7 @@ export interface DriftReport {
 }
 
 export function auditPods(pods: Iterable<KubePod>, policy: Policy, view: ClusterView): DriftReport {
-  const ctx: CheckContext = { policy, view, user: {}, operation: 'UPDATE', system: false, admin: false };
+  const ctx: CheckContext = { policy, view, user: {}, operation: 'UPDATE', system: false, admin: false, recentRevisions: new Set() };
   const drifted: DriftedPod[] = [];
   const counts = new Map<string, number>();
   let checked = 0;

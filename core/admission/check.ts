@@ -41,6 +41,8 @@ export interface CheckContext {
   readonly system: boolean;
   /** The requester may change tenants and system-owned names (policy admins). */
   readonly admin: boolean;
+  /** Revisions served just before the current one (see AdmissionConfig). */
+  readonly recentRevisions: ReadonlySet<string>;
 }
 
 export type PodCheck = (subject: PodSubject, ctx: CheckContext) => Violation[];

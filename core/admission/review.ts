@@ -22,6 +22,11 @@ import { tenancyCheck } from './rules/tenancy.ts';
 export interface AdmissionConfig {
   /** Usernames of Tessera's own service accounts (system:serviceaccount:<ns>:<name>). */
   readonly systemUsers: readonly string[];
+  /**
+   * Policy revisions served just before the current one: a pod stamped by the mutating call under the previous
+   * revision, validated after a hot reload, is not a forgery.
+   */
+  readonly recentRevisions?: ReadonlySet<string>;
 }
 
 /** Pod template locations of the workload kinds checked at their own admission. */
@@ -52,6 +57,7 @@ function context(req: AdmissionRequest, policy: Policy, view: ClusterView, confi
     user,
     operation: req.operation === 'UPDATE' ? 'UPDATE' : 'CREATE',
     system: user.username !== undefined && config.systemUsers.includes(user.username),
+    recentRevisions: config.recentRevisions ?? new Set(),
     admin: isAdmin(user, policy),
   };
 }

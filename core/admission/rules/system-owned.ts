@@ -25,7 +25,7 @@ export const systemOwnedCheck: PodCheck = (s, ctx) => {
   if (s.template) {
     if (revision !== undefined) deny(`annotation ${POLICY_REVISION} is stamped by Tessera at admission; remove it from the template`);
   } else if (ctx.operation === 'CREATE') {
-    if (revision !== undefined && revision !== ctx.policy.revision) deny(`annotation ${POLICY_REVISION}=${revision} is not the policy revision Tessera stamps; remove it`);
+    if (revision !== undefined && revision !== ctx.policy.revision && !ctx.recentRevisions.has(revision)) deny(`annotation ${POLICY_REVISION}=${revision} is not the policy revision Tessera stamps; remove it`);
   } else if (revision !== annotation(s.old, POLICY_REVISION)) {
     deny(`annotation ${POLICY_REVISION} records the policy that admitted the pod; it may not be changed or removed`);
   }

@@ -176,3 +176,10 @@ t.test('responses follow admission.k8s.io/v1: uid echoed, base64 JSON Patch, 403
   const denied = validationResponse('def', a.verdict!, policy);
   t.match(denied, { uid: 'def', allowed: false, status: { code: 403, reason: 'Forbidden', message: /^Tessera denied this request \(2 problems\):\n- \[tessera\/tenancy\] priority class nope[\s\S]*\n- \[gpu-request-bounds\]/ } });
 });
+
+t.test('a pod stamped just before a policy hot reload is not taken for a forgery', async (t) => {
+  const mutated = admit(good('race').annotate('tessera.io/gpu-fraction', '0.5').build(), policy).pod;
+  mutated.metadata!.annotations!['tessera.io/policy-revision'] = 'older-revision';
+  t.match(validateRequest(podRequest(mutated), policy, view(), CONFIG).violations.map((v) => v.message).join(), /not the policy revision Tessera stamps/);
+  t.ok(validateRequest(podRequest(mutated), policy, view(), { ...CONFIG, recentRevisions: new Set(['older-revision']) }).allowed, 'the revision served just before is accepted');
+});
