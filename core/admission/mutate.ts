@@ -18,10 +18,12 @@ export interface MutationResult {
 
 const DEFAULT_SCHEDULER = 'default-scheduler';
 
+/** Containers that ask for GPUs natively (init containers included), else the first app container. */
 function gpuContainers(pod: KubePod): KubeContainer[] {
-  const containers = pod.spec?.containers ?? [];
-  const native = containers.filter((c) => Object.keys({ ...(c.resources?.limits ?? {}), ...(c.resources?.requests ?? {}) }).some(isGpuResource));
-  return native.length > 0 ? native : containers.slice(0, 1);
+  const spec = pod.spec ?? {};
+  const holding = (c: KubeContainer) => Object.keys({ ...(c.resources?.limits ?? {}), ...(c.resources?.requests ?? {}) }).some(isGpuResource);
+  const native = [...(spec.initContainers ?? []), ...(spec.containers ?? [])].filter(holding);
+  return native.length > 0 ? native : (spec.containers ?? []).slice(0, 1);
 }
 
 function stripGpuResources(c: KubeContainer): void {
@@ -31,13 +33,10 @@ function stripGpuResources(c: KubeContainer): void {
   }
 }
 
-function sameGpuResources(pod: KubePod, limits: Readonly<Record<string, string>>): boolean {
-  const total: Record<string, number> = {};
-  for (const c of pod.spec?.containers ?? []) {
-    for (const [k, v] of Object.entries(c.resources?.limits ?? {})) if (isGpuResource(k)) total[k] = (total[k] ?? 0) + Number(v);
-  }
-  const keys = new Set([...Object.keys(total), ...Object.keys(limits)]);
-  return [...keys].every((k) => total[k] === Number(limits[k] ?? Number.NaN));
+/** Whether the pod's effective GPU requests already are the plan (then the user's layout is kept as written). */
+function samePlan(effective: Readonly<Record<string, number>>, limits: Readonly<Record<string, string>>): boolean {
+  const keys = new Set([...Object.keys(effective), ...Object.keys(limits)]);
+  return [...keys].every((k) => effective[k] === Number(limits[k] ?? Number.NaN));
 }
 
 /** Mutates a pod under review. `namespaceTenant` is the tenant label of the pod's namespace (or null). */
@@ -65,8 +64,9 @@ export function mutatePod(input: KubePod, namespaceTenant: string | null, policy
     if (!spec.schedulerName || spec.schedulerName === DEFAULT_SCHEDULER) spec.schedulerName = policy.schedulerName;
     (meta.annotations ??= {})[POOL_ANNOTATION] = pool.name;
     gpu = gpuContainers(pod);
-    if (!sameGpuResources(pod, plan.limits)) {
-      for (const c of spec.containers ?? []) stripGpuResources(c);
+    if (!samePlan(demand.gpuResources, plan.limits)) {
+      // The plan goes where the pod asked for GPUs (an init container, if that is where it did).
+      for (const c of [...(spec.initContainers ?? []), ...(spec.containers ?? [])]) stripGpuResources(c);
       const target = gpu[0];
       if (target) {
         const resources = (target.resources ??= {});

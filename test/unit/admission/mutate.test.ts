@@ -84,3 +84,19 @@ t.test('an ask no pool can meet is denied at mutation with each pool’s reason'
   const c = admit(labelled('c').annotate('tessera.io/pool', 'sovereign-eu').annotate('tessera.io/gpu-count', '1').build(), policy);
   t.match(c.denial, /tessera.io\/pool=sovereign-eu is not a pool of tenant research/);
 });
+
+t.test('a GPU asked for by an init container stays with that container', async (t) => {
+  const p = pod('warm').ns('pay').label('team', 'risk').label('cost-center', '4321').annotate('tessera.io/pool', 'sovereign-eu').build();
+  p.spec!.containers![0]!.image = 'registry.eu.acme.example/app:1';
+  p.spec!.initContainers = [{ name: 'warmup', image: 'registry.eu.acme.example/warm:1', resources: { limits: { 'nvidia.com/gpu': '1' } } }];
+  const a = admit(p, policy);
+  t.equal(a.denial, null);
+  t.same(a.pod.spec!.initContainers![0]!.resources!.limits, { 'nvidia.com/gpu': '1' }, 'resources kept as written');
+  t.equal(a.pod.spec!.initContainers![0]!.env, undefined, 'the GPU init container is not blinded');
+  t.same(a.pod.spec!.containers![0]!.env, [{ name: 'NVIDIA_VISIBLE_DEVICES', value: 'void' }], 'the app container, which asked for no GPU, is');
+  const fraction = pod('warm2').ns('research-a').label('team', 'v').label('cost-center', '1234').build();
+  fraction.spec!.initContainers = [{ name: 'warmup', image: 'registry.example/warm:1', resources: { limits: { 'nvidia.com/gpu': '1' } } }];
+  const f = admit(fraction, policy);
+  t.same(f.pod.spec!.initContainers![0]!.resources!.limits, { 'tessera.io/gpu-milli': '1000' }, 'translated in place on a fraction pool');
+  t.match(f.pod.spec!.initContainers![0]!.env, [{ name: 'NVIDIA_VISIBLE_DEVICES', valueFrom: { fieldRef: { fieldPath: "metadata.annotations['tessera.io/visible-devices']" } } }]);
+});
