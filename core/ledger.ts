@@ -87,8 +87,6 @@ function bump(map: Map<string, number>, key: string, sign: 1 | -1): void {
   else map.set(key, next);
 }
 
-const NO_USAGE = new NodeUsage();
-
 export class Ledger {
   private readonly byUid = new Map<string, Allocation>();
   private readonly byNode = new Map<string, NodeUsage>();
@@ -145,8 +143,14 @@ export class Ledger {
     return this.byUid.get(uid);
   }
 
+  /** The node's usage. The object is created on first use and kept, so callers may hold on to it. */
   usage(node: string): NodeUsage {
-    return this.byNode.get(node) ?? NO_USAGE;
+    let usage = this.byNode.get(node);
+    if (!usage) {
+      usage = new NodeUsage();
+      this.byNode.set(node, usage);
+    }
+    return usage;
   }
 
   allocationsOn(node: string): Allocation[] {

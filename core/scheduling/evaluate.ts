@@ -6,6 +6,7 @@ import { podEquivalents } from '../admission/equivalents.ts';
 import { DemandError, readDemand, wantsGpu, type PodDemand } from '../demand.ts';
 import { fit, type Placement } from '../fit.ts';
 import type { NodeInventory } from '../inventory.ts';
+import type { NodeUsage } from '../ledger.ts';
 import type { KubePod } from '../kube-objects.ts';
 import { POOL_ANNOTATION } from '../names.ts';
 import { poolNamed, tenantNamed, type Pool } from '../policy/model.ts';
@@ -54,6 +55,8 @@ function inPool(node: NodeInventory, pool: Pool): boolean {
 
 interface CacheEntry {
   readonly stateVersion: number;
+  /** The node's usage object (stable for the node's life) and its generation when the verdict was made. */
+  readonly usage: NodeUsage;
   readonly generation: number;
   readonly verdict: NodeVerdict;
 }
@@ -104,19 +107,20 @@ export function evaluateNodes(state: SchedulingState, ctx: PodContext, names: re
   const out: NodeVerdict[] = new Array(names.length);
   for (let i = 0; i < names.length; i++) {
     const name = names[i]!;
+    // The hot path: one lookup, and the entry knows the usage object whose generation it must match.
+    const hit = entries?.get(name);
+    if (hit && hit.stateVersion === version && hit.generation === hit.usage.generation) {
+      out[i] = hit.verdict;
+      continue;
+    }
     const node = state.nodes.get(name);
     if (!node) {
       out[i] = unknownNode(name);
       continue;
     }
-    const generation = state.ledger.usage(name).generation;
-    const hit = entries?.get(name);
-    if (hit && hit.stateVersion === version && hit.generation === generation) {
-      out[i] = hit.verdict;
-      continue;
-    }
+    const usage = state.ledger.usage(name);
     const verdict = verdictOf(state, ctx, name, node, strategy, scoring);
-    entries?.set(name, { stateVersion: version, generation, verdict });
+    entries?.set(name, { stateVersion: version, usage, generation: usage.generation, verdict });
     out[i] = verdict;
   }
   return out;
