@@ -1,5 +1,6 @@
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { startExtender } from '../../extender/server.ts';
@@ -205,6 +206,37 @@ t.test('Tessera on a real kube-apiserver and kube-scheduler', async (t) => {
       return list.filter((p) => p.spec?.nodeName).length === 2 && waiting;
     });
     t.match(pending.status!.conditions!.find((c) => c.type === 'PodScheduled')!.message, /MigProfileExhausted|Insufficient nvidia.com\/mig-2g.20gb/, 'three 2g.20gb instances, four asks: one waits, with a reason');
+  });
+
+  await t.test('MPS and whole-GPU pools: a second policy file adds an MPS pool (files merge), carol gets a sovereign GPU', async (t) => {
+    const before = stack.webhook!.policies.status().revision;
+    writeFileSync(join(stack.policyDir, 'hpc.yaml'), [
+      'apiVersion: tessera.io/v1alpha1', 'kind: TesseraPolicy', 'metadata: { name: hpc }', 'spec:',
+      '  pools:', '    - name: a30-mps', '      nodeSelector: { tessera.io/pool: a30-mps }', '      taint: { key: tessera.io/pool, value: a30-mps, effect: NoSchedule }',
+      '      fractionMode: mps', '      gpuModel: A30', '      replicas: 2',
+      '  tenants:', '    - name: hpc', '      pools: [a30-mps]', '      quota: { gpus: 2 }', '',
+    ].join('\n'));
+    await until('the webhook loads the second file', async () => stack.webhook!.policies.status().revision !== before);
+    await until('the extender loads it too', async () => stack.extender!.state.policy?.pools.some((p) => p.name === 'a30-mps'));
+    await createFakeNode(admin, { metadata: { name: 'a30-0', labels: { 'tessera.io/pool': 'a30-mps', 'nvidia.com/gpu.product': 'NVIDIA-A30', 'nvidia.com/gpu.count': '1', 'nvidia.com/gpu.memory': '24576', 'nvidia.com/gpu.sharing-strategy': 'mps', 'nvidia.com/gpu.replicas': '2' } }, spec: { taints: [{ key: 'tessera.io/pool', value: 'a30-mps', effect: 'NoSchedule' }] } }, { cpu: '32', memory: '128Gi', pods: '110', 'nvidia.com/gpu': '2' });
+    for (const [ns, tenant, user] of [['hpc', 'hpc', 'bob@acme.example'], ['risk', 'payments-ml', 'carol@acme.example']] as const) {
+      await alice.createNamespace({ body: { metadata: { name: ns, labels: { 'tessera.io/tenant': tenant } } } });
+      await admin.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'default' } } });
+      await rbac.createNamespacedRoleBinding({ namespace: ns, body: { metadata: { name: 'user-pods' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'tenant-user' }, subjects: [{ kind: 'User', name: user, apiGroup: 'rbac.authorization.k8s.io' }] } });
+    }
+    const carol = api(stack.client('carol@acme.example'));
+    await bob.createNamespacedPod({ namespace: 'hpc', body: gpuPod('mps-half', 'hpc', { 'tessera.io/gpu-fraction': '0.5' }) });
+    const eu = gpuPod('eu-serve', 'risk', { 'tessera.io/gpu-count': '1' });
+    eu.spec.containers[0]!.image = 'registry.eu.acme.example/risk:1';
+    await carol.createNamespacedPod({ namespace: 'risk', body: eu });
+    for (const [client, ns, name, node] of [[bob, 'hpc', 'mps-half', 'a30-0'], [carol, 'risk', 'eu-serve', 'eu-0']] as const) {
+      const p = await until(`${name} bound`, async () => {
+        const pod = await client.readNamespacedPod({ name, namespace: ns });
+        return pod.spec?.nodeName ? pod : null;
+      });
+      t.equal(p.spec!.nodeName, node, `${ns}/${name} placed on ${node}`);
+      t.same(p.spec!.containers[0]!.resources!.limits, { 'nvidia.com/gpu': '1' }, 'one MPS replica / one whole GPU');
+    }
   });
 
   await t.test('drift findings become PolicyReports where the CRD is installed', async (t) => {
