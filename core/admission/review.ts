@@ -106,7 +106,14 @@ export function validateRequest(req: AdmissionRequest, policy: Policy, view: Clu
   if (kind === 'Pod') {
     const pod = (req.object ?? {}) as KubePod;
     const old = req.operation === 'UPDATE' ? ((req.oldObject ?? null) as KubePod | null) : null;
-    violations = podViolations(subjectOf(pod, old, namespace || pod.metadata?.namespace || '', '', false, ctx), ctx);
+    const ns = namespace || pod.metadata?.namespace || '';
+    violations = podViolations(subjectOf(pod, old, ns, '', false, ctx), ctx);
+    if (old !== null) {
+      // An UPDATE is judged by what it changes: findings the pod already had (drift after a policy change) are for
+      // the audit, and must not block a finalizer removal or a label edit on a running pod.
+      const before = new Set(podViolations(subjectOf(old, old, ns, '', false, ctx), ctx).map((v) => `${v.rule}\u0000${v.message}`));
+      violations = violations.filter((v) => !before.has(`${v.rule}\u0000${v.message}`));
+    }
   } else if (kind === 'Namespace') {
     violations = namespaceViolations((req.object ?? {}) as KubeNamespace, req.operation === 'UPDATE' ? ((req.oldObject ?? null) as KubeNamespace | null) : null, ctx);
   } else if (kind !== undefined && TEMPLATES[kind]) {

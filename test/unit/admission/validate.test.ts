@@ -183,3 +183,17 @@ t.test('a pod stamped just before a policy hot reload is not taken for a forgery
   t.match(validateRequest(podRequest(mutated), policy, view(), CONFIG).violations.map((v) => v.message).join(), /not the policy revision Tessera stamps/);
   t.ok(validateRequest(podRequest(mutated), policy, view(), { ...CONFIG, recentRevisions: new Set(['older-revision']) }).allowed, 'the revision served just before is accepted');
 });
+
+t.test('an UPDATE is judged by what it changes, not by drift the pod already had', async (t) => {
+  const running = admit(good('old').annotate('tessera.io/gpu-fraction', '0.5').build(), policy).pod;
+  const strict = examplePolicy(EXAMPLE_POLICY_TEXT.replace('match: { tenants: [payments-ml] }', 'match: { tenants: [payments-ml, research] }'));
+  const finalizer = structuredClone(running);
+  finalizer.metadata!.labels!['app'] = 'x';
+  const v = validateRequest(podRequest(finalizer, { operation: 'UPDATE', old: running }), strict, view(), CONFIG);
+  t.ok(v.allowed, 'a label edit on a pod that drifted under a new registry rule goes through');
+  const swapped = structuredClone(running);
+  swapped.spec!.containers![0]!.image = 'docker.io/other:2';
+  const w = validateRequest(podRequest(swapped, { operation: 'UPDATE', old: running }), strict, view(), CONFIG);
+  t.notOk(w.allowed, 'but an edit that brings a new violation is denied');
+  t.match(w.violations[0]!.message, /docker.io\/other:2/);
+});
