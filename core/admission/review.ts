@@ -118,8 +118,15 @@ export function validateRequest(req: AdmissionRequest, policy: Policy, view: Clu
     violations = namespaceViolations((req.object ?? {}) as KubeNamespace, req.operation === 'UPDATE' ? ((req.oldObject ?? null) as KubeNamespace | null) : null, ctx);
   } else if (kind !== undefined && TEMPLATES[kind]) {
     const path = TEMPLATES[kind];
+    const where = `${kind} ${path.join('.')}: `;
     const template = templateOf(req.object, path);
-    if (template) violations = podViolations(subjectOf(template, null, namespace, `${kind} ${path.join('.')}: `, true, ctx), ctx);
+    if (template) violations = podViolations(subjectOf(template, null, namespace, where, true, ctx), ctx);
+    const oldTemplate = req.operation === 'UPDATE' ? templateOf(req.oldObject, path) : null;
+    if (oldTemplate) {
+      // As for pods: a rollout restart or a replica change must not be blocked by findings the template already had.
+      const before = new Set(podViolations(subjectOf(oldTemplate, null, namespace, where, true, ctx), ctx).map((v) => `${v.rule}\u0000${v.message}`));
+      violations = violations.filter((v) => !before.has(`${v.rule}\u0000${v.message}`));
+    }
   }
   return { allowed: !violations.some((v) => v.action === 'enforce'), violations };
 }

@@ -197,3 +197,13 @@ t.test('an UPDATE is judged by what it changes, not by drift the pod already had
   t.notOk(w.allowed, 'but an edit that brings a new violation is denied');
   t.match(w.violations[0]!.message, /docker.io\/other:2/);
 });
+
+t.test('a Deployment update keeps working when only old findings remain', async (t) => {
+  const tpl = good('d').annotate('tessera.io/gpu-fraction', '0.5').build();
+  tpl.spec!.containers![0]!.image = 'docker.io/old:1';
+  const strict = examplePolicy(EXAMPLE_POLICY_TEXT.replace('match: { tenants: [payments-ml] }', 'match: { tenants: [payments-ml, research] }'));
+  const deployment = (annotations: Record<string, string>) => ({ spec: { replicas: 2, template: { metadata: { ...tpl.metadata, annotations: { ...tpl.metadata!.annotations, ...annotations } }, spec: tpl.spec } } });
+  const req = (object: unknown, oldObject: unknown) => ({ uid: 'u', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, namespace: 'research-a', operation: 'UPDATE' as const, userInfo: BOB, object, oldObject });
+  t.notOk(validateRequest({ ...req(deployment({}), undefined), operation: 'CREATE' }, strict, view(), CONFIG).allowed, 'created today, the template would be denied');
+  t.ok(validateRequest(req(deployment({ 'kubectl.kubernetes.io/restartedAt': 'now' }), deployment({})), strict, view(), CONFIG).allowed, 'a rollout restart of the drifted Deployment goes through');
+});
