@@ -70,16 +70,16 @@ export class ExtenderScheduler {
     });
   }
 
-  private verdicts(args: ExtenderArgs): { verdicts: NodeVerdict[]; error: string | null } {
+  private verdicts(args: ExtenderArgs): NodeVerdict[] {
     const names = args.nodeNames ?? this.absorbNodes(args.nodes ?? []);
     const ctx = podContext(this.o.state, args.pod);
-    if (!ctx.ok) return { verdicts: names.map((node) => ({ node, feasible: false, score: 0, placement: null, reason: ctx.reason })), error: null };
-    return { verdicts: evaluateNodes(this.o.state, ctx.pod, names, this.o.strategy, this.scoring, this.cache), error: null };
+    if (!ctx.ok) return names.map((node) => ({ node, feasible: false, score: 0, placement: null, reason: ctx.reason }));
+    return evaluateNodes(this.o.state, ctx.pod, names, this.o.strategy, this.scoring, this.cache);
   }
 
   filter(args: ExtenderArgs): ExtenderFilterResult {
     this.expire();
-    const { verdicts } = this.verdicts(args);
+    const verdicts = this.verdicts(args);
     const feasible: string[] = [];
     const failed: Record<string, string> = {};
     const unresolvable: Record<string, string> = {};
@@ -98,7 +98,7 @@ export class ExtenderScheduler {
   }
 
   prioritize(args: ExtenderArgs): HostPriority[] {
-    const { verdicts } = this.verdicts(args);
+    const verdicts = this.verdicts(args);
     const feasible = verdicts.filter((v) => v.feasible);
     const scores = normaliseScores(feasible.map((v) => v.score));
     const byNode = new Map(feasible.map((v, i) => [v.node, scores[i]!]));

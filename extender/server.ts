@@ -114,14 +114,11 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
   pods.on('update', onPod);
   pods.on('delete', (p) => state.removePod(p.metadata?.uid ?? ''));
 
-  // Namespaces first so that pods land with their tenants; nodes before pods so that pods find their nodes.
+  // The initial list of each informer fires the add handlers above. Namespaces first so that pods land with their
+  // tenants; nodes before pods so that pods find their nodes.
   await namespaces.start();
   await nodes.start();
   await pods.start();
-  // The informers' initial list fires add events; make sure nothing was missed if they raced the handlers.
-  for (const ns of namespaces.list()) onNamespace(ns);
-  for (const n of nodes.list()) state.upsertNode(n as KubeNode);
-  for (const p of pods.list()) state.upsertPod(p as KubePod);
   const refreshProfile = () => {
     const shapes = (pods.list() as KubePod[]).map(shapeOf).filter((s): s is PodShape => s !== null && s.gpus > 0);
     scheduler.setProfile(typicalShapes(shapes));

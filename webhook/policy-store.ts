@@ -34,7 +34,7 @@ export function readPolicyDir(dir: string): PolicyFile[] {
 
 export class PolicyStore extends EventEmitter {
   private policy: Policy | null = null;
-  private readonly recent: string[] = [];
+  private recent: ReadonlySet<string> = new Set();
   private state: PolicyStatus = { state: 'missing', revision: null, problems: ['not loaded yet'], files: [], loadedAt: null };
   private fingerprint = '';
   private watcher: FSWatcher | null = null;
@@ -60,7 +60,7 @@ export class PolicyStore extends EventEmitter {
 
   /** The revisions in force just before the current one (at most two). */
   recentRevisions(): ReadonlySet<string> {
-    return new Set(this.recent);
+    return this.recent;
   }
 
   /** Reads and compiles the directory now. Returns whether the files on disk are in force. */
@@ -77,10 +77,7 @@ export class PolicyStore extends EventEmitter {
     const result = compilePolicy(files);
     if (!result.ok) return this.reject(result.problems.map(formatProblem), files.map((f) => f.name));
     const previous = this.policy?.revision ?? null;
-    if (previous !== null && previous !== result.policy.revision) {
-      this.recent.unshift(previous);
-      this.recent.length = Math.min(this.recent.length, 2);
-    }
+    if (previous !== null && previous !== result.policy.revision) this.recent = new Set([previous, ...this.recent].slice(0, 2));
     this.policy = result.policy;
     this.state = { state: 'valid', revision: result.policy.revision, problems: [], files: files.map((f) => f.name), loadedAt: new Date().toISOString() };
     if (previous !== result.policy.revision) {

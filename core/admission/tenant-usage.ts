@@ -15,7 +15,8 @@ export class TenantUsageIndex {
   private readonly pods = new Map<string, KubePod>();
   private readonly entries = new Map<string, Entry>();
   private readonly totals = new Map<string, { equivalents: number; pods: number }>();
-  private revision: string | null = null;
+  /** The policy the entries were computed under; null until the first usage() call. */
+  private policy: Policy | null = null;
   private dirty = true;
   private readonly tenantOf: (namespace: string) => string | null;
 
@@ -49,8 +50,6 @@ export class TenantUsageIndex {
     this.pods.delete(key);
   }
 
-  private policy: Policy | null = null;
-
   private addEntry(key: string, pod: KubePod, policy: Policy | null): void {
     if (policy === null) return;
     const tenant = this.tenantOf(pod.metadata?.namespace ?? '');
@@ -76,9 +75,8 @@ export class TenantUsageIndex {
   }
 
   usage(tenant: string, policy: Policy, exceptUid: string | null): TenantUsage {
-    if (this.dirty || this.revision !== policy.revision) {
+    if (this.dirty || this.policy?.revision !== policy.revision) {
       this.policy = policy;
-      this.revision = policy.revision;
       this.entries.clear();
       this.totals.clear();
       for (const [key, pod] of this.pods) this.addEntry(key, pod, policy);

@@ -131,6 +131,7 @@ export function replay(traceNodes: readonly TraceNode[], tracePods: readonly Tra
   for (const n of nodes) if (n.model !== null) capacityByModel.set(n.model, (capacityByModel.get(n.model) ?? 0) + n.gpus.length);
   const context = scoringContext(options.profile ?? typicalShapes(tracePods.map((p) => ({ cpuMilli: p.cpuMilli, memoryMiB: p.memoryMiB, gpus: p.gpus, milliPerGpu: p.milliPerGpu, models: p.models }))), capacityByModel);
   const ledger = new Ledger();
+  // The ledger keeps one usage object per node for good, so the hot loop can index them.
   const usages = nodes.map((n) => ledger.usage(n.name));
   const caches: Map<string, CachedScore>[] = nodes.map(() => new Map());
   const decisions: Decision[] = [];
@@ -171,7 +172,6 @@ export function replay(traceNodes: readonly TraceNode[], tracePods: readonly Tra
         cpuMilli: demand.cpuMilli, memoryMiB: demand.memoryMiB, resources: {}, gpus: best.placement.gpus,
         sharing: best.placement.sharing, assumedUntil: null,
       });
-      usages[bestNode] = ledger.usage(node.name);
       allocated += best.placement.gpus.reduce((s, g) => s + g.milli, 0);
       decisions.push({ index, pod: pod.name, node: node.name, gpus: best.placement.gpus });
     }

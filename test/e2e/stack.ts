@@ -65,6 +65,14 @@ export function schedulerConfig(extenderPort: number): string {
   ].join('\n');
 }
 
+async function untilReady(what: string, server: { ready(): boolean }, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!server.ready()) {
+    if (Date.now() > deadline) throw new Error(`${what} did not become ready within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export async function startStack(options: StackOptions): Promise<Stack> {
   const log = options.log ?? pino({ level: 'silent' });
   const progress = options.progress ?? (() => {});
@@ -100,8 +108,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     client,
     async startWebhook() {
       stack.webhook = await startWebhook({ policyDir, host: '127.0.0.1', port: webhookPort, tls: { certFile: join(cluster.dir, 'webhook.crt'), keyFile: join(cluster.dir, 'webhook.key') }, kubeconfig: client(WEBHOOK_USER), systemUsers: [EXTENDER_USER, WEBHOOK_USER], auditIntervalMs: 5_000, log: log.child({ component: 'webhook' }) });
-      const deadline = Date.now() + 30_000;
-      while (!stack.webhook.ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      await untilReady('the webhook', stack.webhook);
     },
     async stopWebhook() {
       await stack.webhook?.close();
@@ -109,8 +116,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     },
     async startExtender() {
       stack.extender = await startExtender({ kubeconfig: client(EXTENDER_USER), policyDir, host: '127.0.0.1', port: extenderPort, leaseNamespace: 'tessera-system', log: log.child({ component: 'extender' }) });
-      const deadline = Date.now() + 30_000;
-      while (!stack.extender.ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      await untilReady('the extender', stack.extender);
     },
     async stopExtender() {
       await stack.extender?.close();
