@@ -6,15 +6,15 @@ import { parseArgs } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { mutatePod } from '../core/admission/mutate.ts';
 import type { GpuShare } from '../core/assignment.ts';
-import { readDemand } from '../core/demand.ts';
 import type { KubeNamespace, KubeNode, KubePod } from '../core/kube-objects.ts';
 import type { Policy } from '../core/policy/model.ts';
+import { POOL_ANNOTATION } from '../core/well-known-names.ts';
 import { evaluateNodes, podContext, quotaReason } from '../core/scheduling/evaluate.ts';
 import { SchedulingState } from '../core/scheduling/state.ts';
 import { normaliseScores } from '../core/scoring/normalise.ts';
 import { DEFAULT_STRATEGY, strategyNamed } from '../core/scoring/strategies.ts';
 import { scoringContext } from '../core/scoring/strategy.ts';
-import { typicalShapes, type PodShape } from '../core/scoring/workload-profile.ts';
+import { gpuPodShapes, typicalShapes } from '../core/scoring/workload-profile.ts';
 import { parseObjects, readObjects } from './objects.ts';
 import { loadPolicy } from './policy-files.ts';
 
@@ -33,19 +33,11 @@ export function explain(pod: KubePod, nodes: readonly KubeNode[], pods: readonly
   for (const ns of namespaces) state.upsertNamespace(ns);
   for (const n of nodes) state.upsertNode(n);
   for (const p of pods) if (p.metadata?.uid !== pod.metadata?.uid) state.upsertPod(p);
-  const shapes: PodShape[] = [];
-  for (const p of pods) {
-    try {
-      const d = readDemand(p);
-      if (d.fraction) shapes.push({ cpuMilli: d.cpuMilli, memoryMiB: d.memoryMiB, gpus: d.fraction.gpus, milliPerGpu: d.fraction.milliPerGpu, models: d.models });
-    } catch {
-      // unreadable pods do not shape the profile
-    }
-  }
+  const shapes = gpuPodShapes(pods);
   // The extender sees pods after the webhook: apply the mutating stage when a policy is given and the pod is raw.
   let subject = pod;
   const tenant = state.tenantOf(pod.metadata?.namespace ?? '');
-  if (policy !== null && !pod.metadata?.annotations?.['tessera.io/pool']) {
+  if (policy !== null && !pod.metadata?.annotations?.[POOL_ANNOTATION]) {
     const mutated = mutatePod(pod, tenant, policy);
     if (mutated.denial === null) subject = mutated.pod;
   }
@@ -57,7 +49,7 @@ export function explain(pod: KubePod, nodes: readonly KubeNode[], pods: readonly
   const feasible = verdicts.filter((v) => v.feasible);
   const scores = normaliseScores(feasible.map((v) => v.score));
   const scoreOf = new Map(feasible.map((v, i) => [v.node, scores[i]!]));
-  const quota = quotaReason(state, subject, ctx.pod);
+  const quota = quotaReason(state, ctx.pod);
   let best: (typeof verdicts)[number] | null = null;
   for (const v of feasible) if (best === null || v.score > best.score) best = v;
   return {

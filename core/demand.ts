@@ -3,7 +3,7 @@
 
 import { MIG_PROFILE_PATTERN } from './catalog/mig-geometry.ts';
 import type { KubeContainer, KubePod, ResourceList } from './kube-objects.ts';
-import { GPU_COUNT, GPU_FRACTION, GPU_MEMORY, GPU_MILLI, GPU_MODEL, MIG_PROFILE, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX, POOL_ANNOTATION, TOPOLOGY, isGpuResource } from './names.ts';
+import { GPU_COUNT, GPU_FRACTION, GPU_MEMORY, GPU_MILLI, GPU_MODEL, MIG_PROFILE, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX, POOL_ANNOTATION, TOPOLOGY, isGpuResource } from './well-known-names.ts';
 import { cpuMilli, memoryMiB, parseQuantity, QuantityError } from './quantity.ts';
 
 export class DemandError extends Error {
@@ -251,4 +251,15 @@ export function readDemand(pod: KubePod): PodDemand {
 export function wantsGpu(demand: PodDemand): boolean {
   const i = demand.intent;
   return Object.keys(demand.gpuResources).length > 0 || i.milli !== null || i.memoryMiB !== null || i.count !== null || i.migProfile !== null;
+}
+
+export type DemandResult = { readonly ok: true; readonly demand: PodDemand } | { readonly ok: false; readonly error: DemandError };
+
+/** readDemand for callers that branch on a malformed pod instead of catching. */
+export function parseDemand(pod: KubePod): DemandResult {
+  try {
+    return { ok: true, demand: readDemand(pod) };
+  } catch (e) {
+    return { ok: false, error: e instanceof DemandError ? e : new DemandError('pod', e instanceof Error ? e.message : String(e)) };
+  }
 }

@@ -8,7 +8,7 @@ import type { PodDemand } from './demand.ts';
 import { chooseGpuSets, setQuality } from './gpu-sets.ts';
 import type { GpuInventory, NodeInventory } from './inventory.ts';
 import type { NodeUsage } from './ledger.ts';
-import { GPU_MILLI, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX } from './names.ts';
+import { GPU_MILLI, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX } from './well-known-names.ts';
 import { reason, type Reason } from './reasons.ts';
 
 export interface FitContext {

@@ -6,7 +6,7 @@ import { lookupModel, canonicalModelName } from './catalog/gpu-models.ts';
 import { MIG_PROFILE_PATTERN, type MigGeometry } from './catalog/mig-geometry.ts';
 import { reconstructLayout, type MigInstance } from './catalog/mig-layout.ts';
 import type { KubeNode, Taint } from './kube-objects.ts';
-import { GFD, GPU_MILLI, GPU_TOPOLOGY, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX, SHARING_LABEL } from './names.ts';
+import { GFD, GPU_MILLI, GPU_TOPOLOGY, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX, SHARING_LABEL } from './well-known-names.ts';
 import { cpuMilli, memoryMiB, parseQuantity } from './quantity.ts';
 
 export type NodeMode = 'none' | 'exclusive' | 'time-slicing' | 'mps' | 'mig' | 'fraction';

@@ -22,6 +22,7 @@ export const REASONS = {
   NodeNotInPool: { unresolvable: true, summary: 'the node is outside the pools the pod’s tenant may use' },
   QuotaExceeded: { unresolvable: true, summary: 'the tenant’s GPU quota would be exceeded' },
   UnknownNode: { unresolvable: true, summary: 'the extender has not seen this node' },
+  InvalidRequest: { unresolvable: true, summary: 'the pod’s GPU request is malformed' },
 } as const;
 
 export type ReasonCode = keyof typeof REASONS;

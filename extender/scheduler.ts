@@ -6,14 +6,14 @@ import type { Logger } from 'pino';
 import { formatAssignment, visibleDevices } from '../core/assignment.ts';
 import { fit } from '../core/fit.ts';
 import type { KubeNode, KubePod } from '../core/kube-objects.ts';
-import type { Allocation } from '../core/ledger.ts';
-import { ASSIGNMENT, VISIBLE_DEVICES } from '../core/names.ts';
+import { newAllocation } from '../core/allocation.ts';
+import { ASSIGNMENT, VISIBLE_DEVICES } from '../core/well-known-names.ts';
 import { evaluateNode, evaluateNodes, podContext, quotaReason, VerdictCache, type NodeVerdict } from '../core/scheduling/evaluate.ts';
 import type { SchedulingState } from '../core/scheduling/state.ts';
 import { nodeFragmentation } from '../core/scoring/fragmentation.ts';
 import { normaliseScores } from '../core/scoring/normalise.ts';
 import { scoringContext, type ScoringContext, type Strategy } from '../core/scoring/strategy.ts';
-import { podEquivalents } from '../core/admission/equivalents.ts';
+import { podEquivalents } from '../core/pools/equivalents.ts';
 import type { WorkloadProfile } from '../core/scoring/workload-profile.ts';
 import { ConflictError, type ClusterWriter } from './cluster-writer.ts';
 import type { ExtenderMetrics } from './metrics.ts';
@@ -125,19 +125,21 @@ export class ExtenderScheduler {
       // Re-check on the freshest state, without the cache, excluding any earlier record of this very pod.
       const own = this.o.state.ledger.remove(pod.metadata.uid);
       const verdict = evaluateNode(this.o.state, ctx.pod, node, this.o.strategy, this.scoring);
-      const quota = verdict.feasible ? quotaReason(this.o.state, pod, ctx.pod) : null;
+      const quota = verdict.feasible ? quotaReason(this.o.state, ctx.pod) : null;
       if (!verdict.feasible || quota) {
         if (own) this.o.state.ledger.add(own);
         return this.refuse(quota ? 'quota' : 'unfit', where, (quota ?? verdict.reason)!.message);
       }
       const placement = verdict.placement!;
-      const allocation: Allocation = {
-        uid: pod.metadata.uid, namespace, name, tenant: ctx.pod.tenant, node,
-        cpuMilli: ctx.pod.demand.cpuMilli, memoryMiB: ctx.pod.demand.memoryMiB,
-        resources: placement.resources, gpus: placement.gpus, sharing: placement.sharing,
+      const policy = this.o.state.policy;
+      const allocation = newAllocation({
+        pod: ctx.pod.demand,
+        tenant: ctx.pod.tenant,
+        node,
+        holding: placement,
         assumedUntil: this.now() + (this.o.assumeTtlMs ?? 30_000),
-        equivalents: this.o.state.policy ? podEquivalents(pod, this.o.state.policy) : 0,
-      };
+        equivalents: policy ? podEquivalents(ctx.pod.demand, policy) : 0,
+      });
       this.o.state.assume(allocation);
       let annotated = false;
       try {

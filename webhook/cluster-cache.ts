@@ -3,10 +3,11 @@
 
 import { CoreV1Api, type KubeConfig, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { ClusterView, TenantUsage } from '../core/admission/cluster-view.ts';
+import type { ClusterView } from '../core/admission/cluster-view.ts';
+import type { TenantUsage } from '../core/admission/tenant-usage.ts';
 import { TenantUsageIndex } from '../core/admission/tenant-usage.ts';
 import type { KubeNamespace, KubePod } from '../core/kube-objects.ts';
-import { TENANT_LABEL } from '../core/names.ts';
+import { TENANT_LABEL } from '../core/well-known-names.ts';
 import type { Policy } from '../core/policy/model.ts';
 import { WatchedResource } from './informer.ts';
 

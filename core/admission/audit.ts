@@ -3,9 +3,10 @@
 // make sense at admission time (who is asking, nodeName on CREATE, quota at CREATE) are left out.
 
 import type { KubePod } from '../kube-objects.ts';
-import { POLICY_REVISION } from '../names.ts';
+import { POLICY_REVISION } from '../well-known-names.ts';
 import type { Policy } from '../policy/model.ts';
-import { isTerminated, tenantOfNamespace, type ClusterView } from './cluster-view.ts';
+import { isLeaving } from '../pod-lifecycle.ts';
+import { tenantOfNamespace, type ClusterView } from './cluster-view.ts';
 import type { CheckContext, Violation } from './check.ts';
 import { subjectOf, podViolations } from './review.ts';
 
@@ -34,7 +35,7 @@ export function auditPods(pods: Iterable<KubePod>, policy: Policy, view: Cluster
   let checked = 0;
   let staleRevision = 0;
   for (const pod of pods) {
-    if (isTerminated(pod) || pod.metadata?.deletionTimestamp) continue;
+    if (isLeaving(pod)) continue;
     checked++;
     const namespace = pod.metadata?.namespace ?? '';
     const tenant = tenantOfNamespace(view, namespace);

@@ -2,11 +2,11 @@
 // wires NVIDIA_VISIBLE_DEVICES, stamps the tenant and the policy revision. It edits a clone and never the input;
 // running it on its own output changes nothing (reinvocationPolicy: IfNeeded).
 
-import { readDemand, wantsGpu, DemandError } from '../demand.ts';
+import { parseDemand, wantsGpu } from '../demand.ts';
 import type { KubeContainer, KubePod } from '../kube-objects.ts';
-import { isGpuResource, POLICY_REVISION, POOL_ANNOTATION, TENANT_LABEL, VISIBLE_DEVICES } from '../names.ts';
+import { isGpuResource, POLICY_REVISION, POOL_ANNOTATION, TENANT_LABEL, VISIBLE_DEVICES } from '../well-known-names.ts';
 import { tenantNamed, type Policy } from '../policy/model.ts';
-import { decideGpu } from './gpu-decision.ts';
+import { decideGpu } from '../pools/gpu-decision.ts';
 import { allContainers, ensureEnv, ensureToleration, hasEnv, requireNodeLabels, VISIBLE_DEVICES_ENV } from './pod-edits.ts';
 
 export interface MutationResult {
@@ -48,14 +48,9 @@ export function mutatePod(input: KubePod, namespaceTenant: string | null, policy
   let gpu: KubeContainer[] = [];
   let fractionPool = false;
 
-  let demand;
-  try {
-    demand = readDemand(pod);
-  } catch (e) {
-    // Malformed GPU input is the validating stage's to deny with its field; mutate nothing GPU-related.
-    if (!(e instanceof DemandError)) throw e;
-    demand = null;
-  }
+  // Malformed GPU input is the validating stage's to deny with its field; mutate nothing GPU-related.
+  const parsed = parseDemand(pod);
+  const demand = parsed.ok ? parsed.demand : null;
   const tenant = namespaceTenant === null ? undefined : tenantNamed(policy, namespaceTenant);
   if (demand !== null && wantsGpu(demand) && tenant) {
     const decision = decideGpu(demand, tenant, policy);

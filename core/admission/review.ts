@@ -8,7 +8,7 @@ import type { KubeNamespace, KubePod, PodSpec } from '../kube-objects.ts';
 import { tenantNamed, type Policy } from '../policy/model.ts';
 import { BUILTIN, type CheckContext, type PodSubject, type Violation } from './check.ts';
 import { tenantOfNamespace, type ClusterView } from './cluster-view.ts';
-import { decideGpu } from './gpu-decision.ts';
+import { decideGpu } from '../pools/gpu-decision.ts';
 import { mutatePod } from './mutate.ts';
 import { ensureEnv, hasEnv, VISIBLE_DEVICES_ENV } from './pod-edits.ts';
 import type { AdmissionRequest, AdmissionResponse, UserInfo } from './request.ts';

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseAllDocuments } from 'yaml';
 import { lookupModel, canonicalModelName } from '../catalog/gpu-models.ts';
-import { DEFAULT_SCHEDULER_NAME, NVIDIA_GPU } from '../names.ts';
+import { DEFAULT_SCHEDULER_NAME, NVIDIA_GPU } from '../well-known-names.ts';
 import { memoryMiB } from '../quantity.ts';
 import type { Action, Pool, Policy, Rule, RuleMatch, Tenant } from './model.ts';
 import { POLICY_SCHEMA } from './schema.ts';

@@ -2,13 +2,13 @@
 // gives a verdict (feasible with a score and the placement bind would commit, or a reason), cached per node and pod
 // shape until the node, its usage or the cluster model changes, so that kube-scheduler's repeated calls cost lookups.
 
-import { podEquivalents } from '../admission/equivalents.ts';
-import { DemandError, readDemand, wantsGpu, type PodDemand } from '../demand.ts';
+import { formatEquivalents, podEquivalents, withinQuota } from '../pools/equivalents.ts';
+import { parseDemand, wantsGpu, type PodDemand } from '../demand.ts';
 import { fit, type Placement } from '../fit.ts';
 import type { NodeInventory } from '../inventory.ts';
 import type { NodeUsage } from '../ledger.ts';
 import type { KubePod } from '../kube-objects.ts';
-import { POOL_ANNOTATION } from '../names.ts';
+import { POOL_ANNOTATION } from '../well-known-names.ts';
 import { poolNamed, tenantNamed, type Pool } from '../policy/model.ts';
 import { reason, type Reason } from '../reasons.ts';
 import type { ScoringContext, Strategy } from '../scoring/strategy.ts';
@@ -34,13 +34,9 @@ export type PodContextResult = { readonly ok: true; readonly pod: PodContext } |
 
 /** Reads the pod once per request (the CycleState habit). */
 export function podContext(state: SchedulingState, pod: KubePod): PodContextResult {
-  let demand: PodDemand;
-  try {
-    demand = readDemand(pod);
-  } catch (e) {
-    const message = e instanceof DemandError ? `${e.field}: ${e.message}` : String(e);
-    return { ok: false, reason: { code: 'ModeMismatch', message: `ModeMismatch: the pod's GPU request is invalid: ${message}`, unresolvable: true } };
-  }
+  const parsed = parseDemand(pod);
+  if (!parsed.ok) return { ok: false, reason: reason('InvalidRequest', `the pod's GPU request is invalid: ${parsed.error.field}: ${parsed.error.message}`) };
+  const demand = parsed.demand;
   const namespace = pod.metadata?.namespace ?? '';
   const tenant = state.tenantOf(namespace);
   const poolName = pod.metadata?.annotations?.[POOL_ANNOTATION];
@@ -127,14 +123,14 @@ export function evaluateNodes(state: SchedulingState, ctx: PodContext, names: re
 }
 
 /** The tenant quota check at bind: what the tenant holds (bound and assumed, this pod excluded) plus this pod. */
-export function quotaReason(state: SchedulingState, pod: KubePod, ctx: PodContext): Reason | null {
+export function quotaReason(state: SchedulingState, ctx: PodContext): Reason | null {
   const policy = state.policy;
   if (policy === null || ctx.tenant === null || !wantsGpu(ctx.demand)) return null;
   const tenant = tenantNamed(policy, ctx.tenant);
   if (!tenant || tenant.quotaGpus === null) return null;
-  const mine = podEquivalents(pod, policy);
-  const own = state.ledger.get(pod.metadata?.uid ?? '')?.equivalents ?? 0;
+  const mine = podEquivalents(ctx.demand, policy);
+  const own = state.ledger.get(ctx.demand.uid)?.equivalents ?? 0;
   const held = state.ledger.tenantEquivalents(ctx.tenant) - own;
-  if (held + mine <= tenant.quotaGpus + 1e-9) return null;
-  return reason('QuotaExceeded', `tenant ${ctx.tenant} holds ${Math.round(held * 1000) / 1000} of its ${tenant.quotaGpus} GPU-equivalents; this pod needs ${Math.round(mine * 1000) / 1000}`);
+  if (withinQuota(held, mine, tenant.quotaGpus)) return null;
+  return reason('QuotaExceeded', `tenant ${ctx.tenant} holds ${formatEquivalents(held)} of its ${tenant.quotaGpus} GPU-equivalents; this pod needs ${formatEquivalents(mine)}`);
 }

@@ -4,11 +4,13 @@
 
 import { readNode, type NodeInventory } from '../inventory.ts';
 import type { KubeNamespace, KubeNode, KubePod } from '../kube-objects.ts';
-import { Ledger, type Allocation } from '../ledger.ts';
-import { TENANT_LABEL } from '../names.ts';
+import type { Allocation } from '../allocation.ts';
+import { Ledger } from '../ledger.ts';
+import { TENANT_LABEL } from '../well-known-names.ts';
 import { isolatedTenants, type Policy } from '../policy/model.ts';
 import type { FitContext } from '../fit.ts';
-import { allocationOfPod, isActive } from './pod-allocation.ts';
+import { isTerminated } from '../pod-lifecycle.ts';
+import { allocationOfPod } from './pod-allocation.ts';
 
 export class SchedulingState {
   readonly nodes = new Map<string, NodeInventory>();
@@ -76,9 +78,9 @@ export class SchedulingState {
   upsertPod(pod: KubePod): void {
     const uid = pod.metadata?.uid ?? '';
     if (uid === '') return;
-    if (!isActive(pod) || pod.metadata?.deletionTimestamp) {
+    if (isTerminated(pod) || pod.metadata?.deletionTimestamp) {
       // Terminating pods keep their GPUs until they are gone; finished pods free them now.
-      if (!isActive(pod)) this.removePod(uid);
+      if (isTerminated(pod)) this.removePod(uid);
       return;
     }
     const node = pod.spec?.nodeName;

@@ -3,7 +3,7 @@
 import type { Placement } from '../fit.ts';
 import type { NodeInventory } from '../inventory.ts';
 import type { NodeUsage } from '../ledger.ts';
-import { NVIDIA_MIG_PREFIX } from '../names.ts';
+import { NVIDIA_MIG_PREFIX } from '../well-known-names.ts';
 
 /** Free milli per GPU of a fraction node after the placement. */
 export function freeMilliAfter(node: NodeInventory, usage: NodeUsage, placement: Placement | null): number[] {

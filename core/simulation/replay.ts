@@ -8,8 +8,9 @@ import type { GpuShare } from '../assignment.ts';
 import type { PodDemand } from '../demand.ts';
 import { fit, OPEN_CONTEXT } from '../fit.ts';
 import type { NodeInventory } from '../inventory.ts';
+import { newAllocation } from '../allocation.ts';
 import { Ledger } from '../ledger.ts';
-import { GPU_MILLI } from '../names.ts';
+import { GPU_MILLI } from '../well-known-names.ts';
 import { scoringContext } from '../scoring/strategy.ts';
 import type { Scored, Strategy } from '../scoring/strategy.ts';
 import { typicalShapes, type WorkloadProfile } from '../scoring/workload-profile.ts';
@@ -167,11 +168,7 @@ export function replay(traceNodes: readonly TraceNode[], tracePods: readonly Tra
       decisions.push({ index, pod: pod.name, node: null, gpus: [] });
     } else {
       const node = nodes[bestNode]!;
-      ledger.add({
-        uid: demand.uid, namespace: demand.namespace, name: demand.name, tenant: null, node: node.name,
-        cpuMilli: demand.cpuMilli, memoryMiB: demand.memoryMiB, resources: {}, gpus: best.placement.gpus,
-        sharing: best.placement.sharing, assumedUntil: null,
-      });
+      ledger.add(newAllocation({ pod: demand, tenant: null, node: node.name, holding: best.placement }));
       allocated += best.placement.gpus.reduce((s, g) => s + g.milli, 0);
       decisions.push({ index, pod: pod.name, node: node.name, gpus: best.placement.gpus });
     }

@@ -13,6 +13,7 @@ import { createExtenderApp } from '../../extender/app.ts';
 import type { ClusterWriter } from '../../extender/cluster-writer.ts';
 import { ExtenderMetrics } from '../../extender/metrics.ts';
 import { ExtenderScheduler } from '../../extender/scheduler.ts';
+import { allocation } from '../fixtures/allocations.ts';
 import { buildFleet } from './extender-fleet.ts';
 
 const size = Number(process.argv[2] ?? 1000);
@@ -37,7 +38,7 @@ let churn = 0;
 const timer = setInterval(() => {
   const node = fractionNodes[churn++ % fractionNodes.length]!;
   const uid = `churn-${churn}`;
-  state.ledger.add({ uid, namespace: 'vision', name: uid, tenant: 'research', node, cpuMilli: 100, memoryMiB: 100, resources: {}, gpus: [{ index: churn % 8, milli: 1, memoryMiB: 1 }], sharing: true, assumedUntil: null });
+  state.ledger.add(allocation(uid).ns('vision').tenant('research').on(node).cpuMemory(100, 100).gpu(churn % 8, 1, 1).build());
   if (churn > 50) state.ledger.remove(`churn-${churn - 50}`);
 }, 20);
 timer.unref();

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, NodeV1Api, RbacAuthorizationV1Api, SchedulingV1Api, type V1Pod } from '@kubernetes/client-node';
 import { auditPods } from '../../core/admission/audit.ts';
-import { podEquivalents } from '../../core/admission/equivalents.ts';
+import { equivalentsOfPod } from '../../core/pools/equivalents.ts';
 import { staticClusterView } from '../../core/admission/cluster-view.ts';
 import type { KubeNamespace, KubePod } from '../../core/kube-objects.ts';
 import { compilePolicy } from '../../core/policy/compile.ts';
@@ -145,7 +145,7 @@ async function main(): Promise<void> {
     const tenantOf: Record<string, string> = { vision: 'research', nlp: 'research', risk: 'payments-ml' };
     for (const p of pods) {
       if (!p.spec?.nodeName) continue;
-      const e = podEquivalents(p as KubePod, policy);
+      const e = equivalentsOfPod(p as KubePod, policy);
       const pool = p.metadata?.annotations?.['tessera.io/pool'] ?? '?';
       byPool.set(pool, (byPool.get(pool) ?? 0) + e);
       const t = tenantOf[p.metadata!.namespace!] ?? '-';

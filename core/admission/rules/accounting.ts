@@ -2,7 +2,7 @@
 // (no nodeName, no other schedulerName), and nobody may choose the visible GPUs themselves.
 
 import type { KubeContainer } from '../../kube-objects.ts';
-import { VISIBLE_DEVICES } from '../../names.ts';
+import { VISIBLE_DEVICES } from '../../well-known-names.ts';
 import { BUILTIN, type PodCheck, type Violation } from '../check.ts';
 import { allContainers, VISIBLE_DEVICES_ENV } from '../pod-edits.ts';
 

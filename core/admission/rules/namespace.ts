@@ -2,7 +2,7 @@
 // accounts may set, change or remove it; otherwise a tenant relabels its way into another tenant's pools.
 
 import type { KubeNamespace } from '../../kube-objects.ts';
-import { TENANT_LABEL } from '../../names.ts';
+import { TENANT_LABEL } from '../../well-known-names.ts';
 import { tenantNamed } from '../../policy/model.ts';
 import { BUILTIN, type CheckContext, type Violation } from '../check.ts';
 

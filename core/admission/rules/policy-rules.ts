@@ -1,7 +1,7 @@
 // The rule kinds of a policy file, each a pure check of one pod (or pod template) that reports with the rule's action.
 
 import { DemandError } from '../../demand.ts';
-import { GPU_MEMORY, isGpuResource } from '../../names.ts';
+import { GPU_MEMORY, isGpuResource } from '../../well-known-names.ts';
 import { ruleApplies, type Rule } from '../../policy/model.ts';
 import type { CheckContext, PodSubject, Violation } from '../check.ts';
 import { allContainers } from '../pod-edits.ts';

@@ -2,7 +2,7 @@
 // values are denied on CREATE and UPDATE, whatever the pod's schedulerName (HAMi#3041).
 
 import type { KubePod } from '../../kube-objects.ts';
-import { ASSIGNMENT, POLICY_REVISION, VISIBLE_DEVICES } from '../../names.ts';
+import { ASSIGNMENT, POLICY_REVISION, VISIBLE_DEVICES } from '../../well-known-names.ts';
 import { BUILTIN, type PodCheck, type Violation } from '../check.ts';
 
 function annotation(pod: KubePod | null, key: string): string | undefined {

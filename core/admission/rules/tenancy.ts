@@ -1,10 +1,10 @@
 // Tenant isolation, always enforced: GPUs only for namespaces with a tenant, only in the tenant's pools, no way around
 // the pool pinning (foreign pool tolerations, tolerate-everything), priority classes and per-pod size from the tenant.
 
-import { TENANT_LABEL } from '../../names.ts';
+import { POOL_ANNOTATION, TENANT_LABEL } from '../../well-known-names.ts';
 import { poolNamed } from '../../policy/model.ts';
 import { BUILTIN, type PodCheck, type Violation } from '../check.ts';
-import { formatEquivalents } from '../equivalents.ts';
+import { formatEquivalents } from '../../pools/equivalents.ts';
 import { pinnedToLabels, tolerates } from '../pod-edits.ts';
 
 export const tenancyCheck: PodCheck = (s, ctx) => {
@@ -54,7 +54,7 @@ export const tenancyCheck: PodCheck = (s, ctx) => {
   if (s.tenant && s.gpu && s.pod.metadata?.labels?.[TENANT_LABEL] !== undefined && s.pod.metadata.labels[TENANT_LABEL] !== s.tenant.name) {
     deny(`label ${TENANT_LABEL}=${s.pod.metadata.labels[TENANT_LABEL]} does not match the namespace's tenant ${s.tenant.name}; remove the label, Tessera sets it`);
   }
-  const named = s.pod.metadata?.annotations?.['tessera.io/pool'];
+  const named = s.pod.metadata?.annotations?.[POOL_ANNOTATION];
   if (!s.gpu && named && s.tenant && !own.has(named)) deny(`tessera.io/pool=${named} is not a pool of tenant ${s.tenant.name}`);
   if (named && !poolNamed(ctx.policy, named)) deny(`tessera.io/pool=${named} is not a pool of the policy; remove the annotation or name one of ${ctx.policy.pools.map((p) => p.name).join(', ')}`);
   return out;

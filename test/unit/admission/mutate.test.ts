@@ -1,6 +1,6 @@
 import t from 'tap';
 import { mutateRequest } from '../../../core/admission/review.ts';
-import { migProfileFor } from '../../../core/admission/gpu-plan.ts';
+import { migProfileFor } from '../../../core/pools/gpu-plan.ts';
 import { MIG_GEOMETRIES } from '../../../core/catalog/mig-geometry.ts';
 import { pod } from '../../fixtures/pods.ts';
 import { admit, examplePolicy, podRequest, view } from './harness.ts';

@@ -7,12 +7,13 @@ import { Ledger } from '../../../core/ledger.ts';
 import type { KubePod } from '../../../core/kube-objects.ts';
 import { exclusiveH100, fractionH100, migA100, migSingleA100, mpsA100, timeSlicedL4, TWO_ISLANDS, cpuNode } from '../../fixtures/nodes.ts';
 import { pod } from '../../fixtures/pods.ts';
+import { newAllocation } from '../../../core/allocation.ts';
 
 const ctx = (tenant: string | null, isolated: string[] = []): FitContext => ({ tenant, isolatedTenants: new Set(isolated) });
 
 function commit(ledger: Ledger, p: KubePod, placement: Placement, tenant: string | null = null): void {
   const d = readDemand(p);
-  ledger.add({ uid: d.uid, namespace: d.namespace, name: d.name, tenant, node: placement.node, cpuMilli: d.cpuMilli, memoryMiB: d.memoryMiB, resources: placement.resources, gpus: placement.gpus, sharing: placement.sharing, assumedUntil: null });
+  ledger.add(newAllocation({ pod: d, tenant, node: placement.node, holding: placement }));
 }
 
 function place(ledger: Ledger, node: NodeInventory, p: KubePod, c: FitContext = ctx(null)): Placement | string {

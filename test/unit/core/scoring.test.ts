@@ -10,6 +10,7 @@ import { STRATEGIES, DEFAULT_STRATEGY } from '../../../core/scoring/strategies.t
 import { scoringContext } from '../../../core/scoring/strategy.ts';
 import { typicalShapes } from '../../../core/scoring/workload-profile.ts';
 import { fractionH100, timeSlicedL4, TWO_ISLANDS } from '../../fixtures/nodes.ts';
+import { allocation } from '../../fixtures/allocations.ts';
 import { pod } from '../../fixtures/pods.ts';
 
 const shape = (gpus: number, milliPerGpu: number, cpuMilli = 1000) => ({ cpuMilli, memoryMiB: 1024, gpus, milliPerGpu, models: null });
@@ -33,7 +34,7 @@ t.test('every strategy picks a feasible placement deterministically', async (t) 
   const node = readNode(fractionH100('f', 8, { annotations: { 'tessera.io/gpu-topology': TWO_ISLANDS } }));
   const ledger = new Ledger();
   const context = scoringContext(typicalShapes([shape(1, 500), shape(1, 250), shape(2, 1000)]));
-  ledger.add({ uid: 'x', namespace: 'n', name: 'x', tenant: null, node: 'f', cpuMilli: 0, memoryMiB: 0, resources: {}, gpus: [{ index: 2, milli: 700, memoryMiB: 100 }], sharing: true, assumedUntil: null });
+  ledger.add(allocation('x').on('f').gpu(2, 700, 100).build());
   for (const [name, strategy] of Object.entries(STRATEGIES)) {
     const demand = readDemand(pod('p').gpuMilli(250).build());
     const r = fit(node, ledger.usage('f'), demand);
@@ -55,7 +56,7 @@ t.test('device-plugin nodes are ranked by how full they become', async (t) => {
   if (!empty.ok) throw new Error('should fit');
   const context = scoringContext();
   const before = STRATEGIES[DEFAULT_STRATEGY]!.choose({ node, usage: ledger.usage('l'), demand, placements: empty.placements, context });
-  ledger.add({ uid: 'y', namespace: 'n', name: 'y', tenant: null, node: 'l', cpuMilli: 0, memoryMiB: 0, resources: { 'nvidia.com/gpu.shared': 8 }, gpus: [], sharing: true, assumedUntil: null });
+  ledger.add(allocation('y').on('l').resource('nvidia.com/gpu.shared', 8).sharing(true).build());
   const after = STRATEGIES[DEFAULT_STRATEGY]!.choose({ node, usage: ledger.usage('l'), demand, placements: empty.placements, context });
   t.ok(after.score > before.score, 'a fuller node ranks higher under the default');
 });

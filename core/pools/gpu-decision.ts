@@ -3,7 +3,7 @@
 
 import { modelMatches } from '../catalog/gpu-models.ts';
 import type { PodDemand } from '../demand.ts';
-import { POOL_ANNOTATION } from '../names.ts';
+import { POOL_ANNOTATION } from '../well-known-names.ts';
 import { poolNamed, type Policy, type Pool, type Tenant } from '../policy/model.ts';
 import { describeAsk, gpuAsk, planInPool, type GpuAsk, type GpuPlan } from './gpu-plan.ts';
 

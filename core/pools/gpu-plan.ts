@@ -5,7 +5,7 @@
 import { lookupModel } from '../catalog/gpu-models.ts';
 import type { MigGeometry, MigProfile } from '../catalog/mig-geometry.ts';
 import type { PodDemand } from '../demand.ts';
-import { GPU_MILLI, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX } from '../names.ts';
+import { GPU_MILLI, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX } from '../well-known-names.ts';
 import type { Pool } from '../policy/model.ts';
 
 export type GpuAsk =
