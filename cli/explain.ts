@@ -12,7 +12,7 @@ import { POOL_ANNOTATION } from '../core/well-known-names.ts';
 import { evaluateNodes, podContext, quotaReason } from '../core/scheduling/evaluate.ts';
 import { SchedulingState } from '../core/scheduling/state.ts';
 import { normaliseScores } from '../core/scoring/normalise.ts';
-import { DEFAULT_STRATEGY, strategyNamed } from '../core/scoring/strategies.ts';
+import { DEFAULT_STRATEGY, strategyNamed } from '../core/scoring/strategy-registry.ts';
 import { scoringContext } from '../core/scoring/strategy.ts';
 import { gpuPodShapes, typicalShapes } from '../core/scoring/workload-profile.ts';
 import { parseObjects, readObjects } from './objects.ts';

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { publishedFor, meanAndSd, type PublishedSummary } from '../core/simulation/published.ts';
 import { REPORTED_LOADS, replay, type ReplayResult } from '../core/simulation/replay.ts';
 import { parseTraceNodes, parseTracePods } from '../core/simulation/trace.ts';
-import { DEFAULT_STRATEGY, STRATEGIES, strategyNamed } from '../core/scoring/strategies.ts';
+import { DEFAULT_STRATEGY, STRATEGIES, strategyNamed } from '../core/scoring/strategy-registry.ts';
 import { parseSeeds } from './seeds.ts';
 
 export const SIMULATE_USAGE = `tessera simulate --nodes NODES.csv --pods PODS.csv [--strategy NAME[,NAME...]] [--seeds 42-51]

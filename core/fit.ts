@@ -6,7 +6,7 @@ import { modelMatches } from './catalog/gpu-models.ts';
 import type { GpuShare } from './assignment.ts';
 import type { PodDemand } from './demand.ts';
 import { chooseGpuSets, setQuality } from './gpu-sets.ts';
-import type { GpuInventory, NodeInventory } from './inventory.ts';
+import type { GpuInventory, NodeInventory } from './inventory/node-inventory.ts';
 import type { NodeUsage } from './ledger.ts';
 import { GPU_MILLI, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX } from './well-known-names.ts';
 import { reason, type Reason } from './reasons.ts';

@@ -3,7 +3,7 @@
 // 2-GPU pod does not break up an NVLink island a later 4-GPU pod needs.
 
 import type { TopologyRequirement } from './demand.ts';
-import type { GpuInventory } from './inventory.ts';
+import type { GpuInventory } from './inventory/node-inventory.ts';
 
 const PAIR_NVLINK = 100;
 const PAIR_SAME_NUMA = 20;

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { readDemand } from '../core/demand.ts';
 import type { KubeNamespace, KubeNode, KubePod } from '../core/kube-objects.ts';
 import { SchedulingState } from '../core/scheduling/state.ts';
-import { DEFAULT_STRATEGY, strategyNamed } from '../core/scoring/strategies.ts';
+import { DEFAULT_STRATEGY, strategyNamed } from '../core/scoring/strategy-registry.ts';
 import { typicalShapes, type PodShape } from '../core/scoring/workload-profile.ts';
 import { WatchedResource } from '../webhook/informer.ts';
 import { PolicyStore } from '../webhook/policy-store.ts';

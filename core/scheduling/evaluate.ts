@@ -5,7 +5,7 @@
 import { formatEquivalents, podEquivalents, withinQuota } from '../pools/equivalents.ts';
 import { parseDemand, wantsGpu, type PodDemand } from '../demand.ts';
 import { fit, type Placement } from '../fit.ts';
-import type { NodeInventory } from '../inventory.ts';
+import type { NodeInventory } from '../inventory/node-inventory.ts';
 import type { NodeUsage } from '../ledger.ts';
 import type { KubePod } from '../kube-objects.ts';
 import { POOL_ANNOTATION } from '../well-known-names.ts';

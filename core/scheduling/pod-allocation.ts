@@ -5,7 +5,7 @@
 import { podEquivalents } from '../pools/equivalents.ts';
 import { parseAssignment } from '../assignment.ts';
 import { parseDemand } from '../demand.ts';
-import type { NodeInventory } from '../inventory.ts';
+import type { NodeInventory } from '../inventory/node-inventory.ts';
 import type { KubePod } from '../kube-objects.ts';
 import { isTerminated } from '../pod-lifecycle.ts';
 import { newAllocation, type Allocation } from '../allocation.ts';

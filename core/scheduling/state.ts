@@ -2,7 +2,7 @@
 // Fed by the extender's informers (or a snapshot file for `tessera explain`); no I/O of its own. Assumed placements
 // from bind stay until the informer shows the pod bound (confirmed) or gone, or their time runs out.
 
-import { readNode, type NodeInventory } from '../inventory.ts';
+import { readNode, type NodeInventory } from '../inventory/node-inventory.ts';
 import type { KubeNamespace, KubeNode, KubePod } from '../kube-objects.ts';
 import type { Allocation } from '../allocation.ts';
 import { Ledger } from '../ledger.ts';

@@ -1,7 +1,7 @@
 // How full a node's GPUs are, before and after a placement, in the units each node mode accounts in.
 
 import type { Placement } from '../fit.ts';
-import type { NodeInventory } from '../inventory.ts';
+import type { NodeInventory } from '../inventory/node-inventory.ts';
 import type { NodeUsage } from '../ledger.ts';
 import { NVIDIA_MIG_PREFIX } from '../well-known-names.ts';
 

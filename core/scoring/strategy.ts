@@ -4,7 +4,7 @@
 
 import type { PodDemand } from '../demand.ts';
 import type { Placement } from '../fit.ts';
-import type { NodeInventory } from '../inventory.ts';
+import type { NodeInventory } from '../inventory/node-inventory.ts';
 import type { NodeUsage } from '../ledger.ts';
 import { modelMatches } from '../catalog/gpu-models.ts';
 import { EMPTY_PROFILE, shapesAllowedOn, type WorkloadProfile } from './workload-profile.ts';

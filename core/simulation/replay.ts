@@ -7,7 +7,7 @@
 import type { GpuShare } from '../assignment.ts';
 import type { PodDemand } from '../demand.ts';
 import { fit, OPEN_CONTEXT } from '../fit.ts';
-import type { NodeInventory } from '../inventory.ts';
+import type { NodeInventory } from '../inventory/node-inventory.ts';
 import { newAllocation } from '../allocation.ts';
 import { Ledger } from '../ledger.ts';
 import { GPU_MILLI } from '../well-known-names.ts';

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { replay } from '../../core/simulation/replay.ts';
 import { parseTraceNodes, parseTracePods } from '../../core/simulation/trace.ts';
-import { DEFAULT_STRATEGY, strategyNamed } from '../../core/scoring/strategies.ts';
+import { DEFAULT_STRATEGY, strategyNamed } from '../../core/scoring/strategy-registry.ts';
 
 const BUDGET_SECONDS = 10;
 const dir = new URL('../../../shared/data/alibaba-openb/', import.meta.url);

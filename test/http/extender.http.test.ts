@@ -6,7 +6,7 @@ import type { KubeNode, KubePod } from '../../core/kube-objects.ts';
 import { compilePolicy } from '../../core/policy/compile.ts';
 import { SchedulingState } from '../../core/scheduling/state.ts';
 import { typicalShapes } from '../../core/scoring/workload-profile.ts';
-import { tessera } from '../../core/scoring/tessera.ts';
+import { fragmentationAware } from '../../core/scoring/fragmentation-aware.ts';
 import { createExtenderApp } from '../../extender/app.ts';
 import { ConflictError, type ClusterWriter } from '../../extender/cluster-writer.ts';
 import { ExtenderMetrics } from '../../extender/metrics.ts';
@@ -63,7 +63,7 @@ async function start(t: { teardown(fn: () => unknown): void }, nodes: KubeNode[]
   for (const n of nodes) state.upsertNode(n);
   const writer = new FakeWriter();
   const metrics = new ExtenderMetrics();
-  const scheduler = new ExtenderScheduler({ state, strategy: tessera, writer, metrics, log, podLookup: (ns, name) => writer.pods.get(`${ns}/${name}`) });
+  const scheduler = new ExtenderScheduler({ state, strategy: fragmentationAware, writer, metrics, log, podLookup: (ns, name) => writer.pods.get(`${ns}/${name}`) });
   scheduler.setProfile(typicalShapes([{ cpuMilli: 1000, memoryMiB: 1024, gpus: 1, milliPerGpu: 500, models: null }]));
   const app = createExtenderApp({ scheduler, metrics, log, notReady: () => null, prefix: '/scheduler' });
   const server: Server = createServer(app);

@@ -2,7 +2,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { readDemand } from '../../../core/demand.ts';
 import { fit, type FitContext, type Placement } from '../../../core/fit.ts';
-import { readNode, type NodeInventory } from '../../../core/inventory.ts';
+import { readNode, type NodeInventory } from '../../../core/inventory/node-inventory.ts';
 import { Ledger } from '../../../core/ledger.ts';
 import type { KubePod } from '../../../core/kube-objects.ts';
 import { exclusiveH100, fractionH100, migA100, migSingleA100, mpsA100, timeSlicedL4, TWO_ISLANDS, cpuNode } from '../../fixtures/nodes.ts';

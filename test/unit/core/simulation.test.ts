@@ -5,8 +5,8 @@ import { arrivalOrder, replay } from '../../../core/simulation/replay.ts';
 import { SeededRandom } from '../../../core/simulation/random.ts';
 import { parseTraceNodes, parseTracePods, TraceError, type TracePod } from '../../../core/simulation/trace.ts';
 import { publishedFor } from '../../../core/simulation/published.ts';
-import { STRATEGIES } from '../../../core/scoring/strategies.ts';
-import { tessera } from '../../../core/scoring/tessera.ts';
+import { STRATEGIES } from '../../../core/scoring/strategy-registry.ts';
+import { fragmentationAware } from '../../../core/scoring/fragmentation-aware.ts';
 
 const NODES = `sn,cpu_milli,memory_mib,gpu,model
 n0,32000,131072,2,T4
@@ -52,8 +52,8 @@ t.test('tuning resamples up to, and never past, the target share of capacity', a
 t.test('replay: deterministic per seed, records every arrival, never oversubscribes', async (t) => {
   const nodes = parseTraceNodes(NODES);
   const pods = parseTracePods(PODS);
-  const a = replay(nodes, pods, { seed: 42, strategy: tessera });
-  const b = replay(nodes, pods, { seed: 42, strategy: tessera });
+  const a = replay(nodes, pods, { seed: 42, strategy: fragmentationAware });
+  const b = replay(nodes, pods, { seed: 42, strategy: fragmentationAware });
   t.same(a.decisions, b.decisions, 'same seed, same decisions');
   t.equal(a.decisions.length, a.arrivals);
   t.same(Object.keys(a.unallocated), ['80', '90', '95', '100', '110', '120', '130']);

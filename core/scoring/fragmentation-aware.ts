@@ -33,7 +33,7 @@ function strandingTerm({ node, usage, demand }: ScoreInput, p: Placement): numbe
   return -STRANDING_WEIGHT * (Math.max(0, gpuLeft - cpuLeft) + Math.max(0, gpuLeft - memoryLeft));
 }
 
-export const tessera: Strategy = {
+export const fragmentationAware: Strategy = {
   name: 'tessera',
   description: 'fragmentation-aware best fit: GPU best fit for shares + quantised FGD + CPU/memory stranding + topology',
   choose(input) {

@@ -5,17 +5,17 @@ import { binpack } from './binpack.ts';
 import { fgd } from './fgd.ts';
 import { spread } from './spread.ts';
 import type { Strategy } from './strategy.ts';
-import { tessera } from './tessera.ts';
+import { fragmentationAware } from './fragmentation-aware.ts';
 
 export const STRATEGIES: Readonly<Record<string, Strategy>> = {
-  [tessera.name]: tessera,
+  [fragmentationAware.name]: fragmentationAware,
   [fgd.name]: fgd,
   [bestFit.name]: bestFit,
   [binpack.name]: binpack,
   [spread.name]: spread,
 };
 
-export const DEFAULT_STRATEGY = tessera.name;
+export const DEFAULT_STRATEGY = fragmentationAware.name;
 
 export function strategyNamed(name: string): Strategy {
   const s = STRATEGIES[name];
