@@ -4,14 +4,14 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ClusterView } from '../core/admission/cluster-view.ts';
+import { PolicyStore } from '../server/policy-store.ts';
+import { serve } from '../server/serve.ts';
+import type { TlsFiles } from '../server/tls-files.ts';
 import { createWebhookApp } from './app.ts';
 import { ClusterCache } from './cluster-cache.ts';
 import { scheduleDriftAudit } from './drift-audit.ts';
 import { policyReportWriter } from './policy-reports.ts';
 import { WebhookMetrics } from './metrics.ts';
-import { PolicyStore } from './policy-store.ts';
-import { serve } from './serving.ts';
-import type { TlsFiles } from './tls.ts';
 
 export interface WebhookOptions {
   readonly policyDir: string;
