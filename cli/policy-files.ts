@@ -1,9 +1,9 @@
-// Policy files named on the command line (files or directories), compiled with the same code the webhook uses.
+// Policy files named on the command line (files or directories), read and compiled with the same code the servers use.
 
 import { readFileSync, statSync } from 'node:fs';
 import { compilePolicy, formatProblem, type PolicyFile } from '../core/policy/compile.ts';
 import type { Policy } from '../core/policy/model.ts';
-import { readPolicyDir } from '../webhook/policy-store.ts';
+import { readPolicyDir } from '../server/policy-store.ts';
 
 export function readPolicyFiles(paths: readonly string[]): PolicyFile[] {
   const files: PolicyFile[] = [];

@@ -8,8 +8,8 @@ import type { Logger } from 'pino';
 import type { ClusterView } from '../core/admission/cluster-view.ts';
 import type { AdmissionRequest, AdmissionResponse, AdmissionReview } from '../core/admission/request.ts';
 import { mutateRequest, mutationResponse, validateRequest, validationResponse, type AdmissionConfig } from '../core/admission/review.ts';
+import type { PolicyStore } from '../server/policy-store.ts';
 import type { WebhookMetrics } from './metrics.ts';
-import type { PolicyStore } from './policy-store.ts';
 
 export interface WebhookDeps {
   readonly policies: PolicyStore;

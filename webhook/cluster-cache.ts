@@ -9,7 +9,7 @@ import { TenantUsageIndex } from '../core/admission/tenant-usage.ts';
 import type { KubeNamespace, KubePod } from '../core/kube-objects.ts';
 import { TENANT_LABEL } from '../core/well-known-names.ts';
 import type { Policy } from '../core/policy/model.ts';
-import { WatchedResource } from './informer.ts';
+import { WatchedResource } from '../server/watched-resource.ts';
 
 export class ClusterCache implements ClusterView {
   readonly namespaces: WatchedResource<V1Namespace>;

@@ -3,9 +3,9 @@
 
 import type { Logger } from 'pino';
 import { auditPods, type DriftReport } from '../core/admission/audit.ts';
+import type { PolicyStore } from '../server/policy-store.ts';
 import type { ClusterCache } from './cluster-cache.ts';
 import type { WebhookMetrics } from './metrics.ts';
-import type { PolicyStore } from './policy-store.ts';
 import type { PolicyReportWriter } from './policy-reports.ts';
 
 export function runDriftAudit(cache: ClusterCache, policies: PolicyStore, metrics: WebhookMetrics, log: Logger, reports: PolicyReportWriter | null = null): DriftReport | null {

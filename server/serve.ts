@@ -5,7 +5,7 @@ import { createServer as createHttpServer, type Server as HttpServer, type Reque
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { readTls, reloadTlsOnChange, type TlsFiles } from './tls.ts';
+import { readTls, reloadTlsOnChange, type TlsFiles } from './tls-files.ts';
 
 export interface ServeOptions {
   readonly host?: string;
