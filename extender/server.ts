@@ -5,11 +5,10 @@
 import { hostname } from 'node:os';
 import { CoreV1Api, type KubeConfig, type V1Namespace, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { readDemand } from '../core/demand.ts';
 import type { KubeNamespace, KubeNode, KubePod } from '../core/kube-objects.ts';
 import { SchedulingState } from '../core/scheduling/state.ts';
 import { DEFAULT_STRATEGY, strategyNamed } from '../core/scoring/strategy-registry.ts';
-import { typicalShapes, type PodShape } from '../core/scoring/workload-profile.ts';
+import { gpuPodShapes, typicalShapes } from '../core/scoring/workload-profile.ts';
 import { PolicyStore } from '../server/policy-store.ts';
 import { serve, type Serving } from '../server/serve.ts';
 import type { TlsFiles } from '../server/tls-files.ts';
@@ -46,16 +45,6 @@ export interface RunningExtender {
   readonly metrics: ExtenderMetrics;
   ready(): boolean;
   close(): Promise<void>;
-}
-
-function shapeOf(pod: KubePod): PodShape | null {
-  try {
-    const d = readDemand(pod);
-    const f = d.fraction;
-    return { cpuMilli: d.cpuMilli, memoryMiB: d.memoryMiB, gpus: f?.gpus ?? 0, milliPerGpu: f?.milliPerGpu ?? 0, models: d.models };
-  } catch {
-    return null;
-  }
 }
 
 export async function startExtender(options: ExtenderOptions): Promise<RunningExtender> {
@@ -187,8 +176,7 @@ async function syncCluster(cluster: ClusterWatch): Promise<void> {
 /** Refreshes the workload profile scoring uses and expires stale assumed placements; returns a stop function. */
 function startUpkeep(scheduler: ExtenderScheduler, pods: WatchedResource<V1Pod>): () => void {
   const refreshProfile = () => {
-    const shapes = (pods.list() as KubePod[]).map(shapeOf).filter((s): s is PodShape => s !== null && s.gpus > 0);
-    scheduler.setProfile(typicalShapes(shapes));
+    scheduler.setProfile(typicalShapes(gpuPodShapes(pods.list() as KubePod[])));
   };
   refreshProfile();
   const profileTimer = setInterval(refreshProfile, 60_000);

@@ -7,7 +7,9 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import type { ClusterView } from '../core/admission/cluster-view.ts';
 import type { AdmissionRequest, AdmissionResponse, AdmissionReview } from '../core/admission/request.ts';
-import { mutateRequest, mutationResponse, validateRequest, validationResponse, type AdmissionConfig } from '../core/admission/review.ts';
+import { mutateRequest } from '../core/admission/mutate.ts';
+import { mutationResponse, validationResponse } from '../core/admission/responses.ts';
+import { validateRequest, type AdmissionConfig } from '../core/admission/validation.ts';
 import type { PolicyStore } from '../server/policy-store.ts';
 import type { WebhookMetrics } from './metrics.ts';
 

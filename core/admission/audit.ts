@@ -8,7 +8,7 @@ import type { Policy } from '../policy/model.ts';
 import { isLeaving } from '../pod-lifecycle.ts';
 import { tenantOfNamespace, type ClusterView } from './cluster-view.ts';
 import type { CheckContext, Violation } from './check.ts';
-import { subjectOf, podViolations } from './review.ts';
+import { podViolations, subjectOf } from './validation.ts';
 
 export interface DriftedPod {
   readonly namespace: string;

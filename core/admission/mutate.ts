@@ -2,11 +2,14 @@
 // wires NVIDIA_VISIBLE_DEVICES, stamps the tenant and the policy revision. It edits a clone and never the input;
 // running it on its own output changes nothing (reinvocationPolicy: IfNeeded).
 
+import jsonPatch from 'fast-json-patch';
 import { parseDemand, wantsGpu } from '../demand.ts';
-import type { KubeContainer, KubePod } from '../kube-objects.ts';
+import type { KubeContainer, KubePod, PodSpec } from '../kube-objects.ts';
 import { isGpuResource, POLICY_REVISION, POOL_ANNOTATION, TENANT_LABEL, VISIBLE_DEVICES } from '../well-known-names.ts';
 import { tenantNamed, type Policy } from '../policy/model.ts';
 import { decideGpu } from '../pools/gpu-decision.ts';
+import { tenantOfNamespace, type ClusterView } from './cluster-view.ts';
+import type { AdmissionRequest } from './request.ts';
 import { allContainers, ensureEnv, ensureToleration, hasEnv, requireNodeLabels, VISIBLE_DEVICES_ENV } from './pod-edits.ts';
 
 export interface MutationResult {
@@ -91,4 +94,28 @@ export function mutatePod(input: KubePod, namespaceTenant: string | null, policy
     }
   }
   return { pod, denial: null, warnings };
+}
+
+export interface Mutation {
+  readonly patch: jsonPatch.Operation[];
+  readonly denial: string | null;
+  readonly warnings: readonly string[];
+}
+
+/** The mutating stage's patch for a request. */
+export function mutateRequest(req: AdmissionRequest, policy: Policy, view: ClusterView): Mutation {
+  const none: Mutation = { patch: [], denial: null, warnings: [] };
+  if (req.kind?.kind !== 'Pod' || typeof req.object !== 'object' || req.object === null) return none;
+  const pod = req.object as KubePod;
+  if (req.operation === 'UPDATE' && req.subResource === 'ephemeralcontainers') {
+    // Only ephemeral containers may change through this subresource.
+    const copy = structuredClone(pod);
+    for (const c of (copy.spec as PodSpec | undefined)?.ephemeralContainers ?? []) if (!hasEnv(c, VISIBLE_DEVICES_ENV)) ensureEnv(c, { name: VISIBLE_DEVICES_ENV, value: 'void' });
+    return { patch: jsonPatch.compare(pod, copy), denial: null, warnings: [] };
+  }
+  if (req.operation !== 'CREATE') return none;
+  const namespace = req.namespace || pod.metadata?.namespace || '';
+  const result = mutatePod(pod, tenantOfNamespace(view, namespace), policy);
+  if (result.denial !== null) return { patch: [], denial: result.denial, warnings: result.warnings };
+  return { patch: jsonPatch.compare(pod, result.pod), denial: null, warnings: result.warnings };
 }

@@ -7,7 +7,9 @@ import type { Policy } from '../policy/model.ts';
 import type { ClusterView } from './cluster-view.ts';
 import type { Violation } from './check.ts';
 import type { AdmissionRequest, AdmissionResponse } from './request.ts';
-import { mutateRequest, mutationResponse, validateRequest, validationResponse, type AdmissionConfig } from './review.ts';
+import { mutateRequest } from './mutate.ts';
+import { mutationResponse, validationResponse } from './responses.ts';
+import { validateRequest, type AdmissionConfig } from './validation.ts';
 
 export interface PipelineResult {
   readonly response: AdmissionResponse;

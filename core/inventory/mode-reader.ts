@@ -4,13 +4,9 @@
 import type { MigGeometry } from '../catalog/mig-geometry.ts';
 import type { MigInstance } from '../catalog/mig-layout.ts';
 import type { NodeFacts } from './node-facts.ts';
-import type { NodeMode } from './node-inventory.ts';
+import type { Findings } from './findings.ts';
 
-/** Problems make a node unusable for GPU work; warnings are inconsistencies Tessera resolved. */
-export interface Findings {
-  readonly problems: string[];
-  readonly warnings: string[];
-}
+export type NodeMode = 'none' | 'exclusive' | 'time-slicing' | 'mps' | 'mig' | 'fraction';
 
 export interface ModeReading {
   readonly mode: NodeMode;

@@ -6,7 +6,7 @@ import { MIG_PROFILE_PATTERN } from '../catalog/mig-geometry.ts';
 import type { KubeNode } from '../kube-objects.ts';
 import { cpuMilli, memoryMiB, parseQuantity } from '../quantity.ts';
 import { GFD, GPU_MILLI, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX, SHARING_LABEL } from '../well-known-names.ts';
-import type { Findings } from './mode-reader.ts';
+import type { Findings } from './findings.ts';
 
 export interface NodeFacts {
   readonly labels: Record<string, string>;

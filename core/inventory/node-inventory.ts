@@ -7,15 +7,14 @@ import type { MigInstance } from '../catalog/mig-layout.ts';
 import type { KubeNode, Taint } from '../kube-objects.ts';
 import { GFD, GPU_TOPOLOGY } from '../well-known-names.ts';
 import { readTopology } from './gpu-topology.ts';
-import { NO_GPU_MODE, type Findings, type ModeReader } from './mode-reader.ts';
+import type { Findings } from './findings.ts';
+import { NO_GPU_MODE, type ModeReader, type NodeMode } from './mode-reader.ts';
 import { readMigMixedMode } from './modes/mig-mixed.ts';
 import { readMigSingleMode } from './modes/mig-single.ts';
 import { readFractionMode } from './modes/fraction.ts';
 import { readReplicaMode } from './modes/replicas.ts';
 import { readExclusiveMode } from './modes/exclusive.ts';
 import { label, readNodeFacts } from './node-facts.ts';
-
-export type NodeMode = 'none' | 'exclusive' | 'time-slicing' | 'mps' | 'mig' | 'fraction';
 
 export interface GpuInventory {
   readonly index: number;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mutateRequest } from '../../../core/admission/review.ts';
+import { mutateRequest } from '../../../core/admission/mutate.ts';
 import { migProfileFor } from '../../../core/pools/gpu-plan.ts';
 import { MIG_GEOMETRIES } from '../../../core/catalog/mig-geometry.ts';
 import { pod } from '../../fixtures/pods.ts';

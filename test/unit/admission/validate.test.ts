@@ -1,6 +1,8 @@
 import t from 'tap';
 import jsonPatch from 'fast-json-patch';
-import { validateRequest, validationResponse, mutationResponse, mutateRequest } from '../../../core/admission/review.ts';
+import { mutateRequest } from '../../../core/admission/mutate.ts';
+import { mutationResponse, validationResponse } from '../../../core/admission/responses.ts';
+import { validateRequest } from '../../../core/admission/validation.ts';
 import type { AdmissionRequest } from '../../../core/admission/request.ts';
 import type { KubePod } from '../../../core/kube-objects.ts';
 import { pod } from '../../fixtures/pods.ts';

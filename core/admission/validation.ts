@@ -1,17 +1,14 @@
-// The admission pipeline, pure: an AdmissionRequest, the policy, a view of the cluster and the identities of Tessera's
-// own service accounts in; an AdmissionResponse (uid echoed, base64 JSON Patch, warnings, audit annotations) out. The
-// webhook server, `tessera policy apply` and `tessera policy test` all run this code.
+// The validating stage, pure: an AdmissionRequest, the policy, a view of the cluster and the identities of Tessera's own
+// service accounts in; a verdict (allowed, and every violation with its rule and action) out. Pods, Namespaces and
+// the pod templates of workloads are checked; an UPDATE is judged by the findings it adds.
 
-import jsonPatch from 'fast-json-patch';
-import { DemandError, readDemand, wantsGpu } from '../demand.ts';
-import type { KubeNamespace, KubePod, PodSpec } from '../kube-objects.ts';
+import { DemandError, parseDemand, wantsGpu } from '../demand.ts';
+import type { KubeNamespace, KubePod } from '../kube-objects.ts';
 import { tenantNamed, type Policy } from '../policy/model.ts';
+import { decideGpu } from '../pools/gpu-decision.ts';
 import { BUILTIN, type CheckContext, type PodSubject, type Violation } from './check.ts';
 import { tenantOfNamespace, type ClusterView } from './cluster-view.ts';
-import { decideGpu } from '../pools/gpu-decision.ts';
-import { mutatePod } from './mutate.ts';
-import { ensureEnv, hasEnv, VISIBLE_DEVICES_ENV } from './pod-edits.ts';
-import type { AdmissionRequest, AdmissionResponse, UserInfo } from './request.ts';
+import type { AdmissionRequest, UserInfo } from './request.ts';
 import { accountingCheck } from './rules/accounting.ts';
 import { namespaceViolations } from './rules/namespace.ts';
 import { policyRuleViolations } from './rules/policy-rules.ts';
@@ -65,15 +62,10 @@ function context(req: AdmissionRequest, policy: Policy, view: ClusterView, confi
 export function subjectOf(pod: KubePod, old: KubePod | null, namespace: string, where: string, template: boolean, ctx: CheckContext): PodSubject {
   const tenantName = tenantOfNamespace(ctx.view, namespace);
   const tenant = tenantName === null ? undefined : tenantNamed(ctx.policy, tenantName);
-  let demand: PodSubject['demand'];
-  try {
-    demand = readDemand(pod);
-  } catch (e) {
-    if (!(e instanceof DemandError)) throw e;
-    demand = e;
-  }
-  const gpu = demand instanceof DemandError ? true : wantsGpu(demand);
-  const decision = !(demand instanceof DemandError) && gpu && tenant ? decideGpu(demand, tenant, ctx.policy) : null;
+  const parsed = parseDemand(pod);
+  const demand: PodSubject['demand'] = parsed.ok ? parsed.demand : parsed.error;
+  const gpu = parsed.ok ? wantsGpu(parsed.demand) : true;
+  const decision = parsed.ok && gpu && tenant ? decideGpu(parsed.demand, tenant, ctx.policy) : null;
   return { pod, old, namespace, tenantName, tenant, demand, gpu, decision, where, template };
 }
 
@@ -96,6 +88,13 @@ function templateOf(obj: unknown, path: readonly string[]): KubePod | null {
   return typeof cur === 'object' && cur !== null ? (cur as KubePod) : null;
 }
 
+/** The findings of `after` that `before` did not have. */
+function added(after: readonly Violation[], before: readonly Violation[]): Violation[] {
+  const key = (v: Violation) => `${v.rule}\u0000${v.message}`;
+  const had = new Set(before.map(key));
+  return after.filter((v) => !had.has(key(v)));
+}
+
 /** The validating verdict of a request. */
 export function validateRequest(req: AdmissionRequest, policy: Policy, view: ClusterView, config: AdmissionConfig): Verdict {
   if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return { allowed: true, violations: [] };
@@ -111,8 +110,7 @@ export function validateRequest(req: AdmissionRequest, policy: Policy, view: Clu
     if (old !== null) {
       // An UPDATE is judged by what it changes: findings the pod already had (drift after a policy change) are for
       // the audit, and must not block a finalizer removal or a label edit on a running pod.
-      const before = new Set(podViolations(subjectOf(old, old, ns, '', false, ctx), ctx).map((v) => `${v.rule}\u0000${v.message}`));
-      violations = violations.filter((v) => !before.has(`${v.rule}\u0000${v.message}`));
+      violations = added(violations, podViolations(subjectOf(old, old, ns, '', false, ctx), ctx));
     }
   } else if (kind === 'Namespace') {
     violations = namespaceViolations((req.object ?? {}) as KubeNamespace, req.operation === 'UPDATE' ? ((req.oldObject ?? null) as KubeNamespace | null) : null, ctx);
@@ -124,75 +122,9 @@ export function validateRequest(req: AdmissionRequest, policy: Policy, view: Clu
     const oldTemplate = req.operation === 'UPDATE' ? templateOf(req.oldObject, path) : null;
     if (oldTemplate) {
       // As for pods: a rollout restart or a replica change must not be blocked by findings the template already had.
-      const before = new Set(podViolations(subjectOf(oldTemplate, null, namespace, where, true, ctx), ctx).map((v) => `${v.rule}\u0000${v.message}`));
-      violations = violations.filter((v) => !before.has(`${v.rule}\u0000${v.message}`));
+      violations = added(violations, podViolations(subjectOf(oldTemplate, null, namespace, where, true, ctx), ctx));
     }
   }
   return { allowed: !violations.some((v) => v.action === 'enforce'), violations };
 }
 
-export interface Mutation {
-  readonly patch: jsonPatch.Operation[];
-  readonly denial: string | null;
-  readonly warnings: readonly string[];
-}
-
-/** The mutating stage's patch for a request. */
-export function mutateRequest(req: AdmissionRequest, policy: Policy, view: ClusterView): Mutation {
-  const none: Mutation = { patch: [], denial: null, warnings: [] };
-  if (req.kind?.kind !== 'Pod' || typeof req.object !== 'object' || req.object === null) return none;
-  const pod = req.object as KubePod;
-  if (req.operation === 'UPDATE' && req.subResource === 'ephemeralcontainers') {
-    // Only ephemeral containers may change through this subresource.
-    const copy = structuredClone(pod);
-    for (const c of (copy.spec as PodSpec | undefined)?.ephemeralContainers ?? []) if (!hasEnv(c, VISIBLE_DEVICES_ENV)) ensureEnv(c, { name: VISIBLE_DEVICES_ENV, value: 'void' });
-    return { patch: jsonPatch.compare(pod, copy), denial: null, warnings: [] };
-  }
-  if (req.operation !== 'CREATE') return none;
-  const namespace = req.namespace || pod.metadata?.namespace || '';
-  const result = mutatePod(pod, tenantOfNamespace(view, namespace), policy);
-  if (result.denial !== null) return { patch: [], denial: result.denial, warnings: result.warnings };
-  return { patch: jsonPatch.compare(pod, result.pod), denial: null, warnings: result.warnings };
-}
-
-const MAX_WARNING = 256;
-
-function clip(text: string): string {
-  return text.length <= MAX_WARNING ? text : `${text.slice(0, MAX_WARNING - 1)}…`;
-}
-
-export function denialMessage(violations: readonly Violation[]): string {
-  const enforced = violations.filter((v) => v.action === 'enforce');
-  return `Tessera denied this request (${enforced.length} problem${enforced.length === 1 ? '' : 's'}):\n${enforced.map((v) => `- [${v.rule}] ${v.message}`).join('\n')}`;
-}
-
-function auditKey(rule: string): string {
-  return `policy-audit-${rule.toLowerCase().replace(/[^a-z0-9.-]+/g, '-')}`.slice(0, 63).replace(/[-.]+$/, '');
-}
-
-/** The AdmissionResponse for a validating verdict. */
-export function validationResponse(uid: string, verdict: Verdict, policy: Policy): AdmissionResponse {
-  const warnings = verdict.violations.filter((v) => v.action === 'warn').map((v) => clip(`[${v.rule}] ${v.message}`));
-  const audits = verdict.violations.filter((v) => v.action === 'audit');
-  const response: AdmissionResponse = { uid, allowed: verdict.allowed };
-  if (warnings.length > 0) response.warnings = warnings;
-  const auditAnnotations: Record<string, string> = { 'policy-revision': policy.revision };
-  for (const v of audits) auditAnnotations[auditKey(v.rule)] = v.message;
-  response.auditAnnotations = auditAnnotations;
-  if (!verdict.allowed) response.status = { code: 403, reason: 'Forbidden', message: denialMessage(verdict.violations) };
-  return response;
-}
-
-/** The AdmissionResponse for a mutation. */
-export function mutationResponse(uid: string, mutation: Mutation): AdmissionResponse {
-  if (mutation.denial !== null) {
-    return { uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: `Tessera denied this pod:\n- [${BUILTIN.tenancy}] ${mutation.denial}` } };
-  }
-  const response: AdmissionResponse = { uid, allowed: true };
-  if (mutation.patch.length > 0) {
-    response.patchType = 'JSONPatch';
-    response.patch = Buffer.from(JSON.stringify(mutation.patch)).toString('base64');
-  }
-  if (mutation.warnings.length > 0) response.warnings = mutation.warnings.map(clip);
-  return response;
-}
