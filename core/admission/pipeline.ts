@@ -16,12 +16,14 @@ export interface PipelineResult {
   /** The object after mutation (what the validating stage saw). */
   readonly object: unknown;
   readonly violations: readonly Violation[];
+  /** Which stage denied the request, if one did. */
+  readonly deniedBy: 'mutation' | 'validation' | null;
 }
 
 export function runAdmission(request: AdmissionRequest, policy: Policy, view: ClusterView, config: AdmissionConfig): PipelineResult {
   const mutation = mutateRequest(request, policy, view);
   const mutated = mutationResponse(request.uid, mutation);
-  if (!mutated.allowed) return { response: mutated, object: request.object, violations: [] };
+  if (!mutated.allowed) return { response: mutated, object: request.object, violations: [], deniedBy: 'mutation' };
   const object = mutation.patch.length > 0 ? jsonPatch.applyPatch(structuredClone(request.object), mutation.patch, true, false).newDocument : request.object;
   const verdict = validateRequest({ ...request, object }, policy, view, config);
   const validated = validationResponse(request.uid, verdict, policy);
@@ -33,5 +35,5 @@ export function runAdmission(request: AdmissionRequest, policy: Policy, view: Cl
   const warnings = [...(mutated.warnings ?? []), ...(validated.warnings ?? [])];
   if (warnings.length > 0) response.warnings = warnings;
   else delete response.warnings;
-  return { response, object, violations: verdict.violations };
+  return { response, object, violations: verdict.violations, deniedBy: verdict.allowed ? null : 'validation' };
 }

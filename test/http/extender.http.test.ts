@@ -13,7 +13,7 @@ import { ExtenderMetrics } from '../../extender/metrics.ts';
 import { ExtenderScheduler } from '../../extender/scheduler.ts';
 import { exclusiveH100, fractionH100, migA100, timeSlicedL4, node as plainNode, TWO_ISLANDS } from '../fixtures/nodes.ts';
 import { pod } from '../fixtures/pods.ts';
-import { EXAMPLE_POLICY_TEXT } from '../unit/admission/harness.ts';
+import { EXAMPLE_POLICY_TEXT } from '../fixtures/admission.ts';
 
 const log = pino({ level: 'silent' });
 

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { createCa, issueLeaf } from '../../certs/authority.ts';
 import { startWebhook } from '../../webhook/server.ts';
 import { pod } from '../fixtures/pods.ts';
-import { EXAMPLE_POLICY_TEXT, view, BOB, ALICE } from '../unit/admission/harness.ts';
+import { EXAMPLE_POLICY_TEXT, view, BOB, ALICE } from '../fixtures/admission.ts';
 
 const log = pino({ level: 'silent' });
 

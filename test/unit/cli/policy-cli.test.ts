@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { policyCommand } from '../../../cli/policy.ts';
 import { auditCommand } from '../../../cli/audit.ts';
-import { EXAMPLE_POLICY_TEXT } from '../admission/harness.ts';
+import { EXAMPLE_POLICY_TEXT } from '../../fixtures/admission.ts';
 
 const SHARED = new URL('../../../../shared/examples/policy.yaml', import.meta.url).pathname;
-const SUITES = new URL('../../policy/', import.meta.url).pathname;
+const SUITES = new URL('../../policy', import.meta.url).pathname;
 
 async function capture(run: () => number | Promise<number>): Promise<{ code: number; out: string }> {
   const lines: string[] = [];

@@ -1,9 +1,9 @@
 import t from 'tap';
-import { mutateRequest } from '../../../core/admission/mutate.ts';
-import { migProfileFor } from '../../../core/pools/gpu-plan.ts';
-import { MIG_GEOMETRIES } from '../../../core/catalog/mig-geometry.ts';
-import { pod } from '../../fixtures/pods.ts';
-import { admit, examplePolicy, podRequest, view } from './harness.ts';
+import { mutateRequest } from '../../../../core/admission/mutate.ts';
+import { migProfileFor } from '../../../../core/pools/gpu-plan.ts';
+import { MIG_GEOMETRIES } from '../../../../core/catalog/mig-geometry.ts';
+import { pod } from '../../../fixtures/pods.ts';
+import { admit, examplePolicy, podRequest, view } from '../../../fixtures/admission.ts';
 
 const policy = examplePolicy();
 const labelled = (name: string, namespace = 'research-a') => pod(name).ns(namespace).label('team', 'vision').label('cost-center', '1234');

@@ -1,9 +1,9 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { compilePolicy, formatProblem } from '../../../core/policy/compile.ts';
-import { isolatedTenants, poolNamed, ruleApplies, tenantNamed } from '../../../core/policy/model.ts';
+import { compilePolicy, formatProblem } from '../../../../core/policy/compile.ts';
+import { isolatedTenants, poolNamed, ruleApplies, tenantNamed } from '../../../../core/policy/model.ts';
 
-const EXAMPLE = readFileSync(new URL('../../../../shared/examples/policy.yaml', import.meta.url), 'utf8');
+const EXAMPLE = readFileSync(new URL('../../../../../shared/examples/policy.yaml', import.meta.url), 'utf8');
 const file = (text: string, name = 'policy.yaml') => ({ name, text });
 
 t.test('the shared example policy is accepted as it is, with the meaning of its comments', async (t) => {

@@ -1,12 +1,12 @@
 import t from 'tap';
 import jsonPatch from 'fast-json-patch';
-import { mutateRequest } from '../../../core/admission/mutate.ts';
-import { mutationResponse, validationResponse } from '../../../core/admission/responses.ts';
-import { validateRequest } from '../../../core/admission/validation.ts';
-import type { AdmissionRequest } from '../../../core/admission/request.ts';
-import type { KubePod } from '../../../core/kube-objects.ts';
-import { pod } from '../../fixtures/pods.ts';
-import { admit, ALICE, BOB, CONFIG, EXAMPLE_POLICY_TEXT, examplePolicy, EXTENDER, ns, podRequest, view } from './harness.ts';
+import { mutateRequest } from '../../../../core/admission/mutate.ts';
+import { mutationResponse, validationResponse } from '../../../../core/admission/responses.ts';
+import { validateRequest } from '../../../../core/admission/validation.ts';
+import type { AdmissionRequest } from '../../../../core/admission/request.ts';
+import type { KubePod } from '../../../../core/kube-objects.ts';
+import { pod } from '../../../fixtures/pods.ts';
+import { admit, ALICE, BOB, CONFIG, EXAMPLE_POLICY_TEXT, examplePolicy, EXTENDER, ns, podRequest, view } from '../../../fixtures/admission.ts';
 
 const policy = examplePolicy();
 const good = (name: string, namespace = 'research-a') => pod(name).ns(namespace).label('team', 'vision').label('cost-center', '1234');

@@ -1,7 +1,7 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { readNode } from '../../../core/inventory/node-inventory.ts';
-import { cpuNode, exclusiveH100, fractionH100, migA100, migSingleA100, mpsA100, node, timeSlicedL4, TWO_ISLANDS } from '../../fixtures/nodes.ts';
+import { readNode } from '../../../../core/inventory/node-inventory.ts';
+import { cpuNode, exclusiveH100, fractionH100, migA100, migSingleA100, mpsA100, node, timeSlicedL4, TWO_ISLANDS } from '../../../fixtures/nodes.ts';
 
 t.test('reads every node mode from GFD labels and allocatable', async (t) => {
   const f = readNode(fractionH100('f', 8, { annotations: { 'tessera.io/gpu-topology': TWO_ISLANDS } }));

@@ -1,8 +1,8 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { MIG_GEOMETRIES, migProfile } from '../../../core/catalog/mig-geometry.ts';
-import { choosePlacement, layoutProblems, reachableComputeSlices, reconstructLayout, type MigInstance } from '../../../core/catalog/mig-layout.ts';
-import { lookupModel, modelMatches } from '../../../core/catalog/gpu-models.ts';
+import { MIG_GEOMETRIES, migProfile } from '../../../../core/catalog/mig-geometry.ts';
+import { choosePlacement, layoutProblems, reachableComputeSlices, reconstructLayout, type MigInstance } from '../../../../core/catalog/mig-layout.ts';
+import { lookupModel, modelMatches } from '../../../../core/catalog/gpu-models.ts';
 
 const g80 = MIG_GEOMETRIES['80GB']!;
 const profile = (name: string) => migProfile(g80, name)!;

@@ -1,17 +1,17 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { readDemand } from '../../../core/demand.ts';
-import { fit } from '../../../core/fit.ts';
-import { readNode } from '../../../core/inventory/node-inventory.ts';
-import { Ledger } from '../../../core/ledger.ts';
-import { nodeFragmentation } from '../../../core/scoring/fragmentation.ts';
-import { normaliseScores } from '../../../core/scoring/normalise.ts';
-import { STRATEGIES, DEFAULT_STRATEGY } from '../../../core/scoring/strategy-registry.ts';
-import { scoringContext } from '../../../core/scoring/strategy.ts';
-import { typicalShapes } from '../../../core/scoring/workload-profile.ts';
-import { fractionH100, timeSlicedL4, TWO_ISLANDS } from '../../fixtures/nodes.ts';
-import { allocation } from '../../fixtures/allocations.ts';
-import { pod } from '../../fixtures/pods.ts';
+import { readDemand } from '../../../../core/demand.ts';
+import { fit } from '../../../../core/fit.ts';
+import { readNode } from '../../../../core/inventory/node-inventory.ts';
+import { Ledger } from '../../../../core/ledger.ts';
+import { nodeFragmentation } from '../../../../core/scoring/fragmentation.ts';
+import { normaliseScores } from '../../../../core/scoring/normalise.ts';
+import { STRATEGIES, DEFAULT_STRATEGY } from '../../../../core/scoring/strategy-registry.ts';
+import { scoringContext } from '../../../../core/scoring/strategy.ts';
+import { typicalShapes } from '../../../../core/scoring/workload-profile.ts';
+import { fractionH100, timeSlicedL4, TWO_ISLANDS } from '../../../fixtures/nodes.ts';
+import { allocation } from '../../../fixtures/allocations.ts';
+import { pod } from '../../../fixtures/pods.ts';
 
 const shape = (gpus: number, milliPerGpu: number, cpuMilli = 1000) => ({ cpuMilli, memoryMiB: 1024, gpus, milliPerGpu, models: null });
 
@@ -70,7 +70,7 @@ t.test('normalising to the extender range 0..10', async (t) => {
 });
 
 t.test('model pressure: how much of a model model-restricted pods are expected to need', async (t) => {
-  const { modelPressures } = await import('../../../core/scoring/strategy.ts');
+  const { modelPressures } = await import('../../../../core/scoring/strategy.ts');
   const capacity = new Map([['T4', 100], ['G2', 300]]);
   const profile = typicalShapes([
     ...Array(50).fill({ cpuMilli: 1000, memoryMiB: 1, gpus: 1, milliPerGpu: 1000, models: ['T4'] }),

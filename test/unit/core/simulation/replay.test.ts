@@ -1,12 +1,12 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
-import { arrivalOrder, replay } from '../../../core/simulation/replay.ts';
-import { SeededRandom } from '../../../core/simulation/random.ts';
-import { parseTraceNodes, parseTracePods, TraceError, type TracePod } from '../../../core/simulation/trace.ts';
-import { publishedFor } from '../../../core/simulation/published.ts';
-import { STRATEGIES } from '../../../core/scoring/strategy-registry.ts';
-import { fragmentationAware } from '../../../core/scoring/fragmentation-aware.ts';
+import { arrivalOrder, replay } from '../../../../core/simulation/replay.ts';
+import { SeededRandom } from '../../../../core/simulation/random.ts';
+import { parseTraceNodes, parseTracePods, TraceError, type TracePod } from '../../../../core/simulation/trace.ts';
+import { publishedFor } from '../../../../core/simulation/published.ts';
+import { STRATEGIES } from '../../../../core/scoring/strategy-registry.ts';
+import { fragmentationAware } from '../../../../core/scoring/fragmentation-aware.ts';
 
 const NODES = `sn,cpu_milli,memory_mib,gpu,model
 n0,32000,131072,2,T4
@@ -105,7 +105,7 @@ t.test('published results are summarised per policy', async (t) => {
 });
 
 t.test('the shared openb trace is read in full', async (t) => {
-  const dir = new URL('../../../../shared/data/alibaba-openb/', import.meta.url);
+  const dir = new URL('../../../../../shared/data/alibaba-openb/', import.meta.url);
   const nodes = parseTraceNodes(readFileSync(new URL('openb_node_list_gpu_node.csv', dir), 'utf8'));
   const pods = parseTracePods(readFileSync(new URL('openb_pod_list_default.csv', dir), 'utf8'));
   t.equal(nodes.length, 1213);
