@@ -4,7 +4,6 @@
 
 import type { Allocation } from './allocation.ts';
 
-
 /** Aggregated usage of one node. Read-only to everyone but the ledger. */
 export class NodeUsage {
   cpuMilli = 0;

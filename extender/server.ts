@@ -68,7 +68,10 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
   const notReady = readiness(cluster, policies, isLeader);
   const serving = await serveScheduler(options, scheduler, metrics, notReady);
   const url = `${serving.url}${options.prefix ?? ''}`;
-  log.info({ url, nodes: state.nodes.size, allocations: state.ledger.size }, 'extender serving; state rebuilt from the API');
+  log.info(
+    { url, nodes: state.nodes.size, allocations: state.ledger.size },
+    'extender serving; state rebuilt from the API',
+  );
   return {
     url,
     port: serving.port,
@@ -98,7 +101,13 @@ function watchCluster(kc: KubeConfig, log: Logger): ClusterWatch {
   return {
     nodes: new WatchedResource<V1Node>(kc, '/api/v1/nodes', () => core.listNode(), log, 'nodes'),
     pods: new WatchedResource<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces(), log, 'pods'),
-    namespaces: new WatchedResource<V1Namespace>(kc, '/api/v1/namespaces', () => core.listNamespace(), log, 'namespaces'),
+    namespaces: new WatchedResource<V1Namespace>(
+      kc,
+      '/api/v1/namespaces',
+      () => core.listNamespace(),
+      log,
+      'namespaces',
+    ),
   };
 }
 
@@ -135,7 +144,12 @@ function buildScheduler(options: ExtenderOptions, { state, writer, metrics, pods
 function capacityReconciler(writer: ClusterWriter, isLeader: () => boolean, log: Logger): (n: KubeNode) => void {
   return (n) => {
     if (!isLeader()) return;
-    reconcileCapacity(n, writer, log).catch((e: unknown) => log.warn({ node: n.metadata?.name, err: e instanceof Error ? e.message : String(e) }, 'could not advertise fraction capacity'));
+    reconcileCapacity(n, writer, log).catch((e: unknown) =>
+      log.warn(
+        { node: n.metadata?.name, err: e instanceof Error ? e.message : String(e) },
+        'could not advertise fraction capacity',
+      ),
+    );
   };
 }
 
@@ -143,7 +157,8 @@ function capacityReconciler(writer: ClusterWriter, isLeader: () => boolean, log:
 function feedState(cluster: ClusterWatch, state: SchedulingState, reconcile: (n: KubeNode) => void, log: Logger): void {
   const onNode = (n: V1Node) => {
     const inventory = state.upsertNode(n as KubeNode);
-    if (!inventory.usable && inventory.mode !== 'none') log.warn({ node: inventory.name, problems: inventory.problems }, 'GPU node unusable');
+    if (!inventory.usable && inventory.mode !== 'none')
+      log.warn({ node: inventory.name, problems: inventory.problems }, 'GPU node unusable');
     reconcile(n as KubeNode);
   };
   cluster.nodes.on('add', onNode);
@@ -156,7 +171,8 @@ function feedState(cluster: ClusterWatch, state: SchedulingState, reconcile: (n:
   const onPod = (p: V1Pod) => {
     state.upsertPod(p as KubePod);
     const problem = state.problems.get(p.metadata?.uid ?? '');
-    if (problem) log.warn({ pod: `${p.metadata?.namespace}/${p.metadata?.name}`, problem }, 'pod GPU record unreadable');
+    if (problem)
+      log.warn({ pod: `${p.metadata?.namespace}/${p.metadata?.name}`, problem }, 'pod GPU record unreadable');
   };
   cluster.pods.on('add', onPod);
   cluster.pods.on('update', onPod);
@@ -193,7 +209,11 @@ function startUpkeep(scheduler: ExtenderScheduler, pods: WatchedResource<V1Pod>)
  * With a lease namespace a Lease picks the one replica that serves; without, this replica leads. A new leader
  * reconciles every node's capacity.
  */
-function electLeader(options: ExtenderOptions, metrics: ExtenderMetrics, reconcileAll: () => void): LeaderElector | null {
+function electLeader(
+  options: ExtenderOptions,
+  metrics: ExtenderMetrics,
+  reconcileAll: () => void,
+): LeaderElector | null {
   if (!options.leaseNamespace) {
     metrics.leader.set(1);
     reconcileAll();
@@ -217,14 +237,25 @@ function electLeader(options: ExtenderOptions, metrics: ExtenderMetrics, reconci
 function readiness(cluster: ClusterWatch, policies: PolicyStore | null, isLeader: () => boolean): () => string | null {
   return () => {
     if (!(cluster.nodes.synced && cluster.pods.synced && cluster.namespaces.synced)) return 'caches not synced';
-    if (policies !== null && policies.current() === null) return `no valid policy: ${policies.status().problems.join('; ')}`;
+    if (policies !== null && policies.current() === null)
+      return `no valid policy: ${policies.status().problems.join('; ')}`;
     if (!isLeader()) return 'not the leader (another replica holds the lease)';
     return null;
   };
 }
 
-function serveScheduler(options: ExtenderOptions, scheduler: ExtenderScheduler, metrics: ExtenderMetrics, notReady: () => string | null): Promise<Serving> {
+function serveScheduler(
+  options: ExtenderOptions,
+  scheduler: ExtenderScheduler,
+  metrics: ExtenderMetrics,
+  notReady: () => string | null,
+): Promise<Serving> {
   const { log } = options;
   const app = createExtenderApp({ scheduler, metrics, log, notReady, prefix: options.prefix ?? '' });
-  return serve(app, { host: options.host ?? '0.0.0.0', port: options.port ?? 8888, ...(options.tls ? { tls: options.tls } : {}), log });
+  return serve(app, {
+    host: options.host ?? '0.0.0.0',
+    port: options.port ?? 8888,
+    ...(options.tls ? { tls: options.tls } : {}),
+    log,
+  });
 }

@@ -35,7 +35,13 @@ export function readPolicyDir(dir: string): PolicyFile[] {
 export class PolicyStore extends EventEmitter {
   private policy: Policy | null = null;
   private recent: ReadonlySet<string> = new Set();
-  private state: PolicyStatus = { state: 'missing', revision: null, problems: ['not loaded yet'], files: [], loadedAt: null };
+  private state: PolicyStatus = {
+    state: 'missing',
+    revision: null,
+    problems: ['not loaded yet'],
+    files: [],
+    loadedAt: null,
+  };
   private fingerprint = '';
   private watcher: FSWatcher | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -69,17 +75,31 @@ export class PolicyStore extends EventEmitter {
     try {
       files = readPolicyDir(this.dir);
     } catch (e) {
-      return this.reject([`cannot read policy directory ${this.dir}: ${e instanceof Error ? e.message : String(e)}`], []);
+      return this.reject(
+        [`cannot read policy directory ${this.dir}: ${e instanceof Error ? e.message : String(e)}`],
+        [],
+      );
     }
     const fingerprint = createHash('sha256').update(JSON.stringify(files)).digest('hex');
     if (fingerprint === this.fingerprint && this.state.state !== 'missing') return this.state.state === 'valid';
     this.fingerprint = fingerprint;
     const result = compilePolicy(files);
-    if (!result.ok) return this.reject(result.problems.map(formatProblem), files.map((f) => f.name));
+    if (!result.ok)
+      return this.reject(
+        result.problems.map(formatProblem),
+        files.map((f) => f.name),
+      );
     const previous = this.policy?.revision ?? null;
-    if (previous !== null && previous !== result.policy.revision) this.recent = new Set([previous, ...this.recent].slice(0, 2));
+    if (previous !== null && previous !== result.policy.revision)
+      this.recent = new Set([previous, ...this.recent].slice(0, 2));
     this.policy = result.policy;
-    this.state = { state: 'valid', revision: result.policy.revision, problems: [], files: files.map((f) => f.name), loadedAt: new Date().toISOString() };
+    this.state = {
+      state: 'valid',
+      revision: result.policy.revision,
+      problems: [],
+      files: files.map((f) => f.name),
+      loadedAt: new Date().toISOString(),
+    };
     if (previous !== result.policy.revision) {
       this.log.info({ revision: result.policy.revision, previous, files: this.state.files }, 'policy loaded');
       this.emit('change', result.policy);
@@ -89,8 +109,19 @@ export class PolicyStore extends EventEmitter {
 
   private reject(problems: string[], files: string[]): boolean {
     const serving = this.policy?.revision ?? null;
-    this.state = { state: serving === null ? 'missing' : 'stale', revision: serving, problems, files, loadedAt: this.state.loadedAt };
-    this.log.error({ problems, servingRevision: serving }, serving === null ? 'policy files are invalid and no policy is in force' : 'policy files are invalid; still serving the last good policy');
+    this.state = {
+      state: serving === null ? 'missing' : 'stale',
+      revision: serving,
+      problems,
+      files,
+      loadedAt: this.state.loadedAt,
+    };
+    this.log.error(
+      { problems, servingRevision: serving },
+      serving === null
+        ? 'policy files are invalid and no policy is in force'
+        : 'policy files are invalid; still serving the last good policy',
+    );
     this.emit('rejected', problems);
     return false;
   }

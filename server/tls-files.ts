@@ -16,7 +16,13 @@ export function readTls(files: TlsFiles): { cert: string; key: string } {
 }
 
 /** Polls the files and swaps the server's secure context on change; returns a stop function. */
-export function reloadTlsOnChange(server: Server, files: TlsFiles, log: Logger, onExpiry: (seconds: number) => void, pollMs = 5000): () => void {
+export function reloadTlsOnChange(
+  server: Server,
+  files: TlsFiles,
+  log: Logger,
+  onExpiry: (seconds: number) => void,
+  pollMs = 5000,
+): () => void {
   const stamp = () => `${statSync(files.certFile).mtimeMs}/${statSync(files.keyFile).mtimeMs}`;
   let last = stamp();
   onExpiry(secondsToExpiry(readTls(files).cert));
@@ -28,7 +34,10 @@ export function reloadTlsOnChange(server: Server, files: TlsFiles, log: Logger, 
       if (now === last) return;
       server.setSecureContext(pair);
       last = now;
-      log.info({ certFile: files.certFile, expiresInDays: Math.floor(secondsToExpiry(pair.cert) / 86400) }, 'serving certificate reloaded');
+      log.info(
+        { certFile: files.certFile, expiresInDays: Math.floor(secondsToExpiry(pair.cert) / 86400) },
+        'serving certificate reloaded',
+      );
     } catch (e) {
       // A half-written pair during rotation: keep the current context and try again at the next tick.
       log.warn({ err: e instanceof Error ? e.message : String(e) }, 'serving certificate not reloaded yet');

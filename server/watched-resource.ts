@@ -1,7 +1,12 @@
 // A list-watch cache of one resource, from @kubernetes/client-node's informer, that restarts itself after watch errors
 // and knows whether it has synced (the readiness of both servers depends on it).
 
-import { makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  makeInformer,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 
 export type CacheEvent = 'add' | 'update' | 'delete';
@@ -22,9 +27,15 @@ export class WatchedResource<T extends KubernetesObject> {
       if (this.stopped) return;
       this.restarts++;
       const delay = Math.min(30_000, 500 * 2 ** Math.min(this.restarts, 6));
-      this.log.warn({ resource: name, err: err instanceof Error ? err.message : String(err), retryMs: delay }, 'watch failed; restarting');
+      this.log.warn(
+        { resource: name, err: err instanceof Error ? err.message : String(err), retryMs: delay },
+        'watch failed; restarting',
+      );
       setTimeout(() => {
-        if (!this.stopped) this.informer.start().catch((e: unknown) => this.log.warn({ resource: name, err: String(e) }, 'restart failed'));
+        if (!this.stopped)
+          this.informer
+            .start()
+            .catch((e: unknown) => this.log.warn({ resource: name, err: String(e) }, 'restart failed'));
       }, delay).unref();
     });
     this.informer.on('connect', () => {

@@ -18,7 +18,13 @@ export class ClusterCache implements ClusterView {
 
   constructor(kc: KubeConfig, log: Logger) {
     const core = kc.makeApiClient(CoreV1Api);
-    this.namespaces = new WatchedResource<V1Namespace>(kc, '/api/v1/namespaces', () => core.listNamespace(), log, 'namespaces');
+    this.namespaces = new WatchedResource<V1Namespace>(
+      kc,
+      '/api/v1/namespaces',
+      () => core.listNamespace(),
+      log,
+      'namespaces',
+    );
     this.pods = new WatchedResource<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces(), log, 'pods');
     for (const event of ['add', 'update', 'delete'] as const) this.namespaces.on(event, () => this.usage.invalidate());
     this.pods.on('add', (p) => this.usage.upsertPod(p as KubePod));

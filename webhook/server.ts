@@ -1,7 +1,7 @@
 // Starts the admission webhook: policy store (hot reload), informer caches, HTTPS with certificate reload, metrics
 // and the periodic drift audit. `tessera serve webhook` and the tests call startWebhook.
 
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ClusterView } from '../core/admission/cluster-view.ts';
 import { PolicyStore } from '../server/policy-store.ts';
@@ -43,8 +43,24 @@ export async function startWebhook(options: WebhookOptions): Promise<RunningWebh
   const policies = loadPolicy(options.policyDir, metrics, log);
   const { view, synced, cache } = watchCluster(options);
   const app = createWebhookApp({ policies, view, synced, config: { systemUsers: options.systemUsers }, metrics, log });
-  const serving = await serve(app, { host: options.host ?? '0.0.0.0', port: options.port ?? 8443, ...(options.tls ? { tls: options.tls } : {}), log, onCertificateExpiry: (s) => metrics.certificateExpiry.set(s) });
-  const stopAudit = cache && options.kubeconfig ? scheduleDriftAudit(cache, policies, metrics, log, options.auditIntervalMs ?? 60_000, policyReportWriter(options.kubeconfig, log)) : () => {};
+  const serving = await serve(app, {
+    host: options.host ?? '0.0.0.0',
+    port: options.port ?? 8443,
+    ...(options.tls ? { tls: options.tls } : {}),
+    log,
+    onCertificateExpiry: (s) => metrics.certificateExpiry.set(s),
+  });
+  const stopAudit =
+    cache && options.kubeconfig
+      ? scheduleDriftAudit(
+          cache,
+          policies,
+          metrics,
+          log,
+          options.auditIntervalMs ?? 60_000,
+          policyReportWriter(options.kubeconfig, log),
+        )
+      : () => {};
   const { url, port } = serving;
   log.info({ url, policyDir: options.policyDir, revision: policies.status().revision }, 'webhook serving');
   return {
@@ -90,7 +106,14 @@ function watchCluster(options: WebhookOptions): ClusterWatch {
   if (options.kubeconfig) {
     const cache = new ClusterCache(options.kubeconfig, log);
     // Readiness waits for this; serving starts at once so that probes can answer.
-    cache.start().catch((e: unknown) => log.error({ err: e instanceof Error ? e.message : String(e) }, 'initial cache sync failed; retrying via the watch'));
+    cache
+      .start()
+      .catch((e: unknown) =>
+        log.error(
+          { err: e instanceof Error ? e.message : String(e) },
+          'initial cache sync failed; retrying via the watch',
+        ),
+      );
     return { view: cache, synced: () => cache.synced(), cache };
   }
   if (options.view) return { view: options.view, synced: () => true, cache: null };

@@ -25,11 +25,24 @@ export interface DriftReport {
   /** Pods admitted under another revision (drifted or not). */
   readonly staleRevision: number;
   /** Count of violations by rule, action and tenant ("-" for none). */
-  readonly byRule: readonly { readonly rule: string; readonly action: string; readonly tenant: string; readonly pods: number }[];
+  readonly byRule: readonly {
+    readonly rule: string;
+    readonly action: string;
+    readonly tenant: string;
+    readonly pods: number;
+  }[];
 }
 
 export function auditPods(pods: Iterable<KubePod>, policy: Policy, view: ClusterView): DriftReport {
-  const ctx: CheckContext = { policy, view, user: {}, operation: 'UPDATE', system: false, admin: false, recentRevisions: new Set() };
+  const ctx: CheckContext = {
+    policy,
+    view,
+    user: {},
+    operation: 'UPDATE',
+    system: false,
+    admin: false,
+    recentRevisions: new Set(),
+  };
   const drifted: DriftedPod[] = [];
   const counts = new Map<string, number>();
   let checked = 0;
@@ -54,9 +67,11 @@ export function auditPods(pods: Iterable<KubePod>, policy: Policy, view: Cluster
     }
   }
   drifted.sort((a, b) => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1));
-  const byRule = [...counts.entries()].map(([key, n]) => {
-    const [rule, action, tenant] = key.split('\u0000') as [string, string, string];
-    return { rule, action, tenant, pods: n };
-  }).sort((a, b) => (a.rule + a.tenant < b.rule + b.tenant ? -1 : 1));
+  const byRule = [...counts.entries()]
+    .map(([key, n]) => {
+      const [rule, action, tenant] = key.split('\u0000') as [string, string, string];
+      return { rule, action, tenant, pods: n };
+    })
+    .sort((a, b) => (a.rule + a.tenant < b.rule + b.tenant ? -1 : 1));
   return { revision: policy.revision, checked, drifted, staleRevision, byRule };
 }

@@ -10,7 +10,14 @@ import { tenantNamed, type Policy } from '../policy/model.ts';
 import { decideGpu } from '../pools/gpu-decision.ts';
 import { tenantOfNamespace, type ClusterView } from './cluster-view.ts';
 import type { AdmissionRequest } from './request.ts';
-import { allContainers, ensureEnv, ensureToleration, hasEnv, requireNodeLabels, VISIBLE_DEVICES_ENV } from './pod-edits.ts';
+import {
+  allContainers,
+  ensureEnv,
+  ensureToleration,
+  hasEnv,
+  requireNodeLabels,
+  VISIBLE_DEVICES_ENV,
+} from './pod-edits.ts';
 
 export interface MutationResult {
   readonly pod: KubePod;
@@ -24,7 +31,8 @@ const DEFAULT_SCHEDULER = 'default-scheduler';
 /** Containers that ask for GPUs natively (init containers included), else the first app container. */
 function gpuContainers(pod: KubePod): KubeContainer[] {
   const spec = pod.spec ?? {};
-  const holding = (c: KubeContainer) => Object.keys({ ...(c.resources?.limits ?? {}), ...(c.resources?.requests ?? {}) }).some(isGpuResource);
+  const holding = (c: KubeContainer) =>
+    Object.keys({ ...(c.resources?.limits ?? {}), ...(c.resources?.requests ?? {}) }).some(isGpuResource);
   const native = [...(spec.initContainers ?? []), ...(spec.containers ?? [])].filter(holding);
   return native.length > 0 ? native : (spec.containers ?? []).slice(0, 1);
 }
@@ -70,14 +78,18 @@ export function mutatePod(input: KubePod, namespaceTenant: string | null, policy
         const resources = (target.resources ??= {});
         const limits = (resources.limits ??= {});
         Object.assign(limits, plan.limits);
-        if (resources.requests && Object.keys(resources.requests).length > 0) Object.assign(resources.requests, plan.limits);
+        if (resources.requests && Object.keys(resources.requests).length > 0)
+          Object.assign(resources.requests, plan.limits);
       }
       gpu = target ? [target] : [];
     }
     requireNodeLabels(spec, pool.nodeSelector);
     if (pool.taint) ensureToleration(spec, pool.taint);
     fractionPool = pool.fractionMode === 'fraction';
-    if (pool.fractionMode === 'time-slicing') warnings.push(`pool ${pool.name} time-slices GPUs: there is no memory or fault isolation between the pods sharing a GPU`);
+    if (pool.fractionMode === 'time-slicing')
+      warnings.push(
+        `pool ${pool.name} time-slices GPUs: there is no memory or fault isolation between the pods sharing a GPU`,
+      );
   }
   if (namespaceTenant !== null) {
     (meta.labels ??= {})[TENANT_LABEL] = namespaceTenant;
@@ -87,7 +99,11 @@ export function mutatePod(input: KubePod, namespaceTenant: string | null, policy
     if (hasEnv(c, VISIBLE_DEVICES_ENV)) continue;
     if (gpu.includes(c)) {
       // On fraction pools the extender picks the GPUs at bind; the kubelet resolves this when the container starts.
-      if (fractionPool) ensureEnv(c, { name: VISIBLE_DEVICES_ENV, valueFrom: { fieldRef: { fieldPath: `metadata.annotations['${VISIBLE_DEVICES}']` } } });
+      if (fractionPool)
+        ensureEnv(c, {
+          name: VISIBLE_DEVICES_ENV,
+          valueFrom: { fieldRef: { fieldPath: `metadata.annotations['${VISIBLE_DEVICES}']` } },
+        });
     } else {
       // A CUDA base image sees every GPU of the node unless told otherwise.
       ensureEnv(c, { name: VISIBLE_DEVICES_ENV, value: 'void' });
@@ -110,7 +126,8 @@ export function mutateRequest(req: AdmissionRequest, policy: Policy, view: Clust
   if (req.operation === 'UPDATE' && req.subResource === 'ephemeralcontainers') {
     // Only ephemeral containers may change through this subresource.
     const copy = structuredClone(pod);
-    for (const c of (copy.spec as PodSpec | undefined)?.ephemeralContainers ?? []) if (!hasEnv(c, VISIBLE_DEVICES_ENV)) ensureEnv(c, { name: VISIBLE_DEVICES_ENV, value: 'void' });
+    for (const c of (copy.spec as PodSpec | undefined)?.ephemeralContainers ?? [])
+      if (!hasEnv(c, VISIBLE_DEVICES_ENV)) ensureEnv(c, { name: VISIBLE_DEVICES_ENV, value: 'void' });
     return { patch: jsonPatch.compare(pod, copy), denial: null, warnings: [] };
   }
   if (req.operation !== 'CREATE') return none;

@@ -20,11 +20,19 @@ export interface PipelineResult {
   readonly deniedBy: 'mutation' | 'validation' | null;
 }
 
-export function runAdmission(request: AdmissionRequest, policy: Policy, view: ClusterView, config: AdmissionConfig): PipelineResult {
+export function runAdmission(
+  request: AdmissionRequest,
+  policy: Policy,
+  view: ClusterView,
+  config: AdmissionConfig,
+): PipelineResult {
   const mutation = mutateRequest(request, policy, view);
   const mutated = mutationResponse(request.uid, mutation);
   if (!mutated.allowed) return { response: mutated, object: request.object, violations: [], deniedBy: 'mutation' };
-  const object = mutation.patch.length > 0 ? jsonPatch.applyPatch(structuredClone(request.object), mutation.patch, true, false).newDocument : request.object;
+  const object =
+    mutation.patch.length > 0
+      ? jsonPatch.applyPatch(structuredClone(request.object), mutation.patch, true, false).newDocument
+      : request.object;
   const verdict = validateRequest({ ...request, object }, policy, view, config);
   const validated = validationResponse(request.uid, verdict, policy);
   const response: AdmissionResponse = { ...validated };

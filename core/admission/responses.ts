@@ -31,14 +31,23 @@ export function validationResponse(uid: string, verdict: Verdict, policy: Policy
   const auditAnnotations: Record<string, string> = { 'policy-revision': policy.revision };
   for (const v of audits) auditAnnotations[auditKey(v.rule)] = v.message;
   response.auditAnnotations = auditAnnotations;
-  if (!verdict.allowed) response.status = { code: 403, reason: 'Forbidden', message: denialMessage(verdict.violations) };
+  if (!verdict.allowed)
+    response.status = { code: 403, reason: 'Forbidden', message: denialMessage(verdict.violations) };
   return response;
 }
 
 /** The AdmissionResponse for a mutation. */
 export function mutationResponse(uid: string, mutation: Mutation): AdmissionResponse {
   if (mutation.denial !== null) {
-    return { uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: `Tessera denied this pod:\n- [${BUILTIN.tenancy}] ${mutation.denial}` } };
+    return {
+      uid,
+      allowed: false,
+      status: {
+        code: 403,
+        reason: 'Forbidden',
+        message: `Tessera denied this pod:\n- [${BUILTIN.tenancy}] ${mutation.denial}`,
+      },
+    };
   }
   const response: AdmissionResponse = { uid, allowed: true };
   if (mutation.patch.length > 0) {

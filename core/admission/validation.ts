@@ -59,7 +59,14 @@ function context(req: AdmissionRequest, policy: Policy, view: ClusterView, confi
   };
 }
 
-export function subjectOf(pod: KubePod, old: KubePod | null, namespace: string, where: string, template: boolean, ctx: CheckContext): PodSubject {
+export function subjectOf(
+  pod: KubePod,
+  old: KubePod | null,
+  namespace: string,
+  where: string,
+  template: boolean,
+  ctx: CheckContext,
+): PodSubject {
   const tenantName = tenantOfNamespace(ctx.view, namespace);
   const tenant = tenantName === null ? undefined : tenantNamed(ctx.policy, tenantName);
   const parsed = parseDemand(pod);
@@ -75,7 +82,13 @@ export function podViolations(s: PodSubject, ctx: CheckContext): Violation[] {
   if (s.demand instanceof DemandError) {
     out.push({ rule: BUILTIN.request, action: 'enforce', message: `${s.where}${s.demand.field}: ${s.demand.message}` });
   }
-  out.push(...tenancyCheck(s, ctx), ...accountingCheck(s, ctx), ...systemOwnedCheck(s, ctx), ...quotaCheck(s, ctx), ...policyRuleViolations(s, ctx));
+  out.push(
+    ...tenancyCheck(s, ctx),
+    ...accountingCheck(s, ctx),
+    ...systemOwnedCheck(s, ctx),
+    ...quotaCheck(s, ctx),
+    ...policyRuleViolations(s, ctx),
+  );
   return out;
 }
 
@@ -96,7 +109,12 @@ function added(after: readonly Violation[], before: readonly Violation[]): Viola
 }
 
 /** The validating verdict of a request. */
-export function validateRequest(req: AdmissionRequest, policy: Policy, view: ClusterView, config: AdmissionConfig): Verdict {
+export function validateRequest(
+  req: AdmissionRequest,
+  policy: Policy,
+  view: ClusterView,
+  config: AdmissionConfig,
+): Verdict {
   if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return { allowed: true, violations: [] };
   const ctx = context(req, policy, view, config);
   const kind = req.kind?.kind;
@@ -113,7 +131,11 @@ export function validateRequest(req: AdmissionRequest, policy: Policy, view: Clu
       violations = added(violations, podViolations(subjectOf(old, old, ns, '', false, ctx), ctx));
     }
   } else if (kind === 'Namespace') {
-    violations = namespaceViolations((req.object ?? {}) as KubeNamespace, req.operation === 'UPDATE' ? ((req.oldObject ?? null) as KubeNamespace | null) : null, ctx);
+    violations = namespaceViolations(
+      (req.object ?? {}) as KubeNamespace,
+      req.operation === 'UPDATE' ? ((req.oldObject ?? null) as KubeNamespace | null) : null,
+      ctx,
+    );
   } else if (kind !== undefined && TEMPLATES[kind]) {
     const path = TEMPLATES[kind];
     const where = `${kind} ${path.join('.')}: `;
@@ -127,4 +149,3 @@ export function validateRequest(req: AdmissionRequest, policy: Policy, view: Clu
   }
   return { allowed: !violations.some((v) => v.action === 'enforce'), violations };
 }
-

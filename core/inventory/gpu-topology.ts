@@ -16,7 +16,9 @@ export function readTopology(raw: string | undefined, count: number, warnings: s
   try {
     parsed = JSON.parse(raw);
   } catch {
-    warnings.push(`annotation ${GPU_TOPOLOGY} is not JSON; expected {"gpus":[{"index":0,"numa":0,"nvlink":"a"}]} (topology ignored)`);
+    warnings.push(
+      `annotation ${GPU_TOPOLOGY} is not JSON; expected {"gpus":[{"index":0,"numa":0,"nvlink":"a"}]} (topology ignored)`,
+    );
     return entries;
   }
   const gpus = (parsed as { gpus?: unknown })?.gpus;
@@ -28,7 +30,9 @@ export function readTopology(raw: string | undefined, count: number, warnings: s
     const e = item as Partial<TopologyEntry> | null;
     const index = e?.index;
     if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= count) {
-      warnings.push(`annotation ${GPU_TOPOLOGY} names GPU index ${JSON.stringify(index)}, but the node has GPUs 0..${count - 1} (entry ignored)`);
+      warnings.push(
+        `annotation ${GPU_TOPOLOGY} names GPU index ${JSON.stringify(index)}, but the node has GPUs 0..${count - 1} (entry ignored)`,
+      );
       continue;
     }
     const entry: TopologyEntry = { index };
@@ -38,4 +42,3 @@ export function readTopology(raw: string | undefined, count: number, warnings: s
   }
   return entries;
 }
-

@@ -21,4 +21,11 @@ export interface ModeReading {
 /** Returns null when the node is not in this reader's mode. */
 export type ModeReader = (facts: NodeFacts, found: Findings) => ModeReading | null;
 
-export const NO_GPU_MODE: ModeReading = { mode: 'none', physical: 0, replicas: 1, gpuResource: null, migGeometry: null, layout: [] };
+export const NO_GPU_MODE: ModeReading = {
+  mode: 'none',
+  physical: 0,
+  replicas: 1,
+  gpuResource: null,
+  migGeometry: null,
+  layout: [],
+};

@@ -5,7 +5,14 @@ import { canonicalModelName, lookupModel, type GpuModel } from '../catalog/gpu-m
 import { MIG_PROFILE_PATTERN } from '../catalog/mig-geometry.ts';
 import type { KubeNode } from '../kube-objects.ts';
 import { cpuMilli, memoryMiB, parseQuantity } from '../quantity.ts';
-import { GFD, GPU_MILLI, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX, SHARING_LABEL } from '../well-known-names.ts';
+import {
+  GFD,
+  GPU_MILLI,
+  NVIDIA_GPU,
+  NVIDIA_GPU_SHARED,
+  NVIDIA_MIG_PREFIX,
+  SHARING_LABEL,
+} from '../well-known-names.ts';
 import type { Findings } from './findings.ts';
 
 export interface NodeFacts {
@@ -44,7 +51,8 @@ function readResources(node: KubeNode, problems: string[]): Record<string, numbe
   const allocatable = node.status?.allocatable ?? node.status?.capacity ?? {};
   const resources: Record<string, number> = {};
   for (const [key, raw] of Object.entries(allocatable)) {
-    if (!(key === NVIDIA_GPU || key === NVIDIA_GPU_SHARED || key === GPU_MILLI || key.startsWith(NVIDIA_MIG_PREFIX))) continue;
+    if (!(key === NVIDIA_GPU || key === NVIDIA_GPU_SHARED || key === GPU_MILLI || key.startsWith(NVIDIA_MIG_PREFIX)))
+      continue;
     try {
       resources[key] = Math.floor(parseQuantity(raw));
     } catch {
@@ -80,7 +88,8 @@ export function readNodeFacts(node: KubeNode, found: Findings): NodeFacts {
   const product = label(labels, GFD.product);
   const declared = label(labels, GFD.migStrategy) ?? 'none';
   const migStrategy = declared === 'single' || declared === 'mixed' ? declared : 'none';
-  if (declared !== 'none' && migStrategy === 'none') found.problems.push(`label ${GFD.migStrategy}=${declared} is not none, single or mixed`);
+  if (declared !== 'none' && migStrategy === 'none')
+    found.problems.push(`label ${GFD.migStrategy}=${declared} is not none, single or mixed`);
   return {
     labels,
     cpuMilli: cpu,

@@ -53,7 +53,13 @@ export interface NodeInventory {
 }
 
 /** In precedence order: the first reader that recognises the node decides its mode. */
-const MODE_READERS: readonly ModeReader[] = [readFractionMode, readMigMixedMode, readMigSingleMode, readReplicaMode, readExclusiveMode];
+const MODE_READERS: readonly ModeReader[] = [
+  readFractionMode,
+  readMigMixedMode,
+  readMigSingleMode,
+  readReplicaMode,
+  readExclusiveMode,
+];
 
 /** Reads one Node object. Never throws. */
 export function readNode(node: KubeNode): NodeInventory {
@@ -61,17 +67,30 @@ export function readNode(node: KubeNode): NodeInventory {
   const name = node.metadata?.name ?? '';
   if (name === '') found.problems.push('node has no metadata.name');
   const facts = readNodeFacts(node, found);
-  const reading = MODE_READERS.reduce<ReturnType<ModeReader>>((r, read) => r ?? read(facts, found), null) ?? NO_GPU_MODE;
+  const reading =
+    MODE_READERS.reduce<ReturnType<ModeReader>>((r, read) => r ?? read(facts, found), null) ?? NO_GPU_MODE;
 
   const memoryPerGpu = facts.labelMemory ?? facts.catalog?.memoryMiB ?? 0;
   if (reading.mode !== 'none' && memoryPerGpu === 0 && (reading.mode === 'fraction' || reading.mode === 'mps')) {
-    found.problems.push(`GPU memory unknown: no ${GFD.memory} label and model ${facts.model ?? '(none)'} is not in the catalog`);
+    found.problems.push(
+      `GPU memory unknown: no ${GFD.memory} label and model ${facts.model ?? '(none)'} is not in the catalog`,
+    );
   }
-  const topology = readTopology(label(node.metadata?.annotations ?? {}, GPU_TOPOLOGY), reading.physical, found.warnings);
+  const topology = readTopology(
+    label(node.metadata?.annotations ?? {}, GPU_TOPOLOGY),
+    reading.physical,
+    found.warnings,
+  );
   const gpus: GpuInventory[] = [];
   for (let index = 0; index < reading.physical; index++) {
     const t = topology.get(index);
-    gpus.push({ index, memoryMiB: memoryPerGpu, numa: t?.numa ?? null, nvlink: t?.nvlink ?? null, mig: reading.layout[index] ?? [] });
+    gpus.push({
+      index,
+      memoryMiB: memoryPerGpu,
+      numa: t?.numa ?? null,
+      nvlink: t?.nvlink ?? null,
+      mig: reading.layout[index] ?? [],
+    });
   }
   return {
     name,

@@ -13,11 +13,17 @@ import { mergeSections } from './sections.ts';
 
 export { formatProblem, type PolicyFile, type PolicyProblem } from './policy-source.ts';
 
-export type CompileResult = { readonly ok: true; readonly policy: Policy } | { readonly ok: false; readonly problems: readonly PolicyProblem[] };
+export type CompileResult =
+  | { readonly ok: true; readonly policy: Policy }
+  | { readonly ok: false; readonly problems: readonly PolicyProblem[] };
 
 /** Compiles one or more policy files into one Policy, or every problem found. Pure: the caller reads the files. */
 export function compilePolicy(files: readonly PolicyFile[]): CompileResult {
-  if (files.length === 0) return { ok: false, problems: [{ file: '(none)', path: '', message: 'no policy files found; mount at least one TesseraPolicy file' }] };
+  if (files.length === 0)
+    return {
+      ok: false,
+      problems: [{ file: '(none)', path: '', message: 'no policy files found; mount at least one TesseraPolicy file' }],
+    };
   const problems: PolicyProblem[] = [];
   const sections = mergeSections(readSpecDocuments(files, problems), problems);
   problems.push(...crossFileProblems(sections));

@@ -16,12 +16,22 @@ export function crossFileProblems(s: Sections): PolicyProblem[] {
   const tenantNames = new Set(s.tenants.map((t) => t.name));
   for (const t of s.tenants) {
     for (const p of t.pools) {
-      if (!poolNames.has(p)) problems.push({ file: s.origin.get(`tenant/${t.name}`) ?? '?', path: `/spec/tenants[name=${t.name}]/pools`, message: `pool "${p}" is not defined; defined pools: ${[...poolNames].join(', ') || '(none)'}` });
+      if (!poolNames.has(p))
+        problems.push({
+          file: s.origin.get(`tenant/${t.name}`) ?? '?',
+          path: `/spec/tenants[name=${t.name}]/pools`,
+          message: `pool "${p}" is not defined; defined pools: ${[...poolNames].join(', ') || '(none)'}`,
+        });
     }
   }
   for (const r of s.rules) {
     for (const t of r.match.tenants ?? []) {
-      if (!tenantNames.has(t)) problems.push({ file: r.source, path: `/spec/rules[name=${r.name}]/match/tenants`, message: `tenant "${t}" is not defined; the rule would never apply to it` });
+      if (!tenantNames.has(t))
+        problems.push({
+          file: r.source,
+          path: `/spec/rules[name=${r.name}]/match/tenants`,
+          message: `tenant "${t}" is not defined; the rule would never apply to it`,
+        });
     }
   }
   for (let i = 0; i < s.pools.length; i++) {
@@ -29,7 +39,11 @@ export function crossFileProblems(s: Sections): PolicyProblem[] {
       const a = s.pools[i]!;
       const b = s.pools[j]!;
       if (selectorsOverlap(a.nodeSelector, b.nodeSelector)) {
-        problems.push({ file: s.origin.get(`pool/${b.name}`) ?? '?', path: `/spec/pools[name=${b.name}]/nodeSelector`, message: `pools "${a.name}" and "${b.name}" can select the same node; give them a label key with different values (e.g. tessera.io/pool)` });
+        problems.push({
+          file: s.origin.get(`pool/${b.name}`) ?? '?',
+          path: `/spec/pools[name=${b.name}]/nodeSelector`,
+          message: `pools "${a.name}" and "${b.name}" can select the same node; give them a label key with different values (e.g. tessera.io/pool)`,
+        });
       }
     }
   }

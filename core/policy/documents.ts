@@ -56,8 +56,23 @@ export interface RawRule {
 export interface RawSpec {
   schedulerName?: string;
   admins?: { groups?: string[]; users?: string[] };
-  pools?: { name: string; nodeSelector: Record<string, string>; taint?: { key: string; value?: string; effect: string }; fractionMode: Pool['fractionMode']; gpuModel?: string; resource?: string; replicas?: number }[];
-  tenants?: { name: string; pools: string[]; quota?: { gpus?: number }; maxGpusPerPod?: number; priorityClasses?: string[]; shareGpuWith?: 'any' | 'same-tenant' }[];
+  pools?: {
+    name: string;
+    nodeSelector: Record<string, string>;
+    taint?: { key: string; value?: string; effect: string };
+    fractionMode: Pool['fractionMode'];
+    gpuModel?: string;
+    resource?: string;
+    replicas?: number;
+  }[];
+  tenants?: {
+    name: string;
+    pools: string[];
+    quota?: { gpus?: number };
+    maxGpusPerPod?: number;
+    priorityClasses?: string[];
+    shareGpuWith?: 'any' | 'same-tenant';
+  }[];
   rules?: RawRule[];
 }
 
@@ -74,7 +89,11 @@ function parseDocuments(file: PolicyFile, problems: PolicyProblem[]): unknown[] 
     try {
       return [JSON.parse(trimmed)];
     } catch (e) {
-      problems.push({ file: file.name, path: '', message: `not valid JSON: ${e instanceof Error ? e.message : String(e)}` });
+      problems.push({
+        file: file.name,
+        path: '',
+        message: `not valid JSON: ${e instanceof Error ? e.message : String(e)}`,
+      });
       return [];
     }
   }
@@ -82,13 +101,15 @@ function parseDocuments(file: PolicyFile, problems: PolicyProblem[]): unknown[] 
   const values: unknown[] = [];
   for (const doc of Array.isArray(docs) ? docs : [docs]) {
     if (doc.errors.length > 0) {
-      for (const err of doc.errors) problems.push({ file: file.name, path: '', message: `not valid YAML: ${err.message.split('\n')[0]}` });
+      for (const err of doc.errors)
+        problems.push({ file: file.name, path: '', message: `not valid YAML: ${err.message.split('\n')[0]}` });
       continue;
     }
     const value: unknown = doc.toJS();
     if (value !== null && value !== undefined) values.push(value);
   }
-  if (values.length === 0 && problems.length === 0) problems.push({ file: file.name, path: '', message: 'the file holds no policy document' });
+  if (values.length === 0 && problems.length === 0)
+    problems.push({ file: file.name, path: '', message: 'the file holds no policy document' });
   return values;
 }
 

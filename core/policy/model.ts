@@ -43,11 +43,23 @@ interface RuleBase {
 }
 
 export type Rule =
-  | (RuleBase & { readonly kind: 'GpuRequest'; readonly minMilli: number | null; readonly maxMemoryMiB: number | null; readonly requireLimits: boolean })
+  | (RuleBase & {
+      readonly kind: 'GpuRequest';
+      readonly minMilli: number | null;
+      readonly maxMemoryMiB: number | null;
+      readonly requireLimits: boolean;
+    })
   | (RuleBase & { readonly kind: 'GpuBypass' })
   | (RuleBase & { readonly kind: 'ImageRegistry'; readonly allowed: readonly string[] })
-  | (RuleBase & { readonly kind: 'RequiredLabels'; readonly labels: readonly { readonly key: string; readonly pattern: RegExp; readonly source: string }[] })
-  | (RuleBase & { readonly kind: 'ImmutableFields'; readonly annotations: readonly string[]; readonly labels: readonly string[] })
+  | (RuleBase & {
+      readonly kind: 'RequiredLabels';
+      readonly labels: readonly { readonly key: string; readonly pattern: RegExp; readonly source: string }[];
+    })
+  | (RuleBase & {
+      readonly kind: 'ImmutableFields';
+      readonly annotations: readonly string[];
+      readonly labels: readonly string[];
+    })
   | (RuleBase & { readonly kind: 'RuntimeClass'; readonly gpuPods: string });
 
 export type RuleKind = Rule['kind'];

@@ -19,11 +19,21 @@ export function compileRule(raw: RawRule, file: string, path: string, problems: 
         try {
           maxMemoryMiB = memoryMiB(params.maxMemory);
         } catch {
-          problems.push({ file, path: `${path}/params/maxMemory`, message: `"${params.maxMemory}" is not a quantity; write e.g. "80Gi"` });
+          problems.push({
+            file,
+            path: `${path}/params/maxMemory`,
+            message: `"${params.maxMemory}" is not a quantity; write e.g. "80Gi"`,
+          });
         }
       }
       const minFraction = typeof params.minFraction === 'number' ? params.minFraction : null;
-      return { ...base, kind: 'GpuRequest', minMilli: minFraction === null ? null : Math.ceil(minFraction * 1000 - 1e-9), maxMemoryMiB, requireLimits: params.requireLimits === true };
+      return {
+        ...base,
+        kind: 'GpuRequest',
+        minMilli: minFraction === null ? null : Math.ceil(minFraction * 1000 - 1e-9),
+        maxMemoryMiB,
+        requireLimits: params.requireLimits === true,
+      };
     }
     case 'GpuBypass':
       return { ...base, kind: 'GpuBypass' };
@@ -35,17 +45,25 @@ export function compileRule(raw: RawRule, file: string, path: string, problems: 
         try {
           labels.push({ key, pattern: new RegExp(source, 'u'), source });
         } catch (e) {
-          problems.push({ file, path: `${path}/params/labels/${key}`, message: `"${source}" is not a valid regular expression (${e instanceof Error ? e.message : String(e)})` });
+          problems.push({
+            file,
+            path: `${path}/params/labels/${key}`,
+            message: `"${source}" is not a valid regular expression (${e instanceof Error ? e.message : String(e)})`,
+          });
         }
       }
       return { ...base, kind: 'RequiredLabels', labels };
     }
     case 'ImmutableFields':
-      return { ...base, kind: 'ImmutableFields', annotations: (params.annotations as string[] | undefined) ?? [], labels: (params.labels as string[] | undefined) ?? [] };
+      return {
+        ...base,
+        kind: 'ImmutableFields',
+        annotations: (params.annotations as string[] | undefined) ?? [],
+        labels: (params.labels as string[] | undefined) ?? [],
+      };
     case 'RuntimeClass':
       return { ...base, kind: 'RuntimeClass', gpuPods: params.gpuPods as string };
     default:
       return null;
   }
 }
-

@@ -25,16 +25,39 @@ function compilePool(p: PoolSpec, file: string, path: string, problems: PolicyPr
   let gpuModel: string | null = p.gpuModel === undefined ? null : canonicalModelName(p.gpuModel);
   if (p.fractionMode === 'mig') {
     const model = lookupModel(p.gpuModel ?? '');
-    if (!model) problems.push({ file, path: `${path}/gpuModel`, message: `"${p.gpuModel}" is not a GPU model Tessera knows; use a GFD nvidia.com/gpu.product value such as A100-SXM4-80GB` });
-    else if (!model.mig) problems.push({ file, path: `${path}/gpuModel`, message: `${p.gpuModel} GPUs do not support MIG; use fractionMode fraction or time-slicing for this pool` });
+    if (!model)
+      problems.push({
+        file,
+        path: `${path}/gpuModel`,
+        message: `"${p.gpuModel}" is not a GPU model Tessera knows; use a GFD nvidia.com/gpu.product value such as A100-SXM4-80GB`,
+      });
+    else if (!model.mig)
+      problems.push({
+        file,
+        path: `${path}/gpuModel`,
+        message: `${p.gpuModel} GPUs do not support MIG; use fractionMode fraction or time-slicing for this pool`,
+      });
     else gpuModel = model.name;
   }
   if ((p.fractionMode === 'time-slicing' || p.fractionMode === 'mps') && p.replicas === undefined) {
-    problems.push({ file, path: `${path}/replicas`, message: `a ${p.fractionMode} pool needs replicas (the device plugin's replicas per GPU)` });
+    problems.push({
+      file,
+      path: `${path}/replicas`,
+      message: `a ${p.fractionMode} pool needs replicas (the device plugin's replicas per GPU)`,
+    });
   }
-  if (p.taint && p.taint.key === '') problems.push({ file, path: `${path}/taint/key`, message: 'taint key must not be empty' });
+  if (p.taint && p.taint.key === '')
+    problems.push({ file, path: `${path}/taint/key`, message: 'taint key must not be empty' });
   const taint = p.taint ? { key: p.taint.key, value: p.taint.value ?? '', effect: p.taint.effect } : null;
-  return { name: p.name, nodeSelector: p.nodeSelector, taint, fractionMode: p.fractionMode, gpuModel, resource: p.resource ?? NVIDIA_GPU, replicas: p.replicas ?? null };
+  return {
+    name: p.name,
+    nodeSelector: p.nodeSelector,
+    taint,
+    fractionMode: p.fractionMode,
+    gpuModel,
+    resource: p.resource ?? NVIDIA_GPU,
+    replicas: p.replicas ?? null,
+  };
 }
 
 function addDocument(s: Sections, doc: SpecDocument, problems: PolicyProblem[]): void {
@@ -42,7 +65,11 @@ function addDocument(s: Sections, doc: SpecDocument, problems: PolicyProblem[]):
   s.names.push(doc.name);
   if (spec.schedulerName !== undefined) {
     if (s.schedulerName !== null && s.schedulerName !== spec.schedulerName) {
-      problems.push({ file, path: '/spec/schedulerName', message: `"${spec.schedulerName}" contradicts "${s.schedulerName}" set by another file; set it in one file only` });
+      problems.push({
+        file,
+        path: '/spec/schedulerName',
+        message: `"${spec.schedulerName}" contradicts "${s.schedulerName}" set by another file; set it in one file only`,
+      });
     }
     s.schedulerName = spec.schedulerName;
   }
@@ -52,7 +79,11 @@ function addDocument(s: Sections, doc: SpecDocument, problems: PolicyProblem[]):
     const key = `${kind}/${name}`;
     const first = s.origin.get(key);
     if (first !== undefined) {
-      problems.push({ file, path, message: `${kind} "${name}" is already defined in ${first}; names must be unique across all policy files` });
+      problems.push({
+        file,
+        path,
+        message: `${kind} "${name}" is already defined in ${first}; names must be unique across all policy files`,
+      });
       return false;
     }
     s.origin.set(key, file);
@@ -64,7 +95,14 @@ function addDocument(s: Sections, doc: SpecDocument, problems: PolicyProblem[]):
   });
   (spec.tenants ?? []).forEach((t, i) => {
     if (!unique('tenant', t.name, `/spec/tenants/${i}/name`)) return;
-    s.tenants.push({ name: t.name, pools: t.pools, quotaGpus: t.quota?.gpus ?? null, maxGpusPerPod: t.maxGpusPerPod ?? null, priorityClasses: t.priorityClasses ?? null, shareGpuWith: t.shareGpuWith ?? 'any' });
+    s.tenants.push({
+      name: t.name,
+      pools: t.pools,
+      quotaGpus: t.quota?.gpus ?? null,
+      maxGpusPerPod: t.maxGpusPerPod ?? null,
+      priorityClasses: t.priorityClasses ?? null,
+      shareGpuWith: t.shareGpuWith ?? 'any',
+    });
   });
   (spec.rules ?? []).forEach((r, i) => {
     const path = `/spec/rules/${i}`;
@@ -75,7 +113,15 @@ function addDocument(s: Sections, doc: SpecDocument, problems: PolicyProblem[]):
 }
 
 export function mergeSections(docs: readonly SpecDocument[], problems: PolicyProblem[]): Sections {
-  const s: Sections = { names: [], schedulerName: null, admins: { groups: [], users: [] }, pools: [], tenants: [], rules: [], origin: new Map() };
+  const s: Sections = {
+    names: [],
+    schedulerName: null,
+    admins: { groups: [], users: [] },
+    pools: [],
+    tenants: [],
+    rules: [],
+    origin: new Map(),
+  };
   for (const doc of docs) addDocument(s, doc, problems);
   return s;
 }

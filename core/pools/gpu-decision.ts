@@ -22,9 +22,18 @@ export function decideGpu(demand: PodDemand, tenant: Tenant, policy: Policy): Gp
   if (named !== null) {
     const pool = poolNamed(policy, named);
     if (!pool || !tenant.pools.includes(named)) {
-      return { ok: false, ask, message: `${POOL_ANNOTATION}=${named} is not a pool of tenant ${tenant.name}; its pools are ${tenant.pools.join(', ')}` };
+      return {
+        ok: false,
+        ask,
+        message: `${POOL_ANNOTATION}=${named} is not a pool of tenant ${tenant.name}; its pools are ${tenant.pools.join(', ')}`,
+      };
     }
-    if (!modelAllowed(pool, demand)) return { ok: false, ask, message: `pool ${pool.name} has ${pool.gpuModel} GPUs, which tessera.io/gpu-model does not allow` };
+    if (!modelAllowed(pool, demand))
+      return {
+        ok: false,
+        ask,
+        message: `pool ${pool.name} has ${pool.gpuModel} GPUs, which tessera.io/gpu-model does not allow`,
+      };
     const planned = planInPool(pool, ask);
     return planned.ok ? { ok: true, ask, pool, plan: planned.plan } : { ok: false, ask, message: planned.message };
   }
@@ -40,5 +49,9 @@ export function decideGpu(demand: PodDemand, tenant: Tenant, policy: Policy): Gp
     if (planned.ok) return { ok: true, ask, pool, plan: planned.plan };
     reasons.push(`${name}: ${planned.message}`);
   }
-  return { ok: false, ask, message: `no pool of tenant ${tenant.name} can give ${describeAsk(ask)} (${reasons.join('; ')})` };
+  return {
+    ok: false,
+    ask,
+    message: `no pool of tenant ${tenant.name} can give ${describeAsk(ask)} (${reasons.join('; ')})`,
+  };
 }

@@ -30,18 +30,38 @@ export interface PodContext {
   readonly key: string;
 }
 
-export type PodContextResult = { readonly ok: true; readonly pod: PodContext } | { readonly ok: false; readonly reason: Reason };
+export type PodContextResult =
+  | { readonly ok: true; readonly pod: PodContext }
+  | { readonly ok: false; readonly reason: Reason };
 
 /** Reads the pod once per request (the CycleState habit). */
 export function podContext(state: SchedulingState, pod: KubePod): PodContextResult {
   const parsed = parseDemand(pod);
-  if (!parsed.ok) return { ok: false, reason: reason('InvalidRequest', `the pod's GPU request is invalid: ${parsed.error.field}: ${parsed.error.message}`) };
+  if (!parsed.ok)
+    return {
+      ok: false,
+      reason: reason(
+        'InvalidRequest',
+        `the pod's GPU request is invalid: ${parsed.error.field}: ${parsed.error.message}`,
+      ),
+    };
   const demand = parsed.demand;
   const namespace = pod.metadata?.namespace ?? '';
   const tenant = state.tenantOf(namespace);
   const poolName = pod.metadata?.annotations?.[POOL_ANNOTATION];
-  const pool = poolName && state.policy ? poolNamed(state.policy, poolName) ?? null : null;
-  const key = JSON.stringify([demand.cpuMilli, demand.memoryMiB, demand.gpuResources, demand.fraction, demand.models, demand.topology, demand.intent.migProfile, demand.intent.memoryMiB, tenant, pool?.name ?? null]);
+  const pool = poolName && state.policy ? (poolNamed(state.policy, poolName) ?? null) : null;
+  const key = JSON.stringify([
+    demand.cpuMilli,
+    demand.memoryMiB,
+    demand.gpuResources,
+    demand.fraction,
+    demand.models,
+    demand.topology,
+    demand.intent.migProfile,
+    demand.intent.memoryMiB,
+    tenant,
+    pool?.name ?? null,
+  ]);
   return { ok: true, pod: { demand, tenant, pool, key } };
 }
 
@@ -76,9 +96,27 @@ export class VerdictCache {
   }
 }
 
-function verdictOf(state: SchedulingState, ctx: PodContext, name: string, node: NodeInventory, strategy: Strategy, scoring: ScoringContext): NodeVerdict {
+function verdictOf(
+  state: SchedulingState,
+  ctx: PodContext,
+  name: string,
+  node: NodeInventory,
+  strategy: Strategy,
+  scoring: ScoringContext,
+): NodeVerdict {
   if (ctx.pool && !inPool(node, ctx.pool)) {
-    return { node: name, feasible: false, score: 0, placement: null, reason: reason('NodeNotInPool', `node ${name} is not in pool ${ctx.pool.name} (${Object.entries(ctx.pool.nodeSelector).map(([k, v]) => `${k}=${v}`).join(', ')})`) };
+    return {
+      node: name,
+      feasible: false,
+      score: 0,
+      placement: null,
+      reason: reason(
+        'NodeNotInPool',
+        `node ${name} is not in pool ${ctx.pool.name} (${Object.entries(ctx.pool.nodeSelector)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ')})`,
+      ),
+    };
   }
   const usage = state.ledger.usage(name);
   const result = fit(node, usage, ctx.demand, state.fitContext(ctx.tenant));
@@ -88,16 +126,35 @@ function verdictOf(state: SchedulingState, ctx: PodContext, name: string, node: 
 }
 
 function unknownNode(name: string): NodeVerdict {
-  return { node: name, feasible: false, score: 0, placement: null, reason: reason('UnknownNode', `node ${name} is not in the extender's cache (yet)`) };
+  return {
+    node: name,
+    feasible: false,
+    score: 0,
+    placement: null,
+    reason: reason('UnknownNode', `node ${name} is not in the extender's cache (yet)`),
+  };
 }
 
 /** One node's verdict, fresh (bind uses this: no cache). */
-export function evaluateNode(state: SchedulingState, ctx: PodContext, name: string, strategy: Strategy, scoring: ScoringContext): NodeVerdict {
+export function evaluateNode(
+  state: SchedulingState,
+  ctx: PodContext,
+  name: string,
+  strategy: Strategy,
+  scoring: ScoringContext,
+): NodeVerdict {
   const node = state.nodes.get(name);
   return node ? verdictOf(state, ctx, name, node, strategy, scoring) : unknownNode(name);
 }
 
-export function evaluateNodes(state: SchedulingState, ctx: PodContext, names: readonly string[], strategy: Strategy, scoring: ScoringContext, cache: VerdictCache | null): NodeVerdict[] {
+export function evaluateNodes(
+  state: SchedulingState,
+  ctx: PodContext,
+  names: readonly string[],
+  strategy: Strategy,
+  scoring: ScoringContext,
+  cache: VerdictCache | null,
+): NodeVerdict[] {
   const entries = cache?.shape(ctx.key) ?? null;
   const version = state.version;
   const out: NodeVerdict[] = new Array(names.length);
@@ -132,5 +189,8 @@ export function quotaReason(state: SchedulingState, ctx: PodContext): Reason | n
   const own = state.ledger.get(ctx.demand.uid)?.equivalents ?? 0;
   const held = state.ledger.tenantEquivalents(ctx.tenant) - own;
   if (withinQuota(held, mine, tenant.quotaGpus)) return null;
-  return reason('QuotaExceeded', `tenant ${ctx.tenant} holds ${formatEquivalents(held)} of its ${tenant.quotaGpus} GPU-equivalents; this pod needs ${formatEquivalents(mine)}`);
+  return reason(
+    'QuotaExceeded',
+    `tenant ${ctx.tenant} holds ${formatEquivalents(held)} of its ${tenant.quotaGpus} GPU-equivalents; this pod needs ${formatEquivalents(mine)}`,
+  );
 }

@@ -25,15 +25,23 @@ const NOTHING: PodAllocation = { allocation: null, problem: null };
  * The allocation of a bound, non-terminated pod. A fraction pod whose assignment cannot be read is reported and charged
  * its CPU and memory only; the problem is surfaced (log, metric) rather than guessed around.
  */
-export function allocationOfPod(pod: KubePod, node: NodeInventory | undefined, tenant: string | null, policy: Policy | null): PodAllocation {
+export function allocationOfPod(
+  pod: KubePod,
+  node: NodeInventory | undefined,
+  tenant: string | null,
+  policy: Policy | null,
+): PodAllocation {
   const meta = pod.metadata ?? {};
   // An assignment written at bind is the commit record: until the Binding shows up (or if the binder died in between)
   // the pod holds the GPUs it names, so another extender replica never hands them out twice.
   const recorded = meta.annotations?.[ASSIGNMENT];
-  const pendingNode = recorded === undefined ? undefined : (() => {
-    const a = parseAssignment(recorded);
-    return typeof a === 'string' ? undefined : a.node;
-  })();
+  const pendingNode =
+    recorded === undefined
+      ? undefined
+      : (() => {
+          const a = parseAssignment(recorded);
+          return typeof a === 'string' ? undefined : a.node;
+        })();
   const nodeName = pod.spec?.nodeName || pendingNode;
   if (!nodeName || isTerminated(pod)) return NOTHING;
   const parsed = parseDemand(pod);
@@ -49,14 +57,28 @@ export function allocationOfPod(pod: KubePod, node: NodeInventory | undefined, t
   if (demand.gpuResources[GPU_MILLI] !== undefined) {
     const cpuOnly = newAllocation({ ...where, holding: { resources: {}, gpus: [], sharing: false } });
     const text = meta.annotations?.[ASSIGNMENT];
-    if (text === undefined) return { allocation: cpuOnly, problem: `${who} runs on ${nodeName} with ${GPU_MILLI} but has no ${ASSIGNMENT}; it was not bound by Tessera` };
+    if (text === undefined)
+      return {
+        allocation: cpuOnly,
+        problem: `${who} runs on ${nodeName} with ${GPU_MILLI} but has no ${ASSIGNMENT}; it was not bound by Tessera`,
+      };
     const assignment = parseAssignment(text);
     if (typeof assignment === 'string') return { allocation: cpuOnly, problem: `${who}: ${assignment}` };
-    if (assignment.node !== nodeName) return { allocation: cpuOnly, problem: `${who}: assignment names node ${assignment.node} but the pod runs on ${nodeName}` };
+    if (assignment.node !== nodeName)
+      return {
+        allocation: cpuOnly,
+        problem: `${who}: assignment names node ${assignment.node} but the pod runs on ${nodeName}`,
+      };
     const sharing = assignment.gpus.length === 1 && assignment.gpus[0]!.milli < 1000;
-    return { allocation: newAllocation({ ...where, holding: { resources: {}, gpus: assignment.gpus, sharing } }), problem: null };
+    return {
+      allocation: newAllocation({ ...where, holding: { resources: {}, gpus: assignment.gpus, sharing } }),
+      problem: null,
+    };
   }
   const replicaNode = node !== undefined && (node.mode === 'time-slicing' || node.mode === 'mps');
   const sharing = replicaNode && Object.keys(demand.gpuResources).length > 0;
-  return { allocation: newAllocation({ ...where, holding: { resources: { ...demand.gpuResources }, gpus: [], sharing } }), problem: null };
+  return {
+    allocation: newAllocation({ ...where, holding: { resources: { ...demand.gpuResources }, gpus: [], sharing } }),
+    problem: null,
+  };
 }

@@ -62,7 +62,8 @@ export class SchedulingState {
   /** Physical GPUs per model, for the scoring context's model pressure. */
   capacityByModel(): Map<string, number> {
     const capacity = new Map<string, number>();
-    for (const n of this.nodes.values()) if (n.model !== null && n.gpus.length > 0) capacity.set(n.model, (capacity.get(n.model) ?? 0) + n.gpus.length);
+    for (const n of this.nodes.values())
+      if (n.model !== null && n.gpus.length > 0) capacity.set(n.model, (capacity.get(n.model) ?? 0) + n.gpus.length);
     return capacity;
   }
 
@@ -84,7 +85,12 @@ export class SchedulingState {
       return;
     }
     const node = pod.spec?.nodeName;
-    const { allocation, problem } = allocationOfPod(pod, node ? this.nodes.get(node) : undefined, this.tenantOf(pod.metadata?.namespace ?? ''), this.currentPolicy);
+    const { allocation, problem } = allocationOfPod(
+      pod,
+      node ? this.nodes.get(node) : undefined,
+      this.tenantOf(pod.metadata?.namespace ?? ''),
+      this.currentPolicy,
+    );
     if (problem !== null) this.problems.set(uid, problem);
     else this.problems.delete(uid);
     if (allocation === null) {

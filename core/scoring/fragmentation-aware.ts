@@ -35,10 +35,12 @@ function strandingTerm({ node, usage, demand }: ScoreInput, p: Placement): numbe
 
 export const fragmentationAware: Strategy = {
   name: 'tessera',
-  description: 'fragmentation-aware best fit: GPU best fit for shares + quantised FGD + CPU/memory stranding + topology',
+  description:
+    'fragmentation-aware best fit: GPU best fit for shares + quantised FGD + CPU/memory stranding + topology',
   choose(input) {
     const { node, usage, placements } = input;
-    if (node.mode !== 'fraction') return { placement: placements[0]!, score: 1000 * gpuUtilisationAfter(node, usage, placements[0]!) };
+    if (node.mode !== 'fraction')
+      return { placement: placements[0]!, score: 1000 * gpuUtilisationAfter(node, usage, placements[0]!) };
     const deltas = fragmentationDeltas(input);
     const pressure = input.demand.models === null ? input.context.modelPressure(node.model) : 0;
     const steer = pressure > 0 ? MODEL_PRESSURE_WEIGHT * pressure ** 4 : 0;
@@ -48,7 +50,12 @@ export const fragmentationAware: Strategy = {
       const p = placements[i]!;
       const fragmentation = Math.floor(deltas[i]! / FRAGMENTATION_STEP) * FRAGMENTATION_STEP;
       const taken = steer === 0 ? 0 : p.gpus.reduce((sum, g) => sum + g.milli, 0);
-      const score = bestFitTerm(input, p) - fragmentation + strandingTerm(input, p) + TOPOLOGY_WEIGHT * (p.topology - 1) - steer * taken;
+      const score =
+        bestFitTerm(input, p) -
+        fragmentation +
+        strandingTerm(input, p) +
+        TOPOLOGY_WEIGHT * (p.topology - 1) -
+        steer * taken;
       if (score > bestScore) {
         best = i;
         bestScore = score;

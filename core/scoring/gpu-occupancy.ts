@@ -13,12 +13,18 @@ export function freeMilliAfter(node: NodeInventory, usage: NodeUsage, placement:
 }
 
 /** GPU-resource capacity and use of a device-plugin node, summed over its GPU resources. */
-function devicePluginTotals(node: NodeInventory, usage: NodeUsage, placement: Placement | null): { used: number; capacity: number } {
+function devicePluginTotals(
+  node: NodeInventory,
+  usage: NodeUsage,
+  placement: Placement | null,
+): { used: number; capacity: number } {
   let used = 0;
   let capacity = 0;
   for (const [resource, cap] of Object.entries(node.resources)) {
     // MIG instances weigh by compute slices so that a 7g instance counts as much as seven 1g instances.
-    const weight = resource.startsWith(NVIDIA_MIG_PREFIX) ? Number(/^(\d+)g/.exec(resource.slice(NVIDIA_MIG_PREFIX.length))?.[1] ?? 1) : 1;
+    const weight = resource.startsWith(NVIDIA_MIG_PREFIX)
+      ? Number(/^(\d+)g/.exec(resource.slice(NVIDIA_MIG_PREFIX.length))?.[1] ?? 1)
+      : 1;
     capacity += weight * cap;
     used += weight * ((usage.resources.get(resource) ?? 0) + (placement?.resources[resource] ?? 0));
   }

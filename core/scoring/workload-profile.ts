@@ -26,7 +26,13 @@ export function gpuPodShapes(pods: Iterable<KubePod>): PodShape[] {
     const f = parsed.ok ? parsed.demand.fraction : null;
     if (!parsed.ok || f === null) continue;
     const d = parsed.demand;
-    shapes.push({ cpuMilli: d.cpuMilli, memoryMiB: d.memoryMiB, gpus: f.gpus, milliPerGpu: f.milliPerGpu, models: d.models });
+    shapes.push({
+      cpuMilli: d.cpuMilli,
+      memoryMiB: d.memoryMiB,
+      gpus: f.gpus,
+      milliPerGpu: f.milliPerGpu,
+      models: d.models,
+    });
   }
   return shapes;
 }
@@ -76,10 +82,14 @@ export function typicalShapes(pods: Iterable<PodShape>, coverage = 0.95): Worklo
     picked.push(entry);
     covered += entry.n;
   }
-  return { shapes: picked.map(({ shape, n, memory }) => ({ ...shape, memoryMiB: median(memory), weight: n / covered })) };
+  return {
+    shapes: picked.map(({ shape, n, memory }) => ({ ...shape, memoryMiB: median(memory), weight: n / covered })),
+  };
 }
 
 /** For each typical shape, whether it may run on a GPU of this model (cached by callers per model). */
 export function shapesAllowedOn(profile: WorkloadProfile, model: string | null): boolean[] {
-  return profile.shapes.map((s) => s.models === null || (model !== null && s.models.some((m) => modelMatches(model, m))));
+  return profile.shapes.map(
+    (s) => s.models === null || (model !== null && s.models.some((m) => modelMatches(model, m))),
+  );
 }

@@ -90,7 +90,12 @@ export function tracePodDemand(p: TracePod, uid: string): PodDemand {
 const podMilli = (p: TracePod): number => p.gpus * p.milliPerGpu;
 
 /** The arrival sequence: sorted by name, shuffled, then tuned to `tune` x capacity (FGD's TunePodsByNodeTotalResource). */
-export function arrivalOrder(pods: readonly TracePod[], capacityMilli: number, random: SeededRandom, tune: number): TracePod[] {
+export function arrivalOrder(
+  pods: readonly TracePod[],
+  capacityMilli: number,
+  random: SeededRandom,
+  tune: number,
+): TracePod[] {
   const sorted = [...pods].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const order = random.shuffle(sorted);
   const target = tune * capacityMilli;
@@ -121,7 +126,11 @@ interface CachedScore {
   scored: Scored | null;
 }
 
-export function replay(traceNodes: readonly TraceNode[], tracePods: readonly TracePod[], options: ReplayOptions): ReplayResult {
+export function replay(
+  traceNodes: readonly TraceNode[],
+  tracePods: readonly TracePod[],
+  options: ReplayOptions,
+): ReplayResult {
   const random = new SeededRandom(options.seed);
   const nodes = traceNodes.filter((n) => n.gpus > 0).map(traceNodeInventory);
   // FGD gives nodes a random prefix, so score ties fall to a seed-dependent but fixed node order.
@@ -129,8 +138,21 @@ export function replay(traceNodes: readonly TraceNode[], tracePods: readonly Tra
   const capacityMilli = nodes.reduce((s, n) => s + n.gpus.length * 1000, 0);
   const arrivals = arrivalOrder(tracePods, capacityMilli, random, options.tune ?? 1.3);
   const capacityByModel = new Map<string, number>();
-  for (const n of nodes) if (n.model !== null) capacityByModel.set(n.model, (capacityByModel.get(n.model) ?? 0) + n.gpus.length);
-  const context = scoringContext(options.profile ?? typicalShapes(tracePods.map((p) => ({ cpuMilli: p.cpuMilli, memoryMiB: p.memoryMiB, gpus: p.gpus, milliPerGpu: p.milliPerGpu, models: p.models }))), capacityByModel);
+  for (const n of nodes)
+    if (n.model !== null) capacityByModel.set(n.model, (capacityByModel.get(n.model) ?? 0) + n.gpus.length);
+  const context = scoringContext(
+    options.profile ??
+      typicalShapes(
+        tracePods.map((p) => ({
+          cpuMilli: p.cpuMilli,
+          memoryMiB: p.memoryMiB,
+          gpus: p.gpus,
+          milliPerGpu: p.milliPerGpu,
+          models: p.models,
+        })),
+      ),
+    capacityByModel,
+  );
   const ledger = new Ledger();
   // The ledger keeps one usage object per node for good, so the hot loop can index them.
   const usages = nodes.map((n) => ledger.usage(n.name));
@@ -153,7 +175,9 @@ export function replay(traceNodes: readonly TraceNode[], tracePods: readonly Tra
       let entry = cache.get(key);
       if (entry === undefined || entry.generation !== usage.generation) {
         const result = fit(node, usage, demand, OPEN_CONTEXT);
-        const scored = result.ok ? options.strategy.choose({ node, usage, demand, placements: result.placements, context }) : null;
+        const scored = result.ok
+          ? options.strategy.choose({ node, usage, demand, placements: result.placements, context })
+          : null;
         entry = { generation: usage.generation, scored };
         cache.set(key, entry);
       }
@@ -190,5 +214,14 @@ export function replay(traceNodes: readonly TraceNode[], tracePods: readonly Tra
   });
   const unallocated: Record<string, number> = {};
   for (const load of REPORTED_LOADS) unallocated[String(load)] = curve[load]!;
-  return { seed: options.seed, strategy: options.strategy.name, capacityMilli, arrivals: arrivals.length, failed, unallocatedCurve: curve, unallocated, decisions };
+  return {
+    seed: options.seed,
+    strategy: options.strategy.name,
+    capacityMilli,
+    arrivals: arrivals.length,
+    failed,
+    unallocatedCurve: curve,
+    unallocated,
+    decisions,
+  };
 }

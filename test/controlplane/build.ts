@@ -31,7 +31,15 @@ function binaries(): ControlPlaneBinaries {
   const kubernetesVersion = pinned('k8s.io/kubernetes');
   const etcdVersion = pinned('go.etcd.io/etcd/server/v3');
   const dir = join(REPO, '.cache', 'controlplane', `k8s-${kubernetesVersion}_etcd-${etcdVersion}`);
-  return { dir, etcd: join(dir, 'etcd'), apiserver: join(dir, 'kube-apiserver'), scheduler: join(dir, 'kube-scheduler'), kubectl: join(dir, 'kubectl'), kubernetesVersion, etcdVersion };
+  return {
+    dir,
+    etcd: join(dir, 'etcd'),
+    apiserver: join(dir, 'kube-apiserver'),
+    scheduler: join(dir, 'kube-scheduler'),
+    kubectl: join(dir, 'kubectl'),
+    kubernetesVersion,
+    etcdVersion,
+  };
 }
 
 function complete(b: ControlPlaneBinaries): boolean {
@@ -61,7 +69,8 @@ export function ensureControlPlane(log: (line: string) => void = () => {}): Cont
       break;
     } catch {
       // Another process is building; a lock older than 40 minutes is from a build that died.
-      if (Date.now() - statSync(lock, { throwIfNoEntry: false })!.mtimeMs > 40 * 60_000) rmSync(lock, { recursive: true, force: true });
+      if (Date.now() - statSync(lock, { throwIfNoEntry: false })!.mtimeMs > 40 * 60_000)
+        rmSync(lock, { recursive: true, force: true });
       sleep(2000);
       if (complete(b)) return b;
     }
@@ -71,7 +80,9 @@ export function ensureControlPlane(log: (line: string) => void = () => {}): Cont
     const staging = `${b.dir}.partial`;
     rmSync(staging, { recursive: true, force: true });
     mkdirSync(staging, { recursive: true });
-    log(`building kube-apiserver, kube-scheduler, kubectl ${b.kubernetesVersion} and etcd ${b.etcdVersion} (first run only)...`);
+    log(
+      `building kube-apiserver, kube-scheduler, kubectl ${b.kubernetesVersion} and etcd ${b.etcdVersion} (first run only)...`,
+    );
     const started = Date.now();
     // Stamp the version the binaries would carry from a release build, so that clients and skew checks see it.
     const minor = /^v1\.(\d+)\./.exec(b.kubernetesVersion)?.[1] ?? '0';
@@ -81,11 +92,25 @@ export function ensureControlPlane(log: (line: string) => void = () => {}): Cont
       `-X k8s.io/component-base/version.gitMinor=${minor}`,
       '-X k8s.io/component-base/version.gitTreeState=clean',
     ].join(' ');
-    execFileSync(goBinary(), ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', staging, 'go.etcd.io/etcd/server/v3', 'k8s.io/kubernetes/cmd/kube-apiserver', 'k8s.io/kubernetes/cmd/kube-scheduler', 'k8s.io/kubernetes/cmd/kubectl'], {
-      cwd: MODULE_DIR,
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
-    });
+    execFileSync(
+      goBinary(),
+      [
+        'build',
+        '-trimpath',
+        `-ldflags=${ldflags}`,
+        '-o',
+        staging,
+        'go.etcd.io/etcd/server/v3',
+        'k8s.io/kubernetes/cmd/kube-apiserver',
+        'k8s.io/kubernetes/cmd/kube-scheduler',
+        'k8s.io/kubernetes/cmd/kubectl',
+      ],
+      {
+        cwd: MODULE_DIR,
+        stdio: ['ignore', 'inherit', 'inherit'],
+        env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
+      },
+    );
     // `go build` names the etcd main package after its module directory.
     renameSync(join(staging, 'server'), join(staging, 'etcd'));
     rmSync(b.dir, { recursive: true, force: true });

@@ -4,7 +4,14 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig, PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  KubeConfig,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import { createCa, issueLeaf, type KeyPair } from '../../certs/authority.ts';
 import { startExtender, type RunningExtender } from '../../extender/server.ts';
@@ -37,7 +44,17 @@ export interface StackOptions {
 }
 
 export function schedulerConfig(extenderPort: number): string {
-  const managed = ['tessera.io/gpu-milli', 'nvidia.com/gpu', 'nvidia.com/gpu.shared', 'nvidia.com/mig-1g.10gb', 'nvidia.com/mig-1g.20gb', 'nvidia.com/mig-2g.20gb', 'nvidia.com/mig-3g.40gb', 'nvidia.com/mig-4g.40gb', 'nvidia.com/mig-7g.80gb'];
+  const managed = [
+    'tessera.io/gpu-milli',
+    'nvidia.com/gpu',
+    'nvidia.com/gpu.shared',
+    'nvidia.com/mig-1g.10gb',
+    'nvidia.com/mig-1g.20gb',
+    'nvidia.com/mig-2g.20gb',
+    'nvidia.com/mig-3g.40gb',
+    'nvidia.com/mig-4g.40gb',
+    'nvidia.com/mig-7g.80gb',
+  ];
   return [
     'apiVersion: kubescheduler.config.k8s.io/v1',
     'kind: KubeSchedulerConfiguration',
@@ -83,7 +100,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   mkdirSync(policyDir);
   writeFileSync(join(policyDir, 'policy.yaml'), options.policy);
   const ca = createCa({ commonName: 'tessera-e2e-ca' });
-  const leaf = issueLeaf(ca, { commonName: 'tessera-webhook', dnsNames: ['tessera-webhook.tessera-system.svc', 'localhost'], ips: ['127.0.0.1'] });
+  const leaf = issueLeaf(ca, {
+    commonName: 'tessera-webhook',
+    dnsNames: ['tessera-webhook.tessera-system.svc', 'localhost'],
+    ips: ['127.0.0.1'],
+  });
   writeFileSync(join(cluster.dir, 'webhook.crt'), leaf.certPem);
   writeFileSync(join(cluster.dir, 'webhook.key'), leaf.keyPem);
   const client = (user: string): KubeConfig => {
@@ -94,7 +115,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const admin = client('admin');
   // Who may do what: platform admins run the cluster, tenants edit their own namespaces.
   const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
-  await rbac.createClusterRoleBinding({ body: { metadata: { name: 'platform-admins' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' }, subjects: [{ kind: 'Group', name: 'platform-admins', apiGroup: 'rbac.authorization.k8s.io' }] } });
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: 'platform-admins' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+      subjects: [{ kind: 'Group', name: 'platform-admins', apiGroup: 'rbac.authorization.k8s.io' }],
+    },
+  });
   await admin.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'tessera-system' } } });
 
   const stack: Stack = {
@@ -107,7 +134,16 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     extenderPort,
     client,
     async startWebhook() {
-      stack.webhook = await startWebhook({ policyDir, host: '127.0.0.1', port: webhookPort, tls: { certFile: join(cluster.dir, 'webhook.crt'), keyFile: join(cluster.dir, 'webhook.key') }, kubeconfig: client(WEBHOOK_USER), systemUsers: [EXTENDER_USER, WEBHOOK_USER], auditIntervalMs: 5_000, log: log.child({ component: 'webhook' }) });
+      stack.webhook = await startWebhook({
+        policyDir,
+        host: '127.0.0.1',
+        port: webhookPort,
+        tls: { certFile: join(cluster.dir, 'webhook.crt'), keyFile: join(cluster.dir, 'webhook.key') },
+        kubeconfig: client(WEBHOOK_USER),
+        systemUsers: [EXTENDER_USER, WEBHOOK_USER],
+        auditIntervalMs: 5_000,
+        log: log.child({ component: 'webhook' }),
+      });
       await untilReady('the webhook', stack.webhook);
     },
     async stopWebhook() {
@@ -115,7 +151,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       stack.webhook = null;
     },
     async startExtender() {
-      stack.extender = await startExtender({ kubeconfig: client(EXTENDER_USER), policyDir, host: '127.0.0.1', port: extenderPort, leaseNamespace: 'tessera-system', log: log.child({ component: 'extender' }) });
+      stack.extender = await startExtender({
+        kubeconfig: client(EXTENDER_USER),
+        policyDir,
+        host: '127.0.0.1',
+        port: extenderPort,
+        leaseNamespace: 'tessera-system',
+        log: log.child({ component: 'extender' }),
+      });
       await untilReady('the extender', stack.extender);
     },
     async stopExtender() {
@@ -145,31 +188,70 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 async function registerWebhooks(admin: KubeConfig, ca: KeyPair, port: number): Promise<void> {
   const api = admin.makeApiClient(AdmissionregistrationV1Api);
   const caBundle = Buffer.from(ca.certPem).toString('base64');
-  const namespaceSelector = { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public', 'kube-node-lease', 'tessera-system'] }] };
+  const namespaceSelector = {
+    matchExpressions: [
+      {
+        key: 'kubernetes.io/metadata.name',
+        operator: 'NotIn',
+        values: ['kube-system', 'kube-public', 'kube-node-lease', 'tessera-system'],
+      },
+    ],
+  };
   await api.createMutatingWebhookConfiguration({
     body: {
       metadata: { name: 'tessera' },
-      webhooks: [{
-        name: 'mutate.tessera.io', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Fail', timeoutSeconds: 5, reinvocationPolicy: 'IfNeeded',
-        clientConfig: { url: `https://127.0.0.1:${port}/mutate`, caBundle },
-        namespaceSelector,
-        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }, { apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['pods/ephemeralcontainers'] }],
-      }],
+      webhooks: [
+        {
+          name: 'mutate.tessera.io',
+          admissionReviewVersions: ['v1'],
+          sideEffects: 'None',
+          failurePolicy: 'Fail',
+          timeoutSeconds: 5,
+          reinvocationPolicy: 'IfNeeded',
+          clientConfig: { url: `https://127.0.0.1:${port}/mutate`, caBundle },
+          namespaceSelector,
+          rules: [
+            { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] },
+            { apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['pods/ephemeralcontainers'] },
+          ],
+        },
+      ],
     },
   });
   await api.createValidatingWebhookConfiguration({
     body: {
       metadata: { name: 'tessera' },
-      webhooks: [{
-        name: 'validate.tessera.io', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Fail', timeoutSeconds: 5,
-        clientConfig: { url: `https://127.0.0.1:${port}/validate`, caBundle },
-        namespaceSelector,
-        rules: [
-          { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods', 'pods/ephemeralcontainers', 'namespaces'] },
-          { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments', 'statefulsets', 'daemonsets', 'replicasets'] },
-          { apiGroups: ['batch'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['jobs', 'cronjobs'] },
-        ],
-      }],
+      webhooks: [
+        {
+          name: 'validate.tessera.io',
+          admissionReviewVersions: ['v1'],
+          sideEffects: 'None',
+          failurePolicy: 'Fail',
+          timeoutSeconds: 5,
+          clientConfig: { url: `https://127.0.0.1:${port}/validate`, caBundle },
+          namespaceSelector,
+          rules: [
+            {
+              apiGroups: [''],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['pods', 'pods/ephemeralcontainers', 'namespaces'],
+            },
+            {
+              apiGroups: ['apps'],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['deployments', 'statefulsets', 'daemonsets', 'replicasets'],
+            },
+            {
+              apiGroups: ['batch'],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['jobs', 'cronjobs'],
+            },
+          ],
+        },
+      ],
     },
   });
 }
@@ -179,11 +261,31 @@ async function registerWebhooks(admin: KubeConfig, ca: KeyPair, port: number): P
  * Ready condition. The API server's TaintNodesByCondition admission adds node.kubernetes.io/not-ready on create, and
  * no node-lifecycle controller runs here to lift it, so the taints are set again after creation.
  */
-export async function createFakeNode(core: CoreV1Api, node: { metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: { taints?: { key: string; value?: string; effect: string }[] } }, resources: Record<string, string>): Promise<void> {
+export async function createFakeNode(
+  core: CoreV1Api,
+  node: {
+    metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+    spec?: { taints?: { key: string; value?: string; effect: string }[] };
+  },
+  resources: Record<string, string>,
+): Promise<void> {
   const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
   await core.createNode({ body: node });
   await core.patchNode({ name: node.metadata.name, body: { spec: { taints: node.spec?.taints ?? null } } }, merge);
   const now = new Date().toISOString();
-  const status = { capacity: resources, allocatable: resources, conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'simulated by Tessera', lastHeartbeatTime: now, lastTransitionTime: now }] };
+  const status = {
+    capacity: resources,
+    allocatable: resources,
+    conditions: [
+      {
+        type: 'Ready',
+        status: 'True',
+        reason: 'KubeletReady',
+        message: 'simulated by Tessera',
+        lastHeartbeatTime: now,
+        lastTransitionTime: now,
+      },
+    ],
+  };
   await core.patchNodeStatus({ name: node.metadata.name, body: { status } }, merge);
 }

@@ -5,14 +5,17 @@ import { BUILTIN, type PodCheck } from '../check.ts';
 import { formatEquivalents, withinQuota } from '../../pools/equivalents.ts';
 
 export const quotaCheck: PodCheck = (s, ctx) => {
-  if (!s.gpu || s.template || ctx.operation !== 'CREATE' || !s.tenant || s.tenant.quotaGpus === null || !s.decision?.ok) return [];
+  if (!s.gpu || s.template || ctx.operation !== 'CREATE' || !s.tenant || s.tenant.quotaGpus === null || !s.decision?.ok)
+    return [];
   const quota = s.tenant.quotaGpus;
   const mine = s.decision.plan.equivalents;
   const used = ctx.view.tenantUsage(s.tenant.name, ctx.policy, s.pod.metadata?.uid ?? null);
   if (withinQuota(used.equivalents, mine, quota)) return [];
-  return [{
-    rule: BUILTIN.quota,
-    action: 'enforce',
-    message: `tenant ${s.tenant.name} has a quota of ${quota} GPU-equivalents; ${formatEquivalents(used.equivalents)} are held by ${used.pods} pod(s) and this pod needs ${formatEquivalents(mine)}. Wait for pods to finish, delete some, or ask for a smaller share`,
-  }];
+  return [
+    {
+      rule: BUILTIN.quota,
+      action: 'enforce',
+      message: `tenant ${s.tenant.name} has a quota of ${quota} GPU-equivalents; ${formatEquivalents(used.equivalents)} are held by ${used.pods} pod(s) and this pod needs ${formatEquivalents(mine)}. Wait for pods to finish, delete some, or ask for a smaller share`,
+    },
+  ];
 };

@@ -9,13 +9,16 @@ export const readReplicaMode: ModeReader = (f, found) => {
   const sharing = f.sharing;
   if (sharing !== 'time-slicing' && sharing !== 'mps') return null;
   const r = positiveInt(label(f.labels, GFD.replicas));
-  if (r === null) found.problems.push(`${GFD.sharingStrategy}=${sharing} but ${GFD.replicas} is missing or not a positive integer`);
+  if (r === null)
+    found.problems.push(`${GFD.sharingStrategy}=${sharing} but ${GFD.replicas} is missing or not a positive integer`);
   const replicas = r ?? 1;
   const gpuResource = (f.resources[NVIDIA_GPU_SHARED] ?? 0) > 0 ? NVIDIA_GPU_SHARED : NVIDIA_GPU;
   const advertised = f.resources[gpuResource] ?? 0;
   const physical = f.labelCount ?? (replicas > 0 ? Math.floor(advertised / replicas) : 0);
   if (f.labelCount !== null && r !== null && advertised !== f.labelCount * r) {
-    found.warnings.push(`allocatable ${gpuResource}=${advertised} is not ${f.labelCount} GPU(s) x ${r} replicas; accounting uses allocatable`);
+    found.warnings.push(
+      `allocatable ${gpuResource}=${advertised} is not ${f.labelCount} GPU(s) x ${r} replicas; accounting uses allocatable`,
+    );
   }
   return { ...NO_GPU_MODE, mode: sharing, replicas, gpuResource, physical };
 };

@@ -34,7 +34,10 @@ t.test('assumed reservations expire at the time passed in', async (t) => {
   ledger.add(alloc('a', { assumedUntil: 100 }));
   ledger.add(alloc('b', { assumedUntil: null }));
   t.same(ledger.expire(99), []);
-  t.same(ledger.expire(100).map((a) => a.uid), ['a']);
+  t.same(
+    ledger.expire(100).map((a) => a.uid),
+    ['a'],
+  );
   t.equal(ledger.usage('n1').pods, 1);
   const copy = ledger.clone();
   copy.remove('b');

@@ -1,5 +1,11 @@
 import t from 'tap';
-import { evaluateNode, evaluateNodes, podContext, quotaReason, VerdictCache } from '../../../../core/scheduling/evaluate.ts';
+import {
+  evaluateNode,
+  evaluateNodes,
+  podContext,
+  quotaReason,
+  VerdictCache,
+} from '../../../../core/scheduling/evaluate.ts';
 import { SchedulingState } from '../../../../core/scheduling/state.ts';
 import { fragmentationAware } from '../../../../core/scoring/fragmentation-aware.ts';
 import { scoringContext } from '../../../../core/scoring/strategy.ts';
@@ -33,7 +39,7 @@ t.test('a malformed GPU request is InvalidRequest on every node, not a mode mism
   }
 });
 
-t.test('nodes outside the pod\'s pool are refused as such; inside, the fit decides', async (t) => {
+t.test("nodes outside the pod's pool are refused as such; inside, the fit decides", async (t) => {
   const state = cluster();
   const ctx = podContext(state, half().build());
   if (!ctx.ok) throw new Error('readable');
@@ -50,7 +56,11 @@ t.test('cached verdicts die with the node usage they were made on', async (t) =>
   if (!ctx.ok) throw new Error('readable');
   const cache = new VerdictCache();
   const first = evaluateNodes(state, ctx.pod, ['h'], fragmentationAware, scoringContext(), cache)[0]!;
-  t.equal(evaluateNodes(state, ctx.pod, ['h'], fragmentationAware, scoringContext(), cache)[0], first, 'a hit returns the same verdict');
+  t.equal(
+    evaluateNodes(state, ctx.pod, ['h'], fragmentationAware, scoringContext(), cache)[0],
+    first,
+    'a hit returns the same verdict',
+  );
   state.ledger.add(allocation('x').on('h').gpu(0, 1000).build());
   state.ledger.add(allocation('y').on('h').gpu(1, 600).build());
   const after = evaluateNodes(state, ctx.pod, ['h'], fragmentationAware, scoringContext(), cache)[0]!;

@@ -13,12 +13,26 @@ import { fractionH100, timeSlicedL4, TWO_ISLANDS } from '../../../fixtures/nodes
 import { allocation } from '../../../fixtures/allocations.ts';
 import { pod } from '../../../fixtures/pods.ts';
 
-const shape = (gpus: number, milliPerGpu: number, cpuMilli = 1000) => ({ cpuMilli, memoryMiB: 1024, gpus, milliPerGpu, models: null });
+const shape = (gpus: number, milliPerGpu: number, cpuMilli = 1000) => ({
+  cpuMilli,
+  memoryMiB: 1024,
+  gpus,
+  milliPerGpu,
+  models: null,
+});
 
 t.test('typical shapes cover 95% of pods, most frequent first, weights summing to 1', async (t) => {
-  const pods = [...Array(60).fill(shape(1, 500)), ...Array(35).fill(shape(1, 1000)), ...Array(4).fill(shape(8, 1000)), shape(1, 50)];
+  const pods = [
+    ...Array(60).fill(shape(1, 500)),
+    ...Array(35).fill(shape(1, 1000)),
+    ...Array(4).fill(shape(8, 1000)),
+    shape(1, 50),
+  ];
   const profile = typicalShapes(pods);
-  t.same(profile.shapes.map((s) => `${s.gpus}x${s.milliPerGpu}`), ['1x500', '1x1000']);
+  t.same(
+    profile.shapes.map((s) => `${s.gpus}x${s.milliPerGpu}`),
+    ['1x500', '1x1000'],
+  );
   t.equal(Math.round(profile.shapes.reduce((s, x) => s + x.weight, 0) * 1e9) / 1e9, 1);
 });
 
@@ -27,7 +41,11 @@ t.test('fragmentation: free GPU capacity that typical pods cannot use', async (t
   const allowed = [true];
   t.equal(nodeFragmentation(profile, allowed, [1000, 1000], 64000, 1 << 20), 0, 'empty GPUs are not fragmented');
   t.equal(nodeFragmentation(profile, allowed, [300, 1000], 64000, 1 << 20), 300, 'a 300m sliver is, for 500m pods');
-  t.equal(nodeFragmentation(profile, allowed, [300, 1000], 500, 1 << 20), 1300, 'without CPU for the pod, all free GPU is');
+  t.equal(
+    nodeFragmentation(profile, allowed, [300, 1000], 500, 1 << 20),
+    1300,
+    'without CPU for the pod, all free GPU is',
+  );
 });
 
 t.test('every strategy picks a feasible placement deterministically', async (t) => {
@@ -44,7 +62,8 @@ t.test('every strategy picks a feasible placement deterministically', async (t) 
     t.same(a, b, `${name} is deterministic`);
     t.ok(r.placements.includes(a.placement), `${name} returns one of fit's placements`);
     if (name === 'spread') t.not(a.placement.gpus[0]!.index, 2, 'spread avoids the busy GPU');
-    if (name === 'binpack' || name === DEFAULT_STRATEGY) t.equal(a.placement.gpus[0]!.index, 2, `${name} fills the busy GPU`);
+    if (name === 'binpack' || name === DEFAULT_STRATEGY)
+      t.equal(a.placement.gpus[0]!.index, 2, `${name} fills the busy GPU`);
   }
 });
 
@@ -55,9 +74,21 @@ t.test('device-plugin nodes are ranked by how full they become', async (t) => {
   const empty = fit(node, ledger.usage('l'), demand);
   if (!empty.ok) throw new Error('should fit');
   const context = scoringContext();
-  const before = STRATEGIES[DEFAULT_STRATEGY]!.choose({ node, usage: ledger.usage('l'), demand, placements: empty.placements, context });
+  const before = STRATEGIES[DEFAULT_STRATEGY]!.choose({
+    node,
+    usage: ledger.usage('l'),
+    demand,
+    placements: empty.placements,
+    context,
+  });
   ledger.add(allocation('y').on('l').resource('nvidia.com/gpu.shared', 8).sharing(true).build());
-  const after = STRATEGIES[DEFAULT_STRATEGY]!.choose({ node, usage: ledger.usage('l'), demand, placements: empty.placements, context });
+  const after = STRATEGIES[DEFAULT_STRATEGY]!.choose({
+    node,
+    usage: ledger.usage('l'),
+    demand,
+    placements: empty.placements,
+    context,
+  });
   t.ok(after.score > before.score, 'a fuller node ranks higher under the default');
 });
 
@@ -66,12 +97,19 @@ t.test('normalising to the extender range 0..10', async (t) => {
   t.same(normaliseScores([5]), [10]);
   t.same(normaliseScores([1, 2, 3]), [0, 5, 10]);
   t.same(normaliseScores([-4, -4]), [10, 10]);
-  fc.assert(fc.property(fc.array(fc.double({ min: -1e6, max: 1e6, noNaN: true })), (scores) => normaliseScores(scores).every((s) => Number.isInteger(s) && s >= 0 && s <= 10)));
+  fc.assert(
+    fc.property(fc.array(fc.double({ min: -1e6, max: 1e6, noNaN: true })), (scores) =>
+      normaliseScores(scores).every((s) => Number.isInteger(s) && s >= 0 && s <= 10),
+    ),
+  );
 });
 
 t.test('model pressure: how much of a model model-restricted pods are expected to need', async (t) => {
   const { modelPressures } = await import('../../../../core/scoring/strategy.ts');
-  const capacity = new Map([['T4', 100], ['G2', 300]]);
+  const capacity = new Map([
+    ['T4', 100],
+    ['G2', 300],
+  ]);
   const profile = typicalShapes([
     ...Array(50).fill({ cpuMilli: 1000, memoryMiB: 1, gpus: 1, milliPerGpu: 1000, models: ['T4'] }),
     ...Array(50).fill({ cpuMilli: 1000, memoryMiB: 1, gpus: 1, milliPerGpu: 1000, models: null }),
@@ -79,5 +117,14 @@ t.test('model pressure: how much of a model model-restricted pods are expected t
   const p = modelPressures(profile, capacity);
   t.equal(p.get('T4'), 2, 'half the demand wants a quarter of the capacity: T4 is wanted twice over');
   t.equal(p.get('G2') ?? 0, 0, 'nobody needs G2 in particular');
-  t.same([...modelPressures(typicalShapes([{ cpuMilli: 1, memoryMiB: 1, gpus: 1, milliPerGpu: 500, models: null }]), capacity)], [], 'no restricted pods, no pressure');
+  t.same(
+    [
+      ...modelPressures(
+        typicalShapes([{ cpuMilli: 1, memoryMiB: 1, gpus: 1, milliPerGpu: 500, models: null }]),
+        capacity,
+      ),
+    ],
+    [],
+    'no restricted pods, no pressure',
+  );
 });
