@@ -22,6 +22,8 @@ export interface Allocation {
   readonly assumedUntil: number | null;
   /** GPU-equivalents the pod holds against its tenant's quota (0 without a policy). */
   readonly equivalents: number;
+  /** The pod's spec.priority: preemption takes victims below the preemptor's. */
+  readonly priority: number;
 }
 
 /** What a placement reserves: fraction GPUs, or device-plugin resources, and whether a GPU is shared. */
@@ -40,6 +42,7 @@ export interface AllocationSpec {
   readonly equivalents?: number;
   /** Set for a reservation made at bind and not yet seen bound. */
   readonly assumedUntil?: number | null;
+  readonly priority?: number;
 }
 
 export function newAllocation(spec: AllocationSpec): Allocation {
@@ -57,5 +60,6 @@ export function newAllocation(spec: AllocationSpec): Allocation {
     sharing: holding.sharing,
     assumedUntil: spec.assumedUntil ?? null,
     equivalents: spec.equivalents ?? 0,
+    priority: spec.priority ?? 0,
   };
 }

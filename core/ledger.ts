@@ -54,6 +54,21 @@ export class NodeUsage {
     return this.gpuMemoryMiB[index] ?? 0;
   }
 
+  /** A detached copy, for what-if questions (preemption) that must not touch the ledger. */
+  copy(): NodeUsage {
+    const c = new NodeUsage();
+    c.cpuMilli = this.cpuMilli;
+    c.memoryMiB = this.memoryMiB;
+    c.pods = this.pods;
+    for (const [k, v] of this.resources) c.resources.set(k, v);
+    c.gpuMilli = [...this.gpuMilli];
+    c.gpuMemoryMiB = [...this.gpuMemoryMiB];
+    c.gpuTenants = this.gpuTenants.map((m) => new Map(m));
+    for (const [k, v] of this.nodeTenants) c.nodeTenants.set(k, v);
+    c.generation = this.generation;
+    return c;
+  }
+
   tenantsOn(index: number): ReadonlyMap<string, number> {
     return this.gpuTenants[index] ?? EMPTY;
   }

@@ -4,9 +4,9 @@
 
 import type { Logger } from 'pino';
 import { formatAssignment, visibleDevices } from '../core/assignment.ts';
-import { fit } from '../core/fit.ts';
 import type { KubeNode, KubePod } from '../core/kube-objects.ts';
-import { newAllocation } from '../core/allocation.ts';
+import { newAllocation, type Allocation } from '../core/allocation.ts';
+import { chooseVictims } from '../core/scheduling/preemption.ts';
 import { ASSIGNMENT, VISIBLE_DEVICES } from '../core/well-known-names.ts';
 import {
   evaluateNode,
@@ -181,6 +181,7 @@ export class ExtenderScheduler {
         holding: placement,
         assumedUntil: this.now() + (this.o.assumeTtlMs ?? 30_000),
         equivalents: policy ? podEquivalents(ctx.pod.demand, policy) : 0,
+        priority: pod.spec?.priority ?? 0,
       });
       this.o.state.assume(allocation);
       let annotated = false;
@@ -255,13 +256,14 @@ export class ExtenderScheduler {
           },
         ]),
       );
-    for (const [node, victims] of Object.entries(candidates)) {
-      const inventory = this.o.state.nodes.get(node);
-      if (!inventory) continue;
-      const ledger = this.o.state.ledger.clone();
-      for (const v of victims.Pods ?? []) ledger.remove(v.UID);
-      const result = fit(inventory, ledger.usage(node), ctx.pod.demand, this.o.state.fitContext(ctx.pod.tenant));
-      if (result.ok) out[node] = { Pods: victims.Pods ?? [], NumPDBViolations: victims.NumPDBViolations ?? 0 };
+    const preemptor = { ctx: ctx.pod, priority: args.pod.spec?.priority ?? 0 };
+    const bound = (node: string) => (a: Allocation) => this.o.podLookup(a.namespace, a.name)?.spec?.nodeName === node;
+    for (const [node, proposed] of Object.entries(candidates)) {
+      // kube-scheduler proposed victims by node-level resources; replace them with the fewest that free real room.
+      const victims = chooseVictims(this.o.state, preemptor, node, bound(node));
+      if (victims === null || victims.length === 0) continue;
+      // PDBs are kube-scheduler's to count; its figure for the node is the best estimate the extender has.
+      out[node] = { Pods: victims.map((v) => ({ UID: v.uid })), NumPDBViolations: proposed.NumPDBViolations ?? 0 };
     }
     return { NodeNameToMetaVictims: out };
   }

@@ -24,6 +24,16 @@ export function crossFileProblems(s: Sections): PolicyProblem[] {
         });
     }
   }
+  for (const t of s.tenants) {
+    for (const other of t.mayPreempt) {
+      if (other !== '*' && !tenantNames.has(other))
+        problems.push({
+          file: s.origin.get(`tenant/${t.name}`) ?? '?',
+          path: `/spec/tenants[name=${t.name}]/mayPreempt`,
+          message: `tenant "${other}" is not defined; name defined tenants, or "*" for any`,
+        });
+    }
+  }
   for (const r of s.rules) {
     for (const t of r.match.tenants ?? []) {
       if (!tenantNames.has(t))

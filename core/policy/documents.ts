@@ -72,6 +72,7 @@ export interface RawSpec {
     maxGpusPerPod?: number;
     priorityClasses?: string[];
     shareGpuWith?: 'any' | 'same-tenant';
+    mayPreempt?: string[];
   }[];
   rules?: RawRule[];
 }

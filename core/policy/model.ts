@@ -27,6 +27,8 @@ export interface Tenant {
   /** Priority classes the tenant's pods may name; null allows any. */
   readonly priorityClasses: readonly string[] | null;
   readonly shareGpuWith: 'any' | 'same-tenant';
+  /** Other tenants whose lower-priority pods this tenant's pods may preempt ('*': any, and pods outside tenants). */
+  readonly mayPreempt: readonly string[];
 }
 
 export interface RuleMatch {

@@ -105,6 +105,7 @@ export const POLICY_SCHEMA = {
               maxGpusPerPod: { type: 'number', exclusiveMinimum: 0 },
               priorityClasses: stringList,
               shareGpuWith: { enum: ['any', 'same-tenant'] },
+              mayPreempt: stringList,
             },
           },
         },

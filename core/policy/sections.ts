@@ -102,6 +102,7 @@ function addDocument(s: Sections, doc: SpecDocument, problems: PolicyProblem[]):
       maxGpusPerPod: t.maxGpusPerPod ?? null,
       priorityClasses: t.priorityClasses ?? null,
       shareGpuWith: t.shareGpuWith ?? 'any',
+      mayPreempt: t.mayPreempt ?? [],
     });
   });
   (spec.rules ?? []).forEach((r, i) => {

@@ -3,6 +3,7 @@
 // shape until the node, its usage or the cluster model changes, so that kube-scheduler's repeated calls cost lookups.
 
 import { formatEquivalents, podEquivalents, withinQuota } from '../pools/equivalents.ts';
+import { newAllocation } from '../allocation.ts';
 import { parseDemand, wantsGpu, type PodDemand } from '../demand.ts';
 import { fit, type Placement } from '../fit.ts';
 import type { NodeInventory } from '../inventory/node-inventory.ts';
@@ -27,6 +28,8 @@ export interface PodContext {
   readonly demand: PodDemand;
   readonly tenant: string | null;
   readonly pool: Pool | null;
+  /** spec.priority: nominations of pods at or above it hold room against this pod. */
+  readonly priority: number;
   readonly key: string;
 }
 
@@ -50,6 +53,7 @@ export function podContext(state: SchedulingState, pod: KubePod): PodContextResu
   const tenant = state.tenantOf(namespace);
   const poolName = pod.metadata?.annotations?.[POOL_ANNOTATION];
   const pool = poolName && state.policy ? (poolNamed(state.policy, poolName) ?? null) : null;
+  const priority = pod.spec?.priority ?? 0;
   const key = JSON.stringify([
     demand.cpuMilli,
     demand.memoryMiB,
@@ -61,11 +65,12 @@ export function podContext(state: SchedulingState, pod: KubePod): PodContextResu
     demand.intent.memoryMiB,
     tenant,
     pool?.name ?? null,
+    priority,
   ]);
-  return { ok: true, pod: { demand, tenant, pool, key } };
+  return { ok: true, pod: { demand, tenant, pool, priority, key } };
 }
 
-function inPool(node: NodeInventory, pool: Pool): boolean {
+export function inPool(node: NodeInventory, pool: Pool): boolean {
   return Object.entries(pool.nodeSelector).every(([k, v]) => node.labels[k] === v);
 }
 
@@ -96,6 +101,24 @@ export class VerdictCache {
   }
 }
 
+/**
+ * The node's usage as this pod must see it: with the room held for pods that kube-scheduler nominated to the node after
+ * preempting for them, when they rank at or above this pod (as kube-scheduler's own filters count them).
+ */
+function usageWithNominations(state: SchedulingState, ctx: PodContext, node: NodeInventory): NodeUsage {
+  const usage = state.ledger.usage(node.name);
+  const held = state.nominationsOn(node.name).filter((n) => n.uid !== ctx.demand.uid && n.priority >= ctx.priority);
+  if (held.length === 0) return usage;
+  const after = usage.copy();
+  for (const n of held) {
+    const room = fit(node, after, n.demand, state.fitContext(n.tenant));
+    const placement = room.ok ? room.placements[0] : undefined;
+    if (placement)
+      after.apply(newAllocation({ pod: n.demand, tenant: n.tenant, node: node.name, holding: placement }), 1);
+  }
+  return after;
+}
+
 function verdictOf(
   state: SchedulingState,
   ctx: PodContext,
@@ -118,7 +141,7 @@ function verdictOf(
       ),
     };
   }
-  const usage = state.ledger.usage(name);
+  const usage = usageWithNominations(state, ctx, node);
   const result = fit(node, usage, ctx.demand, state.fitContext(ctx.tenant));
   if (!result.ok) return { node: name, feasible: false, score: 0, placement: null, reason: result.reason };
   const scored = strategy.choose({ node, usage, demand: ctx.demand, placements: result.placements, context: scoring });

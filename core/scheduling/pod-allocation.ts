@@ -52,6 +52,7 @@ export function allocationOfPod(
     tenant,
     node: nodeName,
     equivalents: policy === null ? 0 : podEquivalents(demand, policy),
+    priority: pod.spec?.priority ?? 0,
   };
   const who = `pod ${demand.namespace}/${demand.name}`;
   if (demand.gpuResources[GPU_MILLI] !== undefined) {

@@ -10,7 +10,17 @@ import { TENANT_LABEL } from '../well-known-names.ts';
 import { isolatedTenants, type Policy } from '../policy/model.ts';
 import type { FitContext } from '../fit.ts';
 import { isTerminated } from '../pod-lifecycle.ts';
+import { parseDemand, wantsGpu, type PodDemand } from '../demand.ts';
 import { allocationOfPod } from './pod-allocation.ts';
+
+/** A pending pod that kube-scheduler nominated to a node after preempting for it: the room it waits for. */
+export interface Nomination {
+  readonly uid: string;
+  readonly node: string;
+  readonly priority: number;
+  readonly tenant: string | null;
+  readonly demand: PodDemand;
+}
 
 export class SchedulingState {
   readonly nodes = new Map<string, NodeInventory>();
@@ -22,6 +32,8 @@ export class SchedulingState {
   version = 0;
   /** Problems found while rebuilding allocations from pods (surfaced as logs and metrics by the caller). */
   readonly problems = new Map<string, string>();
+  private readonly nominations = new Map<string, Nomination>();
+  private readonly nominatedNodes = new Map<string, Nomination[]>();
 
   get policy(): Policy | null {
     return this.currentPolicy;
@@ -75,10 +87,44 @@ export class SchedulingState {
     return { tenant, isolatedTenants: this.isolated };
   }
 
+  nominationsOn(node: string): readonly Nomination[] {
+    return this.nominatedNodes.get(node) ?? NO_NOMINATIONS;
+  }
+
+  private setNomination(uid: string, next: Nomination | null): void {
+    const prev = this.nominations.get(uid);
+    if (prev === undefined && next === null) return;
+    if (prev !== undefined && next !== null && prev.node === next.node && prev.priority === next.priority) return;
+    if (prev) {
+      const rest = this.nominationsOn(prev.node).filter((n) => n.uid !== uid);
+      if (rest.length > 0) this.nominatedNodes.set(prev.node, rest);
+      else this.nominatedNodes.delete(prev.node);
+      this.nominations.delete(uid);
+    }
+    if (next) {
+      this.nominations.set(uid, next);
+      this.nominatedNodes.set(next.node, [...this.nominationsOn(next.node), next]);
+    }
+    this.version++;
+  }
+
+  private trackNomination(pod: KubePod, uid: string): void {
+    const node = pod.status?.nominatedNodeName;
+    if (!node || pod.spec?.nodeName || isTerminated(pod) || pod.metadata?.deletionTimestamp) {
+      this.setNomination(uid, null);
+      return;
+    }
+    const parsed = parseDemand(pod);
+    if (!parsed.ok || !wantsGpu(parsed.demand)) return this.setNomination(uid, null);
+    const tenant = this.tenantOf(pod.metadata?.namespace ?? '');
+    this.setNomination(uid, { uid, node, priority: pod.spec?.priority ?? 0, tenant, demand: parsed.demand });
+  }
+
   /** Applies a pod as the informer reports it. */
   upsertPod(pod: KubePod): void {
     const uid = pod.metadata?.uid ?? '';
     if (uid === '') return;
+    this.trackNomination(pod, uid);
     if (isTerminated(pod) || pod.metadata?.deletionTimestamp) {
       // Terminating pods keep their GPUs until they are gone; finished pods free them now.
       if (isTerminated(pod)) this.removePod(uid);
@@ -103,6 +149,7 @@ export class SchedulingState {
   }
 
   removePod(uid: string): void {
+    this.setNomination(uid, null);
     this.ledger.remove(uid);
     this.problems.delete(uid);
   }
@@ -117,3 +164,5 @@ export class SchedulingState {
     return this.ledger.expire(now);
   }
 }
+
+const NO_NOMINATIONS: readonly Nomination[] = [];

@@ -284,33 +284,139 @@ t.test('restart: a new state rebuilt from the pods’ assignments sees the same 
   );
 });
 
-t.test('preempt keeps only nodes where the victims free a real placement', async (t) => {
-  const env = await start(t, [fractionH100('h1', 2, { labels: { 'tessera.io/pool': 'shared-h100' } })]);
-  const bound: Record<string, KubePod> = {};
-  for (const [name, milli] of [
-    ['x', 600],
-    ['y', 600],
+/** A running fraction pod on a known GPU, as the informer would show it after a Tessera bind. */
+function running(
+  env: Env,
+  name: string,
+  gpu: number,
+  milli: number,
+  o: { ns?: string; priority?: number; node?: string } = {},
+): KubePod {
+  const node = o.node ?? 'h1';
+  const p = pod(name)
+    .ns(o.ns ?? 'vision')
+    .gpuMilli(milli)
+    .annotate('tessera.io/pool', 'shared-h100')
+    .annotate('tessera.io/assignment', JSON.stringify({ node, gpus: [{ index: gpu, milli, memoryMiB: 0 }] }))
+    .boundTo(node)
+    .build();
+  p.spec!.priority = o.priority ?? 0;
+  env.add(p);
+  env.state.upsertPod(p);
+  return p;
+}
+
+const urgent = (name: string, milli: number, priority = 1000, ns = 'vision') => {
+  const p = gpuPod(name, milli, ns);
+  p.spec!.priority = priority;
+  return p;
+};
+
+const victimsOf = (body: any, node = 'h1'): string[] =>
+  (body.NodeNameToMetaVictims[node]?.Pods ?? []).map((v: { UID: string }) => v.UID).sort();
+
+t.test('preempt replaces node-level victims with the fewest that free room on one GPU', async (t) => {
+  const env = await start(t, [shared('h1')]);
+  // GPU 0: two 500m pods; GPU 1: four 250m pods. The node is full; a 500m pod needs one GPU with 500m free.
+  for (const [name, gpu, milli] of [
+    ['a', 0, 500],
+    ['b', 0, 500],
+    ['c', 1, 250],
+    ['d', 1, 250],
+    ['e', 1, 250],
+    ['f', 1, 250],
   ] as const) {
-    bound[name] = env.add(gpuPod(name, milli));
-    await call(env.url, 'bind', {
-      PodName: name,
-      PodNamespace: 'vision',
-      PodUID: bound[name]!.metadata!.uid,
-      Node: 'h1',
-    });
+    running(env, name, gpu, milli);
   }
-  // Evicting one 600m pod frees a 1000m GPU only if it is alone on its GPU; each is.
-  const one = await call(env.url, 'preempt', {
-    Pod: gpuPod('big', 1000),
-    NodeNameToMetaVictims: { h1: { Pods: [{ UID: bound.x!.metadata!.uid }], NumPDBViolations: 0 } },
+  // kube-scheduler's dry run counts node-level milli only: two 250m pods on GPU 1 look as good as one 500m pod.
+  const proposed = { h1: { Pods: [{ UID: 'uid-c' }, { UID: 'uid-e' }], NumPDBViolations: 0 } };
+  const r = await call(env.url, 'preempt', { Pod: urgent('p', 500), NodeNameToMetaVictims: proposed });
+  t.same(victimsOf(r.body), ['uid-a'], 'one victim instead of two');
+  t.equal(r.body.NodeNameToMetaVictims.h1.NumPDBViolations, 0);
+
+  // Pods at or above the preemptor's priority are never victims.
+  env.state.upsertPod({
+    ...env.writer.pods.get('vision/a')!,
+    spec: { ...env.writer.pods.get('vision/a')!.spec, priority: 1000 },
   });
-  t.same(one.body, { NodeNameToMetaVictims: { h1: { Pods: [{ UID: bound.x!.metadata!.uid }], NumPDBViolations: 0 } } });
-  const none = await call(env.url, 'preempt', {
-    Pod: gpuPod('huge', 2000),
-    NodeNameToMetaVictims: { h1: { Pods: [{ UID: bound.x!.metadata!.uid }], NumPDBViolations: 0 } },
-  });
-  t.same(none.body, { NodeNameToMetaVictims: {} }, 'one victim cannot free two whole GPUs');
+  const r2 = await call(env.url, 'preempt', { Pod: urgent('p', 500), NodeNameToMetaVictims: proposed });
+  t.same(victimsOf(r2.body), ['uid-b']);
+
+  // Nothing of lower priority can make room: the node is no candidate.
+  const r3 = await call(env.url, 'preempt', { Pod: urgent('p', 500, 0), NodeNameToMetaVictims: proposed });
+  t.same(r3.body, { NodeNameToMetaVictims: {} });
+  // Two whole GPUs need every pod gone; all are below 2000.
+  const r4 = await call(env.url, 'preempt', { Pod: urgent('q', 2000, 2000), NodeNameToMetaVictims: proposed });
+  t.same(victimsOf(r4.body), ['uid-a', 'uid-b', 'uid-c', 'uid-d', 'uid-e', 'uid-f']);
 });
+
+t.test("preempt takes other tenants' pods only where the policy allows it", async (t) => {
+  const env = await start(t, [shared('h1')]);
+  running(env, 'mine', 0, 750);
+  running(env, 'theirs', 1, 500, { ns: 'risk' });
+  running(env, 'theirs2', 1, 500, { ns: 'risk' });
+  const proposed = { h1: { Pods: [{ UID: 'uid-theirs' }], NumPDBViolations: 1 } };
+  const r = await call(env.url, 'preempt', { Pod: urgent('p', 500), NodeNameToMetaVictims: proposed });
+  t.same(victimsOf(r.body), ['uid-mine'], 'research may not preempt payments-ml: its own pod goes instead');
+  t.equal(r.body.NodeNameToMetaVictims.h1.NumPDBViolations, 1, "kube-scheduler's PDB count is kept");
+  // payments-ml keeps its GPUs to itself (shareGpuWith: same-tenant): freeing room for research on GPU 1 takes both.
+  const policy = EXAMPLE_POLICY_TEXT.replace('shareGpuWith: any', 'shareGpuWith: any\n      mayPreempt: [payments-ml]');
+  const compiled = compilePolicy([{ name: 'policy.yaml', text: policy }]);
+  if (!compiled.ok) throw new Error(JSON.stringify(compiled.problems));
+  env.state.setPolicy(compiled.policy);
+  const mine = env.writer.pods.get('vision/mine')!;
+  env.state.upsertPod({ ...mine, spec: { ...mine.spec, priority: 1000 } });
+  const r2 = await call(env.url, 'preempt', { Pod: urgent('p', 500), NodeNameToMetaVictims: proposed });
+  t.same(victimsOf(r2.body), ['uid-theirs', 'uid-theirs2'], 'with mayPreempt, and tenant isolation kept');
+});
+
+t.test(
+  'preempt on MIG: one pod holding the profile; a nominated preemptor holds its room against lower priorities',
+  async (t) => {
+    const mig1 = migA100('m1', 1);
+    mig1.metadata!.labels!['tessera.io/pool'] = 'a100-mig';
+    const env = await start(t, [mig1]);
+    const mig = (name: string, profile: string, priority = 0) => {
+      const p = pod(name)
+        .ns('vision')
+        .limit(`nvidia.com/mig-${profile}`, '1')
+        .annotate('tessera.io/pool', 'a100-mig')
+        .boundTo('m1')
+        .build();
+      p.spec!.priority = priority;
+      env.add(p);
+      env.state.upsertPod(p);
+      return p;
+    };
+    mig('s1', '1g.10gb');
+    mig('s2', '1g.10gb');
+    mig('m', '2g.20gb');
+    mig('l', '3g.40gb');
+    const want = pod('want')
+      .ns('vision')
+      .limit('nvidia.com/mig-3g.40gb', '1')
+      .annotate('tessera.io/pool', 'a100-mig')
+      .build();
+    want.spec!.priority = 500;
+    const proposed = { m1: { Pods: [{ UID: 'uid-s1' }, { UID: 'uid-l' }], NumPDBViolations: 0 } };
+    const r = await call(env.url, 'preempt', { Pod: want, NodeNameToMetaVictims: proposed });
+    t.same(victimsOf(r.body, 'm1'), ['uid-l'], 'only the 3g.40gb holder');
+
+    // kube-scheduler nominates the preemptor; the victim is gone. A lower-priority 3g pod must not take the room.
+    env.state.removePod('uid-l');
+    env.writer.pods.delete('vision/l');
+    env.state.upsertPod({ ...env.add(want), status: { phase: 'Pending', nominatedNodeName: 'm1' } });
+    const other = pod('other')
+      .ns('vision')
+      .limit('nvidia.com/mig-3g.40gb', '1')
+      .annotate('tessera.io/pool', 'a100-mig')
+      .build();
+    const lower = await call(env.url, 'filter', { Pod: other, NodeNames: ['m1'] });
+    t.match(lower.body.FailedNodes, { m1: /MigProfileExhausted/ }, 'held for the nominated pod');
+    const self = await call(env.url, 'filter', { Pod: want, NodeNames: ['m1'] });
+    t.same(self.body.NodeNames, ['m1'], 'the nominated pod itself fits');
+  },
+);
 
 t.test('malformed requests get a clear 400; lower-case keys are read like Go does', async (t) => {
   const env = await start(t, [shared('h1')]);
