@@ -126,17 +126,44 @@ interface CachedScore {
   scored: Scored | null;
 }
 
+export interface ArrivalPlan {
+  /** GPU nodes in the seed's tie-breaking order. */
+  readonly nodes: NodeInventory[];
+  readonly capacityMilli: number;
+  readonly arrivals: readonly TracePod[];
+}
+
+/** The nodes and the pods' arrival sequence for a seed, as the replay and a live run of the same trace both use them. */
+export function planArrivals(
+  traceNodes: readonly TraceNode[],
+  tracePods: readonly TracePod[],
+  seed: number,
+  tune = 1.3,
+): ArrivalPlan {
+  const random = new SeededRandom(seed);
+  const nodes = traceNodes.filter((n) => n.gpus > 0).map(traceNodeInventory);
+  // FGD gives nodes a random prefix, so score ties fall to a seed-dependent but fixed node order.
+  random.shuffle(nodes);
+  const capacityMilli = nodes.reduce((s, n) => s + n.gpus.length * 1000, 0);
+  return { nodes, capacityMilli, arrivals: arrivalOrder(tracePods, capacityMilli, random, tune) };
+}
+
+/** How many arrivals it takes for their GPU demand to reach `load` x capacity. */
+export function arrivalsUntilLoad(plan: ArrivalPlan, load: number): number {
+  let arrived = 0;
+  for (let i = 0; i < plan.arrivals.length; i++) {
+    if (arrived >= load * plan.capacityMilli) return i;
+    arrived += podMilli(plan.arrivals[i]!);
+  }
+  return plan.arrivals.length;
+}
+
 export function replay(
   traceNodes: readonly TraceNode[],
   tracePods: readonly TracePod[],
   options: ReplayOptions,
 ): ReplayResult {
-  const random = new SeededRandom(options.seed);
-  const nodes = traceNodes.filter((n) => n.gpus > 0).map(traceNodeInventory);
-  // FGD gives nodes a random prefix, so score ties fall to a seed-dependent but fixed node order.
-  random.shuffle(nodes);
-  const capacityMilli = nodes.reduce((s, n) => s + n.gpus.length * 1000, 0);
-  const arrivals = arrivalOrder(tracePods, capacityMilli, random, options.tune ?? 1.3);
+  const { nodes, capacityMilli, arrivals } = planArrivals(traceNodes, tracePods, options.seed, options.tune ?? 1.3);
   const capacityByModel = new Map<string, number>();
   for (const n of nodes)
     if (n.model !== null) capacityByModel.set(n.model, (capacityByModel.get(n.model) ?? 0) + n.gpus.length);
