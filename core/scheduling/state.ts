@@ -115,7 +115,10 @@ export class SchedulingState {
       return;
     }
     const parsed = parseDemand(pod);
-    if (!parsed.ok || !wantsGpu(parsed.demand)) return this.setNomination(uid, null);
+    if (!parsed.ok || !wantsGpu(parsed.demand)) {
+      this.setNomination(uid, null);
+      return;
+    }
     const tenant = this.tenantOf(pod.metadata?.namespace ?? '');
     this.setNomination(uid, { uid, node, priority: pod.spec?.priority ?? 0, tenant, demand: parsed.demand });
   }
