@@ -79,9 +79,9 @@ t.test(
   async (t) => {
     const values = parseYaml(read('gpu-operator-values.yaml')) as {
       toolkit: { env: { name: string; value: string }[] };
-      cdi: { nriPluginEnabled: boolean };
+      cdi: { enabled: boolean; nriPluginEnabled: boolean };
     };
     t.same(values.toolkit.env, [{ name: 'ACCEPT_NVIDIA_VISIBLE_DEVICES_ENVVAR_WHEN_UNPRIVILEGED', value: 'true' }]);
-    t.equal(values.cdi.nriPluginEnabled, false);
+    t.same(values.cdi, { enabled: false, nriPluginEnabled: false }, 'CDI mode off, NRI plugin mode off');
   },
 );
