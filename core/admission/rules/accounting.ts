@@ -1,10 +1,12 @@
 // The paths around Tessera's GPU accounting, closed whatever the policy says: a GPU pod must reach Tessera's scheduler
-// (no nodeName, no other schedulerName), and nobody may choose the visible GPUs themselves.
+// (no nodeName, no other schedulerName), and nobody may choose the visible GPUs themselves (NVIDIA_VISIBLE_DEVICES, or
+// the node-side doors of node-doors.ts: device-list volume mounts and device-injection annotations).
 
 import type { KubeContainer } from '../../kube-objects.ts';
 import { VISIBLE_DEVICES } from '../../well-known-names.ts';
 import { BUILTIN, type PodCheck, type Violation } from '../check.ts';
 import { allContainers, VISIBLE_DEVICES_ENV } from '../pod-edits.ts';
+import { nodeDoorProblems } from './node-doors.ts';
 
 const TESSERA_WIRING = `metadata.annotations['${VISIBLE_DEVICES}']`;
 
@@ -50,5 +52,6 @@ export const accountingCheck: PodCheck = (s, ctx) => {
       );
     }
   }
+  for (const problem of nodeDoorProblems(s.pod, allContainers(spec))) deny(problem);
   return out;
 };
