@@ -39,7 +39,7 @@ function complete(b: ControlPlaneBinaries): boolean {
 }
 
 /** `go` from PATH, else the machine's standard install location. */
-function goBinary(): string {
+export function goBinary(): string {
   if (process.env.GO) return process.env.GO;
   const onPath = (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, 'go')));
   return onPath ? 'go' : '/usr/local/go/bin/go';
@@ -49,25 +49,37 @@ function sleep(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-/** Returns the binaries, building them first if this version set has not been built on this machine. */
-export function ensureControlPlane(log: (line: string) => void = () => {}): ControlPlaneBinaries {
-  const b = binaries();
-  if (complete(b)) return b;
-  mkdirSync(dirname(b.dir), { recursive: true });
-  const lock = `${b.dir}.lock`;
+/**
+ * Runs `build` under a lock directory `<dir>.lock` unless `complete()` already holds, so that concurrent callers
+ * (parallel test files) build once and the others wait for the result.
+ */
+export function withBuildLock(dir: string, complete: () => boolean, build: () => void): void {
+  if (complete()) return;
+  mkdirSync(dirname(dir), { recursive: true });
+  const lock = `${dir}.lock`;
   for (;;) {
     try {
       mkdirSync(lock);
       break;
     } catch {
       // Another process is building; a lock older than 40 minutes is from a build that died.
-      if (Date.now() - statSync(lock, { throwIfNoEntry: false })!.mtimeMs > 40 * 60_000) rmSync(lock, { recursive: true, force: true });
+      const since = statSync(lock, { throwIfNoEntry: false })?.mtimeMs;
+      if (since !== undefined && Date.now() - since > 40 * 60_000) rmSync(lock, { recursive: true, force: true });
       sleep(2000);
-      if (complete(b)) return b;
+      if (complete()) return;
     }
   }
   try {
-    if (complete(b)) return b;
+    if (!complete()) build();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/** Returns the binaries, building them first if this version set has not been built on this machine. */
+export function ensureControlPlane(log: (line: string) => void = () => {}): ControlPlaneBinaries {
+  const b = binaries();
+  withBuildLock(b.dir, () => complete(b), () => {
     const staging = `${b.dir}.partial`;
     rmSync(staging, { recursive: true, force: true });
     mkdirSync(staging, { recursive: true });
@@ -91,10 +103,8 @@ export function ensureControlPlane(log: (line: string) => void = () => {}): Cont
     rmSync(b.dir, { recursive: true, force: true });
     renameSync(staging, b.dir);
     log(`built in ${Math.round((Date.now() - started) / 1000)} s into ${b.dir}`);
-    return b;
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
+  });
+  return b;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
