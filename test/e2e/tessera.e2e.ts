@@ -51,7 +51,7 @@ t.test('Tessera on a real kube-apiserver and kube-scheduler', async (t) => {
   const alice = api(stack.client('alice@acme.example'));
   const bob = api(stack.client('bob@acme.example'));
 
-  // The fleet: two fraction H100 nodes (GFD labels, no kubelet: status is patched), tenant namespaces by an admin.
+  // The fleet: two fraction H100 nodes (GFD labels, run by KWOK), tenant namespaces by an admin.
   for (const name of ['h100-0', 'h100-1']) {
     await createFakeNode(admin, fractionNode(name), { cpu: '96', memory: '1Ti', pods: '110' });
   }
@@ -117,7 +117,7 @@ t.test('Tessera on a real kube-apiserver and kube-scheduler', async (t) => {
     const out = JSON.parse(lines.join('\n')) as { nodes: { name: string; feasible: boolean }[]; choice: { node: string; gpus: { milli: number }[] } | null };
     t.ok(out.nodes.some((n) => n.feasible), 'some node fits');
     t.match(out.choice, { node: /^h100-/, gpus: [{ milli: 500 }] });
-    // Out of the way of the quota test: deleted at once (no kubelet), and a moment for the webhook's cache to see it.
+    // Out of the way of the quota test: deleted at once (no grace period), and a moment for the webhook's cache to see it.
     await bob.deleteNamespacedPod({ name: 'explained', namespace: 'vision', gracePeriodSeconds: 0 });
     await new Promise((r) => setTimeout(r, 1000));
   });
@@ -179,7 +179,7 @@ t.test('Tessera on a real kube-apiserver and kube-scheduler', async (t) => {
       { name: 'l4-0', pool: 'l4-timesliced', labels: gfd('NVIDIA-L4', { 'nvidia.com/gpu.count': '1', 'nvidia.com/gpu.sharing-strategy': 'time-slicing', 'nvidia.com/gpu.replicas': '4' }), resources: { 'nvidia.com/gpu.shared': '4' } },
       { name: 'eu-0', pool: 'sovereign-eu', labels: { ...gfd('NVIDIA-H100-80GB-HBM3', { 'nvidia.com/gpu.count': '2', 'nvidia.com/gpu.sharing-strategy': 'none' }), 'topology.kubernetes.io/region': 'eu-central' }, resources: { 'nvidia.com/gpu': '2' } },
     ];
-    // Make room in the tenant's quota: the 8-GPU pod of the quota test goes (no kubelet, so at once).
+    // Make room in the tenant's quota: the 8-GPU pod of the quota test goes (no grace period, so at once).
     await bob.deleteNamespacedPod({ name: 'eight', namespace: 'vision', gracePeriodSeconds: 0 });
     for (const n of nodes) {
       await createFakeNode(admin, { metadata: { name: n.name, labels: { ...n.labels, 'tessera.io/pool': n.pool } }, spec: { taints: [{ key: 'tessera.io/pool', value: n.pool, effect: 'NoSchedule' }] } }, { cpu: '32', memory: '256Gi', pods: '110', ...n.resources });
