@@ -49,7 +49,10 @@ export function createCa(options: CaOptions = {}): KeyPair {
   const now = options.now ?? new Date();
   const key = newKey();
   const cert = baseCert(key.publicKey, now, options.validityDays ?? 3650);
-  const subject = [{ name: 'commonName', value: options.commonName ?? 'tessera-ca' }, { name: 'organizationName', value: 'tessera' }];
+  const subject = [
+    { name: 'commonName', value: options.commonName ?? 'tessera-ca' },
+    { name: 'organizationName', value: 'tessera' },
+  ];
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([

@@ -26,7 +26,13 @@ export interface RotationPolicy {
   readonly overlapDays: number;
 }
 
-export const DEFAULT_ROTATION: Omit<RotationPolicy, 'dnsNames' | 'ips' | 'commonName'> = { leafDays: 90, caDays: 3650, leafRenewDays: 30, caRenewDays: 365, overlapDays: 7 };
+export const DEFAULT_ROTATION: Omit<RotationPolicy, 'dnsNames' | 'ips' | 'commonName'> = {
+  leafDays: 90,
+  caDays: 3650,
+  leafRenewDays: 30,
+  caRenewDays: 365,
+  overlapDays: 7,
+};
 
 export interface CertState {
   readonly bundle: readonly string[];
@@ -39,7 +45,9 @@ const notAfter = (pem: string) => new X509Certificate(pem).validToDate.getTime()
 const notBefore = (pem: string) => new X509Certificate(pem).validFromDate.getTime();
 
 export function splitPem(bundle: string): string[] {
-  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g)?.map((c) => c.trim() + '\n') ?? [];
+  return (
+    bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g)?.map((c) => c.trim() + '\n') ?? []
+  );
 }
 
 /** Whether `leafPem` was signed by one of the CAs in the bundle and is valid at `now`. */
@@ -54,7 +62,13 @@ export function trusted(leafPem: string, bundle: readonly string[], now: Date): 
 
 export function initialState(policy: RotationPolicy, now: Date): CertState {
   const ca = createCa({ commonName: `${policy.commonName}-ca`, validityDays: policy.caDays, now });
-  const leaf = issueLeaf(ca, { commonName: policy.commonName, dnsNames: policy.dnsNames, ips: policy.ips, validityDays: policy.leafDays, now });
+  const leaf = issueLeaf(ca, {
+    commonName: policy.commonName,
+    dnsNames: policy.dnsNames,
+    ips: policy.ips,
+    validityDays: policy.leafDays,
+    now,
+  });
   return { bundle: [ca.certPem], ca, leaf, next: null };
 }
 
@@ -69,9 +83,18 @@ export function rotate(state: CertState, policy: RotationPolicy, now: Date): Rot
   const t = now.getTime();
   const changes: string[] = [];
   let { bundle, ca, leaf, next } = state;
-  const issue = (from: KeyPair) => issueLeaf(from, { commonName: policy.commonName, dnsNames: policy.dnsNames, ips: policy.ips, validityDays: policy.leafDays, now });
+  const issue = (from: KeyPair) =>
+    issueLeaf(from, {
+      commonName: policy.commonName,
+      dnsNames: policy.dnsNames,
+      ips: policy.ips,
+      validityDays: policy.leafDays,
+      now,
+    });
   // Drop CAs that have expired or that nothing served depends on any more.
-  const kept = bundle.filter((c) => notAfter(c) > t && (c === ca.certPem || c === next?.certPem || trusted(leaf.certPem, [c], now)));
+  const kept = bundle.filter(
+    (c) => notAfter(c) > t && (c === ca.certPem || c === next?.certPem || trusted(leaf.certPem, [c], now)),
+  );
   if (kept.length !== bundle.length) {
     changes.push(`dropped ${bundle.length - kept.length} retired CA(s) from the bundle`);
     bundle = kept;
@@ -93,7 +116,15 @@ export function rotate(state: CertState, policy: RotationPolicy, now: Date): Rot
   return { state: { bundle, ca, leaf, next }, changes };
 }
 
-const FILES = { bundle: 'ca.crt', caKey: 'ca.key', caCert: 'ca-signing.crt', leafCert: 'tls.crt', leafKey: 'tls.key', nextCert: 'next-ca.crt', nextKey: 'next-ca.key' } as const;
+const FILES = {
+  bundle: 'ca.crt',
+  caKey: 'ca.key',
+  caCert: 'ca-signing.crt',
+  leafCert: 'tls.crt',
+  leafKey: 'tls.key',
+  nextCert: 'next-ca.crt',
+  nextKey: 'next-ca.key',
+} as const;
 
 export function loadState(dir: string): CertState | null {
   if (!existsSync(join(dir, FILES.leafCert))) return null;

@@ -9,16 +9,22 @@ import type { KubeNamespace, KubePod } from '../core/kube-objects.ts';
 import { readObjects } from './objects.ts';
 import { loadPolicy } from './policy-files.ts';
 
-export const AUDIT_USAGE = 'tessera audit --policy FILE|DIR [--snapshot FILE] [--json]   (without --snapshot: the live cluster of the current kubeconfig)';
+export const AUDIT_USAGE =
+  'tessera audit --policy FILE|DIR [--snapshot FILE] [--json]   (without --snapshot: the live cluster of the current kubeconfig)';
 
 export function formatDrift(report: DriftReport): string {
-  const lines = [`policy revision ${report.revision}: ${report.checked} running pod(s) checked, ${report.drifted.length} drifted, ${report.staleRevision} admitted under another revision`];
+  const lines = [
+    `policy revision ${report.revision}: ${report.checked} running pod(s) checked, ${report.drifted.length} drifted, ${report.staleRevision} admitted under another revision`,
+  ];
   if (report.byRule.length > 0) {
     lines.push('', 'by rule and tenant:');
-    for (const r of report.byRule) lines.push(`  ${r.rule.padEnd(28)} ${r.action.padEnd(8)} ${r.tenant.padEnd(16)} ${r.pods} pod(s)`);
+    for (const r of report.byRule)
+      lines.push(`  ${r.rule.padEnd(28)} ${r.action.padEnd(8)} ${r.tenant.padEnd(16)} ${r.pods} pod(s)`);
     lines.push('', 'pods:');
     for (const p of report.drifted) {
-      lines.push(`  ${p.namespace}/${p.name} (tenant ${p.tenant ?? '-'}, admitted under ${p.admittedRevision ?? 'no revision'})`);
+      lines.push(
+        `  ${p.namespace}/${p.name} (tenant ${p.tenant ?? '-'}, admitted under ${p.admittedRevision ?? 'no revision'})`,
+      );
       for (const v of p.violations) lines.push(`    [${v.rule}, ${v.action}] ${v.message}`);
     }
   }
@@ -26,7 +32,14 @@ export function formatDrift(report: DriftReport): string {
 }
 
 export async function auditCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { policy: { type: 'string', multiple: true }, snapshot: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      policy: { type: 'string', multiple: true },
+      snapshot: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
   if (!values.policy) throw new Error(`--policy is required\n\n${AUDIT_USAGE}`);
   const policy = loadPolicy(values.policy);
   let namespaces: KubeNamespace[];

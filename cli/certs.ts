@@ -2,7 +2,14 @@
 // downtime (certs/rotation.ts). Run `rotate` on a schedule; it prints what changed and exits 0 when nothing did.
 
 import { parseArgs } from 'node:util';
-import { DEFAULT_ROTATION, initialState, loadState, rotate, saveState, type RotationPolicy } from '../certs/rotation.ts';
+import {
+  DEFAULT_ROTATION,
+  initialState,
+  loadState,
+  rotate,
+  saveState,
+  type RotationPolicy,
+} from '../certs/rotation.ts';
 
 export const CERTS_USAGE = `tessera certs issue --dir DIR --name NAME [--dns NAME]... [--ip ADDR]...
 tessera certs rotate --dir DIR --name NAME [--dns NAME]... [--ip ADDR]... [--now ISO-TIME]
@@ -15,14 +22,25 @@ function policyOf(values: { name?: string; dns?: string[]; ip?: string[] }): Rot
 
 export function certsCommand(argv: string[]): number {
   const [sub, ...rest] = argv;
-  const { values } = parseArgs({ args: rest, options: { dir: { type: 'string' }, name: { type: 'string' }, dns: { type: 'string', multiple: true }, ip: { type: 'string', multiple: true }, now: { type: 'string' } } });
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      dir: { type: 'string' },
+      name: { type: 'string' },
+      dns: { type: 'string', multiple: true },
+      ip: { type: 'string', multiple: true },
+      now: { type: 'string' },
+    },
+  });
   if (!values.dir) throw new Error(`--dir is required\n\n${CERTS_USAGE}`);
   const policy = policyOf(values);
   const now = values.now ? new Date(values.now) : new Date();
   if (sub === 'issue') {
     if (loadState(values.dir)) throw new Error(`${values.dir} already holds certificates; use "tessera certs rotate"`);
     saveState(values.dir, initialState(policy, now));
-    console.log(`issued a CA and a serving certificate for ${[...policy.dnsNames, ...policy.ips].join(', ')} into ${values.dir}`);
+    console.log(
+      `issued a CA and a serving certificate for ${[...policy.dnsNames, ...policy.ips].join(', ')} into ${values.dir}`,
+    );
     return 0;
   }
   if (sub === 'rotate') {

@@ -27,8 +27,12 @@ function lint(args: string[]): number {
   }
   const p = result.policy;
   console.log(`ok: ${files.length} file(s), revision ${p.revision}`);
-  console.log(`  pools:   ${p.pools.map((x) => `${x.name} (${x.fractionMode}${x.gpuModel ? `, ${x.gpuModel}` : ''})`).join(', ') || '(none)'}`);
-  console.log(`  tenants: ${p.tenants.map((x) => `${x.name} (quota ${x.quotaGpus ?? 'none'}, ${x.shareGpuWith})`).join(', ') || '(none)'}`);
+  console.log(
+    `  pools:   ${p.pools.map((x) => `${x.name} (${x.fractionMode}${x.gpuModel ? `, ${x.gpuModel}` : ''})`).join(', ') || '(none)'}`,
+  );
+  console.log(
+    `  tenants: ${p.tenants.map((x) => `${x.name} (quota ${x.quotaGpus ?? 'none'}, ${x.shareGpuWith})`).join(', ') || '(none)'}`,
+  );
   console.log(`  rules:   ${p.rules.map((x) => `${x.name} [${x.kind}, ${x.action}]`).join(', ') || '(none)'}`);
   return 0;
 }
@@ -41,7 +45,13 @@ interface TestCase {
   object: Record<string, unknown>;
   oldObject?: Record<string, unknown>;
   subResource?: string;
-  expect: { allowed?: boolean; denial?: string; warnings?: string[]; violations?: string[]; fields?: Record<string, unknown> };
+  expect: {
+    allowed?: boolean;
+    denial?: string;
+    warnings?: string[];
+    violations?: string[];
+    fields?: Record<string, unknown>;
+  };
 }
 
 interface TestSuite {
@@ -65,7 +75,7 @@ function pointer(obj: unknown, path: string): unknown {
 function requestOf(c: TestCase, index: number): AdmissionRequest {
   const kind = String(c.object.kind ?? 'Pod');
   const apiVersion = String(c.object.apiVersion ?? 'v1');
-  const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') as [string, string] : ['', apiVersion];
+  const [group, version] = apiVersion.includes('/') ? (apiVersion.split('/') as [string, string]) : ['', apiVersion];
   const meta = (c.object.metadata ?? {}) as { name?: string; namespace?: string };
   return {
     uid: `test-${index}`,
@@ -84,14 +94,22 @@ function failuresOf(c: TestCase, result: ReturnType<typeof runAdmission>): strin
   const failures: string[] = [];
   const r = result.response;
   const e = c.expect ?? {};
-  if (e.allowed !== undefined && r.allowed !== e.allowed) failures.push(`expected ${e.allowed ? 'allowed' : 'denied'}, got ${r.allowed ? 'allowed' : `denied: ${r.status?.message ?? ''}`}`);
-  if (e.denial !== undefined && !new RegExp(e.denial).test(r.status?.message ?? '')) failures.push(`denial message ${JSON.stringify(r.status?.message ?? '(none)')} does not match /${e.denial}/`);
-  for (const w of e.warnings ?? []) if (!(r.warnings ?? []).some((x) => new RegExp(w).test(x))) failures.push(`no warning matches /${w}/ (warnings: ${JSON.stringify(r.warnings ?? [])})`);
+  if (e.allowed !== undefined && r.allowed !== e.allowed)
+    failures.push(
+      `expected ${e.allowed ? 'allowed' : 'denied'}, got ${r.allowed ? 'allowed' : `denied: ${r.status?.message ?? ''}`}`,
+    );
+  if (e.denial !== undefined && !new RegExp(e.denial).test(r.status?.message ?? ''))
+    failures.push(`denial message ${JSON.stringify(r.status?.message ?? '(none)')} does not match /${e.denial}/`);
+  for (const w of e.warnings ?? [])
+    if (!(r.warnings ?? []).some((x) => new RegExp(w).test(x)))
+      failures.push(`no warning matches /${w}/ (warnings: ${JSON.stringify(r.warnings ?? [])})`);
   const fired = new Set(result.violations.map((v) => v.rule));
-  for (const v of e.violations ?? []) if (!fired.has(v)) failures.push(`rule ${v} did not fire (fired: ${[...fired].join(', ') || 'none'})`);
+  for (const v of e.violations ?? [])
+    if (!fired.has(v)) failures.push(`rule ${v} did not fire (fired: ${[...fired].join(', ') || 'none'})`);
   for (const [path, want] of Object.entries(e.fields ?? {})) {
     const got = pointer(result.object, path);
-    if (JSON.stringify(got) !== JSON.stringify(want)) failures.push(`${path} is ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
+    if (JSON.stringify(got) !== JSON.stringify(want))
+      failures.push(`${path} is ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
   }
   return failures;
 }
@@ -101,7 +119,9 @@ function runSuite(file: string): { passed: number; failed: number } {
   if (!suite || !Array.isArray(suite.cases)) throw new Error(`${file}: a test suite needs "policy" and "cases"`);
   const base = dirname(file);
   const policy = loadPolicy((Array.isArray(suite.policy) ? suite.policy : [suite.policy]).map((p) => resolve(base, p)));
-  const context: ObjectSet = suite.context ? readObjects(resolve(base, suite.context)) : { namespaces: [], pods: [], nodes: [], other: [] };
+  const context: ObjectSet = suite.context
+    ? readObjects(resolve(base, suite.context))
+    : { namespaces: [], pods: [], nodes: [], other: [] };
   const view = staticClusterView(context.namespaces, context.pods);
   let passed = 0;
   let failed = 0;
@@ -140,21 +160,41 @@ function test(args: string[]): number {
 
 /** Test suites: the given files, or the *.test.yaml files of a directory. */
 function suiteFiles(path: string): string[] {
-  if (statSync(path).isDirectory()) return readdirSync(path).filter((f) => /\.test\.ya?ml$/.test(f)).sort().map((f) => resolve(path, f));
+  if (statSync(path).isDirectory())
+    return readdirSync(path)
+      .filter((f) => /\.test\.ya?ml$/.test(f))
+      .sort()
+      .map((f) => resolve(path, f));
   return [path];
 }
 
 function apply(args: string[]): number {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { policy: { type: 'string', multiple: true }, context: { type: 'string' }, 'system-user': { type: 'string', multiple: true } } });
-  if (!values.policy || positionals.length !== 1) throw new Error(`--policy and one REVIEW.json are required\n\n${POLICY_USAGE}`);
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      policy: { type: 'string', multiple: true },
+      context: { type: 'string' },
+      'system-user': { type: 'string', multiple: true },
+    },
+  });
+  if (!values.policy || positionals.length !== 1)
+    throw new Error(`--policy and one REVIEW.json are required\n\n${POLICY_USAGE}`);
   const policy: Policy = loadPolicy(values.policy);
   const context = values.context ? readObjects(values.context) : { namespaces: [], pods: [], nodes: [], other: [] };
   const review = JSON.parse(readFileSync(positionals[0]!, 'utf8')) as AdmissionReview;
   if (review.apiVersion !== 'admission.k8s.io/v1' || review.kind !== 'AdmissionReview' || !review.request?.uid) {
     throw new Error(`${positionals[0]} is not an admission.k8s.io/v1 AdmissionReview with request.uid`);
   }
-  const result = runAdmission({ ...review.request, userInfo: review.request.userInfo ?? {} }, policy, staticClusterView(context.namespaces, context.pods), { systemUsers: values['system-user'] ?? [] });
-  console.log(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: result.response }, null, 2));
+  const result = runAdmission(
+    { ...review.request, userInfo: review.request.userInfo ?? {} },
+    policy,
+    staticClusterView(context.namespaces, context.pods),
+    { systemUsers: values['system-user'] ?? [] },
+  );
+  console.log(
+    JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: result.response }, null, 2),
+  );
   return 0;
 }
 

@@ -91,7 +91,9 @@ async function serveExtender(argv: string[]): Promise<number> {
     prefix: values.prefix,
     ...tls(values['tls-cert'], values['tls-key']),
     ...(values.strategy ? { strategy: values.strategy } : {}),
-    ...(values['lease-namespace'] ? { leaseNamespace: values['lease-namespace'], leaseName: values['lease-name'] } : {}),
+    ...(values['lease-namespace']
+      ? { leaseNamespace: values['lease-namespace'], leaseName: values['lease-name'] }
+      : {}),
     log,
   });
   await untilSignal();

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { publishedFor, meanAndSd, type PublishedSummary } from '../core/simulation/published.ts';
 import { REPORTED_LOADS, replay, type ReplayResult } from '../core/simulation/replay.ts';
 import { parseTraceNodes, parseTracePods } from '../core/simulation/trace.ts';
-import { DEFAULT_STRATEGY, STRATEGIES, strategyNamed } from '../core/scoring/strategies.ts';
+import { DEFAULT_STRATEGY, STRATEGIES, strategyNamed } from '../core/scoring/strategy-registry.ts';
 import { parseSeeds } from './seeds.ts';
 
 export const SIMULATE_USAGE = `tessera simulate --nodes NODES.csv --pods PODS.csv [--strategy NAME[,NAME...]] [--seeds 42-51]
@@ -25,17 +25,26 @@ function decisionsCsv(runs: readonly ReplayResult[]): string {
   const lines = ['seed,index,pod,node,gpus'];
   for (const run of runs) {
     for (const d of run.decisions) {
-      lines.push(`${run.seed},${d.index},${d.pod},${d.node ?? ''},${d.gpus.map((g) => `${g.index}:${g.milli}`).join('|')}`);
+      lines.push(
+        `${run.seed},${d.index},${d.pod},${d.node ?? ''},${d.gpus.map((g) => `${g.index}:${g.milli}`).join('|')}`,
+      );
     }
   }
   return lines.join('\n') + '\n';
 }
 
-function humanReport(workload: string, runs: readonly ReplayResult[], published: readonly PublishedSummary[], seconds: number): string {
+function humanReport(
+  workload: string,
+  runs: readonly ReplayResult[],
+  published: readonly PublishedSummary[],
+  seconds: number,
+): string {
   const out: string[] = [];
   const strategies = [...new Set(runs.map((r) => r.strategy))];
   const seeds = [...new Set(runs.map((r) => r.seed))];
-  out.push(`workload ${workload}: ${runs[0]?.arrivals ?? 0} arrivals per run, seeds ${seeds.join(',')} (${seconds.toFixed(1)} s)`);
+  out.push(
+    `workload ${workload}: ${runs[0]?.arrivals ?? 0} arrivals per run, seeds ${seeds.join(',')} (${seconds.toFixed(1)} s)`,
+  );
   out.push('unallocated GPU % (mean over seeds; lower is better) at arrived load:');
   const loads = REPORTED_LOADS.map(String);
   out.push(`${'policy'.padEnd(26)}${loads.map((l) => `${l}%`.padStart(8)).join('')}    sd@100`);
@@ -76,7 +85,10 @@ export function simulateCommand(argv: string[]): number {
   if (!values.nodes || !values.pods) throw new Error(`--nodes and --pods are required\n\n${SIMULATE_USAGE}`);
   const tune = Number(values.tune);
   if (!(tune > 0 && tune <= 5)) throw new Error(`--tune ${values.tune}: expected a share of capacity such as 1.3`);
-  const names = values.strategy === 'all' ? Object.keys(STRATEGIES) : (values.strategy ?? DEFAULT_STRATEGY).split(',').map((s) => s.trim());
+  const names =
+    values.strategy === 'all'
+      ? Object.keys(STRATEGIES)
+      : (values.strategy ?? DEFAULT_STRATEGY).split(',').map((s) => s.trim());
   const strategies = names.map(strategyNamed);
   const seeds = parseSeeds(values.seeds);
   const nodes = parseTraceNodes(readFileSync(values.nodes, 'utf8'));
@@ -87,14 +99,23 @@ export function simulateCommand(argv: string[]): number {
   for (const strategy of strategies) for (const seed of seeds) runs.push(replay(nodes, pods, { seed, strategy, tune }));
   const seconds = (performance.now() - started) / 1000;
   if (values.decisions) writeFileSync(values.decisions, decisionsCsv(runs));
-  const publishedPath = values.published ?? join(dirname(values.pods), 'fgd-expected-results', 'analysis_allo_discrete.csv');
-  const published = existsSync(publishedPath) ? publishedFor(readFileSync(publishedPath, 'utf8'), workload, REPORTED_LOADS) : [];
+  const publishedPath =
+    values.published ?? join(dirname(values.pods), 'fgd-expected-results', 'analysis_allo_discrete.csv');
+  const published = existsSync(publishedPath)
+    ? publishedFor(readFileSync(publishedPath, 'utf8'), workload, REPORTED_LOADS)
+    : [];
   if (values.json) {
     const out = {
       workload,
       tune,
       seconds,
-      runs: runs.map((r) => ({ seed: r.seed, strategy: r.strategy, arrivals: r.arrivals, failed: r.failed, unallocated: r.unallocated })),
+      runs: runs.map((r) => ({
+        seed: r.seed,
+        strategy: r.strategy,
+        arrivals: r.arrivals,
+        failed: r.failed,
+        unallocated: r.unallocated,
+      })),
       published: published.map((p) => ({ policy: p.policy, seeds: p.seeds, unallocated: p.mean, sd: p.sd })),
     };
     console.log(JSON.stringify(out, null, 2));

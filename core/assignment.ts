@@ -13,12 +13,18 @@ export interface Assignment {
 }
 
 export function formatAssignment(assignment: Assignment): string {
-  return JSON.stringify({ node: assignment.node, gpus: assignment.gpus.map((g) => ({ index: g.index, milli: g.milli, memoryMiB: g.memoryMiB })) });
+  return JSON.stringify({
+    node: assignment.node,
+    gpus: assignment.gpus.map((g) => ({ index: g.index, milli: g.milli, memoryMiB: g.memoryMiB })),
+  });
 }
 
 /** The `tessera.io/visible-devices` value: GPU indices in ascending order, comma-separated (NVIDIA_VISIBLE_DEVICES syntax). */
 export function visibleDevices(assignment: Assignment): string {
-  return [...assignment.gpus].map((g) => g.index).sort((a, b) => a - b).join(',');
+  return [...assignment.gpus]
+    .map((g) => g.index)
+    .sort((a, b) => a - b)
+    .join(',');
 }
 
 function isCount(v: unknown, max: number): v is number {
@@ -34,14 +40,26 @@ export function parseAssignment(text: string): Assignment | string {
     return 'tessera.io/assignment is not JSON';
   }
   const obj = raw as { node?: unknown; gpus?: unknown } | null;
-  if (typeof obj !== 'object' || obj === null || typeof obj.node !== 'string' || obj.node === '' || !Array.isArray(obj.gpus)) {
+  if (
+    typeof obj !== 'object' ||
+    obj === null ||
+    typeof obj.node !== 'string' ||
+    obj.node === '' ||
+    !Array.isArray(obj.gpus)
+  ) {
     return 'tessera.io/assignment must be {"node": "<name>", "gpus": [{"index": i, "milli": m, "memoryMiB": n}]}';
   }
   const gpus: GpuShare[] = [];
   const seen = new Set<number>();
   for (const g of obj.gpus as unknown[]) {
     const share = g as Partial<GpuShare> | null;
-    if (!share || !isCount(share.index, 1023) || !isCount(share.milli, 1000) || share.milli === 0 || !isCount(share.memoryMiB, 1 << 24)) {
+    if (
+      !share ||
+      !isCount(share.index, 1023) ||
+      !isCount(share.milli, 1000) ||
+      share.milli === 0 ||
+      !isCount(share.memoryMiB, 1 << 24)
+    ) {
       return `tessera.io/assignment has an invalid GPU entry ${JSON.stringify(g)}`;
     }
     if (seen.has(share.index)) return `tessera.io/assignment lists GPU ${share.index} twice`;

@@ -3,7 +3,20 @@
 
 import { MIG_PROFILE_PATTERN } from './catalog/mig-geometry.ts';
 import type { KubeContainer, KubePod, ResourceList } from './kube-objects.ts';
-import { GPU_COUNT, GPU_FRACTION, GPU_MEMORY, GPU_MILLI, GPU_MODEL, MIG_PROFILE, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX, POOL_ANNOTATION, TOPOLOGY, isGpuResource } from './names.ts';
+import {
+  GPU_COUNT,
+  GPU_FRACTION,
+  GPU_MEMORY,
+  GPU_MILLI,
+  GPU_MODEL,
+  MIG_PROFILE,
+  NVIDIA_GPU,
+  NVIDIA_GPU_SHARED,
+  NVIDIA_MIG_PREFIX,
+  POOL_ANNOTATION,
+  TOPOLOGY,
+  isGpuResource,
+} from './well-known-names.ts';
 import { cpuMilli, memoryMiB, parseQuantity, QuantityError } from './quantity.ts';
 
 export class DemandError extends Error {
@@ -100,11 +113,17 @@ function wholeCount(raw: string | number): number {
 function parseFraction(text: string): number {
   const field = ANNOTATION(GPU_FRACTION);
   if (!/^(?:0?\.\d+|1(?:\.0*)?|0|\d+(?:\.\d+)?)$/.test(text.trim())) {
-    throw new DemandError(field, `${GPU_FRACTION}="${text}" is not a number; write a share of one GPU such as "0.25", "0.5" or "1"`);
+    throw new DemandError(
+      field,
+      `${GPU_FRACTION}="${text}" is not a number; write a share of one GPU such as "0.25", "0.5" or "1"`,
+    );
   }
   const f = Number(text);
   if (!(f > 0 && f <= 1)) {
-    throw new DemandError(field, `${GPU_FRACTION}="${text}" is outside 0 < f <= 1; for more than one GPU use ${GPU_COUNT} instead`);
+    throw new DemandError(
+      field,
+      `${GPU_FRACTION}="${text}" is outside 0 < f <= 1; for more than one GPU use ${GPU_COUNT} instead`,
+    );
   }
   return Math.ceil(f * 1000 - 1e-9);
 }
@@ -120,14 +139,21 @@ function parseIntent(annotations: Record<string, string>): GpuIntent {
     try {
       memory = memoryMiB(memoryText);
     } catch {
-      throw new DemandError(ANNOTATION(GPU_MEMORY), `${GPU_MEMORY}="${memoryText}" is not a Kubernetes quantity; write GPU memory such as "10Gi" or "4096Mi"`);
+      throw new DemandError(
+        ANNOTATION(GPU_MEMORY),
+        `${GPU_MEMORY}="${memoryText}" is not a Kubernetes quantity; write GPU memory such as "10Gi" or "4096Mi"`,
+      );
     }
-    if (memory <= 0) throw new DemandError(ANNOTATION(GPU_MEMORY), `${GPU_MEMORY}="${memoryText}" must be more than zero`);
+    if (memory <= 0)
+      throw new DemandError(ANNOTATION(GPU_MEMORY), `${GPU_MEMORY}="${memoryText}" must be more than zero`);
   }
   let count: number | null = null;
   if (countText !== undefined) {
     if (!/^\d+$/.test(countText.trim()) || Number(countText) < 1) {
-      throw new DemandError(ANNOTATION(GPU_COUNT), `${GPU_COUNT}="${countText}" must be a whole number of GPUs, 1 or more; for a share of one GPU use ${GPU_FRACTION}`);
+      throw new DemandError(
+        ANNOTATION(GPU_COUNT),
+        `${GPU_COUNT}="${countText}" must be a whole number of GPUs, 1 or more; for a share of one GPU use ${GPU_FRACTION}`,
+      );
     }
     count = Number(countText);
   }
@@ -135,15 +161,24 @@ function parseIntent(annotations: Record<string, string>): GpuIntent {
   if (profileText !== undefined) {
     const cleaned = profileText.trim().replace(/^nvidia\.com\/mig-/, '');
     if (!MIG_PROFILE_PATTERN.test(cleaned)) {
-      throw new DemandError(ANNOTATION(MIG_PROFILE), `${MIG_PROFILE}="${profileText}" is not a MIG profile; write one such as "1g.10gb", "2g.20gb" or "1g.10gb+me"`);
+      throw new DemandError(
+        ANNOTATION(MIG_PROFILE),
+        `${MIG_PROFILE}="${profileText}" is not a MIG profile; write one such as "1g.10gb", "2g.20gb" or "1g.10gb+me"`,
+      );
     }
     migProfile = cleaned;
   }
   if (count !== null && count > 1 && (milli !== null || memory !== null)) {
-    throw new DemandError(ANNOTATION(GPU_COUNT), `${GPU_COUNT}=${count} cannot be combined with ${milli !== null ? GPU_FRACTION : GPU_MEMORY}: a pod gets either a share of one GPU or whole GPUs`);
+    throw new DemandError(
+      ANNOTATION(GPU_COUNT),
+      `${GPU_COUNT}=${count} cannot be combined with ${milli !== null ? GPU_FRACTION : GPU_MEMORY}: a pod gets either a share of one GPU or whole GPUs`,
+    );
   }
   if (migProfile !== null && (milli !== null || memory !== null || (count !== null && count > 1))) {
-    throw new DemandError(ANNOTATION(MIG_PROFILE), `${MIG_PROFILE} names the exact slice; remove ${milli !== null ? GPU_FRACTION : memory !== null ? GPU_MEMORY : GPU_COUNT} or the profile`);
+    throw new DemandError(
+      ANNOTATION(MIG_PROFILE),
+      `${MIG_PROFILE} names the exact slice; remove ${milli !== null ? GPU_FRACTION : memory !== null ? GPU_MEMORY : GPU_COUNT} or the profile`,
+    );
   }
   const pool = annotations[POOL_ANNOTATION]?.trim() || null;
   return { milli, memoryMiB: memory, count, migProfile, pool };
@@ -151,8 +186,15 @@ function parseIntent(annotations: Record<string, string>): GpuIntent {
 
 function parseModels(text: string | undefined): string[] | null {
   if (text === undefined) return null;
-  const models = text.split('|').map((m) => m.trim()).filter((m) => m !== '');
-  if (models.length === 0) throw new DemandError(ANNOTATION(GPU_MODEL), `${GPU_MODEL}="${text}" names no model; write GFD product names separated by "|", e.g. "A100-SXM4-80GB|H100-80GB-HBM3"`);
+  const models = text
+    .split('|')
+    .map((m) => m.trim())
+    .filter((m) => m !== '');
+  if (models.length === 0)
+    throw new DemandError(
+      ANNOTATION(GPU_MODEL),
+      `${GPU_MODEL}="${text}" names no model; write GFD product names separated by "|", e.g. "A100-SXM4-80GB|H100-80GB-HBM3"`,
+    );
   return models;
 }
 
@@ -173,17 +215,26 @@ function gpuResourceRequests(pod: KubePod): Record<string, number> {
       const req = c.resources?.requests?.[resource];
       const lim = c.resources?.limits?.[resource];
       if (req !== undefined && lim === undefined) {
-        throw new DemandError(`spec.containers["${c.name}"].resources`, `container ${c.name} requests ${resource} without a limit; set GPU resources as limits (requests may be omitted)`);
+        throw new DemandError(
+          `spec.containers["${c.name}"].resources`,
+          `container ${c.name} requests ${resource} without a limit; set GPU resources as limits (requests may be omitted)`,
+        );
       }
       if (req !== undefined && lim !== undefined && String(req) !== String(lim)) {
-        throw new DemandError(`spec.containers["${c.name}"].resources`, `${resource} request (${req}) differs from its limit (${lim}); extended resources need requests equal to limits`);
+        throw new DemandError(
+          `spec.containers["${c.name}"].resources`,
+          `${resource} request (${req}) differs from its limit (${lim}); extended resources need requests equal to limits`,
+        );
       }
     }
     let value: number;
     try {
       value = effectiveRequest(pod, resource, wholeCount);
     } catch (e) {
-      throw new DemandError(`spec.containers[*].resources["${resource}"]`, `${resource}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new DemandError(
+        `spec.containers[*].resources["${resource}"]`,
+        `${resource}: ${e instanceof Error ? e.message : String(e)}`,
+      );
     }
     if (value > 0) out[resource] = value;
   }
@@ -195,11 +246,17 @@ function fractionDemand(resources: Record<string, number>, intent: GpuIntent): F
   if (milli === undefined) return null;
   const field = `spec.containers[*].resources["${GPU_MILLI}"]`;
   if (milli > 1000 && milli % 1000 !== 0) {
-    throw new DemandError(field, `${GPU_MILLI}=${milli} is above one GPU but not a multiple of 1000; ask for a share of one GPU (<= 1000) or whole GPUs (2000, 3000, ...)`);
+    throw new DemandError(
+      field,
+      `${GPU_MILLI}=${milli} is above one GPU but not a multiple of 1000; ask for a share of one GPU (<= 1000) or whole GPUs (2000, 3000, ...)`,
+    );
   }
   const others = Object.keys(resources).filter((r) => r !== GPU_MILLI);
   if (others.length > 0) {
-    throw new DemandError(field, `${GPU_MILLI} cannot be combined with ${others.join(', ')}: a pod uses either Tessera fractions or device-plugin GPUs`);
+    throw new DemandError(
+      field,
+      `${GPU_MILLI} cannot be combined with ${others.join(', ')}: a pod uses either Tessera fractions or device-plugin GPUs`,
+    );
   }
   const whole = milli > 1000 || (milli === 1000 && intent.memoryMiB === null);
   return {
@@ -221,17 +278,26 @@ export function readDemand(pod: KubePod): PodDemand {
     cpu = effectiveRequest(pod, 'cpu', cpuMilli);
     memory = effectiveRequest(pod, 'memory', memoryMiB);
   } catch (e) {
-    throw new DemandError('spec.containers[*].resources', `CPU or memory request unreadable: ${e instanceof Error ? e.message : String(e)}`);
+    throw new DemandError(
+      'spec.containers[*].resources',
+      `CPU or memory request unreadable: ${e instanceof Error ? e.message : String(e)}`,
+    );
   }
   const gpuResources = gpuResourceRequests(pod);
   const migKinds = Object.keys(gpuResources).filter((r) => r.startsWith(NVIDIA_MIG_PREFIX));
   for (const r of migKinds) {
     if (!MIG_PROFILE_PATTERN.test(r.slice(NVIDIA_MIG_PREFIX.length))) {
-      throw new DemandError(`spec.containers[*].resources["${r}"]`, `${r} is not a MIG resource name; expected nvidia.com/mig-<g>g.<n>gb, e.g. nvidia.com/mig-1g.10gb`);
+      throw new DemandError(
+        `spec.containers[*].resources["${r}"]`,
+        `${r} is not a MIG resource name; expected nvidia.com/mig-<g>g.<n>gb, e.g. nvidia.com/mig-1g.10gb`,
+      );
     }
   }
   if (gpuResources[NVIDIA_GPU] !== undefined && gpuResources[NVIDIA_GPU_SHARED] !== undefined) {
-    throw new DemandError('spec.containers[*].resources', `${NVIDIA_GPU} and ${NVIDIA_GPU_SHARED} in one pod: ask for whole GPUs or time-slice replicas, not both`);
+    throw new DemandError(
+      'spec.containers[*].resources',
+      `${NVIDIA_GPU} and ${NVIDIA_GPU_SHARED} in one pod: ask for whole GPUs or time-slice replicas, not both`,
+    );
   }
   return {
     uid: meta.uid ?? '',
@@ -250,5 +316,27 @@ export function readDemand(pod: KubePod): PodDemand {
 /** Whether the pod carries any GPU demand, as resources or as Tessera annotations. */
 export function wantsGpu(demand: PodDemand): boolean {
   const i = demand.intent;
-  return Object.keys(demand.gpuResources).length > 0 || i.milli !== null || i.memoryMiB !== null || i.count !== null || i.migProfile !== null;
+  return (
+    Object.keys(demand.gpuResources).length > 0 ||
+    i.milli !== null ||
+    i.memoryMiB !== null ||
+    i.count !== null ||
+    i.migProfile !== null
+  );
+}
+
+export type DemandResult =
+  | { readonly ok: true; readonly demand: PodDemand }
+  | { readonly ok: false; readonly error: DemandError };
+
+/** readDemand for callers that branch on a malformed pod instead of catching. */
+export function parseDemand(pod: KubePod): DemandResult {
+  try {
+    return { ok: true, demand: readDemand(pod) };
+  } catch (e) {
+    return {
+      ok: false,
+      error: e instanceof DemandError ? e : new DemandError('pod', e instanceof Error ? e.message : String(e)),
+    };
+  }
 }

@@ -3,7 +3,7 @@
 // 2-GPU pod does not break up an NVLink island a later 4-GPU pod needs.
 
 import type { TopologyRequirement } from './demand.ts';
-import type { GpuInventory } from './inventory.ts';
+import type { GpuInventory } from './inventory/node-inventory.ts';
 
 const PAIR_NVLINK = 100;
 const PAIR_SAME_NUMA = 20;
@@ -57,7 +57,12 @@ export interface GpuSetChoice {
  * Candidate sets of `count` GPUs among `free`, best first. With a requirement, only sets inside one island qualify;
  * without one, every island that can hold the pod is a candidate, and a cross-island set is offered only when none can.
  */
-export function chooseGpuSets(all: readonly GpuInventory[], free: readonly GpuInventory[], count: number, requirement: TopologyRequirement | null): GpuSetChoice {
+export function chooseGpuSets(
+  all: readonly GpuInventory[],
+  free: readonly GpuInventory[],
+  count: number,
+  requirement: TopologyRequirement | null,
+): GpuSetChoice {
   if (free.length < count) return { sets: [], impossible: false };
   const by: 'nvlink' | 'numa' = requirement === 'numa' ? 'numa' : 'nvlink';
   const required = requirement === 'nvlink' || requirement === 'numa';

@@ -58,6 +58,8 @@ export interface PodSpec {
   nodeName?: string;
   schedulerName?: string;
   priorityClassName?: string;
+  /** Resolved from the priority class by the API server's admission. */
+  priority?: number;
   runtimeClassName?: string | null;
   hostIPC?: boolean;
   hostPID?: boolean;

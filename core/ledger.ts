@@ -2,27 +2,7 @@
 // fit reads usage in O(GPUs). Assumed entries (placed at bind, not yet seen bound by the informer) carry an expiry;
 // time is always passed in. Removal is idempotent, like the scheduler framework's Unreserve.
 
-import type { GpuShare } from './assignment.ts';
-
-export interface Allocation {
-  readonly uid: string;
-  readonly namespace: string;
-  readonly name: string;
-  readonly tenant: string | null;
-  readonly node: string;
-  readonly cpuMilli: number;
-  readonly memoryMiB: number;
-  /** Device-plugin GPU resources the pod holds (nvidia.com/gpu, nvidia.com/gpu.shared, nvidia.com/mig-*). */
-  readonly resources: Readonly<Record<string, number>>;
-  /** GPUs on a fraction node, with the compute and memory reserved on each. */
-  readonly gpus: readonly GpuShare[];
-  /** Whether the pod shares a physical GPU with others (a fraction below a whole GPU, or a time-slice/MPS replica). */
-  readonly sharing: boolean;
-  /** Expiry of an assumed reservation; null once the pod is seen bound. */
-  readonly assumedUntil: number | null;
-  /** GPU-equivalents the pod holds against its tenant's quota (0 when absent). */
-  readonly equivalents?: number;
-}
+import type { Allocation } from './allocation.ts';
 
 /** Aggregated usage of one node. Read-only to everyone but the ledger. */
 export class NodeUsage {
@@ -72,6 +52,21 @@ export class NodeUsage {
 
   memoryOn(index: number): number {
     return this.gpuMemoryMiB[index] ?? 0;
+  }
+
+  /** A detached copy, for what-if questions (preemption) that must not touch the ledger. */
+  copy(): NodeUsage {
+    const c = new NodeUsage();
+    c.cpuMilli = this.cpuMilli;
+    c.memoryMiB = this.memoryMiB;
+    c.pods = this.pods;
+    for (const [k, v] of this.resources) c.resources.set(k, v);
+    c.gpuMilli = [...this.gpuMilli];
+    c.gpuMemoryMiB = [...this.gpuMemoryMiB];
+    c.gpuTenants = this.gpuTenants.map((m) => new Map(m));
+    for (const [k, v] of this.nodeTenants) c.nodeTenants.set(k, v);
+    c.generation = this.generation;
+    return c;
   }
 
   tenantsOn(index: number): ReadonlyMap<string, number> {

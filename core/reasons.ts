@@ -16,12 +16,16 @@ export const REASONS = {
   GpuMemoryTooLarge: { unresolvable: true, summary: 'the pod asks for more GPU memory than one GPU has' },
   TopologyUnsatisfiable: { unresolvable: false, summary: 'no set of free GPUs meets the topology requirement' },
   TopologyImpossible: { unresolvable: true, summary: 'the node has no NVLink island or NUMA node large enough' },
-  TenantIsolation: { unresolvable: false, summary: 'the only room is on GPUs shared with another tenant, and GPU sharing across these tenants is not allowed' },
+  TenantIsolation: {
+    unresolvable: false,
+    summary: 'the only room is on GPUs shared with another tenant, and GPU sharing across these tenants is not allowed',
+  },
   InsufficientCpu: { unresolvable: false, summary: 'not enough CPU' },
   InsufficientMemory: { unresolvable: false, summary: 'not enough memory' },
   NodeNotInPool: { unresolvable: true, summary: 'the node is outside the pools the pod’s tenant may use' },
   QuotaExceeded: { unresolvable: true, summary: 'the tenant’s GPU quota would be exceeded' },
   UnknownNode: { unresolvable: true, summary: 'the extender has not seen this node' },
+  InvalidRequest: { unresolvable: true, summary: 'the pod’s GPU request is malformed' },
 } as const;
 
 export type ReasonCode = keyof typeof REASONS;

@@ -26,54 +26,95 @@ export function createExtenderApp(deps: ExtenderAppDeps): express.Express {
   // Without nodeCacheCapable the scheduler sends whole Node objects: allow large bodies.
   app.use(express.json({ limit: '64mb', type: () => true }));
 
-  const route = (verb: string, run: (body: unknown) => unknown | Promise<unknown>, failure: (message: string) => unknown) => async (req: Request, res: Response) => {
-    const started = process.hrtime.bigint();
-    let outcome = 'ok';
-    try {
-      const blocked = deps.notReady();
-      if (blocked !== null) {
-        outcome = 'not-ready';
-        res.json(failure(`Tessera extender not serving: ${blocked}`));
-        return;
+  const route =
+    (verb: string, run: (body: unknown) => unknown | Promise<unknown>, failure: (message: string) => unknown) =>
+    async (req: Request, res: Response) => {
+      const started = process.hrtime.bigint();
+      let outcome = 'ok';
+      try {
+        const blocked = deps.notReady();
+        if (blocked !== null) {
+          outcome = 'not-ready';
+          res.json(failure(`Tessera extender not serving: ${blocked}`));
+          return;
+        }
+        res.json(await run(req.body));
+      } catch (e) {
+        if (e instanceof WireError) {
+          outcome = 'malformed';
+          res.status(400).json({ Error: e.message });
+        } else {
+          outcome = 'error';
+          log.error({ err: e, verb }, 'extender call failed inside Tessera');
+          res.json(failure(`Tessera extender internal error in ${verb}; see its logs`));
+        }
+      } finally {
+        metrics.verbSeconds.observe({ verb, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
       }
-      res.json(await run(req.body));
-    } catch (e) {
-      if (e instanceof WireError) {
-        outcome = 'malformed';
-        res.status(400).json({ Error: e.message });
-      } else {
-        outcome = 'error';
-        log.error({ err: e, verb }, 'extender call failed inside Tessera');
-        res.json(failure(`Tessera extender internal error in ${verb}; see its logs`));
-      }
-    } finally {
-      metrics.verbSeconds.observe({ verb, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
-    }
-  };
+    };
 
-  app.post(`${prefix}/filter`, route('filter', (b) => scheduler.filter(parseExtenderArgs(b)), (message) => ({ Nodes: null, NodeNames: null, FailedNodes: {}, FailedAndUnresolvableNodes: {}, Error: message })));
-  app.post(`${prefix}/prioritize`, route('prioritize', (b) => scheduler.prioritize(parseExtenderArgs(b)), () => []));
-  app.post(`${prefix}/bind`, route('bind', (b) => scheduler.bind(parseBindingArgs(b)), (message) => ({ Error: message })));
-  app.post(`${prefix}/preempt`, route('preempt', (b) => scheduler.preempt(parsePreemptionArgs(b)), () => ({ NodeNameToMetaVictims: {} })));
+  app.post(
+    `${prefix}/filter`,
+    route(
+      'filter',
+      (b) => scheduler.filter(parseExtenderArgs(b)),
+      (message) => ({ Nodes: null, NodeNames: null, FailedNodes: {}, FailedAndUnresolvableNodes: {}, Error: message }),
+    ),
+  );
+  app.post(
+    `${prefix}/prioritize`,
+    route(
+      'prioritize',
+      (b) => scheduler.prioritize(parseExtenderArgs(b)),
+      () => [],
+    ),
+  );
+  app.post(
+    `${prefix}/bind`,
+    route(
+      'bind',
+      (b) => scheduler.bind(parseBindingArgs(b)),
+      (message) => ({ Error: message }),
+    ),
+  );
+  app.post(
+    `${prefix}/preempt`,
+    route(
+      'preempt',
+      (b) => scheduler.preempt(parsePreemptionArgs(b)),
+      () => ({ NodeNameToMetaVictims: {} }),
+    ),
+  );
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok');
   });
   app.get('/readyz', (_req, res) => {
     const blocked = deps.notReady();
-    res.status(blocked === null ? 200 : 503).json({ ready: blocked === null, reason: blocked ?? 'leader with synced caches' });
+    res
+      .status(blocked === null ? 200 : 503)
+      .json({ ready: blocked === null, reason: blocked ?? 'leader with synced caches' });
   });
   app.get('/metrics', async (_req, res) => {
     scheduler.observe();
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   app.use((_req, res) => {
-    res.status(404).json({ Error: `not found; the extender serves POST ${prefix}/filter, /prioritize, /bind and /preempt` });
+    res
+      .status(404)
+      .json({ Error: `not found; the extender serves POST ${prefix}/filter, /prioritize, /bind and /preempt` });
   });
   app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
     void next;
     const e = err as { status?: number; type?: string; message?: string };
     const status = typeof e.status === 'number' && e.status >= 400 && e.status < 500 ? e.status : 500;
-    res.status(status).json({ Error: e.type === 'entity.parse.failed' ? `the body is not valid JSON: ${e.message ?? ''}` : e.type === 'entity.too.large' ? 'the body is too large' : 'the request could not be read' });
+    res.status(status).json({
+      Error:
+        e.type === 'entity.parse.failed'
+          ? `the body is not valid JSON: ${e.message ?? ''}`
+          : e.type === 'entity.too.large'
+            ? 'the body is too large'
+            : 'the request could not be read',
+    });
   });
   return app;
 }

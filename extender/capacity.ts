@@ -3,7 +3,7 @@
 
 import type { Logger } from 'pino';
 import type { KubeNode } from '../core/kube-objects.ts';
-import { GFD, GPU_MILLI, SHARING_LABEL } from '../core/names.ts';
+import { GFD, GPU_MILLI, SHARING_LABEL } from '../core/well-known-names.ts';
 import { parseQuantity } from '../core/quantity.ts';
 import type { ClusterWriter } from './cluster-writer.ts';
 

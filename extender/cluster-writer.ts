@@ -24,7 +24,12 @@ export class ApiError extends Error {
 export interface ClusterWriter {
   readPod(namespace: string, name: string): Promise<KubePod | null>;
   /** Sets (string) or removes (null) annotations; fails with ConflictError when the pod changed since resourceVersion. */
-  annotatePod(namespace: string, name: string, resourceVersion: string, annotations: Record<string, string | null>): Promise<KubePod>;
+  annotatePod(
+    namespace: string,
+    name: string,
+    resourceVersion: string,
+    annotations: Record<string, string | null>,
+  ): Promise<KubePod>;
   bindPod(namespace: string, name: string, uid: string, node: string): Promise<void>;
   /** Sets status.capacity and status.allocatable entries of a node. */
   setNodeResources(node: string, resources: Record<string, string>): Promise<void>;
@@ -43,36 +48,56 @@ export function kubernetesWriter(kc: KubeConfig): ClusterWriter {
     prepared ??= (async () => {
       const opts: RequestOptions = { headers: {} };
       await kc.applyToHTTPSOptions(opts);
-      const agentOptions = { keepAlive: true, maxSockets: 64, ca: opts.ca, cert: opts.cert, key: opts.key, rejectUnauthorized: opts.rejectUnauthorized };
+      const agentOptions = {
+        keepAlive: true,
+        maxSockets: 64,
+        ca: opts.ca,
+        cert: opts.cert,
+        key: opts.key,
+        rejectUnauthorized: opts.rejectUnauthorized,
+      };
       opts.agent = secure ? new Agent(agentOptions) : new HttpAgent({ keepAlive: true, maxSockets: 64 });
       return opts;
     })();
     return prepared;
   };
-  const call = async (method: string, path: string, body: unknown, contentType = 'application/json'): Promise<{ status: number; json: unknown }> => {
+  const call = async (
+    method: string,
+    path: string,
+    body: unknown,
+    contentType = 'application/json',
+  ): Promise<{ status: number; json: unknown }> => {
     const opts = await options();
     const data = body === undefined ? undefined : JSON.stringify(body);
     const url = new URL(path, base);
     return new Promise((resolve, reject) => {
-      const req = (secure ? httpsRequest : httpRequest)(url, {
-        ...opts,
-        method,
-        headers: { ...(opts.headers as Record<string, string>), accept: 'application/json', ...(data ? { 'content-type': contentType, 'content-length': String(Buffer.byteLength(data)) } : {}) },
-        timeout: 10_000,
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          let json: unknown = null;
-          try {
-            json = text ? JSON.parse(text) : null;
-          } catch {
-            json = text;
-          }
-          resolve({ status: res.statusCode ?? 0, json });
-        });
-      });
+      const req = (secure ? httpsRequest : httpRequest)(
+        url,
+        {
+          ...opts,
+          method,
+          headers: {
+            ...(opts.headers as Record<string, string>),
+            accept: 'application/json',
+            ...(data ? { 'content-type': contentType, 'content-length': String(Buffer.byteLength(data)) } : {}),
+          },
+          timeout: 10_000,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString();
+            let json: unknown = null;
+            try {
+              json = text ? JSON.parse(text) : null;
+            } catch {
+              json = text;
+            }
+            resolve({ status: res.statusCode ?? 0, json });
+          });
+        },
+      );
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: timed out`)));
       req.on('error', reject);
       req.end(data);
@@ -84,7 +109,8 @@ export function kubernetesWriter(kc: KubeConfig): ClusterWriter {
     if (r.status === 409) throw new ConflictError(`${what}: ${message}`);
     throw new ApiError(r.status, `${what}: ${message}`);
   };
-  const podPath = (ns: string, name: string) => `/api/v1/namespaces/${encodeURIComponent(ns)}/pods/${encodeURIComponent(name)}`;
+  const podPath = (ns: string, name: string) =>
+    `/api/v1/namespaces/${encodeURIComponent(ns)}/pods/${encodeURIComponent(name)}`;
   return {
     async readPod(namespace, name) {
       const r = await call('GET', podPath(namespace, name), undefined);
@@ -96,11 +122,21 @@ export function kubernetesWriter(kc: KubeConfig): ClusterWriter {
       return ensure(r, `annotate pod ${namespace}/${name}`) as KubePod;
     },
     async bindPod(namespace, name, uid, node) {
-      const r = await call('POST', `${podPath(namespace, name)}/binding`, { apiVersion: 'v1', kind: 'Binding', metadata: { name, namespace, uid }, target: { apiVersion: 'v1', kind: 'Node', name: node } });
+      const r = await call('POST', `${podPath(namespace, name)}/binding`, {
+        apiVersion: 'v1',
+        kind: 'Binding',
+        metadata: { name, namespace, uid },
+        target: { apiVersion: 'v1', kind: 'Node', name: node },
+      });
       ensure(r, `bind pod ${namespace}/${name} to ${node}`);
     },
     async setNodeResources(node, resources) {
-      const r = await call('PATCH', `/api/v1/nodes/${encodeURIComponent(node)}/status`, { status: { capacity: resources, allocatable: resources } }, MERGE);
+      const r = await call(
+        'PATCH',
+        `/api/v1/nodes/${encodeURIComponent(node)}/status`,
+        { status: { capacity: resources, allocatable: resources } },
+        MERGE,
+      );
       ensure(r, `set resources of node ${node}`);
     },
   };

@@ -43,7 +43,11 @@ export class LeaderElector {
   private async tryOnce(): Promise<void> {
     const duration = this.o.leaseSeconds ?? 15;
     const now = new Date();
-    const spec = { holderIdentity: this.o.identity, leaseDurationSeconds: duration, renewTime: new V1MicroTime(now.getTime()) };
+    const spec = {
+      holderIdentity: this.o.identity,
+      leaseDurationSeconds: duration,
+      renewTime: new V1MicroTime(now.getTime()),
+    };
     let lease: V1Lease | null = null;
     try {
       lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
@@ -51,7 +55,13 @@ export class LeaderElector {
       if ((e as { code?: number }).code !== 404) throw e;
     }
     if (lease === null) {
-      await this.api.createNamespacedLease({ namespace: this.o.namespace, body: { metadata: { name: this.o.name, namespace: this.o.namespace }, spec: { ...spec, acquireTime: new V1MicroTime(now.getTime()), leaseTransitions: 0 } } });
+      await this.api.createNamespacedLease({
+        namespace: this.o.namespace,
+        body: {
+          metadata: { name: this.o.name, namespace: this.o.namespace },
+          spec: { ...spec, acquireTime: new V1MicroTime(now.getTime()), leaseTransitions: 0 },
+        },
+      });
       this.renewedAt = Date.now();
       this.set(true);
       return;
@@ -68,7 +78,15 @@ export class LeaderElector {
     await this.api.replaceNamespacedLease({
       name: this.o.name,
       namespace: this.o.namespace,
-      body: { ...lease, spec: { ...lease.spec, ...spec, leaseTransitions: transitions, ...(holder === this.o.identity ? {} : { acquireTime: new V1MicroTime(now.getTime()) }) } },
+      body: {
+        ...lease,
+        spec: {
+          ...lease.spec,
+          ...spec,
+          leaseTransitions: transitions,
+          ...(holder === this.o.identity ? {} : { acquireTime: new V1MicroTime(now.getTime()) }),
+        },
+      },
     });
     this.renewedAt = Date.now();
     this.set(true);
@@ -97,7 +115,11 @@ export class LeaderElector {
     try {
       const lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
       if (lease.spec?.holderIdentity === this.o.identity) {
-        await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: { ...lease, spec: { ...lease.spec, renewTime: new V1MicroTime(0), leaseDurationSeconds: 1 } } });
+        await this.api.replaceNamespacedLease({
+          name: this.o.name,
+          namespace: this.o.namespace,
+          body: { ...lease, spec: { ...lease.spec, renewTime: new V1MicroTime(0), leaseDurationSeconds: 1 } },
+        });
       }
     } catch {
       // best effort: the lease expires anyway

@@ -4,21 +4,35 @@
 
 import type { Logger } from 'pino';
 import { formatAssignment, visibleDevices } from '../core/assignment.ts';
-import { fit } from '../core/fit.ts';
 import type { KubeNode, KubePod } from '../core/kube-objects.ts';
-import type { Allocation } from '../core/ledger.ts';
-import { ASSIGNMENT, VISIBLE_DEVICES } from '../core/names.ts';
-import { evaluateNode, evaluateNodes, podContext, quotaReason, VerdictCache, type NodeVerdict } from '../core/scheduling/evaluate.ts';
+import { newAllocation, type Allocation } from '../core/allocation.ts';
+import { chooseVictims } from '../core/scheduling/preemption.ts';
+import { ASSIGNMENT, VISIBLE_DEVICES } from '../core/well-known-names.ts';
+import {
+  evaluateNode,
+  evaluateNodes,
+  podContext,
+  quotaReason,
+  VerdictCache,
+  type NodeVerdict,
+} from '../core/scheduling/evaluate.ts';
 import type { SchedulingState } from '../core/scheduling/state.ts';
 import { nodeFragmentation } from '../core/scoring/fragmentation.ts';
 import { normaliseScores } from '../core/scoring/normalise.ts';
 import { scoringContext, type ScoringContext, type Strategy } from '../core/scoring/strategy.ts';
-import { podEquivalents } from '../core/admission/equivalents.ts';
+import { podEquivalents } from '../core/pools/equivalents.ts';
 import type { WorkloadProfile } from '../core/scoring/workload-profile.ts';
 import { ConflictError, type ClusterWriter } from './cluster-writer.ts';
 import type { ExtenderMetrics } from './metrics.ts';
 import { NodeLocks } from './node-lock.ts';
-import type { ExtenderArgs, ExtenderBindingArgs, ExtenderFilterResult, ExtenderPreemptionArgs, HostPriority, MetaVictims } from './wire.ts';
+import type {
+  ExtenderArgs,
+  ExtenderBindingArgs,
+  ExtenderFilterResult,
+  ExtenderPreemptionArgs,
+  HostPriority,
+  MetaVictims,
+} from './wire.ts';
 
 export interface SchedulerOptions {
   readonly state: SchedulingState;
@@ -91,10 +105,30 @@ export class ExtenderScheduler {
       }
     }
     const pod = args.pod.metadata;
-    this.o.log.debug({ pod: `${pod?.namespace}/${pod?.name}`, feasible: feasible.length, failed: Object.keys(failed).length + Object.keys(unresolvable).length }, 'filter');
-    if (args.nodeNames !== null) return { Nodes: null, NodeNames: feasible, FailedNodes: failed, FailedAndUnresolvableNodes: unresolvable, Error: '' };
+    this.o.log.debug(
+      {
+        pod: `${pod?.namespace}/${pod?.name}`,
+        feasible: feasible.length,
+        failed: Object.keys(failed).length + Object.keys(unresolvable).length,
+      },
+      'filter',
+    );
+    if (args.nodeNames !== null)
+      return {
+        Nodes: null,
+        NodeNames: feasible,
+        FailedNodes: failed,
+        FailedAndUnresolvableNodes: unresolvable,
+        Error: '',
+      };
     const keep = new Set(feasible);
-    return { Nodes: { metadata: {}, items: (args.nodes ?? []).filter((n) => keep.has(n.metadata?.name ?? '')) }, NodeNames: null, FailedNodes: failed, FailedAndUnresolvableNodes: unresolvable, Error: '' };
+    return {
+      Nodes: { metadata: {}, items: (args.nodes ?? []).filter((n) => keep.has(n.metadata?.name ?? '')) },
+      NodeNames: null,
+      FailedNodes: failed,
+      FailedAndUnresolvableNodes: unresolvable,
+      Error: '',
+    };
   }
 
   prioritize(args: ExtenderArgs): HostPriority[] {
@@ -109,7 +143,10 @@ export class ExtenderScheduler {
   expire(): void {
     for (const a of this.o.state.expire(this.now())) {
       this.o.metrics.expired.inc();
-      this.o.log.warn({ pod: `${a.namespace}/${a.name}`, node: a.node }, 'assumed placement expired without the pod being seen bound');
+      this.o.log.warn(
+        { pod: `${a.namespace}/${a.name}`, node: a.node },
+        'assumed placement expired without the pod being seen bound',
+      );
     }
   }
 
@@ -119,31 +156,42 @@ export class ExtenderScheduler {
     return this.locks.run(node, async () => {
       const pod = this.o.podLookup(namespace, name) ?? (await this.o.writer.readPod(namespace, name));
       if (!pod) return this.refuse('error', where, `pod ${namespace}/${name} not found`);
-      if (pod.metadata?.uid !== args.podUID) return this.refuse('error', where, `pod ${namespace}/${name} has UID ${pod.metadata?.uid}, not ${args.podUID}; it was recreated`);
+      if (pod.metadata?.uid !== args.podUID)
+        return this.refuse(
+          'error',
+          where,
+          `pod ${namespace}/${name} has UID ${pod.metadata?.uid}, not ${args.podUID}; it was recreated`,
+        );
       const ctx = podContext(this.o.state, pod);
       if (!ctx.ok) return this.refuse('unfit', where, ctx.reason.message);
       // Re-check on the freshest state, without the cache, excluding any earlier record of this very pod.
       const own = this.o.state.ledger.remove(pod.metadata.uid);
       const verdict = evaluateNode(this.o.state, ctx.pod, node, this.o.strategy, this.scoring);
-      const quota = verdict.feasible ? quotaReason(this.o.state, pod, ctx.pod) : null;
+      const quota = verdict.feasible ? quotaReason(this.o.state, ctx.pod) : null;
       if (!verdict.feasible || quota) {
         if (own) this.o.state.ledger.add(own);
         return this.refuse(quota ? 'quota' : 'unfit', where, (quota ?? verdict.reason)!.message);
       }
       const placement = verdict.placement!;
-      const allocation: Allocation = {
-        uid: pod.metadata.uid, namespace, name, tenant: ctx.pod.tenant, node,
-        cpuMilli: ctx.pod.demand.cpuMilli, memoryMiB: ctx.pod.demand.memoryMiB,
-        resources: placement.resources, gpus: placement.gpus, sharing: placement.sharing,
+      const policy = this.o.state.policy;
+      const allocation = newAllocation({
+        pod: ctx.pod.demand,
+        tenant: ctx.pod.tenant,
+        node,
+        holding: placement,
         assumedUntil: this.now() + (this.o.assumeTtlMs ?? 30_000),
-        equivalents: this.o.state.policy ? podEquivalents(pod, this.o.state.policy) : 0,
-      };
+        equivalents: policy ? podEquivalents(ctx.pod.demand, policy) : 0,
+        priority: pod.spec?.priority ?? 0,
+      });
       this.o.state.assume(allocation);
       let annotated = false;
       try {
         if (placement.gpus.length > 0) {
           const assignment = { node, gpus: placement.gpus };
-          await this.o.writer.annotatePod(namespace, name, pod.metadata.resourceVersion ?? '', { [ASSIGNMENT]: formatAssignment(assignment), [VISIBLE_DEVICES]: visibleDevices(assignment) });
+          await this.o.writer.annotatePod(namespace, name, pod.metadata.resourceVersion ?? '', {
+            [ASSIGNMENT]: formatAssignment(assignment),
+            [VISIBLE_DEVICES]: visibleDevices(assignment),
+          });
           annotated = true;
         }
         await this.o.writer.bindPod(namespace, name, pod.metadata.uid, node);
@@ -152,10 +200,17 @@ export class ExtenderScheduler {
         this.o.metrics.rollbacks.inc();
         if (annotated) await this.undoAnnotations(namespace, name);
         const conflict = e instanceof ConflictError;
-        return this.refuse(conflict ? 'conflict' : 'error', where, `${conflict ? 'bind conflict' : 'bind failed'}: ${e instanceof Error ? e.message : String(e)}; rolled back`);
+        return this.refuse(
+          conflict ? 'conflict' : 'error',
+          where,
+          `${conflict ? 'bind conflict' : 'bind failed'}: ${e instanceof Error ? e.message : String(e)}; rolled back`,
+        );
       }
       this.o.metrics.binds.inc({ outcome: 'bound' });
-      this.o.log.info({ ...where, gpus: placement.gpus, resources: placement.resources, tenant: ctx.pod.tenant }, 'bound');
+      this.o.log.info(
+        { ...where, gpus: placement.gpus, resources: placement.resources, tenant: ctx.pod.tenant },
+        'bound',
+      );
       return { Error: '' };
     });
   }
@@ -165,10 +220,16 @@ export class ExtenderScheduler {
       try {
         const fresh = await this.o.writer.readPod(namespace, name);
         if (!fresh || fresh.spec?.nodeName) return;
-        await this.o.writer.annotatePod(namespace, name, fresh.metadata?.resourceVersion ?? '', { [ASSIGNMENT]: null, [VISIBLE_DEVICES]: null });
+        await this.o.writer.annotatePod(namespace, name, fresh.metadata?.resourceVersion ?? '', {
+          [ASSIGNMENT]: null,
+          [VISIBLE_DEVICES]: null,
+        });
         return;
       } catch (e) {
-        this.o.log.warn({ pod: `${namespace}/${name}`, attempt, err: e instanceof Error ? e.message : String(e) }, 'rollback of the assignment failed; retrying');
+        this.o.log.warn(
+          { pod: `${namespace}/${name}`, attempt, err: e instanceof Error ? e.message : String(e) },
+          'rollback of the assignment failed; retrying',
+        );
       }
     }
   }
@@ -184,16 +245,25 @@ export class ExtenderScheduler {
     const out: Record<string, MetaVictims> = {};
     const ctx = podContext(this.o.state, args.pod);
     if (!ctx.ok) return { NodeNameToMetaVictims: out };
-    const candidates: Record<string, MetaVictims> = args.nodeNameToMetaVictims ?? Object.fromEntries(
-      Object.entries(args.nodeNameToVictims ?? {}).map(([node, v]) => [node, { Pods: (v.Pods ?? []).map((p) => ({ UID: p.metadata?.uid ?? '' })), NumPDBViolations: v.NumPDBViolations ?? 0 }]),
-    );
-    for (const [node, victims] of Object.entries(candidates)) {
-      const inventory = this.o.state.nodes.get(node);
-      if (!inventory) continue;
-      const ledger = this.o.state.ledger.clone();
-      for (const v of victims.Pods ?? []) ledger.remove(v.UID);
-      const result = fit(inventory, ledger.usage(node), ctx.pod.demand, this.o.state.fitContext(ctx.pod.tenant));
-      if (result.ok) out[node] = { Pods: victims.Pods ?? [], NumPDBViolations: victims.NumPDBViolations ?? 0 };
+    const candidates: Record<string, MetaVictims> =
+      args.nodeNameToMetaVictims ??
+      Object.fromEntries(
+        Object.entries(args.nodeNameToVictims ?? {}).map(([node, v]) => [
+          node,
+          {
+            Pods: (v.Pods ?? []).map((p) => ({ UID: p.metadata?.uid ?? '' })),
+            NumPDBViolations: v.NumPDBViolations ?? 0,
+          },
+        ]),
+      );
+    const preemptor = { ctx: ctx.pod, priority: args.pod.spec?.priority ?? 0 };
+    const bound = (node: string) => (a: Allocation) => this.o.podLookup(a.namespace, a.name)?.spec?.nodeName === node;
+    for (const [node, proposed] of Object.entries(candidates)) {
+      // kube-scheduler proposed victims by node-level resources; replace them with the fewest that free real room.
+      const victims = chooseVictims(this.o.state, preemptor, node, bound(node));
+      if (victims === null || victims.length === 0) continue;
+      // PDBs are kube-scheduler's to count; its figure for the node is the best estimate the extender has.
+      out[node] = { Pods: victims.map((v) => ({ UID: v.uid })), NumPDBViolations: proposed.NumPDBViolations ?? 0 };
     }
     return { NodeNameToMetaVictims: out };
   }
@@ -209,9 +279,15 @@ export class ExtenderScheduler {
       if (node.mode !== 'fraction') continue;
       const usage = this.o.state.ledger.usage(node.name);
       const freeMilli = node.gpus.map((g) => 1000 - usage.milliOn(g.index));
-      node.gpus.forEach((g) => m.gpuAllocated.set({ node: node.name, gpu: String(g.index) }, usage.milliOn(g.index)));
+      for (const g of node.gpus) m.gpuAllocated.set({ node: node.name, gpu: String(g.index) }, usage.milliOn(g.index));
       free += freeMilli.reduce((a, b) => a + b, 0);
-      fragmented += nodeFragmentation(this.scoring.profile, this.scoring.allowedShapes(node.model), freeMilli, node.cpuMilli - usage.cpuMilli, node.memoryMiB - usage.memoryMiB);
+      fragmented += nodeFragmentation(
+        this.scoring.profile,
+        this.scoring.allowedShapes(node.model),
+        freeMilli,
+        node.cpuMilli - usage.cpuMilli,
+        node.memoryMiB - usage.memoryMiB,
+      );
     }
     m.fragmentation.set(free === 0 ? 0 : fragmented / free);
     const tenants = new Set<string>();

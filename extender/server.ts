@@ -5,15 +5,14 @@
 import { hostname } from 'node:os';
 import { CoreV1Api, type KubeConfig, type V1Namespace, type V1Node, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { readDemand } from '../core/demand.ts';
 import type { KubeNamespace, KubeNode, KubePod } from '../core/kube-objects.ts';
 import { SchedulingState } from '../core/scheduling/state.ts';
-import { DEFAULT_STRATEGY, strategyNamed } from '../core/scoring/strategies.ts';
-import { typicalShapes, type PodShape } from '../core/scoring/workload-profile.ts';
-import { WatchedResource } from '../webhook/informer.ts';
-import { PolicyStore } from '../webhook/policy-store.ts';
-import { serve } from '../webhook/serving.ts';
-import type { TlsFiles } from '../webhook/tls.ts';
+import { DEFAULT_STRATEGY, strategyNamed } from '../core/scoring/strategy-registry.ts';
+import { gpuPodShapes, typicalShapes } from '../core/scoring/workload-profile.ts';
+import { PolicyStore } from '../server/policy-store.ts';
+import { serve, type Serving } from '../server/serve.ts';
+import type { TlsFiles } from '../server/tls-files.ts';
+import { WatchedResource } from '../server/watched-resource.ts';
 import { createExtenderApp } from './app.ts';
 import { reconcileCapacity } from './capacity.ts';
 import { kubernetesWriter, type ClusterWriter } from './cluster-writer.ts';
@@ -48,129 +47,215 @@ export interface RunningExtender {
   close(): Promise<void>;
 }
 
-function shapeOf(pod: KubePod): PodShape | null {
-  try {
-    const d = readDemand(pod);
-    const f = d.fraction;
-    return { cpuMilli: d.cpuMilli, memoryMiB: d.memoryMiB, gpus: f?.gpus ?? 0, milliPerGpu: f?.milliPerGpu ?? 0, models: d.models };
-  } catch {
-    return null;
-  }
-}
-
 export async function startExtender(options: ExtenderOptions): Promise<RunningExtender> {
   const { log, kubeconfig: kc } = options;
-  const core = kc.makeApiClient(CoreV1Api);
   const metrics = new ExtenderMetrics();
   const state = new SchedulingState();
   const writer = options.writer ?? kubernetesWriter(kc);
-  const nodes = new WatchedResource<V1Node>(kc, '/api/v1/nodes', () => core.listNode(), log, 'nodes');
-  const pods = new WatchedResource<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces(), log, 'pods');
-  const namespaces = new WatchedResource<V1Namespace>(kc, '/api/v1/namespaces', () => core.listNamespace(), log, 'namespaces');
+  const cluster = watchCluster(kc, log);
+  const policies = options.policyDir ? loadPolicy(options.policyDir, state, log) : null;
+  const scheduler = buildScheduler(options, { state, writer, metrics, pods: cluster.pods });
+  // Until electLeader runs there is no elector and this replica counts as leading, so the initial sync reconciles.
+  let leader: LeaderElector | null = null;
+  const isLeader = () => leader === null || leader.isLeader;
+  const reconcile = capacityReconciler(writer, isLeader, log);
+  feedState(cluster, state, reconcile, log);
+  await syncCluster(cluster);
+  const stopUpkeep = startUpkeep(scheduler, cluster.pods);
+  leader = electLeader(options, metrics, () => {
+    for (const n of cluster.nodes.list()) reconcile(n as KubeNode);
+  });
+  const notReady = readiness(cluster, policies, isLeader);
+  const serving = await serveScheduler(options, scheduler, metrics, notReady);
+  const url = `${serving.url}${options.prefix ?? ''}`;
+  log.info(
+    { url, nodes: state.nodes.size, allocations: state.ledger.size },
+    'extender serving; state rebuilt from the API',
+  );
+  return {
+    url,
+    port: serving.port,
+    state,
+    scheduler,
+    metrics,
+    ready: () => notReady() === null,
+    async close() {
+      stopUpkeep();
+      policies?.close();
+      await leader?.stop();
+      await serving.close();
+      await Promise.all([cluster.nodes.stop(), cluster.pods.stop(), cluster.namespaces.stop()]);
+    },
+  };
+}
 
-  let policies: PolicyStore | null = null;
-  if (options.policyDir) {
-    const store = new PolicyStore(options.policyDir, log);
-    policies = store;
-    store.on('change', (p) => state.setPolicy(p));
-    store.reload();
-    state.setPolicy(store.current());
-    store.watch();
-  }
-  const scheduler = new ExtenderScheduler({
+/** The informers the scheduling state is rebuilt from on every start. */
+interface ClusterWatch {
+  readonly nodes: WatchedResource<V1Node>;
+  readonly pods: WatchedResource<V1Pod>;
+  readonly namespaces: WatchedResource<V1Namespace>;
+}
+
+function watchCluster(kc: KubeConfig, log: Logger): ClusterWatch {
+  const core = kc.makeApiClient(CoreV1Api);
+  return {
+    nodes: new WatchedResource<V1Node>(kc, '/api/v1/nodes', () => core.listNode(), log, 'nodes'),
+    pods: new WatchedResource<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces(), log, 'pods'),
+    namespaces: new WatchedResource<V1Namespace>(
+      kc,
+      '/api/v1/namespaces',
+      () => core.listNamespace(),
+      log,
+      'namespaces',
+    ),
+  };
+}
+
+/** Pools, tenants and quotas from the policy files, hot-reloaded into the state. */
+function loadPolicy(dir: string, state: SchedulingState, log: Logger): PolicyStore {
+  const store = new PolicyStore(dir, log);
+  store.on('change', (p) => state.setPolicy(p));
+  store.reload();
+  state.setPolicy(store.current());
+  store.watch();
+  return store;
+}
+
+interface SchedulerParts {
+  readonly state: SchedulingState;
+  readonly writer: ClusterWriter;
+  readonly metrics: ExtenderMetrics;
+  readonly pods: WatchedResource<V1Pod>;
+}
+
+function buildScheduler(options: ExtenderOptions, { state, writer, metrics, pods }: SchedulerParts): ExtenderScheduler {
+  return new ExtenderScheduler({
     state,
     strategy: strategyNamed(options.strategy ?? DEFAULT_STRATEGY),
     writer,
     metrics,
-    log,
+    log: options.log,
     podLookup: (namespace, name) => pods.get(name, namespace) as KubePod | undefined,
     ...(options.assumeTtlMs !== undefined ? { assumeTtlMs: options.assumeTtlMs } : {}),
   });
+}
 
-  let leader: LeaderElector | null = null;
-  const isLeader = () => leader === null || leader.isLeader;
-  const reconcile = (n: KubeNode) => {
+/** Advertises a fraction node's capacity; only the leader writes, so replicas do not race on node status. */
+function capacityReconciler(writer: ClusterWriter, isLeader: () => boolean, log: Logger): (n: KubeNode) => void {
+  return (n) => {
     if (!isLeader()) return;
-    reconcileCapacity(n, writer, log).catch((e: unknown) => log.warn({ node: n.metadata?.name, err: e instanceof Error ? e.message : String(e) }, 'could not advertise fraction capacity'));
+    reconcileCapacity(n, writer, log).catch((e: unknown) =>
+      log.warn(
+        { node: n.metadata?.name, err: e instanceof Error ? e.message : String(e) },
+        'could not advertise fraction capacity',
+      ),
+    );
   };
+}
+
+/** Keeps the state in step with the informers; node events also reconcile fraction capacity. */
+function feedState(cluster: ClusterWatch, state: SchedulingState, reconcile: (n: KubeNode) => void, log: Logger): void {
   const onNode = (n: V1Node) => {
     const inventory = state.upsertNode(n as KubeNode);
-    if (!inventory.usable && inventory.mode !== 'none') log.warn({ node: inventory.name, problems: inventory.problems }, 'GPU node unusable');
+    if (!inventory.usable && inventory.mode !== 'none')
+      log.warn({ node: inventory.name, problems: inventory.problems }, 'GPU node unusable');
     reconcile(n as KubeNode);
   };
-  nodes.on('add', onNode);
-  nodes.on('update', onNode);
-  nodes.on('delete', (n) => state.removeNode(n.metadata?.name ?? ''));
+  cluster.nodes.on('add', onNode);
+  cluster.nodes.on('update', onNode);
+  cluster.nodes.on('delete', (n) => state.removeNode(n.metadata?.name ?? ''));
   const onNamespace = (ns: V1Namespace) => state.upsertNamespace(ns as KubeNamespace);
-  namespaces.on('add', onNamespace);
-  namespaces.on('update', onNamespace);
-  namespaces.on('delete', (ns) => state.removeNamespace(ns.metadata?.name ?? ''));
+  cluster.namespaces.on('add', onNamespace);
+  cluster.namespaces.on('update', onNamespace);
+  cluster.namespaces.on('delete', (ns) => state.removeNamespace(ns.metadata?.name ?? ''));
   const onPod = (p: V1Pod) => {
     state.upsertPod(p as KubePod);
     const problem = state.problems.get(p.metadata?.uid ?? '');
-    if (problem) log.warn({ pod: `${p.metadata?.namespace}/${p.metadata?.name}`, problem }, 'pod GPU record unreadable');
+    if (problem)
+      log.warn({ pod: `${p.metadata?.namespace}/${p.metadata?.name}`, problem }, 'pod GPU record unreadable');
   };
-  pods.on('add', onPod);
-  pods.on('update', onPod);
-  pods.on('delete', (p) => state.removePod(p.metadata?.uid ?? ''));
+  cluster.pods.on('add', onPod);
+  cluster.pods.on('update', onPod);
+  cluster.pods.on('delete', (p) => state.removePod(p.metadata?.uid ?? ''));
+}
 
-  // The initial list of each informer fires the add handlers above. Namespaces first so that pods land with their
-  // tenants; nodes before pods so that pods find their nodes.
-  await namespaces.start();
-  await nodes.start();
-  await pods.start();
+/**
+ * The initial list of each informer fires the add handlers. Namespaces first so that pods land with their tenants;
+ * nodes before pods so that pods find their nodes.
+ */
+async function syncCluster(cluster: ClusterWatch): Promise<void> {
+  await cluster.namespaces.start();
+  await cluster.nodes.start();
+  await cluster.pods.start();
+}
+
+/** Refreshes the workload profile scoring uses and expires stale assumed placements; returns a stop function. */
+function startUpkeep(scheduler: ExtenderScheduler, pods: WatchedResource<V1Pod>): () => void {
   const refreshProfile = () => {
-    const shapes = (pods.list() as KubePod[]).map(shapeOf).filter((s): s is PodShape => s !== null && s.gpus > 0);
-    scheduler.setProfile(typicalShapes(shapes));
+    scheduler.setProfile(typicalShapes(gpuPodShapes(pods.list() as KubePod[])));
   };
   refreshProfile();
   const profileTimer = setInterval(refreshProfile, 60_000);
   profileTimer.unref();
   const expireTimer = setInterval(() => scheduler.expire(), 5_000);
   expireTimer.unref();
+  return () => {
+    clearInterval(profileTimer);
+    clearInterval(expireTimer);
+  };
+}
 
-  if (options.leaseNamespace) {
-    leader = new LeaderElector(kc, {
-      namespace: options.leaseNamespace,
-      name: options.leaseName ?? 'tessera-extender',
-      identity: options.identity ?? `${hostname()}-${process.pid}`,
-      log,
-      onChange: (lead) => {
-        metrics.leader.set(lead ? 1 : 0);
-        if (lead) for (const n of nodes.list()) reconcile(n as KubeNode);
-      },
-    });
-    leader.start();
-  } else {
+/**
+ * With a lease namespace a Lease picks the one replica that serves; without, this replica leads. A new leader
+ * reconciles every node's capacity.
+ */
+function electLeader(
+  options: ExtenderOptions,
+  metrics: ExtenderMetrics,
+  reconcileAll: () => void,
+): LeaderElector | null {
+  if (!options.leaseNamespace) {
     metrics.leader.set(1);
-    for (const n of nodes.list()) reconcile(n as KubeNode);
+    reconcileAll();
+    return null;
   }
+  const leader = new LeaderElector(options.kubeconfig, {
+    namespace: options.leaseNamespace,
+    name: options.leaseName ?? 'tessera-extender',
+    identity: options.identity ?? `${hostname()}-${process.pid}`,
+    log: options.log,
+    onChange: (lead) => {
+      metrics.leader.set(lead ? 1 : 0);
+      if (lead) reconcileAll();
+    },
+  });
+  leader.start();
+  return leader;
+}
 
-  const notReady = (): string | null => {
-    if (!(nodes.synced && pods.synced && namespaces.synced)) return 'caches not synced';
-    if (policies !== null && policies.current() === null) return `no valid policy: ${policies.status().problems.join('; ')}`;
+/** Why this replica must not serve yet (what /readyz reports), or null when it may. */
+function readiness(cluster: ClusterWatch, policies: PolicyStore | null, isLeader: () => boolean): () => string | null {
+  return () => {
+    if (!(cluster.nodes.synced && cluster.pods.synced && cluster.namespaces.synced)) return 'caches not synced';
+    if (policies !== null && policies.current() === null)
+      return `no valid policy: ${policies.status().problems.join('; ')}`;
     if (!isLeader()) return 'not the leader (another replica holds the lease)';
     return null;
   };
+}
+
+function serveScheduler(
+  options: ExtenderOptions,
+  scheduler: ExtenderScheduler,
+  metrics: ExtenderMetrics,
+  notReady: () => string | null,
+): Promise<Serving> {
+  const { log } = options;
   const app = createExtenderApp({ scheduler, metrics, log, notReady, prefix: options.prefix ?? '' });
-  const serving = await serve(app, { host: options.host ?? '0.0.0.0', port: options.port ?? 8888, ...(options.tls ? { tls: options.tls } : {}), log });
-  const port = serving.port;
-  const url = `${serving.url}${options.prefix ?? ''}`;
-  log.info({ url, nodes: state.nodes.size, allocations: state.ledger.size }, 'extender serving; state rebuilt from the API');
-  return {
-    url,
-    port,
-    state,
-    scheduler,
-    metrics,
-    ready: () => notReady() === null,
-    async close() {
-      clearInterval(profileTimer);
-      clearInterval(expireTimer);
-      policies?.close();
-      await leader?.stop();
-      await serving.close();
-      await Promise.all([nodes.stop(), pods.stop(), namespaces.stop()]);
-    },
-  };
+  return serve(app, {
+    host: options.host ?? '0.0.0.0',
+    port: options.port ?? 8888,
+    ...(options.tls ? { tls: options.tls } : {}),
+    log,
+  });
 }

@@ -52,7 +52,8 @@ function field(obj: Record<string, unknown>, name: string): unknown {
 }
 
 function asObject(body: unknown, what: string): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new WireError(`${what}: the body is not a JSON object`);
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new WireError(`${what}: the body is not a JSON object`);
   return body as Record<string, unknown>;
 }
 
@@ -66,10 +67,17 @@ export function parseExtenderArgs(body: unknown): ExtenderArgs {
   if (typeof pod !== 'object' || pod === null) throw new WireError('ExtenderArgs.Pod is missing');
   const nodes = field(obj, 'Nodes') as { items?: unknown } | null | undefined;
   const names = field(obj, 'NodeNames');
-  if (names !== undefined && names !== null && (!Array.isArray(names) || names.some((n) => typeof n !== 'string'))) throw new WireError('ExtenderArgs.NodeNames must be a list of names');
-  if (nodes !== undefined && nodes !== null && !Array.isArray(nodes.items)) throw new WireError('ExtenderArgs.Nodes must be a NodeList with items');
-  if ((names === undefined || names === null) && (nodes === undefined || nodes === null)) throw new WireError('ExtenderArgs has neither NodeNames nor Nodes');
-  return { pod: pod as KubePod, nodes: nodes?.items ? (nodes.items as KubeNode[]) : null, nodeNames: (names as string[] | null | undefined) ?? null };
+  if (names !== undefined && names !== null && (!Array.isArray(names) || names.some((n) => typeof n !== 'string')))
+    throw new WireError('ExtenderArgs.NodeNames must be a list of names');
+  if (nodes !== undefined && nodes !== null && !Array.isArray(nodes.items))
+    throw new WireError('ExtenderArgs.Nodes must be a NodeList with items');
+  if ((names === undefined || names === null) && (nodes === undefined || nodes === null))
+    throw new WireError('ExtenderArgs has neither NodeNames nor Nodes');
+  return {
+    pod: pod as KubePod,
+    nodes: nodes?.items ? (nodes.items as KubeNode[]) : null,
+    nodeNames: (names as string[] | null | undefined) ?? null,
+  };
 }
 
 export function parseBindingArgs(body: unknown): ExtenderBindingArgs {
@@ -87,6 +95,9 @@ export function parsePreemptionArgs(body: unknown): ExtenderPreemptionArgs {
   const pod = field(obj, 'Pod');
   if (typeof pod !== 'object' || pod === null) throw new WireError('ExtenderPreemptionArgs.Pod is missing');
   const meta = field(obj, 'NodeNameToMetaVictims') as Record<string, MetaVictims> | null | undefined;
-  const full = field(obj, 'NodeNameToVictims') as Record<string, { Pods: KubePod[]; NumPDBViolations: number }> | null | undefined;
+  const full = field(obj, 'NodeNameToVictims') as
+    | Record<string, { Pods: KubePod[]; NumPDBViolations: number }>
+    | null
+    | undefined;
   return { pod: pod as KubePod, nodeNameToMetaVictims: meta ?? null, nodeNameToVictims: full ?? null };
 }

@@ -7,9 +7,11 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import type { ClusterView } from '../core/admission/cluster-view.ts';
 import type { AdmissionRequest, AdmissionResponse, AdmissionReview } from '../core/admission/request.ts';
-import { mutateRequest, mutationResponse, validateRequest, validationResponse, type AdmissionConfig } from '../core/admission/review.ts';
+import { mutateRequest } from '../core/admission/mutate.ts';
+import { mutationResponse, validationResponse } from '../core/admission/responses.ts';
+import { validateRequest, type AdmissionConfig } from '../core/admission/validation.ts';
+import type { PolicyStore } from '../server/policy-store.ts';
 import type { WebhookMetrics } from './metrics.ts';
-import type { PolicyStore } from './policy-store.ts';
 
 export interface WebhookDeps {
   readonly policies: PolicyStore;
@@ -22,7 +24,8 @@ export interface WebhookDeps {
 
 /** The request inside a review, or a message saying what is wrong with the body. */
 export function parseReview(body: unknown): AdmissionRequest | string {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'the body is not a JSON object; send an admission.k8s.io/v1 AdmissionReview';
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    return 'the body is not a JSON object; send an admission.k8s.io/v1 AdmissionReview';
   const review = body as Partial<AdmissionReview>;
   if (review.apiVersion !== 'admission.k8s.io/v1' || review.kind !== 'AdmissionReview') {
     return `expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got ${JSON.stringify(review.apiVersion)} / ${JSON.stringify(review.kind)}; set admissionReviewVersions: ["v1"] in the webhook configuration`;
@@ -30,10 +33,16 @@ export function parseReview(body: unknown): AdmissionRequest | string {
   const req = review.request as Partial<AdmissionRequest> | undefined;
   if (typeof req !== 'object' || req === null) return 'the AdmissionReview has no request';
   if (typeof req.uid !== 'string' || req.uid === '') return 'request.uid is missing';
-  if (typeof req.kind !== 'object' || req.kind === null || typeof req.kind.kind !== 'string') return 'request.kind is missing';
-  if (!['CREATE', 'UPDATE', 'DELETE', 'CONNECT'].includes(String(req.operation))) return `request.operation ${JSON.stringify(req.operation)} is not CREATE, UPDATE, DELETE or CONNECT`;
-  if (req.object !== undefined && req.object !== null && (typeof req.object !== 'object' || Array.isArray(req.object))) return 'request.object is not an object';
-  return { ...(req as AdmissionRequest), userInfo: typeof req.userInfo === 'object' && req.userInfo !== null ? req.userInfo : {} };
+  if (typeof req.kind !== 'object' || req.kind === null || typeof req.kind.kind !== 'string')
+    return 'request.kind is missing';
+  if (!['CREATE', 'UPDATE', 'DELETE', 'CONNECT'].includes(String(req.operation)))
+    return `request.operation ${JSON.stringify(req.operation)} is not CREATE, UPDATE, DELETE or CONNECT`;
+  if (req.object !== undefined && req.object !== null && (typeof req.object !== 'object' || Array.isArray(req.object)))
+    return 'request.object is not an object';
+  return {
+    ...(req as AdmissionRequest),
+    userInfo: typeof req.userInfo === 'object' && req.userInfo !== null ? req.userInfo : {},
+  };
 }
 
 function reply(res: Response, response: AdmissionResponse): void {
@@ -61,25 +70,64 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
     const policy = policies.current();
     try {
       if (policy === null) {
-        response = { uid: parsed.uid, allowed: false, status: { code: 503, reason: 'ServiceUnavailable', message: `Tessera has no valid policy in force (${policies.status().problems.join('; ')}); fix the policy files` } };
+        response = {
+          uid: parsed.uid,
+          allowed: false,
+          status: {
+            code: 503,
+            reason: 'ServiceUnavailable',
+            message: `Tessera has no valid policy in force (${policies.status().problems.join('; ')}); fix the policy files`,
+          },
+        };
       } else if (webhook === 'mutate') {
         const mutation = mutateRequest(parsed, policy, view);
         response = mutationResponse(parsed.uid, mutation);
         if (mutation.denial !== null) metrics.decisions.inc({ webhook, rule: 'tessera/tenancy', action: 'enforce' });
       } else {
-        const verdict = validateRequest(parsed, policy, view, { ...config, recentRevisions: policies.recentRevisions() });
+        const verdict = validateRequest(parsed, policy, view, {
+          ...config,
+          recentRevisions: policies.recentRevisions(),
+        });
         for (const v of verdict.violations) metrics.decisions.inc({ webhook, rule: v.rule, action: v.action });
         response = validationResponse(parsed.uid, verdict, policy);
       }
     } catch (e) {
       metrics.errors.inc({ webhook });
-      log.error({ err: e, webhook, uid: parsed.uid, kind: parsed.kind.kind, namespace: parsed.namespace, name: parsed.name }, 'review failed inside Tessera');
-      response = { uid: parsed.uid, allowed: false, status: { code: 500, reason: 'InternalError', message: 'Tessera could not evaluate this request (internal error, see the webhook logs); it was denied to keep GPU accounting safe' } };
+      log.error(
+        { err: e, webhook, uid: parsed.uid, kind: parsed.kind.kind, namespace: parsed.namespace, name: parsed.name },
+        'review failed inside Tessera',
+      );
+      response = {
+        uid: parsed.uid,
+        allowed: false,
+        status: {
+          code: 500,
+          reason: 'InternalError',
+          message:
+            'Tessera could not evaluate this request (internal error, see the webhook logs); it was denied to keep GPU accounting safe',
+        },
+      };
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    metrics.reviewSeconds.observe({ webhook, kind: parsed.kind.kind, operation: parsed.operation, allowed: String(response.allowed) }, seconds);
+    metrics.reviewSeconds.observe(
+      { webhook, kind: parsed.kind.kind, operation: parsed.operation, allowed: String(response.allowed) },
+      seconds,
+    );
     if (!response.allowed || (response.warnings?.length ?? 0) > 0) {
-      log.info({ webhook, uid: parsed.uid, kind: parsed.kind.kind, namespace: parsed.namespace, name: parsed.name, user: parsed.userInfo.username, allowed: response.allowed, message: response.status?.message, warnings: response.warnings }, 'admission decision');
+      log.info(
+        {
+          webhook,
+          uid: parsed.uid,
+          kind: parsed.kind.kind,
+          namespace: parsed.namespace,
+          name: parsed.name,
+          user: parsed.userInfo.username,
+          allowed: response.allowed,
+          message: response.status?.message,
+          warnings: response.warnings,
+        },
+        'admission decision',
+      );
     }
     reply(res, response);
   };
@@ -93,7 +141,13 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
     const status = policies.status();
     const synced = deps.synced();
     const ready = synced && status.state !== 'missing';
-    const reason = !synced ? 'informer caches not synced yet' : status.state === 'missing' ? `no valid policy: ${status.problems.join('; ')}` : status.state === 'stale' ? `serving last good policy revision ${status.revision}; the policy files on disk are invalid: ${status.problems.join('; ')}` : `policy revision ${status.revision} in force`;
+    const reason = !synced
+      ? 'informer caches not synced yet'
+      : status.state === 'missing'
+        ? `no valid policy: ${status.problems.join('; ')}`
+        : status.state === 'stale'
+          ? `serving last good policy revision ${status.revision}; the policy files on disk are invalid: ${status.problems.join('; ')}`
+          : `policy revision ${status.revision} in force`;
     res.status(ready ? 200 : 503).json({ ready, reason, policy: status });
   });
   app.get('/policy', (_req, res) => {
@@ -113,7 +167,12 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
     const reason = e.type === 'entity.too.large' ? 'too-large' : e.type === 'entity.parse.failed' ? 'json' : 'other';
     metrics.malformed.inc({ reason });
     if (status === 500) log.error({ err }, 'request failed');
-    const message = reason === 'too-large' ? 'the body is larger than 3 MiB, the API server’s limit' : reason === 'json' ? `the body is not valid JSON: ${e.message ?? ''}` : 'the request could not be read';
+    const message =
+      reason === 'too-large'
+        ? 'the body is larger than 3 MiB, the API server’s limit'
+        : reason === 'json'
+          ? `the body is not valid JSON: ${e.message ?? ''}`
+          : 'the request could not be read';
     res.status(status).json({ error: message });
   });
   return app;

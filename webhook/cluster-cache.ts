@@ -3,12 +3,13 @@
 
 import { CoreV1Api, type KubeConfig, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { ClusterView, TenantUsage } from '../core/admission/cluster-view.ts';
+import type { ClusterView } from '../core/admission/cluster-view.ts';
+import type { TenantUsage } from '../core/admission/tenant-usage.ts';
 import { TenantUsageIndex } from '../core/admission/tenant-usage.ts';
 import type { KubeNamespace, KubePod } from '../core/kube-objects.ts';
-import { TENANT_LABEL } from '../core/names.ts';
+import { TENANT_LABEL } from '../core/well-known-names.ts';
 import type { Policy } from '../core/policy/model.ts';
-import { WatchedResource } from './informer.ts';
+import { WatchedResource } from '../server/watched-resource.ts';
 
 export class ClusterCache implements ClusterView {
   readonly namespaces: WatchedResource<V1Namespace>;
@@ -17,7 +18,13 @@ export class ClusterCache implements ClusterView {
 
   constructor(kc: KubeConfig, log: Logger) {
     const core = kc.makeApiClient(CoreV1Api);
-    this.namespaces = new WatchedResource<V1Namespace>(kc, '/api/v1/namespaces', () => core.listNamespace(), log, 'namespaces');
+    this.namespaces = new WatchedResource<V1Namespace>(
+      kc,
+      '/api/v1/namespaces',
+      () => core.listNamespace(),
+      log,
+      'namespaces',
+    );
     this.pods = new WatchedResource<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces(), log, 'pods');
     for (const event of ['add', 'update', 'delete'] as const) this.namespaces.on(event, () => this.usage.invalidate());
     this.pods.on('add', (p) => this.usage.upsertPod(p as KubePod));

@@ -52,34 +52,75 @@ export function policyReportWriter(kc: KubeConfig, log: Logger): PolicyReportWri
       }
       const now = Math.floor(Date.now() / 1000);
       for (const [namespace, pods] of byNamespace) {
-        const results = pods.flatMap((p) => p.violations.map((v) => ({
-          policy: policyName,
-          rule: v.rule,
-          result: v.action === 'warn' ? 'warn' : 'fail',
-          severity: v.action === 'enforce' ? 'high' : v.action === 'warn' ? 'medium' : 'low',
-          message: v.message,
-          source: 'tessera',
-          timestamp: { seconds: now, nanos: 0 },
-          properties: { action: v.action, tenant: p.tenant ?? '', admittedRevision: p.admittedRevision ?? '', currentRevision: report.revision },
-          resources: [{ apiVersion: 'v1', kind: 'Pod', name: p.name, namespace }],
-        }))).slice(0, MAX_RESULTS);
-        const summary = { pass: 0, fail: results.filter((r) => r.result === 'fail').length, warn: results.filter((r) => r.result === 'warn').length, error: 0, skip: 0 };
-        const body = { apiVersion: `${GROUP}/${VERSION}`, kind: 'PolicyReport', metadata: { name: NAME, namespace, labels: { 'app.kubernetes.io/managed-by': 'tessera' } }, summary, results };
+        const results = pods
+          .flatMap((p) =>
+            p.violations.map((v) => ({
+              policy: policyName,
+              rule: v.rule,
+              result: v.action === 'warn' ? 'warn' : 'fail',
+              severity: v.action === 'enforce' ? 'high' : v.action === 'warn' ? 'medium' : 'low',
+              message: v.message,
+              source: 'tessera',
+              timestamp: { seconds: now, nanos: 0 },
+              properties: {
+                action: v.action,
+                tenant: p.tenant ?? '',
+                admittedRevision: p.admittedRevision ?? '',
+                currentRevision: report.revision,
+              },
+              resources: [{ apiVersion: 'v1', kind: 'Pod', name: p.name, namespace }],
+            })),
+          )
+          .slice(0, MAX_RESULTS);
+        const summary = {
+          pass: 0,
+          fail: results.filter((r) => r.result === 'fail').length,
+          warn: results.filter((r) => r.result === 'warn').length,
+          error: 0,
+          skip: 0,
+        };
+        const body = {
+          apiVersion: `${GROUP}/${VERSION}`,
+          kind: 'PolicyReport',
+          metadata: { name: NAME, namespace, labels: { 'app.kubernetes.io/managed-by': 'tessera' } },
+          summary,
+          results,
+        };
         try {
-          const existing = (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name: NAME })) as { metadata?: { resourceVersion?: string } };
-          await custom.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name: NAME, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
+          const existing = (await custom.getNamespacedCustomObject({
+            group: GROUP,
+            version: VERSION,
+            namespace,
+            plural: PLURAL,
+            name: NAME,
+          })) as { metadata?: { resourceVersion?: string } };
+          await custom.replaceNamespacedCustomObject({
+            group: GROUP,
+            version: VERSION,
+            namespace,
+            plural: PLURAL,
+            name: NAME,
+            body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } },
+          });
         } catch (e) {
           if (status(e) !== 404) {
-            log.warn({ namespace, err: e instanceof Error ? e.message : String(e) }, 'could not update the PolicyReport');
+            log.warn(
+              { namespace, err: e instanceof Error ? e.message : String(e) },
+              'could not update the PolicyReport',
+            );
             continue;
           }
-          await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, body }).catch((err: unknown) => log.warn({ namespace, err: String(err) }, 'could not create the PolicyReport'));
+          await custom
+            .createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, body })
+            .catch((err: unknown) => log.warn({ namespace, err: String(err) }, 'could not create the PolicyReport'));
         }
         written.add(namespace);
       }
       for (const namespace of [...written]) {
         if (byNamespace.has(namespace)) continue;
-        await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name: NAME }).catch(() => {});
+        await custom
+          .deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name: NAME })
+          .catch(() => {});
         written.delete(namespace);
       }
     },

@@ -3,11 +3,12 @@
 // make sense at admission time (who is asking, nodeName on CREATE, quota at CREATE) are left out.
 
 import type { KubePod } from '../kube-objects.ts';
-import { POLICY_REVISION } from '../names.ts';
+import { POLICY_REVISION } from '../well-known-names.ts';
 import type { Policy } from '../policy/model.ts';
-import { isTerminated, tenantOfNamespace, type ClusterView } from './cluster-view.ts';
+import { isLeaving } from '../pod-lifecycle.ts';
+import { tenantOfNamespace, type ClusterView } from './cluster-view.ts';
 import type { CheckContext, Violation } from './check.ts';
-import { subjectOf, podViolations } from './review.ts';
+import { podViolations, subjectOf } from './validation.ts';
 
 export interface DriftedPod {
   readonly namespace: string;
@@ -24,17 +25,30 @@ export interface DriftReport {
   /** Pods admitted under another revision (drifted or not). */
   readonly staleRevision: number;
   /** Count of violations by rule, action and tenant ("-" for none). */
-  readonly byRule: readonly { readonly rule: string; readonly action: string; readonly tenant: string; readonly pods: number }[];
+  readonly byRule: readonly {
+    readonly rule: string;
+    readonly action: string;
+    readonly tenant: string;
+    readonly pods: number;
+  }[];
 }
 
 export function auditPods(pods: Iterable<KubePod>, policy: Policy, view: ClusterView): DriftReport {
-  const ctx: CheckContext = { policy, view, user: {}, operation: 'UPDATE', system: false, admin: false, recentRevisions: new Set() };
+  const ctx: CheckContext = {
+    policy,
+    view,
+    user: {},
+    operation: 'UPDATE',
+    system: false,
+    admin: false,
+    recentRevisions: new Set(),
+  };
   const drifted: DriftedPod[] = [];
   const counts = new Map<string, number>();
   let checked = 0;
   let staleRevision = 0;
   for (const pod of pods) {
-    if (isTerminated(pod) || pod.metadata?.deletionTimestamp) continue;
+    if (isLeaving(pod)) continue;
     checked++;
     const namespace = pod.metadata?.namespace ?? '';
     const tenant = tenantOfNamespace(view, namespace);
@@ -53,9 +67,11 @@ export function auditPods(pods: Iterable<KubePod>, policy: Policy, view: Cluster
     }
   }
   drifted.sort((a, b) => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1));
-  const byRule = [...counts.entries()].map(([key, n]) => {
-    const [rule, action, tenant] = key.split('\u0000') as [string, string, string];
-    return { rule, action, tenant, pods: n };
-  }).sort((a, b) => (a.rule + a.tenant < b.rule + b.tenant ? -1 : 1));
+  const byRule = [...counts.entries()]
+    .map(([key, n]) => {
+      const [rule, action, tenant] = key.split('\u0000') as [string, string, string];
+      return { rule, action, tenant, pods: n };
+    })
+    .sort((a, b) => (a.rule + a.tenant < b.rule + b.tenant ? -1 : 1));
   return { revision: policy.revision, checked, drifted, staleRevision, byRule };
 }

@@ -5,7 +5,7 @@ import type { DemandError, PodDemand } from '../demand.ts';
 import type { KubePod } from '../kube-objects.ts';
 import type { Action, Policy, Tenant } from '../policy/model.ts';
 import type { ClusterView } from './cluster-view.ts';
-import type { GpuDecision } from './gpu-decision.ts';
+import type { GpuDecision } from '../pools/gpu-decision.ts';
 import type { UserInfo } from './request.ts';
 
 export interface Violation {

@@ -2,24 +2,14 @@
 // that count against tenants' quotas. The webhook feeds it from informers; the CLI from a context file.
 
 import type { KubeNamespace, KubePod } from '../kube-objects.ts';
-import { TENANT_LABEL } from '../names.ts';
+import { TENANT_LABEL } from '../well-known-names.ts';
 import type { Policy } from '../policy/model.ts';
-import { TenantUsageIndex } from './tenant-usage.ts';
-
-export interface TenantUsage {
-  readonly equivalents: number;
-  readonly pods: number;
-}
+import { TenantUsageIndex, type TenantUsage } from './tenant-usage.ts';
 
 export interface ClusterView {
   namespace(name: string): KubeNamespace | undefined;
   /** GPU-equivalents held by the tenant's non-terminated pods, except the pod with `exceptUid`. */
   tenantUsage(tenant: string, policy: Policy, exceptUid: string | null): TenantUsage;
-}
-
-export function isTerminated(pod: KubePod): boolean {
-  const phase = pod.status?.phase;
-  return phase === 'Succeeded' || phase === 'Failed';
 }
 
 export function tenantOfNamespace(view: ClusterView, namespace: string): string | null {

@@ -2,12 +2,22 @@
 // wires NVIDIA_VISIBLE_DEVICES, stamps the tenant and the policy revision. It edits a clone and never the input;
 // running it on its own output changes nothing (reinvocationPolicy: IfNeeded).
 
-import { readDemand, wantsGpu, DemandError } from '../demand.ts';
-import type { KubeContainer, KubePod } from '../kube-objects.ts';
-import { isGpuResource, POLICY_REVISION, POOL_ANNOTATION, TENANT_LABEL, VISIBLE_DEVICES } from '../names.ts';
+import jsonPatch from 'fast-json-patch';
+import { parseDemand, wantsGpu } from '../demand.ts';
+import type { KubeContainer, KubePod, PodSpec } from '../kube-objects.ts';
+import { isGpuResource, POLICY_REVISION, POOL_ANNOTATION, TENANT_LABEL, VISIBLE_DEVICES } from '../well-known-names.ts';
 import { tenantNamed, type Policy } from '../policy/model.ts';
-import { decideGpu } from './gpu-decision.ts';
-import { allContainers, ensureEnv, ensureToleration, hasEnv, requireNodeLabels, VISIBLE_DEVICES_ENV } from './pod-edits.ts';
+import { decideGpu } from '../pools/gpu-decision.ts';
+import { tenantOfNamespace, type ClusterView } from './cluster-view.ts';
+import type { AdmissionRequest } from './request.ts';
+import {
+  allContainers,
+  ensureEnv,
+  ensureToleration,
+  hasEnv,
+  requireNodeLabels,
+  VISIBLE_DEVICES_ENV,
+} from './pod-edits.ts';
 
 export interface MutationResult {
   readonly pod: KubePod;
@@ -21,7 +31,8 @@ const DEFAULT_SCHEDULER = 'default-scheduler';
 /** Containers that ask for GPUs natively (init containers included), else the first app container. */
 function gpuContainers(pod: KubePod): KubeContainer[] {
   const spec = pod.spec ?? {};
-  const holding = (c: KubeContainer) => Object.keys({ ...(c.resources?.limits ?? {}), ...(c.resources?.requests ?? {}) }).some(isGpuResource);
+  const holding = (c: KubeContainer) =>
+    Object.keys({ ...(c.resources?.limits ?? {}), ...(c.resources?.requests ?? {}) }).some(isGpuResource);
   const native = [...(spec.initContainers ?? []), ...(spec.containers ?? [])].filter(holding);
   return native.length > 0 ? native : (spec.containers ?? []).slice(0, 1);
 }
@@ -48,14 +59,9 @@ export function mutatePod(input: KubePod, namespaceTenant: string | null, policy
   let gpu: KubeContainer[] = [];
   let fractionPool = false;
 
-  let demand;
-  try {
-    demand = readDemand(pod);
-  } catch (e) {
-    // Malformed GPU input is the validating stage's to deny with its field; mutate nothing GPU-related.
-    if (!(e instanceof DemandError)) throw e;
-    demand = null;
-  }
+  // Malformed GPU input is the validating stage's to deny with its field; mutate nothing GPU-related.
+  const parsed = parseDemand(pod);
+  const demand = parsed.ok ? parsed.demand : null;
   const tenant = namespaceTenant === null ? undefined : tenantNamed(policy, namespaceTenant);
   if (demand !== null && wantsGpu(demand) && tenant) {
     const decision = decideGpu(demand, tenant, policy);
@@ -72,14 +78,18 @@ export function mutatePod(input: KubePod, namespaceTenant: string | null, policy
         const resources = (target.resources ??= {});
         const limits = (resources.limits ??= {});
         Object.assign(limits, plan.limits);
-        if (resources.requests && Object.keys(resources.requests).length > 0) Object.assign(resources.requests, plan.limits);
+        if (resources.requests && Object.keys(resources.requests).length > 0)
+          Object.assign(resources.requests, plan.limits);
       }
       gpu = target ? [target] : [];
     }
     requireNodeLabels(spec, pool.nodeSelector);
     if (pool.taint) ensureToleration(spec, pool.taint);
     fractionPool = pool.fractionMode === 'fraction';
-    if (pool.fractionMode === 'time-slicing') warnings.push(`pool ${pool.name} time-slices GPUs: there is no memory or fault isolation between the pods sharing a GPU`);
+    if (pool.fractionMode === 'time-slicing')
+      warnings.push(
+        `pool ${pool.name} time-slices GPUs: there is no memory or fault isolation between the pods sharing a GPU`,
+      );
   }
   if (namespaceTenant !== null) {
     (meta.labels ??= {})[TENANT_LABEL] = namespaceTenant;
@@ -89,11 +99,40 @@ export function mutatePod(input: KubePod, namespaceTenant: string | null, policy
     if (hasEnv(c, VISIBLE_DEVICES_ENV)) continue;
     if (gpu.includes(c)) {
       // On fraction pools the extender picks the GPUs at bind; the kubelet resolves this when the container starts.
-      if (fractionPool) ensureEnv(c, { name: VISIBLE_DEVICES_ENV, valueFrom: { fieldRef: { fieldPath: `metadata.annotations['${VISIBLE_DEVICES}']` } } });
+      if (fractionPool)
+        ensureEnv(c, {
+          name: VISIBLE_DEVICES_ENV,
+          valueFrom: { fieldRef: { fieldPath: `metadata.annotations['${VISIBLE_DEVICES}']` } },
+        });
     } else {
       // A CUDA base image sees every GPU of the node unless told otherwise.
       ensureEnv(c, { name: VISIBLE_DEVICES_ENV, value: 'void' });
     }
   }
   return { pod, denial: null, warnings };
+}
+
+export interface Mutation {
+  readonly patch: jsonPatch.Operation[];
+  readonly denial: string | null;
+  readonly warnings: readonly string[];
+}
+
+/** The mutating stage's patch for a request. */
+export function mutateRequest(req: AdmissionRequest, policy: Policy, view: ClusterView): Mutation {
+  const none: Mutation = { patch: [], denial: null, warnings: [] };
+  if (req.kind?.kind !== 'Pod' || typeof req.object !== 'object' || req.object === null) return none;
+  const pod = req.object as KubePod;
+  if (req.operation === 'UPDATE' && req.subResource === 'ephemeralcontainers') {
+    // Only ephemeral containers may change through this subresource.
+    const copy = structuredClone(pod);
+    for (const c of (copy.spec as PodSpec | undefined)?.ephemeralContainers ?? [])
+      if (!hasEnv(c, VISIBLE_DEVICES_ENV)) ensureEnv(c, { name: VISIBLE_DEVICES_ENV, value: 'void' });
+    return { patch: jsonPatch.compare(pod, copy), denial: null, warnings: [] };
+  }
+  if (req.operation !== 'CREATE') return none;
+  const namespace = req.namespace || pod.metadata?.namespace || '';
+  const result = mutatePod(pod, tenantOfNamespace(view, namespace), policy);
+  if (result.denial !== null) return { patch: [], denial: result.denial, warnings: result.warnings };
+  return { patch: jsonPatch.compare(pod, result.pod), denial: null, warnings: result.warnings };
 }

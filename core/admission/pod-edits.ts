@@ -26,7 +26,9 @@ interface Term {
 }
 
 function hasRequirement(term: Term, key: string, value: string): boolean {
-  return (term.matchExpressions ?? []).some((r) => r.key === key && r.operator === 'In' && r.values?.length === 1 && r.values[0] === value);
+  return (term.matchExpressions ?? []).some(
+    (r) => r.key === key && r.operator === 'In' && r.values?.length === 1 && r.values[0] === value,
+  );
 }
 
 /**
@@ -34,14 +36,17 @@ function hasRequirement(term: Term, key: string, value: string): boolean {
  * are added to every existing term (AND within each); the user's own terms and preferences are kept.
  */
 export function requireNodeLabels(spec: PodSpec, labels: Readonly<Record<string, string>>): void {
-  const affinity = (spec.affinity ??= {}) as { nodeAffinity?: { requiredDuringSchedulingIgnoredDuringExecution?: { nodeSelectorTerms?: Term[] } } };
+  const affinity = (spec.affinity ??= {}) as {
+    nodeAffinity?: { requiredDuringSchedulingIgnoredDuringExecution?: { nodeSelectorTerms?: Term[] } };
+  };
   const nodeAffinity = (affinity.nodeAffinity ??= {});
   const required = (nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution ??= {});
   const terms = (required.nodeSelectorTerms ??= []);
   if (terms.length === 0) terms.push({ matchExpressions: [] });
   for (const term of terms) {
     for (const [key, value] of Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1))) {
-      if (!hasRequirement(term, key, value)) (term.matchExpressions ??= []).push({ key, operator: 'In', values: [value] });
+      if (!hasRequirement(term, key, value))
+        (term.matchExpressions ??= []).push({ key, operator: 'In', values: [value] });
     }
   }
 }
@@ -49,8 +54,15 @@ export function requireNodeLabels(spec: PodSpec, labels: Readonly<Record<string,
 /** Whether every required node-affinity term (or the nodeSelector) pins the pod to these labels. */
 export function pinnedToLabels(spec: PodSpec, labels: Readonly<Record<string, string>>): boolean {
   const selector = spec.nodeSelector ?? {};
-  const required = (spec.affinity as { nodeAffinity?: { requiredDuringSchedulingIgnoredDuringExecution?: { nodeSelectorTerms?: Term[] } } } | undefined)?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
-  return Object.entries(labels).every(([k, v]) => selector[k] === v || (required.length > 0 && required.every((term) => hasRequirement(term, k, v))));
+  const required =
+    (
+      spec.affinity as
+        | { nodeAffinity?: { requiredDuringSchedulingIgnoredDuringExecution?: { nodeSelectorTerms?: Term[] } } }
+        | undefined
+    )?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+  return Object.entries(labels).every(
+    ([k, v]) => selector[k] === v || (required.length > 0 && required.every((term) => hasRequirement(term, k, v))),
+  );
 }
 
 export function tolerates(t: Toleration, taint: { key: string; value?: string; effect: string }): boolean {
@@ -61,7 +73,16 @@ export function tolerates(t: Toleration, taint: { key: string; value?: string; e
 
 export function ensureToleration(spec: PodSpec, taint: { key: string; value?: string; effect: string }): void {
   const tolerations = (spec.tolerations ??= []);
-  if (tolerations.some((t) => t.key === taint.key && (t.operator ?? 'Equal') === 'Equal' && (t.value ?? '') === (taint.value ?? '') && t.effect === taint.effect)) return;
+  if (
+    tolerations.some(
+      (t) =>
+        t.key === taint.key &&
+        (t.operator ?? 'Equal') === 'Equal' &&
+        (t.value ?? '') === (taint.value ?? '') &&
+        t.effect === taint.effect,
+    )
+  )
+    return;
   tolerations.push({ key: taint.key, operator: 'Equal', value: taint.value ?? '', effect: taint.effect });
 }
 

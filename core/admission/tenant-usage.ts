@@ -2,9 +2,14 @@
 // a walk over every pod. Entries are recomputed when the policy revision or the namespace-to-tenant mapping changes.
 
 import type { KubePod } from '../kube-objects.ts';
+import { isLeaving } from '../pod-lifecycle.ts';
 import type { Policy } from '../policy/model.ts';
-import { isTerminated, type TenantUsage } from './cluster-view.ts';
-import { podEquivalents } from './equivalents.ts';
+import { equivalentsOfPod } from '../pools/equivalents.ts';
+
+export interface TenantUsage {
+  readonly equivalents: number;
+  readonly pods: number;
+}
 
 interface Entry {
   tenant: string;
@@ -36,7 +41,7 @@ export class TenantUsageIndex {
   upsertPod(pod: KubePod): void {
     const key = this.key(pod);
     this.removeEntry(key);
-    if (isTerminated(pod) || pod.metadata?.deletionTimestamp) {
+    if (isLeaving(pod)) {
       this.pods.delete(key);
       return;
     }
@@ -54,7 +59,7 @@ export class TenantUsageIndex {
     if (policy === null) return;
     const tenant = this.tenantOf(pod.metadata?.namespace ?? '');
     if (tenant === null) return;
-    const equivalents = podEquivalents(pod, policy);
+    const equivalents = equivalentsOfPod(pod, policy);
     if (equivalents <= 0) return;
     this.entries.set(key, { tenant, equivalents });
     const t = this.totals.get(tenant) ?? { equivalents: 0, pods: 0 };

@@ -33,23 +33,35 @@ interface ProfileSpec {
   me?: boolean;
 }
 
-function geometry(family: string, computeSlices: number, memorySlices: number, sliceMiB: Readonly<Record<number, number>>, specs: ProfileSpec[]): MigGeometry {
-  const profiles = specs.map((s): MigProfile => ({
-    name: `${s.g}g.${s.gb}gb${s.me ? '+me' : ''}`,
-    computeSlices: s.g,
-    memorySlices: s.size,
-    starts: s.starts,
-    maxInstances: s.max,
-    memoryMiB: sliceMiB[s.size] ?? Math.floor(s.gb * 953.67),
-    mediaExtensions: s.me === true,
-  }));
+function geometry(
+  family: string,
+  computeSlices: number,
+  memorySlices: number,
+  sliceMiB: Readonly<Record<number, number>>,
+  specs: ProfileSpec[],
+): MigGeometry {
+  const profiles = specs.map(
+    (s): MigProfile => ({
+      name: `${s.g}g.${s.gb}gb${s.me ? '+me' : ''}`,
+      computeSlices: s.g,
+      memorySlices: s.size,
+      starts: s.starts,
+      maxInstances: s.max,
+      memoryMiB: sliceMiB[s.size] ?? Math.floor(s.gb * 953.67),
+      mediaExtensions: s.me === true,
+    }),
+  );
   return { family, computeSlices, memorySlices, profiles };
 }
 
 const SEVEN = [0, 1, 2, 3, 4, 5, 6];
 
 /** The 7-compute / 8-memory-slice layout shared by A100, H100 and H200 (smi profile IDs 19, 20, 15, 14, 9, 5, 0). */
-function sevenSlice(family: string, gb: readonly [number, number, number, number], sliceMiB: Readonly<Record<number, number>>): MigGeometry {
+function sevenSlice(
+  family: string,
+  gb: readonly [number, number, number, number],
+  sliceMiB: Readonly<Record<number, number>>,
+): MigGeometry {
   const [one, two, four, eight] = gb;
   return geometry(family, 7, 8, sliceMiB, [
     { g: 1, gb: one, size: 1, starts: SEVEN, max: 7 },

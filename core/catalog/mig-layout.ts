@@ -27,7 +27,9 @@ export function layoutProblems(geometry: MigGeometry, instances: readonly MigIns
       continue;
     }
     if (!profile.starts.includes(instance.start)) {
-      problems.push(`${profile.name} cannot start at memory slice ${instance.start} (legal: ${profile.starts.join(', ')})`);
+      problems.push(
+        `${profile.name} cannot start at memory slice ${instance.start} (legal: ${profile.starts.join(', ')})`,
+      );
       continue;
     }
     const mask = rangeMask(instance.start, profile.memorySlices);
@@ -35,7 +37,8 @@ export function layoutProblems(geometry: MigGeometry, instances: readonly MigIns
     occupied |= mask;
     const count = (counts.get(profile.name) ?? 0) + 1;
     counts.set(profile.name, count);
-    if (count > profile.maxInstances) problems.push(`more than ${profile.maxInstances} ${profile.name} instances on one GPU`);
+    if (count > profile.maxInstances)
+      problems.push(`more than ${profile.maxInstances} ${profile.name} instances on one GPU`);
     if (profile.mediaExtensions) media++;
   }
   if (media > 1) problems.push('more than one +me instance on one GPU (a GPU has one media-engine set)');
@@ -87,7 +90,11 @@ export function reachableComputeSlices(geometry: MigGeometry, mask: number): num
  * The start offset for one more instance of `profile`, or null when none is legal. Among legal offsets it keeps the most
  * compute reachable for later instances, then the highest offset (low offsets are the only home of 4g and 7g).
  */
-export function choosePlacement(geometry: MigGeometry, instances: readonly MigInstance[], profile: MigProfile): number | null {
+export function choosePlacement(
+  geometry: MigGeometry,
+  instances: readonly MigInstance[],
+  profile: MigProfile,
+): number | null {
   const same = instances.filter((i) => i.profile === profile.name).length;
   if (same >= profile.maxInstances) return null;
   if (profile.mediaExtensions && instances.some((i) => migProfile(geometry, i.profile)?.mediaExtensions)) return null;
@@ -118,7 +125,11 @@ export interface LayoutReconstruction {
  * because instances of a profile are interchangeable to a pod. Largest instances go first, each on the GPU where it
  * keeps the most compute reachable.
  */
-export function reconstructLayout(geometry: MigGeometry, gpuCount: number, counts: Readonly<Record<string, number>>): LayoutReconstruction {
+export function reconstructLayout(
+  geometry: MigGeometry,
+  gpuCount: number,
+  counts: Readonly<Record<string, number>>,
+): LayoutReconstruction {
   const gpus: MigInstance[][] = Array.from({ length: gpuCount }, () => []);
   const wanted: MigProfile[] = [];
   for (const [name, count] of Object.entries(counts)) {
@@ -126,7 +137,9 @@ export function reconstructLayout(geometry: MigGeometry, gpuCount: number, count
     if (!profile) return { gpus, problem: `MIG profile ${name} does not exist on ${geometry.family} GPUs` };
     for (let i = 0; i < count; i++) wanted.push(profile);
   }
-  wanted.sort((a, b) => b.memorySlices - a.memorySlices || b.computeSlices - a.computeSlices || a.name.localeCompare(b.name));
+  wanted.sort(
+    (a, b) => b.memorySlices - a.memorySlices || b.computeSlices - a.computeSlices || a.name.localeCompare(b.name),
+  );
   const table = reachableCompute(geometry);
   for (const profile of wanted) {
     let target = -1;
@@ -143,8 +156,13 @@ export function reconstructLayout(geometry: MigGeometry, gpuCount: number, count
       }
     });
     if (target < 0) {
-      const summary = Object.entries(counts).map(([n, c]) => `${c}x${n}`).join(', ');
-      return { gpus, problem: `MIG instance counts (${summary}) cannot be laid out legally on ${gpuCount} ${geometry.family} GPU(s)` };
+      const summary = Object.entries(counts)
+        .map(([n, c]) => `${c}x${n}`)
+        .join(', ');
+      return {
+        gpus,
+        problem: `MIG instance counts (${summary}) cannot be laid out legally on ${gpuCount} ${geometry.family} GPU(s)`,
+      };
     }
     gpus[target]!.push({ profile: profile.name, start: targetStart });
   }

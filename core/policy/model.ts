@@ -27,6 +27,8 @@ export interface Tenant {
   /** Priority classes the tenant's pods may name; null allows any. */
   readonly priorityClasses: readonly string[] | null;
   readonly shareGpuWith: 'any' | 'same-tenant';
+  /** Other tenants whose lower-priority pods this tenant's pods may preempt ('*': any, and pods outside tenants). */
+  readonly mayPreempt: readonly string[];
 }
 
 export interface RuleMatch {
@@ -43,11 +45,23 @@ interface RuleBase {
 }
 
 export type Rule =
-  | (RuleBase & { readonly kind: 'GpuRequest'; readonly minMilli: number | null; readonly maxMemoryMiB: number | null; readonly requireLimits: boolean })
+  | (RuleBase & {
+      readonly kind: 'GpuRequest';
+      readonly minMilli: number | null;
+      readonly maxMemoryMiB: number | null;
+      readonly requireLimits: boolean;
+    })
   | (RuleBase & { readonly kind: 'GpuBypass' })
   | (RuleBase & { readonly kind: 'ImageRegistry'; readonly allowed: readonly string[] })
-  | (RuleBase & { readonly kind: 'RequiredLabels'; readonly labels: readonly { readonly key: string; readonly pattern: RegExp; readonly source: string }[] })
-  | (RuleBase & { readonly kind: 'ImmutableFields'; readonly annotations: readonly string[]; readonly labels: readonly string[] })
+  | (RuleBase & {
+      readonly kind: 'RequiredLabels';
+      readonly labels: readonly { readonly key: string; readonly pattern: RegExp; readonly source: string }[];
+    })
+  | (RuleBase & {
+      readonly kind: 'ImmutableFields';
+      readonly annotations: readonly string[];
+      readonly labels: readonly string[];
+    })
   | (RuleBase & { readonly kind: 'RuntimeClass'; readonly gpuPods: string });
 
 export type RuleKind = Rule['kind'];

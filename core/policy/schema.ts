@@ -38,7 +38,11 @@ export const POLICY_SCHEMA = {
     metadata: {
       type: 'object',
       required: ['name'],
-      properties: { name, labels: { type: 'object', additionalProperties: { type: 'string' } }, annotations: { type: 'object', additionalProperties: { type: 'string' } } },
+      properties: {
+        name,
+        labels: { type: 'object', additionalProperties: { type: 'string' } },
+        annotations: { type: 'object', additionalProperties: { type: 'string' } },
+      },
       additionalProperties: false,
     },
     spec: {
@@ -64,7 +68,11 @@ export const POLICY_SCHEMA = {
                 type: 'object',
                 additionalProperties: false,
                 required: ['key', 'effect'],
-                properties: { key: { type: 'string', minLength: 1 }, value: { type: 'string' }, effect: { enum: ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] } },
+                properties: {
+                  key: { type: 'string', minLength: 1 },
+                  value: { type: 'string' },
+                  effect: { enum: ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] },
+                },
               },
               fractionMode: { enum: ['fraction', 'mig', 'time-slicing', 'mps', 'none'] },
               gpuModel: { type: 'string', minLength: 1 },
@@ -73,7 +81,10 @@ export const POLICY_SCHEMA = {
             },
             allOf: [
               { if: { properties: { fractionMode: { const: 'mig' } } }, then: { required: ['gpuModel'] } },
-              { if: { properties: { fractionMode: { enum: ['time-slicing', 'mps'] } } }, then: { required: ['replicas'] } },
+              {
+                if: { properties: { fractionMode: { enum: ['time-slicing', 'mps'] } } },
+                then: { required: ['replicas'] },
+              },
             ],
           },
         },
@@ -86,10 +97,15 @@ export const POLICY_SCHEMA = {
             properties: {
               name,
               pools: { type: 'array', minItems: 1, items: name },
-              quota: { type: 'object', additionalProperties: false, properties: { gpus: { type: 'number', minimum: 0 } } },
+              quota: {
+                type: 'object',
+                additionalProperties: false,
+                properties: { gpus: { type: 'number', minimum: 0 } },
+              },
               maxGpusPerPod: { type: 'number', exclusiveMinimum: 0 },
               priorityClasses: stringList,
               shareGpuWith: { enum: ['any', 'same-tenant'] },
+              mayPreempt: stringList,
             },
           },
         },
@@ -98,14 +114,81 @@ export const POLICY_SCHEMA = {
           items: {
             type: 'object',
             required: ['kind'],
-            properties: { kind: { enum: ['GpuRequest', 'GpuBypass', 'ImageRegistry', 'RequiredLabels', 'ImmutableFields', 'RuntimeClass'] } },
+            properties: {
+              kind: {
+                enum: ['GpuRequest', 'GpuBypass', 'ImageRegistry', 'RequiredLabels', 'ImmutableFields', 'RuntimeClass'],
+              },
+            },
             allOf: [
-              { if: { properties: { kind: { const: 'GpuRequest' } } }, then: rule('GpuRequest', { type: 'object', additionalProperties: false, properties: { minFraction: { type: 'number', exclusiveMinimum: 0, maximum: 1 }, maxMemory: quantity, requireLimits: { type: 'boolean' } } }) },
-              { if: { properties: { kind: { const: 'GpuBypass' } } }, then: rule('GpuBypass', { type: 'object', additionalProperties: false, properties: {} }) },
-              { if: { properties: { kind: { const: 'ImageRegistry' } } }, then: rule('ImageRegistry', { type: 'object', additionalProperties: false, required: ['allowed'], properties: { allowed: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } } } }, true) },
-              { if: { properties: { kind: { const: 'RequiredLabels' } } }, then: rule('RequiredLabels', { type: 'object', additionalProperties: false, required: ['labels'], properties: { labels: { type: 'object', minProperties: 1, additionalProperties: { type: 'string' } } } }, true) },
-              { if: { properties: { kind: { const: 'ImmutableFields' } } }, then: rule('ImmutableFields', { type: 'object', additionalProperties: false, properties: { annotations: stringList, labels: stringList } }, true) },
-              { if: { properties: { kind: { const: 'RuntimeClass' } } }, then: rule('RuntimeClass', { type: 'object', additionalProperties: false, required: ['gpuPods'], properties: { gpuPods: { type: 'string', minLength: 1 } } }, true) },
+              {
+                if: { properties: { kind: { const: 'GpuRequest' } } },
+                then: rule('GpuRequest', {
+                  type: 'object',
+                  additionalProperties: false,
+                  properties: {
+                    minFraction: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+                    maxMemory: quantity,
+                    requireLimits: { type: 'boolean' },
+                  },
+                }),
+              },
+              {
+                if: { properties: { kind: { const: 'GpuBypass' } } },
+                then: rule('GpuBypass', { type: 'object', additionalProperties: false, properties: {} }),
+              },
+              {
+                if: { properties: { kind: { const: 'ImageRegistry' } } },
+                then: rule(
+                  'ImageRegistry',
+                  {
+                    type: 'object',
+                    additionalProperties: false,
+                    required: ['allowed'],
+                    properties: { allowed: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } } },
+                  },
+                  true,
+                ),
+              },
+              {
+                if: { properties: { kind: { const: 'RequiredLabels' } } },
+                then: rule(
+                  'RequiredLabels',
+                  {
+                    type: 'object',
+                    additionalProperties: false,
+                    required: ['labels'],
+                    properties: {
+                      labels: { type: 'object', minProperties: 1, additionalProperties: { type: 'string' } },
+                    },
+                  },
+                  true,
+                ),
+              },
+              {
+                if: { properties: { kind: { const: 'ImmutableFields' } } },
+                then: rule(
+                  'ImmutableFields',
+                  {
+                    type: 'object',
+                    additionalProperties: false,
+                    properties: { annotations: stringList, labels: stringList },
+                  },
+                  true,
+                ),
+              },
+              {
+                if: { properties: { kind: { const: 'RuntimeClass' } } },
+                then: rule(
+                  'RuntimeClass',
+                  {
+                    type: 'object',
+                    additionalProperties: false,
+                    required: ['gpuPods'],
+                    properties: { gpuPods: { type: 'string', minLength: 1 } },
+                  },
+                  true,
+                ),
+              },
             ],
           },
         },

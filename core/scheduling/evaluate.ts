@@ -2,13 +2,14 @@
 // gives a verdict (feasible with a score and the placement bind would commit, or a reason), cached per node and pod
 // shape until the node, its usage or the cluster model changes, so that kube-scheduler's repeated calls cost lookups.
 
-import { podEquivalents } from '../admission/equivalents.ts';
-import { DemandError, readDemand, wantsGpu, type PodDemand } from '../demand.ts';
+import { formatEquivalents, podEquivalents, withinQuota } from '../pools/equivalents.ts';
+import { newAllocation } from '../allocation.ts';
+import { parseDemand, wantsGpu, type PodDemand } from '../demand.ts';
 import { fit, type Placement } from '../fit.ts';
-import type { NodeInventory } from '../inventory.ts';
+import type { NodeInventory } from '../inventory/node-inventory.ts';
 import type { NodeUsage } from '../ledger.ts';
 import type { KubePod } from '../kube-objects.ts';
-import { POOL_ANNOTATION } from '../names.ts';
+import { POOL_ANNOTATION } from '../well-known-names.ts';
 import { poolNamed, tenantNamed, type Pool } from '../policy/model.ts';
 import { reason, type Reason } from '../reasons.ts';
 import type { ScoringContext, Strategy } from '../scoring/strategy.ts';
@@ -27,29 +28,49 @@ export interface PodContext {
   readonly demand: PodDemand;
   readonly tenant: string | null;
   readonly pool: Pool | null;
+  /** spec.priority: nominations of pods at or above it hold room against this pod. */
+  readonly priority: number;
   readonly key: string;
 }
 
-export type PodContextResult = { readonly ok: true; readonly pod: PodContext } | { readonly ok: false; readonly reason: Reason };
+export type PodContextResult =
+  | { readonly ok: true; readonly pod: PodContext }
+  | { readonly ok: false; readonly reason: Reason };
 
 /** Reads the pod once per request (the CycleState habit). */
 export function podContext(state: SchedulingState, pod: KubePod): PodContextResult {
-  let demand: PodDemand;
-  try {
-    demand = readDemand(pod);
-  } catch (e) {
-    const message = e instanceof DemandError ? `${e.field}: ${e.message}` : String(e);
-    return { ok: false, reason: { code: 'ModeMismatch', message: `ModeMismatch: the pod's GPU request is invalid: ${message}`, unresolvable: true } };
-  }
+  const parsed = parseDemand(pod);
+  if (!parsed.ok)
+    return {
+      ok: false,
+      reason: reason(
+        'InvalidRequest',
+        `the pod's GPU request is invalid: ${parsed.error.field}: ${parsed.error.message}`,
+      ),
+    };
+  const demand = parsed.demand;
   const namespace = pod.metadata?.namespace ?? '';
   const tenant = state.tenantOf(namespace);
   const poolName = pod.metadata?.annotations?.[POOL_ANNOTATION];
-  const pool = poolName && state.policy ? poolNamed(state.policy, poolName) ?? null : null;
-  const key = JSON.stringify([demand.cpuMilli, demand.memoryMiB, demand.gpuResources, demand.fraction, demand.models, demand.topology, demand.intent.migProfile, demand.intent.memoryMiB, tenant, pool?.name ?? null]);
-  return { ok: true, pod: { demand, tenant, pool, key } };
+  const pool = poolName && state.policy ? (poolNamed(state.policy, poolName) ?? null) : null;
+  const priority = pod.spec?.priority ?? 0;
+  const key = JSON.stringify([
+    demand.cpuMilli,
+    demand.memoryMiB,
+    demand.gpuResources,
+    demand.fraction,
+    demand.models,
+    demand.topology,
+    demand.intent.migProfile,
+    demand.intent.memoryMiB,
+    tenant,
+    pool?.name ?? null,
+    priority,
+  ]);
+  return { ok: true, pod: { demand, tenant, pool, priority, key } };
 }
 
-function inPool(node: NodeInventory, pool: Pool): boolean {
+export function inPool(node: NodeInventory, pool: Pool): boolean {
   return Object.entries(pool.nodeSelector).every(([k, v]) => node.labels[k] === v);
 }
 
@@ -80,11 +101,47 @@ export class VerdictCache {
   }
 }
 
-function verdictOf(state: SchedulingState, ctx: PodContext, name: string, node: NodeInventory, strategy: Strategy, scoring: ScoringContext): NodeVerdict {
-  if (ctx.pool && !inPool(node, ctx.pool)) {
-    return { node: name, feasible: false, score: 0, placement: null, reason: reason('NodeNotInPool', `node ${name} is not in pool ${ctx.pool.name} (${Object.entries(ctx.pool.nodeSelector).map(([k, v]) => `${k}=${v}`).join(', ')})`) };
+/**
+ * The node's usage as this pod must see it: with the room held for pods that kube-scheduler nominated to the node after
+ * preempting for them, when they rank at or above this pod (as kube-scheduler's own filters count them).
+ */
+function usageWithNominations(state: SchedulingState, ctx: PodContext, node: NodeInventory): NodeUsage {
+  const usage = state.ledger.usage(node.name);
+  const held = state.nominationsOn(node.name).filter((n) => n.uid !== ctx.demand.uid && n.priority >= ctx.priority);
+  if (held.length === 0) return usage;
+  const after = usage.copy();
+  for (const n of held) {
+    const room = fit(node, after, n.demand, state.fitContext(n.tenant));
+    const placement = room.ok ? room.placements[0] : undefined;
+    if (placement)
+      after.apply(newAllocation({ pod: n.demand, tenant: n.tenant, node: node.name, holding: placement }), 1);
   }
-  const usage = state.ledger.usage(name);
+  return after;
+}
+
+function verdictOf(
+  state: SchedulingState,
+  ctx: PodContext,
+  name: string,
+  node: NodeInventory,
+  strategy: Strategy,
+  scoring: ScoringContext,
+): NodeVerdict {
+  if (ctx.pool && !inPool(node, ctx.pool)) {
+    return {
+      node: name,
+      feasible: false,
+      score: 0,
+      placement: null,
+      reason: reason(
+        'NodeNotInPool',
+        `node ${name} is not in pool ${ctx.pool.name} (${Object.entries(ctx.pool.nodeSelector)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ')})`,
+      ),
+    };
+  }
+  const usage = usageWithNominations(state, ctx, node);
   const result = fit(node, usage, ctx.demand, state.fitContext(ctx.tenant));
   if (!result.ok) return { node: name, feasible: false, score: 0, placement: null, reason: result.reason };
   const scored = strategy.choose({ node, usage, demand: ctx.demand, placements: result.placements, context: scoring });
@@ -92,16 +149,35 @@ function verdictOf(state: SchedulingState, ctx: PodContext, name: string, node: 
 }
 
 function unknownNode(name: string): NodeVerdict {
-  return { node: name, feasible: false, score: 0, placement: null, reason: reason('UnknownNode', `node ${name} is not in the extender's cache (yet)`) };
+  return {
+    node: name,
+    feasible: false,
+    score: 0,
+    placement: null,
+    reason: reason('UnknownNode', `node ${name} is not in the extender's cache (yet)`),
+  };
 }
 
 /** One node's verdict, fresh (bind uses this: no cache). */
-export function evaluateNode(state: SchedulingState, ctx: PodContext, name: string, strategy: Strategy, scoring: ScoringContext): NodeVerdict {
+export function evaluateNode(
+  state: SchedulingState,
+  ctx: PodContext,
+  name: string,
+  strategy: Strategy,
+  scoring: ScoringContext,
+): NodeVerdict {
   const node = state.nodes.get(name);
   return node ? verdictOf(state, ctx, name, node, strategy, scoring) : unknownNode(name);
 }
 
-export function evaluateNodes(state: SchedulingState, ctx: PodContext, names: readonly string[], strategy: Strategy, scoring: ScoringContext, cache: VerdictCache | null): NodeVerdict[] {
+export function evaluateNodes(
+  state: SchedulingState,
+  ctx: PodContext,
+  names: readonly string[],
+  strategy: Strategy,
+  scoring: ScoringContext,
+  cache: VerdictCache | null,
+): NodeVerdict[] {
   const entries = cache?.shape(ctx.key) ?? null;
   const version = state.version;
   const out: NodeVerdict[] = new Array(names.length);
@@ -127,14 +203,17 @@ export function evaluateNodes(state: SchedulingState, ctx: PodContext, names: re
 }
 
 /** The tenant quota check at bind: what the tenant holds (bound and assumed, this pod excluded) plus this pod. */
-export function quotaReason(state: SchedulingState, pod: KubePod, ctx: PodContext): Reason | null {
+export function quotaReason(state: SchedulingState, ctx: PodContext): Reason | null {
   const policy = state.policy;
   if (policy === null || ctx.tenant === null || !wantsGpu(ctx.demand)) return null;
   const tenant = tenantNamed(policy, ctx.tenant);
   if (!tenant || tenant.quotaGpus === null) return null;
-  const mine = podEquivalents(pod, policy);
-  const own = state.ledger.get(pod.metadata?.uid ?? '')?.equivalents ?? 0;
+  const mine = podEquivalents(ctx.demand, policy);
+  const own = state.ledger.get(ctx.demand.uid)?.equivalents ?? 0;
   const held = state.ledger.tenantEquivalents(ctx.tenant) - own;
-  if (held + mine <= tenant.quotaGpus + 1e-9) return null;
-  return reason('QuotaExceeded', `tenant ${ctx.tenant} holds ${Math.round(held * 1000) / 1000} of its ${tenant.quotaGpus} GPU-equivalents; this pod needs ${Math.round(mine * 1000) / 1000}`);
+  if (withinQuota(held, mine, tenant.quotaGpus)) return null;
+  return reason(
+    'QuotaExceeded',
+    `tenant ${ctx.tenant} holds ${formatEquivalents(held)} of its ${tenant.quotaGpus} GPU-equivalents; this pod needs ${formatEquivalents(mine)}`,
+  );
 }

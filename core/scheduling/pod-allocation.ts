@@ -2,13 +2,14 @@
 // nodes, the effective requests of bound, non-terminated pods on device-plugin nodes. This is how state survives an
 // extender restart: nothing is kept anywhere else.
 
-import { podEquivalents } from '../admission/equivalents.ts';
+import { podEquivalents } from '../pools/equivalents.ts';
 import { parseAssignment } from '../assignment.ts';
-import { readDemand } from '../demand.ts';
-import type { NodeInventory } from '../inventory.ts';
+import { parseDemand } from '../demand.ts';
+import type { NodeInventory } from '../inventory/node-inventory.ts';
 import type { KubePod } from '../kube-objects.ts';
-import type { Allocation } from '../ledger.ts';
-import { ASSIGNMENT, GPU_MILLI } from '../names.ts';
+import { isTerminated } from '../pod-lifecycle.ts';
+import { newAllocation, type Allocation } from '../allocation.ts';
+import { ASSIGNMENT, GPU_MILLI } from '../well-known-names.ts';
 import type { Policy } from '../policy/model.ts';
 
 export interface PodAllocation {
@@ -20,53 +21,65 @@ export interface PodAllocation {
 
 const NOTHING: PodAllocation = { allocation: null, problem: null };
 
-export function isActive(pod: KubePod): boolean {
-  const phase = pod.status?.phase;
-  return phase !== 'Succeeded' && phase !== 'Failed';
-}
-
 /**
  * The allocation of a bound, non-terminated pod. A fraction pod whose assignment cannot be read is reported and charged
  * its CPU and memory only; the problem is surfaced (log, metric) rather than guessed around.
  */
-export function allocationOfPod(pod: KubePod, node: NodeInventory | undefined, tenant: string | null, policy: Policy | null): PodAllocation {
+export function allocationOfPod(
+  pod: KubePod,
+  node: NodeInventory | undefined,
+  tenant: string | null,
+  policy: Policy | null,
+): PodAllocation {
   const meta = pod.metadata ?? {};
   // An assignment written at bind is the commit record: until the Binding shows up (or if the binder died in between)
   // the pod holds the GPUs it names, so another extender replica never hands them out twice.
   const recorded = meta.annotations?.[ASSIGNMENT];
-  const pendingNode = recorded === undefined ? undefined : (() => {
-    const a = parseAssignment(recorded);
-    return typeof a === 'string' ? undefined : a.node;
-  })();
+  const pendingNode =
+    recorded === undefined
+      ? undefined
+      : (() => {
+          const a = parseAssignment(recorded);
+          return typeof a === 'string' ? undefined : a.node;
+        })();
   const nodeName = pod.spec?.nodeName || pendingNode;
-  if (!nodeName || !isActive(pod)) return NOTHING;
-  let demand;
-  try {
-    demand = readDemand(pod);
-  } catch (e) {
-    return { allocation: null, problem: `pod ${meta.namespace}/${meta.name}: ${e instanceof Error ? e.message : String(e)}` };
-  }
-  const base = {
-    uid: meta.uid ?? `${meta.namespace}/${meta.name}`,
-    namespace: meta.namespace ?? '',
-    name: meta.name ?? '',
+  if (!nodeName || isTerminated(pod)) return NOTHING;
+  const parsed = parseDemand(pod);
+  if (!parsed.ok) return { allocation: null, problem: `pod ${meta.namespace}/${meta.name}: ${parsed.error.message}` };
+  const demand = parsed.demand;
+  const where = {
+    pod: { ...demand, uid: meta.uid ?? `${meta.namespace}/${meta.name}` },
     tenant,
     node: nodeName,
-    cpuMilli: demand.cpuMilli,
-    memoryMiB: demand.memoryMiB,
-    assumedUntil: null,
-    equivalents: policy === null ? 0 : podEquivalents(pod, policy),
+    equivalents: policy === null ? 0 : podEquivalents(demand, policy),
+    priority: pod.spec?.priority ?? 0,
   };
+  const who = `pod ${demand.namespace}/${demand.name}`;
   if (demand.gpuResources[GPU_MILLI] !== undefined) {
-    const cpuOnly: Allocation = { ...base, resources: {}, gpus: [], sharing: false };
+    const cpuOnly = newAllocation({ ...where, holding: { resources: {}, gpus: [], sharing: false } });
     const text = meta.annotations?.[ASSIGNMENT];
-    if (text === undefined) return { allocation: cpuOnly, problem: `pod ${base.namespace}/${base.name} runs on ${nodeName} with ${GPU_MILLI} but has no ${ASSIGNMENT}; it was not bound by Tessera` };
+    if (text === undefined)
+      return {
+        allocation: cpuOnly,
+        problem: `${who} runs on ${nodeName} with ${GPU_MILLI} but has no ${ASSIGNMENT}; it was not bound by Tessera`,
+      };
     const assignment = parseAssignment(text);
-    if (typeof assignment === 'string') return { allocation: cpuOnly, problem: `pod ${base.namespace}/${base.name}: ${assignment}` };
-    if (assignment.node !== nodeName) return { allocation: cpuOnly, problem: `pod ${base.namespace}/${base.name}: assignment names node ${assignment.node} but the pod runs on ${nodeName}` };
+    if (typeof assignment === 'string') return { allocation: cpuOnly, problem: `${who}: ${assignment}` };
+    if (assignment.node !== nodeName)
+      return {
+        allocation: cpuOnly,
+        problem: `${who}: assignment names node ${assignment.node} but the pod runs on ${nodeName}`,
+      };
     const sharing = assignment.gpus.length === 1 && assignment.gpus[0]!.milli < 1000;
-    return { allocation: { ...base, resources: {}, gpus: assignment.gpus, sharing }, problem: null };
+    return {
+      allocation: newAllocation({ ...where, holding: { resources: {}, gpus: assignment.gpus, sharing } }),
+      problem: null,
+    };
   }
-  const sharing = node !== undefined && (node.mode === 'time-slicing' || node.mode === 'mps') && Object.keys(demand.gpuResources).length > 0;
-  return { allocation: { ...base, resources: { ...demand.gpuResources }, gpus: [], sharing }, problem: null };
+  const replicaNode = node !== undefined && (node.mode === 'time-slicing' || node.mode === 'mps');
+  const sharing = replicaNode && Object.keys(demand.gpuResources).length > 0;
+  return {
+    allocation: newAllocation({ ...where, holding: { resources: { ...demand.gpuResources }, gpus: [], sharing } }),
+    problem: null,
+  };
 }

@@ -2,13 +2,25 @@
 // Fed by the extender's informers (or a snapshot file for `tessera explain`); no I/O of its own. Assumed placements
 // from bind stay until the informer shows the pod bound (confirmed) or gone, or their time runs out.
 
-import { readNode, type NodeInventory } from '../inventory.ts';
+import { readNode, type NodeInventory } from '../inventory/node-inventory.ts';
 import type { KubeNamespace, KubeNode, KubePod } from '../kube-objects.ts';
-import { Ledger, type Allocation } from '../ledger.ts';
-import { TENANT_LABEL } from '../names.ts';
+import type { Allocation } from '../allocation.ts';
+import { Ledger } from '../ledger.ts';
+import { TENANT_LABEL } from '../well-known-names.ts';
 import { isolatedTenants, type Policy } from '../policy/model.ts';
 import type { FitContext } from '../fit.ts';
-import { allocationOfPod, isActive } from './pod-allocation.ts';
+import { isTerminated } from '../pod-lifecycle.ts';
+import { parseDemand, wantsGpu, type PodDemand } from '../demand.ts';
+import { allocationOfPod } from './pod-allocation.ts';
+
+/** A pending pod that kube-scheduler nominated to a node after preempting for it: the room it waits for. */
+export interface Nomination {
+  readonly uid: string;
+  readonly node: string;
+  readonly priority: number;
+  readonly tenant: string | null;
+  readonly demand: PodDemand;
+}
 
 export class SchedulingState {
   readonly nodes = new Map<string, NodeInventory>();
@@ -20,6 +32,8 @@ export class SchedulingState {
   version = 0;
   /** Problems found while rebuilding allocations from pods (surfaced as logs and metrics by the caller). */
   readonly problems = new Map<string, string>();
+  private readonly nominations = new Map<string, Nomination>();
+  private readonly nominatedNodes = new Map<string, Nomination[]>();
 
   get policy(): Policy | null {
     return this.currentPolicy;
@@ -60,7 +74,8 @@ export class SchedulingState {
   /** Physical GPUs per model, for the scoring context's model pressure. */
   capacityByModel(): Map<string, number> {
     const capacity = new Map<string, number>();
-    for (const n of this.nodes.values()) if (n.model !== null && n.gpus.length > 0) capacity.set(n.model, (capacity.get(n.model) ?? 0) + n.gpus.length);
+    for (const n of this.nodes.values())
+      if (n.model !== null && n.gpus.length > 0) capacity.set(n.model, (capacity.get(n.model) ?? 0) + n.gpus.length);
     return capacity;
   }
 
@@ -72,17 +87,56 @@ export class SchedulingState {
     return { tenant, isolatedTenants: this.isolated };
   }
 
+  nominationsOn(node: string): readonly Nomination[] {
+    return this.nominatedNodes.get(node) ?? NO_NOMINATIONS;
+  }
+
+  private setNomination(uid: string, next: Nomination | null): void {
+    const prev = this.nominations.get(uid);
+    if (prev === undefined && next === null) return;
+    if (prev !== undefined && next !== null && prev.node === next.node && prev.priority === next.priority) return;
+    if (prev) {
+      const rest = this.nominationsOn(prev.node).filter((n) => n.uid !== uid);
+      if (rest.length > 0) this.nominatedNodes.set(prev.node, rest);
+      else this.nominatedNodes.delete(prev.node);
+      this.nominations.delete(uid);
+    }
+    if (next) {
+      this.nominations.set(uid, next);
+      this.nominatedNodes.set(next.node, [...this.nominationsOn(next.node), next]);
+    }
+    this.version++;
+  }
+
+  private trackNomination(pod: KubePod, uid: string): void {
+    const node = pod.status?.nominatedNodeName;
+    if (!node || pod.spec?.nodeName || isTerminated(pod) || pod.metadata?.deletionTimestamp) {
+      this.setNomination(uid, null);
+      return;
+    }
+    const parsed = parseDemand(pod);
+    if (!parsed.ok || !wantsGpu(parsed.demand)) return this.setNomination(uid, null);
+    const tenant = this.tenantOf(pod.metadata?.namespace ?? '');
+    this.setNomination(uid, { uid, node, priority: pod.spec?.priority ?? 0, tenant, demand: parsed.demand });
+  }
+
   /** Applies a pod as the informer reports it. */
   upsertPod(pod: KubePod): void {
     const uid = pod.metadata?.uid ?? '';
     if (uid === '') return;
-    if (!isActive(pod) || pod.metadata?.deletionTimestamp) {
+    this.trackNomination(pod, uid);
+    if (isTerminated(pod) || pod.metadata?.deletionTimestamp) {
       // Terminating pods keep their GPUs until they are gone; finished pods free them now.
-      if (!isActive(pod)) this.removePod(uid);
+      if (isTerminated(pod)) this.removePod(uid);
       return;
     }
     const node = pod.spec?.nodeName;
-    const { allocation, problem } = allocationOfPod(pod, node ? this.nodes.get(node) : undefined, this.tenantOf(pod.metadata?.namespace ?? ''), this.currentPolicy);
+    const { allocation, problem } = allocationOfPod(
+      pod,
+      node ? this.nodes.get(node) : undefined,
+      this.tenantOf(pod.metadata?.namespace ?? ''),
+      this.currentPolicy,
+    );
     if (problem !== null) this.problems.set(uid, problem);
     else this.problems.delete(uid);
     if (allocation === null) {
@@ -95,6 +149,7 @@ export class SchedulingState {
   }
 
   removePod(uid: string): void {
+    this.setNomination(uid, null);
     this.ledger.remove(uid);
     this.problems.delete(uid);
   }
@@ -109,3 +164,5 @@ export class SchedulingState {
     return this.ledger.expire(now);
   }
 }
+
+const NO_NOMINATIONS: readonly Nomination[] = [];

@@ -8,6 +8,9 @@ export const binpack: Strategy = {
   description: 'fullest node first, tightest GPU on it',
   choose({ node, usage, placements }) {
     const chosen = bestOf(placements, (p) => p.topology - gpuLeftover(usage, p) / 1000);
-    return { placement: chosen.placement, score: gpuUtilisationAfter(node, usage, chosen.placement) + chosen.placement.topology * 1e-3 };
+    return {
+      placement: chosen.placement,
+      score: gpuUtilisationAfter(node, usage, chosen.placement) + chosen.placement.topology * 1e-3,
+    };
   },
 };

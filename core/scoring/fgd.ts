@@ -17,7 +17,13 @@ export function fragmentationDeltas({ node, usage, demand, placements, context }
   const before = nodeFragmentation(context.profile, allowed, free, cpuFree, memoryFree);
   return placements.map((p: Placement) => {
     for (const g of p.gpus) free[g.index] = free[g.index]! - g.milli;
-    const after = nodeFragmentation(context.profile, allowed, free, cpuFree - demand.cpuMilli, memoryFree - demand.memoryMiB);
+    const after = nodeFragmentation(
+      context.profile,
+      allowed,
+      free,
+      cpuFree - demand.cpuMilli,
+      memoryFree - demand.memoryMiB,
+    );
     for (const g of p.gpus) free[g.index] = free[g.index]! + g.milli;
     return after - before;
   });
@@ -36,7 +42,8 @@ export const fgd: Strategy = {
   description: 'FGD as published: least fragmentation growth, integer-quantised score',
   choose(input) {
     const { node, usage, placements } = input;
-    if (node.mode !== 'fraction') return { placement: placements[0]!, score: Math.floor(100 * gpuUtilisationAfter(node, usage, placements[0]!)) };
+    if (node.mode !== 'fraction')
+      return { placement: placements[0]!, score: Math.floor(100 * gpuUtilisationAfter(node, usage, placements[0]!)) };
     const deltas = fragmentationDeltas(input);
     const i = argmin(deltas);
     return { placement: placements[i]!, score: Math.floor(100 * sigmoid(-deltas[i]! / 1000)) };

@@ -8,7 +8,13 @@ import type { WorkloadProfile } from './workload-profile.ts';
  * Fragmented GPU milli of a node. `free` holds each GPU's free milli (0..1000); `allowed[m]` says whether shape m may use
  * this node's model.
  */
-export function nodeFragmentation(profile: WorkloadProfile, allowed: readonly boolean[], free: ArrayLike<number>, cpuFree: number, memoryFree: number): number {
+export function nodeFragmentation(
+  profile: WorkloadProfile,
+  allowed: readonly boolean[],
+  free: ArrayLike<number>,
+  cpuFree: number,
+  memoryFree: number,
+): number {
   const n = free.length;
   let total = 0;
   let maxFree = 0;

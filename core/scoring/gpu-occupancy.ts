@@ -1,9 +1,9 @@
 // How full a node's GPUs are, before and after a placement, in the units each node mode accounts in.
 
 import type { Placement } from '../fit.ts';
-import type { NodeInventory } from '../inventory.ts';
+import type { NodeInventory } from '../inventory/node-inventory.ts';
 import type { NodeUsage } from '../ledger.ts';
-import { NVIDIA_MIG_PREFIX } from '../names.ts';
+import { NVIDIA_MIG_PREFIX } from '../well-known-names.ts';
 
 /** Free milli per GPU of a fraction node after the placement. */
 export function freeMilliAfter(node: NodeInventory, usage: NodeUsage, placement: Placement | null): number[] {
@@ -13,12 +13,18 @@ export function freeMilliAfter(node: NodeInventory, usage: NodeUsage, placement:
 }
 
 /** GPU-resource capacity and use of a device-plugin node, summed over its GPU resources. */
-function devicePluginTotals(node: NodeInventory, usage: NodeUsage, placement: Placement | null): { used: number; capacity: number } {
+function devicePluginTotals(
+  node: NodeInventory,
+  usage: NodeUsage,
+  placement: Placement | null,
+): { used: number; capacity: number } {
   let used = 0;
   let capacity = 0;
   for (const [resource, cap] of Object.entries(node.resources)) {
     // MIG instances weigh by compute slices so that a 7g instance counts as much as seven 1g instances.
-    const weight = resource.startsWith(NVIDIA_MIG_PREFIX) ? Number(/^(\d+)g/.exec(resource.slice(NVIDIA_MIG_PREFIX.length))?.[1] ?? 1) : 1;
+    const weight = resource.startsWith(NVIDIA_MIG_PREFIX)
+      ? Number(/^(\d+)g/.exec(resource.slice(NVIDIA_MIG_PREFIX.length))?.[1] ?? 1)
+      : 1;
     capacity += weight * cap;
     used += weight * ((usage.resources.get(resource) ?? 0) + (placement?.resources[resource] ?? 0));
   }

@@ -8,6 +8,9 @@ export const spread: Strategy = {
   description: 'emptiest node first, emptiest GPU on it',
   choose({ node, usage, placements }) {
     const chosen = bestOf(placements, (p) => p.topology + gpuLeftover(usage, p) / 1000);
-    return { placement: chosen.placement, score: 1 - gpuUtilisationAfter(node, usage, chosen.placement) + chosen.placement.topology * 1e-3 };
+    return {
+      placement: chosen.placement,
+      score: 1 - gpuUtilisationAfter(node, usage, chosen.placement) + chosen.placement.topology * 1e-3,
+    };
   },
 };

@@ -4,7 +4,7 @@
 
 import type { PodDemand } from '../demand.ts';
 import type { Placement } from '../fit.ts';
-import type { NodeInventory } from '../inventory.ts';
+import type { NodeInventory } from '../inventory/node-inventory.ts';
 import type { NodeUsage } from '../ledger.ts';
 import { modelMatches } from '../catalog/gpu-models.ts';
 import { EMPTY_PROFILE, shapesAllowedOn, type WorkloadProfile } from './workload-profile.ts';
@@ -24,7 +24,10 @@ export interface ScoringContext {
  * Expected demand of each model-restricted typical shape, spread over the models it allows in proportion to their
  * capacity, over each model's capacity. The workload is taken to fill the cluster (arrivals reach capacity).
  */
-export function modelPressures(profile: WorkloadProfile, capacityByModel: ReadonlyMap<string, number>): Map<string, number> {
+export function modelPressures(
+  profile: WorkloadProfile,
+  capacityByModel: ReadonlyMap<string, number>,
+): Map<string, number> {
   const pressures = new Map<string, number>();
   const totalCapacity = [...capacityByModel.values()].reduce((a, b) => a + b, 0);
   const totalDemand = profile.shapes.reduce((a, s) => a + s.weight * s.gpus * s.milliPerGpu, 0);
@@ -40,12 +43,15 @@ export function modelPressures(profile: WorkloadProfile, capacityByModel: Readon
   return pressures;
 }
 
-export function scoringContext(profile: WorkloadProfile = EMPTY_PROFILE, capacityByModel: ReadonlyMap<string, number> = new Map()): ScoringContext {
+export function scoringContext(
+  profile: WorkloadProfile = EMPTY_PROFILE,
+  capacityByModel: ReadonlyMap<string, number> = new Map(),
+): ScoringContext {
   const cache = new Map<string, boolean[]>();
   const pressures = modelPressures(profile, capacityByModel);
   return {
     profile,
-    modelPressure: (model) => (model === null ? 0 : pressures.get(model) ?? 0),
+    modelPressure: (model) => (model === null ? 0 : (pressures.get(model) ?? 0)),
     allowedShapes(model) {
       const key = model ?? '';
       let allowed = cache.get(key);

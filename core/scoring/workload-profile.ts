@@ -3,6 +3,8 @@
 // use is fragmented.
 
 import { modelMatches } from '../catalog/gpu-models.ts';
+import { parseDemand } from '../demand.ts';
+import type { KubePod } from '../kube-objects.ts';
 
 export interface PodShape {
   readonly cpuMilli: number;
@@ -14,6 +16,25 @@ export interface PodShape {
   readonly milliPerGpu: number;
   /** Allowed models, or null for any. */
   readonly models: readonly string[] | null;
+}
+
+/** The shapes of the fraction-node GPU pods among `pods`, the ones a profile is made of; unreadable pods are left out. */
+export function gpuPodShapes(pods: Iterable<KubePod>): PodShape[] {
+  const shapes: PodShape[] = [];
+  for (const pod of pods) {
+    const parsed = parseDemand(pod);
+    const f = parsed.ok ? parsed.demand.fraction : null;
+    if (!parsed.ok || f === null) continue;
+    const d = parsed.demand;
+    shapes.push({
+      cpuMilli: d.cpuMilli,
+      memoryMiB: d.memoryMiB,
+      gpus: f.gpus,
+      milliPerGpu: f.milliPerGpu,
+      models: d.models,
+    });
+  }
+  return shapes;
 }
 
 export interface TypicalShape extends PodShape {
@@ -61,10 +82,14 @@ export function typicalShapes(pods: Iterable<PodShape>, coverage = 0.95): Worklo
     picked.push(entry);
     covered += entry.n;
   }
-  return { shapes: picked.map(({ shape, n, memory }) => ({ ...shape, memoryMiB: median(memory), weight: n / covered })) };
+  return {
+    shapes: picked.map(({ shape, n, memory }) => ({ ...shape, memoryMiB: median(memory), weight: n / covered })),
+  };
 }
 
 /** For each typical shape, whether it may run on a GPU of this model (cached by callers per model). */
 export function shapesAllowedOn(profile: WorkloadProfile, model: string | null): boolean[] {
-  return profile.shapes.map((s) => s.models === null || (model !== null && s.models.some((m) => modelMatches(model, m))));
+  return profile.shapes.map(
+    (s) => s.models === null || (model !== null && s.models.some((m) => modelMatches(model, m))),
+  );
 }

@@ -7,9 +7,10 @@
 import type { GpuShare } from '../assignment.ts';
 import type { PodDemand } from '../demand.ts';
 import { fit, OPEN_CONTEXT } from '../fit.ts';
-import type { NodeInventory } from '../inventory.ts';
+import type { NodeInventory } from '../inventory/node-inventory.ts';
+import { newAllocation } from '../allocation.ts';
 import { Ledger } from '../ledger.ts';
-import { GPU_MILLI } from '../names.ts';
+import { GPU_MILLI } from '../well-known-names.ts';
 import { scoringContext } from '../scoring/strategy.ts';
 import type { Scored, Strategy } from '../scoring/strategy.ts';
 import { typicalShapes, type WorkloadProfile } from '../scoring/workload-profile.ts';
@@ -89,7 +90,12 @@ export function tracePodDemand(p: TracePod, uid: string): PodDemand {
 const podMilli = (p: TracePod): number => p.gpus * p.milliPerGpu;
 
 /** The arrival sequence: sorted by name, shuffled, then tuned to `tune` x capacity (FGD's TunePodsByNodeTotalResource). */
-export function arrivalOrder(pods: readonly TracePod[], capacityMilli: number, random: SeededRandom, tune: number): TracePod[] {
+export function arrivalOrder(
+  pods: readonly TracePod[],
+  capacityMilli: number,
+  random: SeededRandom,
+  tune: number,
+): TracePod[] {
   const sorted = [...pods].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const order = random.shuffle(sorted);
   const target = tune * capacityMilli;
@@ -120,16 +126,60 @@ interface CachedScore {
   scored: Scored | null;
 }
 
-export function replay(traceNodes: readonly TraceNode[], tracePods: readonly TracePod[], options: ReplayOptions): ReplayResult {
-  const random = new SeededRandom(options.seed);
+export interface ArrivalPlan {
+  /** GPU nodes in the seed's tie-breaking order. */
+  readonly nodes: NodeInventory[];
+  readonly capacityMilli: number;
+  readonly arrivals: readonly TracePod[];
+}
+
+/** The nodes and the pods' arrival sequence for a seed, as the replay and a live run of the same trace both use them. */
+export function planArrivals(
+  traceNodes: readonly TraceNode[],
+  tracePods: readonly TracePod[],
+  seed: number,
+  tune = 1.3,
+): ArrivalPlan {
+  const random = new SeededRandom(seed);
   const nodes = traceNodes.filter((n) => n.gpus > 0).map(traceNodeInventory);
   // FGD gives nodes a random prefix, so score ties fall to a seed-dependent but fixed node order.
   random.shuffle(nodes);
   const capacityMilli = nodes.reduce((s, n) => s + n.gpus.length * 1000, 0);
-  const arrivals = arrivalOrder(tracePods, capacityMilli, random, options.tune ?? 1.3);
+  return { nodes, capacityMilli, arrivals: arrivalOrder(tracePods, capacityMilli, random, tune) };
+}
+
+/** How many arrivals it takes for their GPU demand to reach `load` x capacity. */
+export function arrivalsUntilLoad(plan: ArrivalPlan, load: number): number {
+  let arrived = 0;
+  for (let i = 0; i < plan.arrivals.length; i++) {
+    if (arrived >= load * plan.capacityMilli) return i;
+    arrived += podMilli(plan.arrivals[i]!);
+  }
+  return plan.arrivals.length;
+}
+
+export function replay(
+  traceNodes: readonly TraceNode[],
+  tracePods: readonly TracePod[],
+  options: ReplayOptions,
+): ReplayResult {
+  const { nodes, capacityMilli, arrivals } = planArrivals(traceNodes, tracePods, options.seed, options.tune ?? 1.3);
   const capacityByModel = new Map<string, number>();
-  for (const n of nodes) if (n.model !== null) capacityByModel.set(n.model, (capacityByModel.get(n.model) ?? 0) + n.gpus.length);
-  const context = scoringContext(options.profile ?? typicalShapes(tracePods.map((p) => ({ cpuMilli: p.cpuMilli, memoryMiB: p.memoryMiB, gpus: p.gpus, milliPerGpu: p.milliPerGpu, models: p.models }))), capacityByModel);
+  for (const n of nodes)
+    if (n.model !== null) capacityByModel.set(n.model, (capacityByModel.get(n.model) ?? 0) + n.gpus.length);
+  const context = scoringContext(
+    options.profile ??
+      typicalShapes(
+        tracePods.map((p) => ({
+          cpuMilli: p.cpuMilli,
+          memoryMiB: p.memoryMiB,
+          gpus: p.gpus,
+          milliPerGpu: p.milliPerGpu,
+          models: p.models,
+        })),
+      ),
+    capacityByModel,
+  );
   const ledger = new Ledger();
   // The ledger keeps one usage object per node for good, so the hot loop can index them.
   const usages = nodes.map((n) => ledger.usage(n.name));
@@ -152,7 +202,9 @@ export function replay(traceNodes: readonly TraceNode[], tracePods: readonly Tra
       let entry = cache.get(key);
       if (entry === undefined || entry.generation !== usage.generation) {
         const result = fit(node, usage, demand, OPEN_CONTEXT);
-        const scored = result.ok ? options.strategy.choose({ node, usage, demand, placements: result.placements, context }) : null;
+        const scored = result.ok
+          ? options.strategy.choose({ node, usage, demand, placements: result.placements, context })
+          : null;
         entry = { generation: usage.generation, scored };
         cache.set(key, entry);
       }
@@ -167,11 +219,7 @@ export function replay(traceNodes: readonly TraceNode[], tracePods: readonly Tra
       decisions.push({ index, pod: pod.name, node: null, gpus: [] });
     } else {
       const node = nodes[bestNode]!;
-      ledger.add({
-        uid: demand.uid, namespace: demand.namespace, name: demand.name, tenant: null, node: node.name,
-        cpuMilli: demand.cpuMilli, memoryMiB: demand.memoryMiB, resources: {}, gpus: best.placement.gpus,
-        sharing: best.placement.sharing, assumedUntil: null,
-      });
+      ledger.add(newAllocation({ pod: demand, tenant: null, node: node.name, holding: best.placement }));
       allocated += best.placement.gpus.reduce((s, g) => s + g.milli, 0);
       decisions.push({ index, pod: pod.name, node: node.name, gpus: best.placement.gpus });
     }
@@ -193,5 +241,14 @@ export function replay(traceNodes: readonly TraceNode[], tracePods: readonly Tra
   });
   const unallocated: Record<string, number> = {};
   for (const load of REPORTED_LOADS) unallocated[String(load)] = curve[load]!;
-  return { seed: options.seed, strategy: options.strategy.name, capacityMilli, arrivals: arrivals.length, failed, unallocatedCurve: curve, unallocated, decisions };
+  return {
+    seed: options.seed,
+    strategy: options.strategy.name,
+    capacityMilli,
+    arrivals: arrivals.length,
+    failed,
+    unallocatedCurve: curve,
+    unallocated,
+    decisions,
+  };
 }

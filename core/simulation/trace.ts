@@ -24,7 +24,11 @@ export class TraceError extends Error {
   override name = 'TraceError';
 }
 
-function rows(text: string, required: readonly string[], what: string): { header: Map<string, number>; lines: { n: number; cells: string[] }[] } {
+function rows(
+  text: string,
+  required: readonly string[],
+  what: string,
+): { header: Map<string, number>; lines: { n: number; cells: string[] }[] } {
   const lines = text.split(/\r?\n/);
   const head = (lines[0] ?? '').split(',').map((h) => h.trim());
   const header = new Map(head.map((h, i) => [h, i]));
@@ -42,7 +46,8 @@ function rows(text: string, required: readonly string[], what: string): { header
 
 function int(cells: string[], header: Map<string, number>, column: string, line: number, what: string): number {
   const raw = (cells[header.get(column)!] ?? '').trim();
-  if (!/^\d+$/.test(raw)) throw new TraceError(`${what} line ${line}: ${column}="${raw}" is not a non-negative integer`);
+  if (!/^\d+$/.test(raw))
+    throw new TraceError(`${what} line ${line}: ${column}="${raw}" is not a non-negative integer`);
   return Number(raw);
 }
 
@@ -73,7 +78,13 @@ export function parseTracePods(text: string): TracePod[] {
       memoryMiB: int(cells, header, 'memory_mib', n, what),
       gpus,
       milliPerGpu: gpus === 0 ? 0 : milli,
-      models: specText === '' ? null : specText.split('|').map((s) => s.trim()).filter((s) => s !== ''),
+      models:
+        specText === ''
+          ? null
+          : specText
+              .split('|')
+              .map((s) => s.trim())
+              .filter((s) => s !== ''),
     };
   });
 }

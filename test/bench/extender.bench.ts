@@ -10,7 +10,8 @@ import { Agent, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { pendingPods } from './extender-fleet.ts';
 
-const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+const percentile = (sorted: readonly number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 
 /** kube-scheduler's numFeasibleNodesToFind with the default adaptive percentage. */
 export function feasibleToFind(nodes: number): number {
@@ -18,22 +19,43 @@ export function feasibleToFind(nodes: number): number {
   return Math.max(100, Math.floor((nodes * percentage) / 100));
 }
 
-async function run(size: number, calls: number, wholePool: boolean): Promise<{ filter: number[]; prioritize: number[]; rssMiB: number; names: number }> {
-  const child = fork(fileURLToPath(new URL('./extender-server.ts', import.meta.url)), [String(size)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+async function run(
+  size: number,
+  calls: number,
+  wholePool: boolean,
+): Promise<{ filter: number[]; prioritize: number[]; rssMiB: number; names: number }> {
+  const child = fork(fileURLToPath(new URL('./extender-server.ts', import.meta.url)), [String(size)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const ready = await new Promise<{ port: number; pools: Record<string, string[]> }>((resolve, reject) => {
     child.once('message', (m) => resolve(m as { port: number; pools: Record<string, string[]> }));
     child.once('exit', (code) => reject(new Error(`extender exited with ${code}`)));
   });
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const post = (path: string, body: string) => new Promise<number>((resolve, reject) => {
-    const t0 = performance.now();
-    const req = request({ host: '127.0.0.1', port: ready.port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error(`${path}: HTTP ${res.statusCode}`))));
+  const post = (path: string, body: string) =>
+    new Promise<number>((resolve, reject) => {
+      const t0 = performance.now();
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: ready.port,
+          path,
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () =>
+            res.statusCode === 200
+              ? resolve(performance.now() - t0)
+              : reject(new Error(`${path}: HTTP ${res.statusCode}`)),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
     });
-    req.on('error', reject);
-    req.end(body);
-  });
   const limit = wholePool ? Infinity : feasibleToFind(size);
   const pending = pendingPods();
   const window = (pool: string, i: number): string[] => {
@@ -58,7 +80,9 @@ async function run(size: number, calls: number, wholePool: boolean): Promise<{ f
     }
   }
   child.send('memory');
-  const memory = await new Promise<{ rss: number }>((resolve) => child.once('message', (m) => resolve(m as { rss: number })));
+  const memory = await new Promise<{ rss: number }>((resolve) =>
+    child.once('message', (m) => resolve(m as { rss: number })),
+  );
   agent.destroy();
   child.disconnect();
   await new Promise((r) => child.once('exit', r));
@@ -68,13 +92,23 @@ async function run(size: number, calls: number, wholePool: boolean): Promise<{ f
 }
 
 let ok = true;
-const line = (name: string, xs: number[]) => `${name} p50 ${percentile(xs, 0.5).toFixed(3)} ms, p99 ${percentile(xs, 0.99).toFixed(3)} ms`;
+const line = (name: string, xs: number[]) =>
+  `${name} p50 ${percentile(xs, 0.5).toFixed(3)} ms, p99 ${percentile(xs, 0.99).toFixed(3)} ms`;
 for (const size of [1000, 5000]) {
   const r = await run(size, Number(process.env.BENCH_CALLS ?? 2000), false);
-  console.log(`extender, ${size} GPU nodes, ${r.names} names per call (numFeasibleNodesToFind), nodeCacheCapable: ${line('filter', r.filter)}; ${line('prioritize', r.prioritize)}; server RSS ${r.rssMiB.toFixed(0)} MiB`);
-  if (size === 5000) ok = percentile(r.filter, 0.5) < 1 && percentile(r.filter, 0.99) < 5 && percentile(r.prioritize, 0.5) < 1 && percentile(r.prioritize, 0.99) < 5;
+  console.log(
+    `extender, ${size} GPU nodes, ${r.names} names per call (numFeasibleNodesToFind), nodeCacheCapable: ${line('filter', r.filter)}; ${line('prioritize', r.prioritize)}; server RSS ${r.rssMiB.toFixed(0)} MiB`,
+  );
+  if (size === 5000)
+    ok =
+      percentile(r.filter, 0.5) < 1 &&
+      percentile(r.filter, 0.99) < 5 &&
+      percentile(r.prioritize, 0.5) < 1 &&
+      percentile(r.prioritize, 0.99) < 5;
 }
 const whole = await run(5000, Number(process.env.BENCH_CALLS ?? 2000) / 2, true);
-console.log(`extender, 5000 GPU nodes, whole pool per call (${whole.names} names, no budget): ${line('filter', whole.filter)}; ${line('prioritize', whole.prioritize)}`);
+console.log(
+  `extender, 5000 GPU nodes, whole pool per call (${whole.names} names, no budget): ${line('filter', whole.filter)}; ${line('prioritize', whole.prioritize)}`,
+);
 console.log(`budget at 5,000 nodes: p50 < 1 ms and p99 < 5 ms for filter and prioritize: ${ok ? 'PASS' : 'FAIL'}`);
 process.exitCode = ok ? 0 : 1;

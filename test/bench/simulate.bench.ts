@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { replay } from '../../core/simulation/replay.ts';
 import { parseTraceNodes, parseTracePods } from '../../core/simulation/trace.ts';
-import { DEFAULT_STRATEGY, strategyNamed } from '../../core/scoring/strategies.ts';
+import { DEFAULT_STRATEGY, strategyNamed } from '../../core/scoring/strategy-registry.ts';
 
 const BUDGET_SECONDS = 10;
 const dir = new URL('../../../shared/data/alibaba-openb/', import.meta.url);
@@ -16,7 +16,9 @@ const started = performance.now();
 const run = replay(nodes, pods, { seed, strategy });
 const seconds = (performance.now() - started) / 1000;
 const perPod = (seconds * 1e6) / run.arrivals;
-console.log(`simulate: openb default, strategy ${strategy.name}, seed ${seed}: ${run.arrivals} arrivals x ${nodes.length} nodes in ${seconds.toFixed(2)} s (${perPod.toFixed(0)} µs per pod), unallocated at 100 % = ${run.unallocated['100']!.toFixed(2)} %`);
+console.log(
+  `simulate: openb default, strategy ${strategy.name}, seed ${seed}: ${run.arrivals} arrivals x ${nodes.length} nodes in ${seconds.toFixed(2)} s (${perPod.toFixed(0)} µs per pod), unallocated at 100 % = ${run.unallocated['100']!.toFixed(2)} %`,
+);
 const ok = seconds < BUDGET_SECONDS;
 console.log(`budget: one seed under ${BUDGET_SECONDS} s on one core: ${ok ? 'PASS' : 'FAIL'}`);
 process.exitCode = ok ? 0 : 1;

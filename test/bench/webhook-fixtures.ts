@@ -8,11 +8,27 @@ import type { KubeNamespace, KubePod } from '../../core/kube-objects.ts';
 export function benchView(): ClusterView {
   const namespaces: KubeNamespace[] = [];
   const pods: KubePod[] = [];
-  for (let i = 0; i < 40; i++) namespaces.push({ metadata: { name: `team-${i}`, labels: { 'tessera.io/tenant': i % 4 === 0 ? 'payments-ml' : 'research' } } });
+  for (let i = 0; i < 40; i++)
+    namespaces.push({
+      metadata: { name: `team-${i}`, labels: { 'tessera.io/tenant': i % 4 === 0 ? 'payments-ml' : 'research' } },
+    });
   for (let i = 0; i < 2000; i++) {
     pods.push({
-      metadata: { name: `p${i}`, namespace: `team-${i % 40}`, uid: `uid-${i}`, annotations: { 'tessera.io/pool': 'shared-h100' } },
-      spec: { containers: [{ name: 'c', image: 'registry.example/x', resources: { limits: i % 3 === 0 ? { 'tessera.io/gpu-milli': '1' } : { cpu: '1' } } }] },
+      metadata: {
+        name: `p${i}`,
+        namespace: `team-${i % 40}`,
+        uid: `uid-${i}`,
+        annotations: { 'tessera.io/pool': 'shared-h100' },
+      },
+      spec: {
+        containers: [
+          {
+            name: 'c',
+            image: 'registry.example/x',
+            resources: { limits: i % 3 === 0 ? { 'tessera.io/gpu-milli': '1' } : { cpu: '1' } },
+          },
+        ],
+      },
       status: { phase: 'Running' },
     });
   }
@@ -35,11 +51,25 @@ export function reviews(): AdmissionReview[] {
       object: {
         apiVersion: 'v1',
         kind: 'Pod',
-        metadata: { generateName: 'train-', namespace, labels: { team: 'vision', 'cost-center': '1234', app: 'train' }, annotations },
+        metadata: {
+          generateName: 'train-',
+          namespace,
+          labels: { team: 'vision', 'cost-center': '1234', app: 'train' },
+          annotations,
+        },
         spec: {
           schedulerName: 'default-scheduler',
-          containers: [{ name: 'main', image: 'registry.eu.acme.example/train:1', resources: { requests: { cpu: '4', memory: '16Gi' } } }, { name: 'sidecar', image: 'registry.eu.acme.example/log:1' }],
-          tolerations: [{ key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 }],
+          containers: [
+            {
+              name: 'main',
+              image: 'registry.eu.acme.example/train:1',
+              resources: { requests: { cpu: '4', memory: '16Gi' } },
+            },
+            { name: 'sidecar', image: 'registry.eu.acme.example/log:1' },
+          ],
+          tolerations: [
+            { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
+          ],
         },
       },
     },
@@ -53,7 +83,14 @@ export function reviews(): AdmissionReview[] {
     {
       apiVersion: 'admission.k8s.io/v1',
       kind: 'AdmissionReview',
-      request: { uid: `bench-${++uid}`, kind: { group: '', version: 'v1', kind: 'Namespace' }, operation: 'UPDATE', userInfo: { username: 'alice@acme.example', groups: ['platform-admins'] }, object: { metadata: { name: 'team-9', labels: { 'tessera.io/tenant': 'research', x: 'y' } } }, oldObject: { metadata: { name: 'team-9', labels: { 'tessera.io/tenant': 'research' } } } },
+      request: {
+        uid: `bench-${++uid}`,
+        kind: { group: '', version: 'v1', kind: 'Namespace' },
+        operation: 'UPDATE',
+        userInfo: { username: 'alice@acme.example', groups: ['platform-admins'] },
+        object: { metadata: { name: 'team-9', labels: { 'tessera.io/tenant': 'research', x: 'y' } } },
+        oldObject: { metadata: { name: 'team-9', labels: { 'tessera.io/tenant': 'research' } } },
+      },
     },
   ];
 }

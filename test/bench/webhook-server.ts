@@ -6,7 +6,15 @@ import { startWebhook } from '../../webhook/server.ts';
 import { benchView } from './webhook-fixtures.ts';
 
 const [policyDir, certFile, keyFile] = process.argv.slice(2) as [string, string, string];
-const hook = await startWebhook({ policyDir, host: '127.0.0.1', port: 0, tls: { certFile, keyFile }, view: benchView(), systemUsers: [], log: pino({ level: 'warn' }) });
+const hook = await startWebhook({
+  policyDir,
+  host: '127.0.0.1',
+  port: 0,
+  tls: { certFile, keyFile },
+  view: benchView(),
+  systemUsers: [],
+  log: pino({ level: 'warn' }),
+});
 process.send?.({ port: hook.port });
 process.on('disconnect', () => {
   void hook.close().then(() => process.exit(0));

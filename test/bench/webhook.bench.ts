@@ -7,14 +7,17 @@ import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { mutateRequest, mutationResponse, validateRequest, validationResponse } from '../../core/admission/review.ts';
+import { mutateRequest } from '../../core/admission/mutate.ts';
+import { mutationResponse, validationResponse } from '../../core/admission/responses.ts';
+import { validateRequest } from '../../core/admission/validation.ts';
 import { compilePolicy } from '../../core/policy/compile.ts';
 import { createCa, issueLeaf } from '../../certs/authority.ts';
 import { benchView, reviews } from './webhook-fixtures.ts';
 import { readFileSync } from 'node:fs';
 
 const POLICY = readFileSync(new URL('../../../shared/examples/policy.yaml', import.meta.url), 'utf8');
-const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+const percentile = (sorted: readonly number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 
 function inProcess(): { p50: number; p99: number; n: number } {
   const compiled = compilePolicy([{ name: 'policy.yaml', text: POLICY }]);
@@ -38,7 +41,10 @@ function inProcess(): { p50: number; p99: number; n: number } {
   return { p50: percentile(samples, 0.5), p99: percentile(samples, 0.99), n: samples.length };
 }
 
-async function overTls(seconds: number, concurrency: number): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
+async function overTls(
+  seconds: number,
+  concurrency: number,
+): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-'));
   mkdirSync(join(dir, 'policy'));
   writeFileSync(join(dir, 'policy', 'policy.yaml'), POLICY);
@@ -46,7 +52,11 @@ async function overTls(seconds: number, concurrency: number): Promise<{ rps: num
   const leaf = issueLeaf(ca, { commonName: 'bench', ips: ['127.0.0.1'] });
   writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
   writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
-  const child = fork(fileURLToPath(new URL('./webhook-server.ts', import.meta.url)), [join(dir, 'policy'), join(dir, 'tls.crt'), join(dir, 'tls.key')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(
+    fileURLToPath(new URL('./webhook-server.ts', import.meta.url)),
+    [join(dir, 'policy'), join(dir, 'tls.crt'), join(dir, 'tls.key')],
+    { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+  );
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m) => resolve((m as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`webhook exited with ${code}`)));
@@ -56,23 +66,34 @@ async function overTls(seconds: number, concurrency: number): Promise<{ rps: num
   const latencies: number[] = [];
   let errors = 0;
   let done = 0;
-  const post = (path: string, body: string) => new Promise<void>((resolve) => {
-    const t0 = performance.now();
-    const req = request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => {
-        if (res.statusCode !== 200) errors++;
-        latencies.push(performance.now() - t0);
-        done++;
+  const post = (path: string, body: string) =>
+    new Promise<void>((resolve) => {
+      const t0 = performance.now();
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path,
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode !== 200) errors++;
+            latencies.push(performance.now() - t0);
+            done++;
+            resolve();
+          });
+        },
+      );
+      req.on('error', () => {
+        errors++;
         resolve();
       });
+      req.end(body);
     });
-    req.on('error', () => {
-      errors++;
-      resolve();
-    });
-    req.end(body);
-  });
   // Warm up, then measure for a bounded time.
   for (let i = 0; i < 200; i++) await post('/validate', bodies[i % bodies.length]!);
   latencies.length = 0;
@@ -97,9 +118,13 @@ async function overTls(seconds: number, concurrency: number): Promise<{ rps: num
 }
 
 const local = inProcess();
-console.log(`webhook in process: ${local.n} reviews (mutate + validate each), p50 ${local.p50.toFixed(3)} ms, p99 ${local.p99.toFixed(3)} ms`);
+console.log(
+  `webhook in process: ${local.n} reviews (mutate + validate each), p50 ${local.p50.toFixed(3)} ms, p99 ${local.p99.toFixed(3)} ms`,
+);
 const tls = await overTls(Number(process.env.BENCH_SECONDS ?? 10), Number(process.env.BENCH_CONCURRENCY ?? 32));
-console.log(`webhook over TLS (loopback, keep-alive, 32 connections, one server process): ${tls.rps.toFixed(0)} reviews/s, latency p50 ${tls.p50.toFixed(2)} ms, p99 ${tls.p99.toFixed(2)} ms, errors ${tls.errors}`);
+console.log(
+  `webhook over TLS (loopback, keep-alive, 32 connections, one server process): ${tls.rps.toFixed(0)} reviews/s, latency p50 ${tls.p50.toFixed(2)} ms, p99 ${tls.p99.toFixed(2)} ms, errors ${tls.errors}`,
+);
 const ok = local.p99 < 2 && tls.rps >= 3000 && tls.errors === 0;
 console.log(`budget: p99 < 2 ms in process and >= 3000 reviews/s over TLS: ${ok ? 'PASS' : 'FAIL'}`);
 process.exitCode = ok ? 0 : 1;

@@ -33,7 +33,16 @@ function binaries(): ControlPlaneBinaries {
   const kubernetesVersion = pinned('k8s.io/kubernetes');
   const etcdVersion = pinned('go.etcd.io/etcd/server/v3');
   const dir = join(REPO, '.cache', 'controlplane', `k8s-${kubernetesVersion}_etcd-${etcdVersion}`);
-  return { dir, etcd: join(dir, 'etcd'), apiserver: join(dir, 'kube-apiserver'), scheduler: join(dir, 'kube-scheduler'), kubectl: join(dir, 'kubectl'), controllerManager: join(dir, 'kube-controller-manager'), kubernetesVersion, etcdVersion };
+  return {
+    dir,
+    etcd: join(dir, 'etcd'),
+    apiserver: join(dir, 'kube-apiserver'),
+    scheduler: join(dir, 'kube-scheduler'),
+    kubectl: join(dir, 'kubectl'),
+    controllerManager: join(dir, 'kube-controller-manager'),
+    kubernetesVersion,
+    etcdVersion,
+  };
 }
 
 function complete(b: ControlPlaneBinaries): boolean {
@@ -98,19 +107,31 @@ export function withBuildLock(dir: string, complete: () => boolean, build: () =>
 /** Returns the binaries, building them first if this version set has not been built on this machine. */
 export function ensureControlPlane(log: (line: string) => void = () => {}): ControlPlaneBinaries {
   const b = binaries();
-  withBuildLock(b.dir, () => complete(b), () => {
-    const staging = `${b.dir}.partial`;
-    rmSync(staging, { recursive: true, force: true });
-    mkdirSync(staging, { recursive: true });
-    log(`building kube-apiserver, kube-scheduler, kubectl, kube-controller-manager ${b.kubernetesVersion} and etcd ${b.etcdVersion} (first run only)...`);
-    const started = Date.now();
-    goBuild(b, staging, ['go.etcd.io/etcd/server/v3', 'k8s.io/kubernetes/cmd/kube-apiserver', 'k8s.io/kubernetes/cmd/kube-scheduler', 'k8s.io/kubernetes/cmd/kubectl', 'k8s.io/kubernetes/cmd/kube-controller-manager']);
-    // `go build` names the etcd main package after its module directory.
-    renameSync(join(staging, 'server'), join(staging, 'etcd'));
-    rmSync(b.dir, { recursive: true, force: true });
-    renameSync(staging, b.dir);
-    log(`built in ${Math.round((Date.now() - started) / 1000)} s into ${b.dir}`);
-  });
+  withBuildLock(
+    b.dir,
+    () => complete(b),
+    () => {
+      const staging = `${b.dir}.partial`;
+      rmSync(staging, { recursive: true, force: true });
+      mkdirSync(staging, { recursive: true });
+      log(
+        `building kube-apiserver, kube-scheduler, kubectl, kube-controller-manager ${b.kubernetesVersion} and etcd ${b.etcdVersion} (first run only)...`,
+      );
+      const started = Date.now();
+      goBuild(b, staging, [
+        'go.etcd.io/etcd/server/v3',
+        'k8s.io/kubernetes/cmd/kube-apiserver',
+        'k8s.io/kubernetes/cmd/kube-scheduler',
+        'k8s.io/kubernetes/cmd/kubectl',
+        'k8s.io/kubernetes/cmd/kube-controller-manager',
+      ]);
+      // `go build` names the etcd main package after its module directory.
+      renameSync(join(staging, 'server'), join(staging, 'etcd'));
+      rmSync(b.dir, { recursive: true, force: true });
+      renameSync(staging, b.dir);
+      log(`built in ${Math.round((Date.now() - started) / 1000)} s into ${b.dir}`);
+    },
+  );
   return b;
 }
 
@@ -120,17 +141,21 @@ export function ensureControlPlane(log: (line: string) => void = () => {}): Cont
  */
 export function ensureControllerManager(log: (line: string) => void = () => {}): ControlPlaneBinaries {
   const b = ensureControlPlane(log);
-  withBuildLock(b.controllerManager, () => existsSync(b.controllerManager), () => {
-    const staging = `${b.controllerManager}.partial`;
-    rmSync(staging, { recursive: true, force: true });
-    mkdirSync(staging);
-    log(`building kube-controller-manager ${b.kubernetesVersion} (first run only)...`);
-    const started = Date.now();
-    goBuild(b, staging, ['k8s.io/kubernetes/cmd/kube-controller-manager']);
-    renameSync(join(staging, 'kube-controller-manager'), b.controllerManager);
-    rmSync(staging, { recursive: true, force: true });
-    log(`built in ${Math.round((Date.now() - started) / 1000)} s`);
-  });
+  withBuildLock(
+    b.controllerManager,
+    () => existsSync(b.controllerManager),
+    () => {
+      const staging = `${b.controllerManager}.partial`;
+      rmSync(staging, { recursive: true, force: true });
+      mkdirSync(staging);
+      log(`building kube-controller-manager ${b.kubernetesVersion} (first run only)...`);
+      const started = Date.now();
+      goBuild(b, staging, ['k8s.io/kubernetes/cmd/kube-controller-manager']);
+      renameSync(join(staging, 'kube-controller-manager'), b.controllerManager);
+      rmSync(staging, { recursive: true, force: true });
+      log(`built in ${Math.round((Date.now() - started) / 1000)} s`);
+    },
+  );
   return b;
 }
 

@@ -7,7 +7,18 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -112,10 +123,11 @@ export function reapOrphans(): number {
     if (!Number.isInteger(owner) || alive(owner)) continue;
     try {
       const { children } = JSON.parse(readFileSync(join(REGISTRY, file), 'utf8')) as { children: number[] };
-      for (const pid of children) if (alive(pid)) {
-        killGroup(pid, 'SIGKILL');
-        reaped++;
-      }
+      for (const pid of children)
+        if (alive(pid)) {
+          killGroup(pid, 'SIGKILL');
+          reaped++;
+        }
     } catch {
       // unreadable registry entry: drop it
     }
@@ -151,7 +163,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 function start(name: string, binary: string, args: string[], dir: string, env?: Record<string, string>): ChildProcess {
   const out = openSync(join(dir, `${name}.log`), 'a');
-  const child = spawn(binary, args, { detached: true, stdio: ['ignore', out, out], ...(env ? { env: { ...process.env, ...env } } : {}) });
+  const child = spawn(binary, args, {
+    detached: true,
+    stdio: ['ignore', out, out],
+    ...(env ? { env: { ...process.env, ...env } } : {}),
+  });
   closeSync(out);
   children.add(child);
   child.once('exit', () => {
@@ -171,10 +187,17 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, child: ChildProcess, logFile: string, timeoutMs = 90_000): Promise<void> {
+async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  child: ChildProcess,
+  logFile: string,
+  timeoutMs = 90_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}; last log lines:\n${tail(logFile)}`);
+    if (child.exitCode !== null)
+      throw new Error(`${what} exited with ${child.exitCode}; last log lines:\n${tail(logFile)}`);
     try {
       if (await check()) return;
     } catch {
@@ -197,10 +220,14 @@ async function httpsOk(url: string, token: string): Promise<boolean> {
   // Readiness probe only: the apiserver serves a certificate it generated itself, on loopback.
   const { request } = await import('node:https');
   return new Promise((resolve) => {
-    const req = request(url, { headers: { authorization: `Bearer ${token}` }, rejectUnauthorized: false, timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
+    const req = request(
+      url,
+      { headers: { authorization: `Bearer ${token}` }, rejectUnauthorized: false, timeout: 2000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
     req.on('error', () => resolve(false));
     req.on('timeout', () => req.destroy());
     req.end();
@@ -210,8 +237,14 @@ async function httpsOk(url: string, token: string): Promise<boolean> {
 const IDENTITIES: readonly { user: string; groups: string[] }[] = [
   { user: 'admin', groups: ['system:masters'] },
   // Tessera's own components; end-to-end tests give them broad rights, manifests/ carries the least-privilege RBAC.
-  { user: 'system:serviceaccount:tessera-system:tessera-extender', groups: ['system:serviceaccounts', 'system:masters'] },
-  { user: 'system:serviceaccount:tessera-system:tessera-webhook', groups: ['system:serviceaccounts', 'system:masters'] },
+  {
+    user: 'system:serviceaccount:tessera-system:tessera-extender',
+    groups: ['system:serviceaccounts', 'system:masters'],
+  },
+  {
+    user: 'system:serviceaccount:tessera-system:tessera-webhook',
+    groups: ['system:serviceaccounts', 'system:masters'],
+  },
   { user: 'system:kube-scheduler', groups: [] },
   // Every controller runs under kube-controller-manager's own credentials (no per-controller service accounts here).
   { user: 'system:kube-controller-manager', groups: ['system:masters'] },
@@ -227,18 +260,40 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
   const binaries = ensureControlPlane(log);
   const dir = mkdtempSync(join(tmpdir(), 'tessera-cp-'));
   const tokens = new Map(IDENTITIES.map((i) => [i.user, { ...i, token: randomBytes(16).toString('hex') }]));
-  writeFileSync(join(dir, 'tokens.csv'), [...tokens.values()].map((i) => `${i.token},${i.user},${i.user},"${i.groups.join(',')}"`).join('\n') + '\n', { mode: 0o600 });
+  writeFileSync(
+    join(dir, 'tokens.csv'),
+    [...tokens.values()].map((i) => `${i.token},${i.user},${i.user},"${i.groups.join(',')}"`).join('\n') + '\n',
+    { mode: 0o600 },
+  );
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   writeFileSync(join(dir, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   writeFileSync(join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
 
   const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
-  const etcd = start('etcd', binaries.etcd, [
-    '--name', 'tessera', '--data-dir', join(dir, 'etcd'),
-    '--listen-client-urls', `http://127.0.0.1:${etcdClient}`, '--advertise-client-urls', `http://127.0.0.1:${etcdClient}`,
-    '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`,
-    '--initial-cluster', `tessera=http://127.0.0.1:${etcdPeer}`, '--log-level', 'warn', '--unsafe-no-fsync',
-  ], dir);
+  const etcd = start(
+    'etcd',
+    binaries.etcd,
+    [
+      '--name',
+      'tessera',
+      '--data-dir',
+      join(dir, 'etcd'),
+      '--listen-client-urls',
+      `http://127.0.0.1:${etcdClient}`,
+      '--advertise-client-urls',
+      `http://127.0.0.1:${etcdClient}`,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${etcdPeer}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${etcdPeer}`,
+      '--initial-cluster',
+      `tessera=http://127.0.0.1:${etcdPeer}`,
+      '--log-level',
+      'warn',
+      '--unsafe-no-fsync',
+    ],
+    dir,
+  );
   let scheduler: ChildProcess | null = null;
   let controllerManager: ChildProcess | null = null;
   let kwok: ChildProcess | null = null;
@@ -249,24 +304,62 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     await stopChild(apiserver);
     await stopChild(etcd);
   };
-  await waitFor('etcd', async () => (await fetch(`http://127.0.0.1:${etcdClient}/health`)).ok, etcd, join(dir, 'etcd.log'));
+  await waitFor(
+    'etcd',
+    async () => (await fetch(`http://127.0.0.1:${etcdClient}/health`)).ok,
+    etcd,
+    join(dir, 'etcd.log'),
+  );
 
-  const apiserver = start('kube-apiserver', binaries.apiserver, [
-    '--etcd-servers', `http://127.0.0.1:${etcdClient}`,
-    '--bind-address', '127.0.0.1', '--advertise-address', '127.0.0.1', '--secure-port', String(apiPort),
-    '--cert-dir', join(dir, 'apiserver-certs'),
-    '--token-auth-file', join(dir, 'tokens.csv'),
-    '--authorization-mode', 'Node,RBAC',
-    '--service-account-issuer', 'https://kubernetes.default.svc.cluster.local',
-    '--service-account-key-file', join(dir, 'sa.pub'), '--service-account-signing-key-file', join(dir, 'sa.key'),
-    '--service-cluster-ip-range', '10.96.0.0/16', '--allow-privileged=true', '--profiling=false', '--endpoint-reconciler-type', 'none',
-    '--enable-priority-and-fairness=false', '--max-requests-inflight', '2000', '--max-mutating-requests-inflight', '1000',
-    ...(options.apiserverFlags ?? []),
-  ], dir);
+  const apiserver = start(
+    'kube-apiserver',
+    binaries.apiserver,
+    [
+      '--etcd-servers',
+      `http://127.0.0.1:${etcdClient}`,
+      '--bind-address',
+      '127.0.0.1',
+      '--advertise-address',
+      '127.0.0.1',
+      '--secure-port',
+      String(apiPort),
+      '--cert-dir',
+      join(dir, 'apiserver-certs'),
+      '--token-auth-file',
+      join(dir, 'tokens.csv'),
+      '--authorization-mode',
+      'Node,RBAC',
+      '--service-account-issuer',
+      'https://kubernetes.default.svc.cluster.local',
+      '--service-account-key-file',
+      join(dir, 'sa.pub'),
+      '--service-account-signing-key-file',
+      join(dir, 'sa.key'),
+      '--service-cluster-ip-range',
+      '10.96.0.0/16',
+      '--allow-privileged=true',
+      '--profiling=false',
+      '--endpoint-reconciler-type',
+      'none',
+      '--enable-priority-and-fairness=false',
+      '--max-requests-inflight',
+      '2000',
+      '--max-mutating-requests-inflight',
+      '1000',
+      ...(options.apiserverFlags ?? []),
+    ],
+    dir,
+  );
   const server = `https://127.0.0.1:${apiPort}`;
   const admin = tokens.get('admin')!;
   try {
-    await waitFor('kube-apiserver', () => httpsOk(`${server}/readyz`, admin.token), apiserver, join(dir, 'kube-apiserver.log'), 120_000);
+    await waitFor(
+      'kube-apiserver',
+      () => httpsOk(`${server}/readyz`, admin.token),
+      apiserver,
+      join(dir, 'kube-apiserver.log'),
+      120_000,
+    );
   } catch (e) {
     await stopAll();
     throw e;
@@ -276,10 +369,24 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     const id = tokens.get(user);
     if (!id) throw new Error(`no identity ${user}; known: ${[...tokens.keys()].join(', ')}`);
     return [
-      'apiVersion: v1', 'kind: Config', 'current-context: local',
-      'clusters:', `- name: local`, '  cluster:', `    server: ${server}`, '    insecure-skip-tls-verify: true',
-      'users:', `- name: ${JSON.stringify(user)}`, '  user:', `    token: ${id.token}`,
-      'contexts:', '- name: local', '  context:', '    cluster: local', `    user: ${JSON.stringify(user)}`, '',
+      'apiVersion: v1',
+      'kind: Config',
+      'current-context: local',
+      'clusters:',
+      `- name: local`,
+      '  cluster:',
+      `    server: ${server}`,
+      '    insecure-skip-tls-verify: true',
+      'users:',
+      `- name: ${JSON.stringify(user)}`,
+      '  user:',
+      `    token: ${id.token}`,
+      'contexts:',
+      '- name: local',
+      '  context:',
+      '    cluster: local',
+      `    user: ${JSON.stringify(user)}`,
+      '',
     ].join('\n');
   };
   const kubeconfigFor = (user: string): string => {
@@ -292,15 +399,40 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     if (scheduler) await stopChild(scheduler);
     const kubeconfig = kubeconfigFor('system:kube-scheduler');
     const port = await freePort();
-    const text = (config ?? options.schedulerConfig ?? 'apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n')
-      .replace(/\n?$/, '\n') + `clientConnection:\n  kubeconfig: ${kubeconfig}\n  qps: 2000\n  burst: 4000\nleaderElection:\n  leaderElect: false\n`;
+    const text =
+      (
+        config ??
+        options.schedulerConfig ??
+        'apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n'
+      ).replace(/\n?$/, '\n') +
+      `clientConnection:\n  kubeconfig: ${kubeconfig}\n  qps: 2000\n  burst: 4000\nleaderElection:\n  leaderElect: false\n`;
     writeFileSync(join(dir, 'scheduler.yaml'), text);
-    scheduler = start('kube-scheduler', binaries.scheduler, [
-      '--config', join(dir, 'scheduler.yaml'), '--bind-address', '127.0.0.1', '--secure-port', String(port),
-      '--authentication-kubeconfig', kubeconfig, '--authorization-kubeconfig', kubeconfig, '--v', '1',
-    ], dir);
+    scheduler = start(
+      'kube-scheduler',
+      binaries.scheduler,
+      [
+        '--config',
+        join(dir, 'scheduler.yaml'),
+        '--bind-address',
+        '127.0.0.1',
+        '--secure-port',
+        String(port),
+        '--authentication-kubeconfig',
+        kubeconfig,
+        '--authorization-kubeconfig',
+        kubeconfig,
+        '--v',
+        '1',
+      ],
+      dir,
+    );
     const started = scheduler;
-    await waitFor('kube-scheduler', () => httpsOk(`https://127.0.0.1:${port}/healthz`, ''), started, join(dir, 'kube-scheduler.log'));
+    await waitFor(
+      'kube-scheduler',
+      () => httpsOk(`https://127.0.0.1:${port}/healthz`, ''),
+      started,
+      join(dir, 'kube-scheduler.log'),
+    );
   };
   const stopScheduler = async (): Promise<void> => {
     if (scheduler) await stopChild(scheduler);
@@ -311,13 +443,40 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     const { controllerManager: binary } = ensureControllerManager(log);
     const kubeconfig = kubeconfigFor('system:kube-controller-manager');
     const port = await freePort();
-    controllerManager = start('kube-controller-manager', binary, [
-      '--kubeconfig', kubeconfig, '--authentication-kubeconfig', kubeconfig, '--authorization-kubeconfig', kubeconfig,
-      '--controllers', controllers.join(','), '--use-service-account-credentials=false', '--leader-elect=false',
-      '--bind-address', '127.0.0.1', '--secure-port', String(port), '--kube-api-qps', '1000', '--kube-api-burst', '2000', '--v', '1',
-    ], dir);
+    controllerManager = start(
+      'kube-controller-manager',
+      binary,
+      [
+        '--kubeconfig',
+        kubeconfig,
+        '--authentication-kubeconfig',
+        kubeconfig,
+        '--authorization-kubeconfig',
+        kubeconfig,
+        '--controllers',
+        controllers.join(','),
+        '--use-service-account-credentials=false',
+        '--leader-elect=false',
+        '--bind-address',
+        '127.0.0.1',
+        '--secure-port',
+        String(port),
+        '--kube-api-qps',
+        '1000',
+        '--kube-api-burst',
+        '2000',
+        '--v',
+        '1',
+      ],
+      dir,
+    );
     const started = controllerManager;
-    await waitFor('kube-controller-manager', () => httpsOk(`https://127.0.0.1:${port}/healthz`, ''), started, join(dir, 'kube-controller-manager.log'));
+    await waitFor(
+      'kube-controller-manager',
+      () => httpsOk(`https://127.0.0.1:${port}/healthz`, ''),
+      started,
+      join(dir, 'kube-controller-manager.log'),
+    );
   };
   const stopControllerManager = async (): Promise<void> => {
     if (controllerManager) await stopChild(controllerManager);
@@ -331,7 +490,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     kwokOptions = o;
     const binary = ensureKwok(log).kwok;
     const port = await freePort();
-    const args = kwokArgs({ kubeconfig: kubeconfigFor('admin'), serverPort: port, ...(o.leaseDurationSeconds !== undefined ? { leaseDurationSeconds: o.leaseDurationSeconds } : {}) });
+    const args = kwokArgs({
+      kubeconfig: kubeconfigFor('admin'),
+      serverPort: port,
+      ...(o.leaseDurationSeconds !== undefined ? { leaseDurationSeconds: o.leaseDurationSeconds } : {}),
+    });
     // KWOK_WORKDIR: never pick up a ~/.kwok/kwok.yaml of the machine's user.
     kwok = start('kwok', binary, args, dir, { KWOK_WORKDIR: join(dir, 'kwok') });
     const started = kwok;
@@ -344,7 +507,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
 
   try {
     if (options.scheduler) await startScheduler();
-    if (options.controllerManager) await startControllerManager(options.controllerManager === true ? DEFAULT_CONTROLLERS : options.controllerManager);
+    if (options.controllerManager)
+      await startControllerManager(
+        options.controllerManager === true ? DEFAULT_CONTROLLERS : options.controllerManager,
+      );
     if (options.kwok) await startKwok();
   } catch (e) {
     await stopAll();

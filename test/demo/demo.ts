@@ -7,9 +7,16 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BatchV1Api, CoreV1Api, NodeV1Api, RbacAuthorizationV1Api, SchedulingV1Api, type V1Pod } from '@kubernetes/client-node';
+import {
+  BatchV1Api,
+  CoreV1Api,
+  NodeV1Api,
+  RbacAuthorizationV1Api,
+  SchedulingV1Api,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { auditPods } from '../../core/admission/audit.ts';
-import { podEquivalents } from '../../core/admission/equivalents.ts';
+import { equivalentsOfPod } from '../../core/pools/equivalents.ts';
 import { staticClusterView } from '../../core/admission/cluster-view.ts';
 import type { KubeNamespace, KubePod } from '../../core/kube-objects.ts';
 import { compilePolicy } from '../../core/policy/compile.ts';
@@ -44,23 +51,67 @@ async function main(): Promise<void> {
     const admin = stack.client('admin').makeApiClient(CoreV1Api);
     const alice = stack.client('alice@acme.example').makeApiClient(CoreV1Api);
     const rbac = stack.client('admin').makeApiClient(RbacAuthorizationV1Api);
-    step(`creating the GPU fleet: ${FLEET.length} nodes in 4 pools (fraction H100s, MIG A100s, time-sliced L4s, a sovereign EU node), run by KWOK`);
+    step(
+      `creating the GPU fleet: ${FLEET.length} nodes in 4 pools (fraction H100s, MIG A100s, time-sliced L4s, a sovereign EU node), run by KWOK`,
+    );
     for (const n of FLEET) {
       const taints = [{ key: 'tessera.io/pool', value: n.pool, effect: 'NoSchedule' }];
-      await createFakeNode(admin, { metadata: { name: n.name, labels: { ...n.labels, 'tessera.io/pool': n.pool } }, spec: { taints } }, n.resources);
+      await createFakeNode(
+        admin,
+        { metadata: { name: n.name, labels: { ...n.labels, 'tessera.io/pool': n.pool } }, spec: { taints } },
+        n.resources,
+      );
     }
     step('alice (platform admin) creates the nvidia RuntimeClass, the priority classes and the tenant namespaces');
-    await stack.client('alice@acme.example').makeApiClient(NodeV1Api).createRuntimeClass({ body: { metadata: { name: 'nvidia' }, handler: 'nvidia' } });
-    for (const [name, value] of [['research-batch', 1000], ['research-interactive', 2000], ['payments-serving', 5000]] as const) {
-      await stack.client('alice@acme.example').makeApiClient(SchedulingV1Api).createPriorityClass({ body: { metadata: { name }, value } });
+    await stack
+      .client('alice@acme.example')
+      .makeApiClient(NodeV1Api)
+      .createRuntimeClass({ body: { metadata: { name: 'nvidia' }, handler: 'nvidia' } });
+    for (const [name, value] of [
+      ['research-batch', 1000],
+      ['research-interactive', 2000],
+      ['payments-serving', 5000],
+    ] as const) {
+      await stack
+        .client('alice@acme.example')
+        .makeApiClient(SchedulingV1Api)
+        .createPriorityClass({ body: { metadata: { name }, value } });
     }
-    await rbac.createClusterRole({ body: { metadata: { name: 'tenant-user' }, rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] }, { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get', 'list', 'watch', 'create', 'delete'] }] } });
-    const namespaces: [string, string | null, string[]][] = [['vision', 'research', ['bob', 'mallory']], ['nlp', 'research', ['bob']], ['risk', 'payments-ml', ['carol']], ['scratch', null, ['bob']]];
+    await rbac.createClusterRole({
+      body: {
+        metadata: { name: 'tenant-user' },
+        rules: [
+          {
+            apiGroups: [''],
+            resources: ['pods'],
+            verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+          },
+          { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
+        ],
+      },
+    });
+    const namespaces: [string, string | null, string[]][] = [
+      ['vision', 'research', ['bob', 'mallory']],
+      ['nlp', 'research', ['bob']],
+      ['risk', 'payments-ml', ['carol']],
+      ['scratch', null, ['bob']],
+    ];
     for (const [name, tenant, users] of namespaces) {
-      await alice.createNamespace({ body: { metadata: { name, labels: tenant ? { 'tessera.io/tenant': tenant } : {} } } });
+      await alice.createNamespace({
+        body: { metadata: { name, labels: tenant ? { 'tessera.io/tenant': tenant } : {} } },
+      });
       await admin.createNamespacedServiceAccount({ namespace: name, body: { metadata: { name: 'default' } } });
       for (const u of users) {
-        await rbac.createNamespacedRoleBinding({ namespace: name, body: { metadata: { name: `${u}-pods` }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'tenant-user' }, subjects: [{ kind: 'User', name: DEMO_USERS[u as keyof typeof DEMO_USERS], apiGroup: 'rbac.authorization.k8s.io' }] } });
+        await rbac.createNamespacedRoleBinding({
+          namespace: name,
+          body: {
+            metadata: { name: `${u}-pods` },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'tenant-user' },
+            subjects: [
+              { kind: 'User', name: DEMO_USERS[u as keyof typeof DEMO_USERS], apiGroup: 'rbac.authorization.k8s.io' },
+            ],
+          },
+        });
       }
     }
     // The capacity controller has to have advertised tessera.io/gpu-milli before fraction pods can fit.
@@ -79,9 +130,21 @@ async function main(): Promise<void> {
         const info = await client.createNamespacedPodWithHttpInfo({ namespace: ns, body: s.pod as V1Pod });
         // Warning headers: 299 - "text", 299 - "text" ...
         const warnings = [...(info.headers['warning'] ?? '').matchAll(/299 - "((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!);
-        results.push({ user: s.user, ns, name: s.pod.metadata!.name!, what: s.what, verdict: warnings.length > 0 ? `admitted, warning: ${warnings.join(' | ').slice(0, 120)}` : 'admitted' });
+        results.push({
+          user: s.user,
+          ns,
+          name: s.pod.metadata!.name!,
+          what: s.what,
+          verdict: warnings.length > 0 ? `admitted, warning: ${warnings.join(' | ').slice(0, 120)}` : 'admitted',
+        });
       } catch (e) {
-        results.push({ user: s.user, ns, name: s.pod.metadata!.name!, what: s.what, verdict: `DENIED: ${firstLine(e)}` });
+        results.push({
+          user: s.user,
+          ns,
+          name: s.pod.metadata!.name!,
+          what: s.what,
+          verdict: `DENIED: ${firstLine(e)}`,
+        });
       }
     }
     const admittedCount = results.filter((r) => r.verdict.startsWith('admitted')).length;
@@ -89,7 +152,11 @@ async function main(): Promise<void> {
     let pods: V1Pod[] = [];
     for (let i = 0; i < 150; i++) {
       pods = (await admin.listPodForAllNamespaces()).items.filter((p) => p.metadata?.namespace !== 'kube-system');
-      const waiting = pods.filter((p) => !p.spec?.nodeName && !p.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable'));
+      const waiting = pods.filter(
+        (p) =>
+          !p.spec?.nodeName &&
+          !p.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable'),
+      );
       if (waiting.length === 0) break;
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -97,16 +164,26 @@ async function main(): Promise<void> {
     say();
     say('ADMISSION (mutating + validating webhook, failurePolicy: Fail)');
     const w = Math.max(...results.map((r) => `${r.ns}/${r.name}`.length));
-    for (const r of results) say(`  ${`${r.ns}/${r.name}`.padEnd(w)}  ${r.user.padEnd(7)}  ${r.what}\n  ${''.padEnd(w)}  -> ${r.verdict}`);
+    for (const r of results)
+      say(`  ${`${r.ns}/${r.name}`.padEnd(w)}  ${r.user.padEnd(7)}  ${r.what}\n  ${''.padEnd(w)}  -> ${r.verdict}`);
 
     say();
     say('PLACEMENT (kube-scheduler + Tessera extender: filter, prioritize, bind)');
     for (const p of [...pods].sort((a, b) => (a.metadata!.name! < b.metadata!.name! ? -1 : 1))) {
-      const limits = Object.entries(p.spec?.containers?.[0]?.resources?.limits ?? {}).filter(([k]) => /tessera|nvidia/.test(k)).map(([k, v]) => `${k}=${v}`).join(' ');
+      const limits = Object.entries(p.spec?.containers?.[0]?.resources?.limits ?? {})
+        .filter(([k]) => /tessera|nvidia/.test(k))
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ');
       const assignment = p.metadata?.annotations?.['tessera.io/assignment'];
-      const gpus = assignment ? ` GPUs ${(JSON.parse(assignment) as { gpus: { index: number; milli: number }[] }).gpus.map((g) => `${g.index}:${g.milli}m`).join(',')}` : '';
-      const pending = p.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable')?.message;
-      say(`  ${`${p.metadata!.namespace}/${p.metadata!.name}`.padEnd(w)}  ${limits.padEnd(30)} ${p.spec?.nodeName ? `-> ${p.spec.nodeName}${gpus}` : `Pending: ${(pending ?? '').slice(0, 110)}`}`);
+      const gpus = assignment
+        ? ` GPUs ${(JSON.parse(assignment) as { gpus: { index: number; milli: number }[] }).gpus.map((g) => `${g.index}:${g.milli}m`).join(',')}`
+        : '';
+      const pending = p.status?.conditions?.find(
+        (c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable',
+      )?.message;
+      say(
+        `  ${`${p.metadata!.namespace}/${p.metadata!.name}`.padEnd(w)}  ${limits.padEnd(30)} ${p.spec?.nodeName ? `-> ${p.spec.nodeName}${gpus}` : `Pending: ${(pending ?? '').slice(0, 110)}`}`,
+      );
     }
 
     say();
@@ -132,8 +209,12 @@ async function main(): Promise<void> {
     for (const n of FLEET.filter((x) => x.pool !== 'shared-h100')) {
       const onNode = pods.filter((p) => p.spec?.nodeName === n.name);
       const used = new Map<string, number>();
-      for (const p of onNode) for (const [k, v] of Object.entries(p.spec?.containers?.[0]?.resources?.limits ?? {})) if (/nvidia/.test(k)) used.set(k, (used.get(k) ?? 0) + Number(v));
-      const parts = Object.entries(n.resources).filter(([k]) => /nvidia/.test(k)).map(([k, total]) => `${k.replace('nvidia.com/', '')} ${used.get(k) ?? 0}/${total}`);
+      for (const p of onNode)
+        for (const [k, v] of Object.entries(p.spec?.containers?.[0]?.resources?.limits ?? {}))
+          if (/nvidia/.test(k)) used.set(k, (used.get(k) ?? 0) + Number(v));
+      const parts = Object.entries(n.resources)
+        .filter(([k]) => /nvidia/.test(k))
+        .map(([k, total]) => `${k.replace('nvidia.com/', '')} ${used.get(k) ?? 0}/${total}`);
       say(`  ${n.name} (${n.pool}): ${parts.join(', ')}`);
     }
 
@@ -142,46 +223,102 @@ async function main(): Promise<void> {
     const policy = compiled.policy;
     say();
     say('UTILISATION');
-    const capacity: Record<string, number> = { 'shared-h100': 16, 'a100-mig': 16, 'l4-timesliced': 8, 'sovereign-eu': 8 };
+    const capacity: Record<string, number> = {
+      'shared-h100': 16,
+      'a100-mig': 16,
+      'l4-timesliced': 8,
+      'sovereign-eu': 8,
+    };
     const byPool = new Map<string, number>();
     const byTenant = new Map<string, number>();
     const tenantOf: Record<string, string> = { vision: 'research', nlp: 'research', risk: 'payments-ml' };
     for (const p of pods) {
       if (!p.spec?.nodeName) continue;
-      const e = podEquivalents(p as KubePod, policy);
+      const e = equivalentsOfPod(p as KubePod, policy);
       const pool = p.metadata?.annotations?.['tessera.io/pool'] ?? '?';
       byPool.set(pool, (byPool.get(pool) ?? 0) + e);
       const t = tenantOf[p.metadata!.namespace!] ?? '-';
       byTenant.set(t, (byTenant.get(t) ?? 0) + e);
     }
-    for (const [pool, cap] of Object.entries(capacity)) say(`  pool ${pool.padEnd(14)} ${(byPool.get(pool) ?? 0).toFixed(2).padStart(6)} of ${cap} GPUs allocated (${(((byPool.get(pool) ?? 0) / cap) * 100).toFixed(0)} %)`);
-    for (const t of policy.tenants) say(`  tenant ${t.name.padEnd(12)} ${(byTenant.get(t.name) ?? 0).toFixed(2).padStart(6)} of its quota of ${t.quotaGpus} GPU-equivalents`);
+    for (const [pool, cap] of Object.entries(capacity))
+      say(
+        `  pool ${pool.padEnd(14)} ${(byPool.get(pool) ?? 0).toFixed(2).padStart(6)} of ${cap} GPUs allocated (${(((byPool.get(pool) ?? 0) / cap) * 100).toFixed(0)} %)`,
+      );
+    for (const t of policy.tenants)
+      say(
+        `  tenant ${t.name.padEnd(12)} ${(byTenant.get(t.name) ?? 0).toFixed(2).padStart(6)} of its quota of ${t.quotaGpus} GPU-equivalents`,
+      );
 
     say();
     say('LIFECYCLE (KWOK runs the nodes: pods go Running by themselves and end after their kwok.tessera.io/run-for)');
-    const held = async (): Promise<number> => (await admin.listPodForAllNamespaces()).items
-      .filter((p) => ['vision', 'nlp'].includes(p.metadata!.namespace!) && p.spec?.nodeName && !['Succeeded', 'Failed'].includes(p.status?.phase ?? ''))
-      .reduce((sum, p) => sum + podEquivalents(p as KubePod, policy), 0);
+    const held = async (): Promise<number> =>
+      (await admin.listPodForAllNamespaces()).items
+        .filter(
+          (p) =>
+            ['vision', 'nlp'].includes(p.metadata!.namespace!) &&
+            p.spec?.nodeName &&
+            !['Succeeded', 'Failed'].includes(p.status?.phase ?? ''),
+        )
+        .reduce((sum, p) => sum + equivalentsOfPod(p as KubePod, policy), 0);
     const running = (await admin.listPodForAllNamespaces({ fieldSelector: 'status.phase=Running' })).items.length;
-    say(`  ${running} pods Running on ${FLEET.length} KWOK nodes; tenant research holds ${(await held()).toFixed(2)} GPU-equivalents`);
+    say(
+      `  ${running} pods Running on ${FLEET.length} KWOK nodes; tenant research holds ${(await held()).toFixed(2)} GPU-equivalents`,
+    );
     const batch = stack.client(DEMO_USERS.bob).makeApiClient(BatchV1Api);
     const labels = { team: 'ml', 'cost-center': '4200' };
-    await batch.createNamespacedJob({ namespace: 'vision', body: {
-      metadata: { name: 'nightly-eval', labels },
-      spec: { completions: 2, parallelism: 2, backoffLimit: 0, template: {
-        metadata: { labels, annotations: { 'tessera.io/pool': 'shared-h100', 'tessera.io/gpu-fraction': '0.5', ...lifecycleAnnotations('3s') } },
-        spec: { restartPolicy: 'Never', runtimeClassName: 'nvidia', containers: [{ name: 'main', image: 'registry.acme.example/eval:1', resources: { requests: { cpu: '2', memory: '8Gi' } } }] },
-      } },
-    } });
+    await batch.createNamespacedJob({
+      namespace: 'vision',
+      body: {
+        metadata: { name: 'nightly-eval', labels },
+        spec: {
+          completions: 2,
+          parallelism: 2,
+          backoffLimit: 0,
+          template: {
+            metadata: {
+              labels,
+              annotations: {
+                'tessera.io/pool': 'shared-h100',
+                'tessera.io/gpu-fraction': '0.5',
+                ...lifecycleAnnotations('3s'),
+              },
+            },
+            spec: {
+              restartPolicy: 'Never',
+              runtimeClassName: 'nvidia',
+              containers: [
+                {
+                  name: 'main',
+                  image: 'registry.acme.example/eval:1',
+                  resources: { requests: { cpu: '2', memory: '8Gi' } },
+                },
+              ],
+            },
+          },
+        },
+      },
+    });
     step('bob starts Job vision/nightly-eval: 2 pods, half an H100 each, kwok.tessera.io/run-for: 3s');
-    const jobPods = async (): Promise<V1Pod[]> => (await admin.listNamespacedPod({ namespace: 'vision', labelSelector: 'batch.kubernetes.io/job-name=nightly-eval' })).items;
+    const jobPods = async (): Promise<V1Pod[]> =>
+      (
+        await admin.listNamespacedPod({
+          namespace: 'vision',
+          labelSelector: 'batch.kubernetes.io/job-name=nightly-eval',
+        })
+      ).items;
     let evalPods: V1Pod[] = [];
     for (let i = 0; i < 150 && !(evalPods.length === 2 && evalPods.every((p) => p.status?.phase === 'Running')); i++) {
       await new Promise((r) => setTimeout(r, 100));
       evalPods = await jobPods();
     }
     for (const p of evalPods) {
-      const gpus = (JSON.parse(p.metadata?.annotations?.['tessera.io/assignment'] ?? '{"gpus":[]}') as { gpus: { index: number; milli: number }[] }).gpus.map((g) => `GPU ${g.index} (${g.milli}m)`).join(', ');
+      const gpus = (
+        JSON.parse(p.metadata?.annotations?.['tessera.io/assignment'] ?? '{"gpus":[]}') as {
+          gpus: { index: number; milli: number }[];
+        }
+      ).gpus
+        .map((g) => `GPU ${g.index} (${g.milli}m)`)
+        .join(', ');
       step(`${p.metadata!.name} ${p.status?.phase} on ${p.spec?.nodeName ?? '-'} ${gpus}`);
     }
     step(`while it runs, tenant research holds ${(await held()).toFixed(2)} GPU-equivalents`);
@@ -191,25 +328,49 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
     const job = await batch.readNamespacedJob({ name: 'nightly-eval', namespace: 'vision' });
-    const outcome = job.status?.conditions?.find((c) => ['Complete', 'Failed'].includes(c.type) && c.status === 'True')?.type ?? 'still running';
-    step(`Job vision/nightly-eval ${outcome}: ${job.status?.succeeded ?? 0} pods Succeeded; pods that ended hold no GPU share or quota, so research is back to ${(await held()).toFixed(2)}`);
+    const outcome =
+      job.status?.conditions?.find((c) => ['Complete', 'Failed'].includes(c.type) && c.status === 'True')?.type ??
+      'still running';
+    step(
+      `Job vision/nightly-eval ${outcome}: ${job.status?.succeeded ?? 0} pods Succeeded; pods that ended hold no GPU share or quota, so research is back to ${(await held()).toFixed(2)}`,
+    );
 
     say();
-    step('the security team ships a stricter policy (hot reload): research images must come from registry.acme.example/secure/, runtime class enforced');
-    const stricter = POLICY.replace('  rules:\n', `  rules:\n    - name: research-secure-registry\n      kind: ImageRegistry\n      action: audit\n      match: { tenants: [research] }\n      params:\n        allowed: ["registry.acme.example/secure/"]\n\n`).replace(/kind: RuntimeClass\n      action: audit/, 'kind: RuntimeClass\n      action: enforce');
+    step(
+      'the security team ships a stricter policy (hot reload): research images must come from registry.acme.example/secure/, runtime class enforced',
+    );
+    const stricter = POLICY.replace(
+      '  rules:\n',
+      `  rules:\n    - name: research-secure-registry\n      kind: ImageRegistry\n      action: audit\n      match: { tenants: [research] }\n      params:\n        allowed: ["registry.acme.example/secure/"]\n\n`,
+    ).replace(/kind: RuntimeClass\n {6}action: audit/, 'kind: RuntimeClass\n      action: enforce');
     writeFileSync(join(stack.policyDir, 'policy.yaml'), stricter);
     const before = stack.webhook!.policies.status().revision;
-    for (let i = 0; i < 100 && stack.webhook!.policies.status().revision === before; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && stack.webhook!.policies.status().revision === before; i++)
+      await new Promise((r) => setTimeout(r, 100));
     step(`policy revision ${before} -> ${stack.webhook!.policies.status().revision}; auditing running pods`);
-    const live = (await admin.listPodForAllNamespaces()).items.filter((p) => !['Succeeded', 'Failed'].includes(p.status?.phase ?? '')) as KubePod[];
+    const live = (await admin.listPodForAllNamespaces()).items.filter(
+      (p) => !['Succeeded', 'Failed'].includes(p.status?.phase ?? ''),
+    ) as KubePod[];
     const nsList = (await admin.listNamespace()).items as KubeNamespace[];
     const strict = compilePolicy([{ name: 'policy.yaml', text: stricter }]);
     if (!strict.ok) throw new Error('stricter policy');
-    const report = auditPods(live.filter((p) => p.metadata?.namespace !== 'kube-system'), strict.policy, staticClusterView(nsList, live));
+    const report = auditPods(
+      live.filter((p) => p.metadata?.namespace !== 'kube-system'),
+      strict.policy,
+      staticClusterView(nsList, live),
+    );
     say('DRIFT (tessera audit against the new policy)');
     const lines = formatDrift(report).split('\n');
     const podsAt = lines.indexOf('pods:');
-    const shown = podsAt < 0 ? lines : [...lines.slice(0, podsAt + 7), ...(lines.length > podsAt + 7 ? [`  ... (${report.drifted.length} drifted pods in all; \`tessera audit\` lists every one)`] : [])];
+    const shown =
+      podsAt < 0
+        ? lines
+        : [
+            ...lines.slice(0, podsAt + 7),
+            ...(lines.length > podsAt + 7
+              ? [`  ... (${report.drifted.length} drifted pods in all; \`tessera audit\` lists every one)`]
+              : []),
+          ];
     say(shown.map((l) => `  ${l}`).join('\n'));
   } finally {
     say();

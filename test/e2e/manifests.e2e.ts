@@ -5,19 +5,42 @@ import { startCluster } from '../controlplane/cluster.ts';
 
 const MANIFESTS = fileURLToPath(new URL('../../manifests/', import.meta.url));
 
-t.test('every object of the kustomize base and the local overlay is valid for a real API server (server-side dry run)', async (t) => {
-  const cluster = await startCluster({ log: (l) => t.comment(l) });
-  t.teardown(() => cluster.stop());
-  const kubectl = (args: string[], input?: string) => execFileSync(cluster.binaries.kubectl, ['--kubeconfig', cluster.kubeconfigFor('admin'), ...args], { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
-  for (const dir of ['base', 'overlays/local']) {
-    const rendered = execFileSync(cluster.binaries.kubectl, ['kustomize', `${MANIFESTS}${dir}`], { encoding: 'utf8' });
-    const kinds = [...rendered.matchAll(/^kind: (\w+)$/gm)].map((m) => m[1]);
-    t.ok(kinds.includes('MutatingWebhookConfiguration') && kinds.includes('Deployment') && kinds.includes('PodDisruptionBudget') && kinds.includes('NetworkPolicy'), `${dir} renders the whole stack`);
-    // Namespaced objects can only be dry-run into a namespace that exists.
-    if (dir === 'base') kubectl(['apply', '--server-side', '-f', '-'], 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tessera-system\n');
-    const out = kubectl(['apply', '--server-side', '--dry-run=server', '--field-manager=tessera-e2e', '-f', '-'], rendered);
-    const applied = out.split('\n').filter((l) => /serverside-applied \(server dry run\)/.test(l));
-    if (applied.length !== kinds.length) t.comment(out);
-    t.equal(applied.length, kinds.length, `${dir}: all ${kinds.length} objects accepted by the API server`);
-  }
-});
+t.test(
+  'every object of the kustomize base and the local overlay is valid for a real API server (server-side dry run)',
+  async (t) => {
+    const cluster = await startCluster({ log: (l) => t.comment(l) });
+    t.teardown(() => cluster.stop());
+    const kubectl = (args: string[], input?: string) =>
+      execFileSync(cluster.binaries.kubectl, ['--kubeconfig', cluster.kubeconfigFor('admin'), ...args], {
+        input,
+        encoding: 'utf8',
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+    for (const dir of ['base', 'overlays/local']) {
+      const rendered = execFileSync(cluster.binaries.kubectl, ['kustomize', `${MANIFESTS}${dir}`], {
+        encoding: 'utf8',
+      });
+      const kinds = [...rendered.matchAll(/^kind: (\w+)$/gm)].map((m) => m[1]);
+      t.ok(
+        kinds.includes('MutatingWebhookConfiguration') &&
+          kinds.includes('Deployment') &&
+          kinds.includes('PodDisruptionBudget') &&
+          kinds.includes('NetworkPolicy'),
+        `${dir} renders the whole stack`,
+      );
+      // Namespaced objects can only be dry-run into a namespace that exists.
+      if (dir === 'base')
+        kubectl(
+          ['apply', '--server-side', '-f', '-'],
+          'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tessera-system\n',
+        );
+      const out = kubectl(
+        ['apply', '--server-side', '--dry-run=server', '--field-manager=tessera-e2e', '-f', '-'],
+        rendered,
+      );
+      const applied = out.split('\n').filter((l) => /serverside-applied \(server dry run\)/.test(l));
+      if (applied.length !== kinds.length) t.comment(out);
+      t.equal(applied.length, kinds.length, `${dir}: all ${kinds.length} objects accepted by the API server`);
+    }
+  },
+);

@@ -5,7 +5,13 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type V1Node } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  KubeConfig,
+  RbacAuthorizationV1Api,
+  type V1Node,
+} from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import { createCa, issueLeaf, type KeyPair } from '../../certs/authority.ts';
 import { startExtender, type RunningExtender } from '../../extender/server.ts';
@@ -40,7 +46,17 @@ export interface StackOptions {
 }
 
 export function schedulerConfig(extenderPort: number): string {
-  const managed = ['tessera.io/gpu-milli', 'nvidia.com/gpu', 'nvidia.com/gpu.shared', 'nvidia.com/mig-1g.10gb', 'nvidia.com/mig-1g.20gb', 'nvidia.com/mig-2g.20gb', 'nvidia.com/mig-3g.40gb', 'nvidia.com/mig-4g.40gb', 'nvidia.com/mig-7g.80gb'];
+  const managed = [
+    'tessera.io/gpu-milli',
+    'nvidia.com/gpu',
+    'nvidia.com/gpu.shared',
+    'nvidia.com/mig-1g.10gb',
+    'nvidia.com/mig-1g.20gb',
+    'nvidia.com/mig-2g.20gb',
+    'nvidia.com/mig-3g.40gb',
+    'nvidia.com/mig-4g.40gb',
+    'nvidia.com/mig-7g.80gb',
+  ];
   return [
     'apiVersion: kubescheduler.config.k8s.io/v1',
     'kind: KubeSchedulerConfiguration',
@@ -86,7 +102,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   mkdirSync(policyDir);
   writeFileSync(join(policyDir, 'policy.yaml'), options.policy);
   const ca = createCa({ commonName: 'tessera-e2e-ca' });
-  const leaf = issueLeaf(ca, { commonName: 'tessera-webhook', dnsNames: ['tessera-webhook.tessera-system.svc', 'localhost'], ips: ['127.0.0.1'] });
+  const leaf = issueLeaf(ca, {
+    commonName: 'tessera-webhook',
+    dnsNames: ['tessera-webhook.tessera-system.svc', 'localhost'],
+    ips: ['127.0.0.1'],
+  });
   writeFileSync(join(cluster.dir, 'webhook.crt'), leaf.certPem);
   writeFileSync(join(cluster.dir, 'webhook.key'), leaf.keyPem);
   const client = (user: string): KubeConfig => {
@@ -97,7 +117,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const admin = client('admin');
   // Who may do what: platform admins run the cluster, tenants edit their own namespaces.
   const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
-  await rbac.createClusterRoleBinding({ body: { metadata: { name: 'platform-admins' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' }, subjects: [{ kind: 'Group', name: 'platform-admins', apiGroup: 'rbac.authorization.k8s.io' }] } });
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: 'platform-admins' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+      subjects: [{ kind: 'Group', name: 'platform-admins', apiGroup: 'rbac.authorization.k8s.io' }],
+    },
+  });
   await admin.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'tessera-system' } } });
 
   const stack: Stack = {
@@ -110,7 +136,16 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     extenderPort,
     client,
     async startWebhook() {
-      stack.webhook = await startWebhook({ policyDir, host: '127.0.0.1', port: webhookPort, tls: { certFile: join(cluster.dir, 'webhook.crt'), keyFile: join(cluster.dir, 'webhook.key') }, kubeconfig: client(WEBHOOK_USER), systemUsers: [EXTENDER_USER, WEBHOOK_USER], auditIntervalMs: 5_000, log: log.child({ component: 'webhook' }) });
+      stack.webhook = await startWebhook({
+        policyDir,
+        host: '127.0.0.1',
+        port: webhookPort,
+        tls: { certFile: join(cluster.dir, 'webhook.crt'), keyFile: join(cluster.dir, 'webhook.key') },
+        kubeconfig: client(WEBHOOK_USER),
+        systemUsers: [EXTENDER_USER, WEBHOOK_USER],
+        auditIntervalMs: 5_000,
+        log: log.child({ component: 'webhook' }),
+      });
       await untilReady('the webhook', stack.webhook);
     },
     async stopWebhook() {
@@ -118,7 +153,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       stack.webhook = null;
     },
     async startExtender() {
-      stack.extender = await startExtender({ kubeconfig: client(EXTENDER_USER), policyDir, host: '127.0.0.1', port: extenderPort, leaseNamespace: 'tessera-system', log: log.child({ component: 'extender' }) });
+      stack.extender = await startExtender({
+        kubeconfig: client(EXTENDER_USER),
+        policyDir,
+        host: '127.0.0.1',
+        port: extenderPort,
+        leaseNamespace: 'tessera-system',
+        log: log.child({ component: 'extender' }),
+      });
       await untilReady('the extender', stack.extender);
     },
     async stopExtender() {
@@ -148,31 +190,70 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 async function registerWebhooks(admin: KubeConfig, ca: KeyPair, port: number): Promise<void> {
   const api = admin.makeApiClient(AdmissionregistrationV1Api);
   const caBundle = Buffer.from(ca.certPem).toString('base64');
-  const namespaceSelector = { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public', 'kube-node-lease', 'tessera-system'] }] };
+  const namespaceSelector = {
+    matchExpressions: [
+      {
+        key: 'kubernetes.io/metadata.name',
+        operator: 'NotIn',
+        values: ['kube-system', 'kube-public', 'kube-node-lease', 'tessera-system'],
+      },
+    ],
+  };
   await api.createMutatingWebhookConfiguration({
     body: {
       metadata: { name: 'tessera' },
-      webhooks: [{
-        name: 'mutate.tessera.io', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Fail', timeoutSeconds: 5, reinvocationPolicy: 'IfNeeded',
-        clientConfig: { url: `https://127.0.0.1:${port}/mutate`, caBundle },
-        namespaceSelector,
-        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }, { apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['pods/ephemeralcontainers'] }],
-      }],
+      webhooks: [
+        {
+          name: 'mutate.tessera.io',
+          admissionReviewVersions: ['v1'],
+          sideEffects: 'None',
+          failurePolicy: 'Fail',
+          timeoutSeconds: 5,
+          reinvocationPolicy: 'IfNeeded',
+          clientConfig: { url: `https://127.0.0.1:${port}/mutate`, caBundle },
+          namespaceSelector,
+          rules: [
+            { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] },
+            { apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['pods/ephemeralcontainers'] },
+          ],
+        },
+      ],
     },
   });
   await api.createValidatingWebhookConfiguration({
     body: {
       metadata: { name: 'tessera' },
-      webhooks: [{
-        name: 'validate.tessera.io', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Fail', timeoutSeconds: 5,
-        clientConfig: { url: `https://127.0.0.1:${port}/validate`, caBundle },
-        namespaceSelector,
-        rules: [
-          { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods', 'pods/ephemeralcontainers', 'namespaces'] },
-          { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments', 'statefulsets', 'daemonsets', 'replicasets'] },
-          { apiGroups: ['batch'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['jobs', 'cronjobs'] },
-        ],
-      }],
+      webhooks: [
+        {
+          name: 'validate.tessera.io',
+          admissionReviewVersions: ['v1'],
+          sideEffects: 'None',
+          failurePolicy: 'Fail',
+          timeoutSeconds: 5,
+          clientConfig: { url: `https://127.0.0.1:${port}/validate`, caBundle },
+          namespaceSelector,
+          rules: [
+            {
+              apiGroups: [''],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['pods', 'pods/ephemeralcontainers', 'namespaces'],
+            },
+            {
+              apiGroups: ['apps'],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['deployments', 'statefulsets', 'daemonsets', 'replicasets'],
+            },
+            {
+              apiGroups: ['batch'],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['jobs', 'cronjobs'],
+            },
+          ],
+        },
+      ],
     },
   });
 }
@@ -188,12 +269,22 @@ export interface FakeNode {
  * Ready and renews its Lease; kube-controller-manager's node-lifecycle controller then lifts the not-ready taint the
  * API server put on it at creation. Waits for that unless `wait` is false (see waitForNodesReady).
  */
-export async function createFakeNode(core: CoreV1Api, node: FakeNode, resources: Record<string, string>, wait = true): Promise<void> {
+export async function createFakeNode(
+  core: CoreV1Api,
+  node: FakeNode,
+  resources: Record<string, string>,
+  wait = true,
+): Promise<void> {
   const body: V1Node = {
     metadata: {
       ...node.metadata,
       // The labels a kubelet registers with.
-      labels: { 'kubernetes.io/hostname': node.metadata.name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', ...node.metadata.labels },
+      labels: {
+        'kubernetes.io/hostname': node.metadata.name,
+        'kubernetes.io/os': 'linux',
+        'kubernetes.io/arch': 'amd64',
+        ...node.metadata.labels,
+      },
       annotations: { ...node.metadata.annotations, ...kwokNodeAnnotations() },
     },
     ...(node.spec ? { spec: node.spec } : {}),
@@ -216,7 +307,10 @@ export async function waitForNodesReady(core: CoreV1Api, names: readonly string[
     const byName = new Map((await core.listNode()).items.map((n) => [n.metadata!.name!, n]));
     const waiting = names.filter((name) => !nodeSchedulable(byName.get(name) ?? {}));
     if (waiting.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`nodes not Ready (KWOK) or still tainted after ${timeoutMs / 1000} s: ${waiting.slice(0, 10).join(', ')}${waiting.length > 10 ? ', ...' : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `nodes not Ready (KWOK) or still tainted after ${timeoutMs / 1000} s: ${waiting.slice(0, 10).join(', ')}${waiting.length > 10 ? ', ...' : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -6,14 +6,21 @@ import type { KubeNode, KubePod } from '../../core/kube-objects.ts';
 import { compilePolicy } from '../../core/policy/compile.ts';
 import { SchedulingState } from '../../core/scheduling/state.ts';
 import { typicalShapes } from '../../core/scoring/workload-profile.ts';
-import { tessera } from '../../core/scoring/tessera.ts';
+import { fragmentationAware } from '../../core/scoring/fragmentation-aware.ts';
 import { createExtenderApp } from '../../extender/app.ts';
 import { ConflictError, type ClusterWriter } from '../../extender/cluster-writer.ts';
 import { ExtenderMetrics } from '../../extender/metrics.ts';
 import { ExtenderScheduler } from '../../extender/scheduler.ts';
-import { exclusiveH100, fractionH100, migA100, timeSlicedL4, node as plainNode, TWO_ISLANDS } from '../fixtures/nodes.ts';
+import {
+  exclusiveH100,
+  fractionH100,
+  migA100,
+  timeSlicedL4,
+  node as plainNode,
+  TWO_ISLANDS,
+} from '../fixtures/nodes.ts';
 import { pod } from '../fixtures/pods.ts';
-import { EXAMPLE_POLICY_TEXT } from '../unit/admission/harness.ts';
+import { EXAMPLE_POLICY_TEXT } from '../fixtures/admission.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -29,7 +36,9 @@ class FakeWriter implements ClusterWriter {
     const p = this.pods.get(`${ns}/${name}`)!;
     if (this.conflict || p.metadata!.resourceVersion !== rv) throw new ConflictError(`pod ${ns}/${name} changed`);
     const a = (p.metadata!.annotations ??= {});
-    for (const [k, v] of Object.entries(annotations)) if (v === null) delete a[k]; else a[k] = v;
+    for (const [k, v] of Object.entries(annotations))
+      if (v === null) delete a[k];
+      else a[k] = v;
     p.metadata!.resourceVersion = String(Number(rv) + 1);
     this.calls.push(`annotate ${name}`);
     return structuredClone(p);
@@ -63,7 +72,14 @@ async function start(t: { teardown(fn: () => unknown): void }, nodes: KubeNode[]
   for (const n of nodes) state.upsertNode(n);
   const writer = new FakeWriter();
   const metrics = new ExtenderMetrics();
-  const scheduler = new ExtenderScheduler({ state, strategy: tessera, writer, metrics, log, podLookup: (ns, name) => writer.pods.get(`${ns}/${name}`) });
+  const scheduler = new ExtenderScheduler({
+    state,
+    strategy: fragmentationAware,
+    writer,
+    metrics,
+    log,
+    podLookup: (ns, name) => writer.pods.get(`${ns}/${name}`),
+  });
   scheduler.setProfile(typicalShapes([{ cpuMilli: 1000, memoryMiB: 1024, gpus: 1, milliPerGpu: 500, models: null }]));
   const app = createExtenderApp({ scheduler, metrics, log, notReady: () => null, prefix: '/scheduler' });
   const server: Server = createServer(app);
@@ -71,7 +87,11 @@ async function start(t: { teardown(fn: () => unknown): void }, nodes: KubeNode[]
   t.teardown(() => new Promise<void>((r) => server.close(() => r())));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/scheduler`;
   return {
-    state, writer, scheduler, url, nodes: new Map(nodes.map((n) => [n.metadata!.name!, n])),
+    state,
+    writer,
+    scheduler,
+    url,
+    nodes: new Map(nodes.map((n) => [n.metadata!.name!, n])),
     add(p: KubePod) {
       p.metadata!.resourceVersion = '1';
       writer.pods.set(`${p.metadata!.namespace}/${p.metadata!.name}`, p);
@@ -81,40 +101,77 @@ async function start(t: { teardown(fn: () => unknown): void }, nodes: KubeNode[]
 }
 
 async function call(url: string, verb: string, body: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${url}/${verb}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const res = await fetch(`${url}/${verb}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
   return { status: res.status, body: await res.json() };
 }
 
-const gpuPod = (name: string, milli: number, ns = 'vision') => pod(name).ns(ns).gpuMilli(milli).annotate('tessera.io/pool', 'shared-h100').build();
+const gpuPod = (name: string, milli: number, ns = 'vision') =>
+  pod(name).ns(ns).gpuMilli(milli).annotate('tessera.io/pool', 'shared-h100').build();
 const shared = (name: string) => fractionH100(name, 2, { labels: { 'tessera.io/pool': 'shared-h100' } });
 
 t.test('filter and prioritize over NodeNames (nodeCacheCapable) for every node mode', async (t) => {
-  const env = await start(t, [shared('h1'), shared('h2'), migA100('m1'), timeSlicedL4('l1'), exclusiveH100('e1', 2), plainNode({ name: 'cpu' })]);
+  const env = await start(t, [
+    shared('h1'),
+    shared('h2'),
+    migA100('m1'),
+    timeSlicedL4('l1'),
+    exclusiveH100('e1', 2),
+    plainNode({ name: 'cpu' }),
+  ]);
   const p = gpuPod('a', 500);
-  const r = await call(env.url, 'filter', { Pod: p, Nodes: null, NodeNames: ['h1', 'h2', 'm1', 'l1', 'e1', 'cpu', 'ghost'] });
+  const r = await call(env.url, 'filter', {
+    Pod: p,
+    Nodes: null,
+    NodeNames: ['h1', 'h2', 'm1', 'l1', 'e1', 'cpu', 'ghost'],
+  });
   t.equal(r.status, 200);
   t.same(r.body.NodeNames, ['h1', 'h2']);
   t.equal(r.body.Nodes, null);
   t.equal(r.body.Error, '');
-  t.match(r.body.FailedAndUnresolvableNodes, { m1: /^NodeNotInPool: node m1 is not in pool shared-h100/, cpu: /NodeNotInPool/, ghost: /^UnknownNode/ });
-  const mig = await call(env.url, 'filter', { Pod: pod('m').ns('vision').limit('nvidia.com/mig-3g.40gb', '1').build(), NodeNames: ['m1', 'l1', 'e1'] });
+  t.match(r.body.FailedAndUnresolvableNodes, {
+    m1: /^NodeNotInPool: node m1 is not in pool shared-h100/,
+    cpu: /NodeNotInPool/,
+    ghost: /^UnknownNode/,
+  });
+  const mig = await call(env.url, 'filter', {
+    Pod: pod('m').ns('vision').limit('nvidia.com/mig-3g.40gb', '1').build(),
+    NodeNames: ['m1', 'l1', 'e1'],
+  });
   t.same(mig.body.NodeNames, ['m1']);
   t.match(mig.body.FailedAndUnresolvableNodes, { l1: /ModeMismatch/, e1: /ModeMismatch/ });
-  const ts = await call(env.url, 'filter', { Pod: pod('t').ns('vision').limit('nvidia.com/gpu.shared', '1').build(), NodeNames: ['l1', 'e1'] });
+  const ts = await call(env.url, 'filter', {
+    Pod: pod('t').ns('vision').limit('nvidia.com/gpu.shared', '1').build(),
+    NodeNames: ['l1', 'e1'],
+  });
   t.same(ts.body.NodeNames, ['l1']);
-  const ex = await call(env.url, 'filter', { Pod: pod('x').ns('vision').limit('nvidia.com/gpu', '2').build(), NodeNames: ['e1'] });
+  const ex = await call(env.url, 'filter', {
+    Pod: pod('x').ns('vision').limit('nvidia.com/gpu', '2').build(),
+    NodeNames: ['e1'],
+  });
   t.same(ex.body.NodeNames, ['e1']);
   const prio = await call(env.url, 'prioritize', { Pod: p, NodeNames: ['h1', 'h2'] });
   t.equal(prio.body.length, 2);
-  for (const h of prio.body) t.ok(Number.isInteger(h.Score) && h.Score >= 0 && h.Score <= 10 && typeof h.Host === 'string');
+  for (const h of prio.body)
+    t.ok(Number.isInteger(h.Score) && h.Score >= 0 && h.Score <= 10 && typeof h.Host === 'string');
 });
 
 t.test('full Nodes (nodeCacheCapable: false) are answered with Nodes.items', async (t) => {
   const env = await start(t, []);
   const h1 = { ...shared('h1'), metadata: { ...shared('h1').metadata, resourceVersion: '7' } };
-  const r = await call(env.url, 'filter', { Pod: gpuPod('a', 250), Nodes: { metadata: {}, items: [h1, exclusiveH100('e1')] }, NodeNames: null });
+  const r = await call(env.url, 'filter', {
+    Pod: gpuPod('a', 250),
+    Nodes: { metadata: {}, items: [h1, exclusiveH100('e1')] },
+    NodeNames: null,
+  });
   t.equal(r.body.NodeNames, null);
-  t.same(r.body.Nodes.items.map((n: KubeNode) => n.metadata!.name), ['h1']);
+  t.same(
+    r.body.Nodes.items.map((n: KubeNode) => n.metadata!.name),
+    ['h1'],
+  );
   t.match(r.body.FailedAndUnresolvableNodes, { e1: /NodeNotInPool/ });
 });
 
@@ -129,7 +186,10 @@ t.test('bind commits under a per-node lock; a second pod sees the first', async 
   t.same(ra.body, { Error: '' });
   t.match(rb.body.Error, /^GpuCompute: pod needs 600m compute/, 'the concurrent bind re-checks and refuses');
   const bound = env.writer.pods.get('vision/a')!;
-  t.same(JSON.parse(bound.metadata!.annotations!['tessera.io/assignment']!), { node: 'h1', gpus: [{ index: 0, milli: 600, memoryMiB: 48935 }] });
+  t.same(JSON.parse(bound.metadata!.annotations!['tessera.io/assignment']!), {
+    node: 'h1',
+    gpus: [{ index: 0, milli: 600, memoryMiB: 48935 }],
+  });
   t.equal(bound.metadata!.annotations!['tessera.io/visible-devices'], '0');
   t.equal(bound.spec!.nodeName, 'h1');
   t.same(env.writer.calls, ['annotate a', 'bind a h1'], 'assignment first, then the Binding');
@@ -142,24 +202,44 @@ t.test('a failed Binding rolls the assignment back; a resourceVersion conflict r
   env.writer.failBind = true;
   const r = await call(env.url, 'bind', { PodName: 'a', PodNamespace: 'vision', PodUID: a.metadata!.uid, Node: 'h1' });
   t.match(r.body.Error, /bind failed: apiserver unavailable; rolled back/);
-  t.equal(env.writer.pods.get('vision/a')!.metadata!.annotations!['tessera.io/assignment'], undefined, 'the assignment is removed');
+  t.equal(
+    env.writer.pods.get('vision/a')!.metadata!.annotations!['tessera.io/assignment'],
+    undefined,
+    'the assignment is removed',
+  );
   t.equal(env.state.ledger.usage('h1').milliOn(0), 0, 'nothing stays reserved');
   env.writer.failBind = false;
   env.writer.conflict = true;
   const c = await call(env.url, 'bind', { PodName: 'a', PodNamespace: 'vision', PodUID: a.metadata!.uid, Node: 'h1' });
   t.match(c.body.Error, /bind conflict/);
   env.writer.conflict = false;
-  t.match((await call(env.url, 'bind', { PodName: 'a', PodNamespace: 'vision', PodUID: 'other', Node: 'h1' })).body.Error, /recreated/);
-  t.same((await call(env.url, 'bind', { PodName: 'a', PodNamespace: 'vision', PodUID: a.metadata!.uid, Node: 'h1' })).body, { Error: '' });
+  t.match(
+    (await call(env.url, 'bind', { PodName: 'a', PodNamespace: 'vision', PodUID: 'other', Node: 'h1' })).body.Error,
+    /recreated/,
+  );
+  t.same(
+    (await call(env.url, 'bind', { PodName: 'a', PodNamespace: 'vision', PodUID: a.metadata!.uid, Node: 'h1' })).body,
+    { Error: '' },
+  );
 });
 
 t.test('quota is checked again at bind, where admission races are settled', async (t) => {
-  const env = await start(t, [fractionH100('h1', 8, { labels: { 'tessera.io/pool': 'shared-h100' } }), fractionH100('h2', 8, { labels: { 'tessera.io/pool': 'shared-h100' } })]);
+  const env = await start(t, [
+    fractionH100('h1', 8, { labels: { 'tessera.io/pool': 'shared-h100' } }),
+    fractionH100('h2', 8, { labels: { 'tessera.io/pool': 'shared-h100' } }),
+  ]);
   // payments-ml has a quota of 4 GPU-equivalents.
   const big = env.add(gpuPod('big', 3000, 'risk'));
-  t.same((await call(env.url, 'bind', { PodName: 'big', PodNamespace: 'risk', PodUID: big.metadata!.uid, Node: 'h1' })).body, { Error: '' });
+  t.same(
+    (await call(env.url, 'bind', { PodName: 'big', PodNamespace: 'risk', PodUID: big.metadata!.uid, Node: 'h1' })).body,
+    { Error: '' },
+  );
   const more = env.add(gpuPod('more', 2000, 'risk'));
-  t.match((await call(env.url, 'bind', { PodName: 'more', PodNamespace: 'risk', PodUID: more.metadata!.uid, Node: 'h2' })).body.Error, /^QuotaExceeded: tenant payments-ml holds 3 of its 4 GPU-equivalents; this pod needs 2/);
+  t.match(
+    (await call(env.url, 'bind', { PodName: 'more', PodNamespace: 'risk', PodUID: more.metadata!.uid, Node: 'h2' }))
+      .body.Error,
+    /^QuotaExceeded: tenant payments-ml holds 3 of its 4 GPU-equivalents; this pod needs 2/,
+  );
 });
 
 t.test('tenant isolation: an isolated tenant never shares a GPU', async (t) => {
@@ -171,34 +251,172 @@ t.test('tenant isolation: an isolated tenant never shares a GPU', async (t) => {
 });
 
 t.test('restart: a new state rebuilt from the pods’ assignments sees the same usage', async (t) => {
-  const env = await start(t, [fractionH100('h1', 8, { labels: { 'tessera.io/pool': 'shared-h100' }, annotations: { 'tessera.io/gpu-topology': TWO_ISLANDS } })]);
-  for (const [name, milli] of [['a', 250], ['b', 4000], ['c', 500]] as const) {
+  const env = await start(t, [
+    fractionH100('h1', 8, {
+      labels: { 'tessera.io/pool': 'shared-h100' },
+      annotations: { 'tessera.io/gpu-topology': TWO_ISLANDS },
+    }),
+  ]);
+  for (const [name, milli] of [
+    ['a', 250],
+    ['b', 4000],
+    ['c', 500],
+  ] as const) {
     const p = env.add(gpuPod(name, milli));
-    t.same((await call(env.url, 'bind', { PodName: name, PodNamespace: 'vision', PodUID: p.metadata!.uid, Node: 'h1' })).body, { Error: '' });
+    t.same(
+      (await call(env.url, 'bind', { PodName: name, PodNamespace: 'vision', PodUID: p.metadata!.uid, Node: 'h1' }))
+        .body,
+      { Error: '' },
+    );
   }
   const rebuilt = new SchedulingState();
   rebuilt.upsertNamespace({ metadata: { name: 'vision', labels: { 'tessera.io/tenant': 'research' } } });
   rebuilt.upsertNode(env.nodes.get('h1')!);
   for (const p of env.writer.pods.values()) rebuilt.upsertPod(p);
-  for (let i = 0; i < 8; i++) t.equal(rebuilt.ledger.usage('h1').milliOn(i), env.state.ledger.usage('h1').milliOn(i), `GPU ${i}`);
+  for (let i = 0; i < 8; i++)
+    t.equal(rebuilt.ledger.usage('h1').milliOn(i), env.state.ledger.usage('h1').milliOn(i), `GPU ${i}`);
   t.equal(rebuilt.problems.size, 0);
   const b = JSON.parse(env.writer.pods.get('vision/b')!.metadata!.annotations!['tessera.io/assignment']!);
-  t.same(b.gpus.map((g: { index: number }) => g.index), [4, 5, 6, 7], 'the 4-GPU pod got a whole NVLink island');
+  t.same(
+    b.gpus.map((g: { index: number }) => g.index),
+    [4, 5, 6, 7],
+    'the 4-GPU pod got a whole NVLink island',
+  );
 });
 
-t.test('preempt keeps only nodes where the victims free a real placement', async (t) => {
-  const env = await start(t, [fractionH100('h1', 2, { labels: { 'tessera.io/pool': 'shared-h100' } })]);
-  const bound: Record<string, KubePod> = {};
-  for (const [name, milli] of [['x', 600], ['y', 600]] as const) {
-    bound[name] = env.add(gpuPod(name, milli));
-    await call(env.url, 'bind', { PodName: name, PodNamespace: 'vision', PodUID: bound[name]!.metadata!.uid, Node: 'h1' });
+/** A running fraction pod on a known GPU, as the informer would show it after a Tessera bind. */
+function running(
+  env: Env,
+  name: string,
+  gpu: number,
+  milli: number,
+  o: { ns?: string; priority?: number; node?: string } = {},
+): KubePod {
+  const node = o.node ?? 'h1';
+  const p = pod(name)
+    .ns(o.ns ?? 'vision')
+    .gpuMilli(milli)
+    .annotate('tessera.io/pool', 'shared-h100')
+    .annotate('tessera.io/assignment', JSON.stringify({ node, gpus: [{ index: gpu, milli, memoryMiB: 0 }] }))
+    .boundTo(node)
+    .build();
+  p.spec!.priority = o.priority ?? 0;
+  env.add(p);
+  env.state.upsertPod(p);
+  return p;
+}
+
+const urgent = (name: string, milli: number, priority = 1000, ns = 'vision') => {
+  const p = gpuPod(name, milli, ns);
+  p.spec!.priority = priority;
+  return p;
+};
+
+const victimsOf = (body: any, node = 'h1'): string[] =>
+  (body.NodeNameToMetaVictims[node]?.Pods ?? []).map((v: { UID: string }) => v.UID).sort();
+
+t.test('preempt replaces node-level victims with the fewest that free room on one GPU', async (t) => {
+  const env = await start(t, [shared('h1')]);
+  // GPU 0: two 500m pods; GPU 1: four 250m pods. The node is full; a 500m pod needs one GPU with 500m free.
+  for (const [name, gpu, milli] of [
+    ['a', 0, 500],
+    ['b', 0, 500],
+    ['c', 1, 250],
+    ['d', 1, 250],
+    ['e', 1, 250],
+    ['f', 1, 250],
+  ] as const) {
+    running(env, name, gpu, milli);
   }
-  // Evicting one 600m pod frees a 1000m GPU only if it is alone on its GPU; each is.
-  const one = await call(env.url, 'preempt', { Pod: gpuPod('big', 1000), NodeNameToMetaVictims: { h1: { Pods: [{ UID: bound.x!.metadata!.uid }], NumPDBViolations: 0 } } });
-  t.same(one.body, { NodeNameToMetaVictims: { h1: { Pods: [{ UID: bound.x!.metadata!.uid }], NumPDBViolations: 0 } } });
-  const none = await call(env.url, 'preempt', { Pod: gpuPod('huge', 2000), NodeNameToMetaVictims: { h1: { Pods: [{ UID: bound.x!.metadata!.uid }], NumPDBViolations: 0 } } });
-  t.same(none.body, { NodeNameToMetaVictims: {} }, 'one victim cannot free two whole GPUs');
+  // kube-scheduler's dry run counts node-level milli only: two 250m pods on GPU 1 look as good as one 500m pod.
+  const proposed = { h1: { Pods: [{ UID: 'uid-c' }, { UID: 'uid-e' }], NumPDBViolations: 0 } };
+  const r = await call(env.url, 'preempt', { Pod: urgent('p', 500), NodeNameToMetaVictims: proposed });
+  t.same(victimsOf(r.body), ['uid-a'], 'one victim instead of two');
+  t.equal(r.body.NodeNameToMetaVictims.h1.NumPDBViolations, 0);
+
+  // Pods at or above the preemptor's priority are never victims.
+  env.state.upsertPod({
+    ...env.writer.pods.get('vision/a')!,
+    spec: { ...env.writer.pods.get('vision/a')!.spec, priority: 1000 },
+  });
+  const r2 = await call(env.url, 'preempt', { Pod: urgent('p', 500), NodeNameToMetaVictims: proposed });
+  t.same(victimsOf(r2.body), ['uid-b']);
+
+  // Nothing of lower priority can make room: the node is no candidate.
+  const r3 = await call(env.url, 'preempt', { Pod: urgent('p', 500, 0), NodeNameToMetaVictims: proposed });
+  t.same(r3.body, { NodeNameToMetaVictims: {} });
+  // Two whole GPUs need every pod gone; all are below 2000.
+  const r4 = await call(env.url, 'preempt', { Pod: urgent('q', 2000, 2000), NodeNameToMetaVictims: proposed });
+  t.same(victimsOf(r4.body), ['uid-a', 'uid-b', 'uid-c', 'uid-d', 'uid-e', 'uid-f']);
 });
+
+t.test("preempt takes other tenants' pods only where the policy allows it", async (t) => {
+  const env = await start(t, [shared('h1')]);
+  running(env, 'mine', 0, 750);
+  running(env, 'theirs', 1, 500, { ns: 'risk' });
+  running(env, 'theirs2', 1, 500, { ns: 'risk' });
+  const proposed = { h1: { Pods: [{ UID: 'uid-theirs' }], NumPDBViolations: 1 } };
+  const r = await call(env.url, 'preempt', { Pod: urgent('p', 500), NodeNameToMetaVictims: proposed });
+  t.same(victimsOf(r.body), ['uid-mine'], 'research may not preempt payments-ml: its own pod goes instead');
+  t.equal(r.body.NodeNameToMetaVictims.h1.NumPDBViolations, 1, "kube-scheduler's PDB count is kept");
+  // payments-ml keeps its GPUs to itself (shareGpuWith: same-tenant): freeing room for research on GPU 1 takes both.
+  const policy = EXAMPLE_POLICY_TEXT.replace('shareGpuWith: any', 'shareGpuWith: any\n      mayPreempt: [payments-ml]');
+  const compiled = compilePolicy([{ name: 'policy.yaml', text: policy }]);
+  if (!compiled.ok) throw new Error(JSON.stringify(compiled.problems));
+  env.state.setPolicy(compiled.policy);
+  const mine = env.writer.pods.get('vision/mine')!;
+  env.state.upsertPod({ ...mine, spec: { ...mine.spec, priority: 1000 } });
+  const r2 = await call(env.url, 'preempt', { Pod: urgent('p', 500), NodeNameToMetaVictims: proposed });
+  t.same(victimsOf(r2.body), ['uid-theirs', 'uid-theirs2'], 'with mayPreempt, and tenant isolation kept');
+});
+
+t.test(
+  'preempt on MIG: one pod holding the profile; a nominated preemptor holds its room against lower priorities',
+  async (t) => {
+    const mig1 = migA100('m1', 1);
+    mig1.metadata!.labels!['tessera.io/pool'] = 'a100-mig';
+    const env = await start(t, [mig1]);
+    const mig = (name: string, profile: string, priority = 0) => {
+      const p = pod(name)
+        .ns('vision')
+        .limit(`nvidia.com/mig-${profile}`, '1')
+        .annotate('tessera.io/pool', 'a100-mig')
+        .boundTo('m1')
+        .build();
+      p.spec!.priority = priority;
+      env.add(p);
+      env.state.upsertPod(p);
+      return p;
+    };
+    mig('s1', '1g.10gb');
+    mig('s2', '1g.10gb');
+    mig('m', '2g.20gb');
+    mig('l', '3g.40gb');
+    const want = pod('want')
+      .ns('vision')
+      .limit('nvidia.com/mig-3g.40gb', '1')
+      .annotate('tessera.io/pool', 'a100-mig')
+      .build();
+    want.spec!.priority = 500;
+    const proposed = { m1: { Pods: [{ UID: 'uid-s1' }, { UID: 'uid-l' }], NumPDBViolations: 0 } };
+    const r = await call(env.url, 'preempt', { Pod: want, NodeNameToMetaVictims: proposed });
+    t.same(victimsOf(r.body, 'm1'), ['uid-l'], 'only the 3g.40gb holder');
+
+    // kube-scheduler nominates the preemptor; the victim is gone. A lower-priority 3g pod must not take the room.
+    env.state.removePod('uid-l');
+    env.writer.pods.delete('vision/l');
+    env.state.upsertPod({ ...env.add(want), status: { phase: 'Pending', nominatedNodeName: 'm1' } });
+    const other = pod('other')
+      .ns('vision')
+      .limit('nvidia.com/mig-3g.40gb', '1')
+      .annotate('tessera.io/pool', 'a100-mig')
+      .build();
+    const lower = await call(env.url, 'filter', { Pod: other, NodeNames: ['m1'] });
+    t.match(lower.body.FailedNodes, { m1: /MigProfileExhausted/ }, 'held for the nominated pod');
+    const self = await call(env.url, 'filter', { Pod: want, NodeNames: ['m1'] });
+    t.same(self.body.NodeNames, ['m1'], 'the nominated pod itself fits');
+  },
+);
 
 t.test('malformed requests get a clear 400; lower-case keys are read like Go does', async (t) => {
   const env = await start(t, [shared('h1')]);

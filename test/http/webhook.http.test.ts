@@ -4,13 +4,13 @@ import { mkdirSync, mkdtempSync, writeFileSync, rmSync, renameSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import jsonPatch from 'fast-json-patch';
 import { pino } from 'pino';
 import { createCa, issueLeaf } from '../../certs/authority.ts';
 import { startWebhook } from '../../webhook/server.ts';
 import { pod } from '../fixtures/pods.ts';
-import { EXAMPLE_POLICY_TEXT, view, BOB, ALICE } from '../unit/admission/harness.ts';
+import { EXAMPLE_POLICY_TEXT, view, BOB, ALICE } from '../fixtures/admission.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -37,32 +37,59 @@ interface Reply {
 function post(url: string, path: string, body: string | object, ca: string, method = 'POST'): Promise<Reply> {
   const data = typeof body === 'string' ? body : JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(`${url}${path}`, { method, ca, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
-      const chunks: Buffer[] = [];
-      const serial = (res.socket as TLSSocket).getPeerCertificate().serialNumber;
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        let parsed: unknown = text;
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          // plain text
-        }
-        resolve({ status: res.statusCode ?? 0, body: parsed, serial });
-      });
-    });
+    const req = httpsRequest(
+      `${url}${path}`,
+      {
+        method,
+        ca,
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        const serial = (res.socket as TLSSocket).getPeerCertificate().serialNumber;
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let parsed: unknown = text;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            // plain text
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed, serial });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(method === 'GET' ? undefined : data);
   });
 }
 
 const review = (request: object) => ({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request });
-const podReview = (p: object, extra: object = {}) => review({ uid: 'e7a1f0b2-0000-4000-8000-000000000001', kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, namespace: (p as any).metadata.namespace, operation: 'CREATE', userInfo: BOB, object: p, ...extra });
+const podReview = (p: object, extra: object = {}) =>
+  review({
+    uid: 'e7a1f0b2-0000-4000-8000-000000000001',
+    kind: { group: '', version: 'v1', kind: 'Pod' },
+    resource: { group: '', version: 'v1', resource: 'pods' },
+    namespace: (p as any).metadata.namespace,
+    operation: 'CREATE',
+    userInfo: BOB,
+    object: p,
+    ...extra,
+  });
 
 t.test('the webhook over HTTPS with real AdmissionReview payloads', async (t) => {
   const env = setup();
-  const hook = await startWebhook({ policyDir: env.policyDir, host: '127.0.0.1', port: 0, tls: { certFile: join(env.certDir, 'tls.crt'), keyFile: join(env.certDir, 'tls.key') }, view: view(), systemUsers: [], log });
+  const hook = await startWebhook({
+    policyDir: env.policyDir,
+    host: '127.0.0.1',
+    port: 0,
+    tls: { certFile: join(env.certDir, 'tls.crt'), keyFile: join(env.certDir, 'tls.key') },
+    view: view(),
+    systemUsers: [],
+    log,
+  });
   t.teardown(async () => {
     await hook.close();
     rmSync(env.dir, { recursive: true, force: true });
@@ -73,7 +100,11 @@ t.test('the webhook over HTTPS with real AdmissionReview payloads', async (t) =>
     const p = pod('train').ns('research-a').annotate('tessera.io/gpu-fraction', '0.5').build();
     const r = await post(hook.url, '/mutate', podReview(p), ca);
     t.equal(r.status, 200);
-    t.match(r.body, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'e7a1f0b2-0000-4000-8000-000000000001', allowed: true, patchType: 'JSONPatch' } });
+    t.match(r.body, {
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      response: { uid: 'e7a1f0b2-0000-4000-8000-000000000001', allowed: true, patchType: 'JSONPatch' },
+    });
     const ops = JSON.parse(Buffer.from(r.body.response.patch, 'base64').toString());
     const patched = jsonPatch.applyPatch(structuredClone(p), ops, true, false).newDocument as any;
     t.equal(patched.spec.schedulerName, 'tessera-scheduler');
@@ -83,20 +114,52 @@ t.test('the webhook over HTTPS with real AdmissionReview payloads', async (t) =>
   t.test('validate denies with 403 and every problem, warns and audits', async (t) => {
     const p = pod('bad').ns('plain').annotate('tessera.io/gpu-fraction', '0.5').build();
     const r = await post(hook.url, '/validate', podReview(p), ca);
-    t.match(r.body.response, { uid: 'e7a1f0b2-0000-4000-8000-000000000001', allowed: false, status: { code: 403, message: /namespace plain has no tessera.io\/tenant label/ } });
-    const ns = review({ uid: 'n1', kind: { group: '', version: 'v1', kind: 'Namespace' }, operation: 'CREATE', userInfo: ALICE, object: { metadata: { name: 'x', labels: { 'tessera.io/tenant': 'typo' } } } });
+    t.match(r.body.response, {
+      uid: 'e7a1f0b2-0000-4000-8000-000000000001',
+      allowed: false,
+      status: { code: 403, message: /namespace plain has no tessera.io\/tenant label/ },
+    });
+    const ns = review({
+      uid: 'n1',
+      kind: { group: '', version: 'v1', kind: 'Namespace' },
+      operation: 'CREATE',
+      userInfo: ALICE,
+      object: { metadata: { name: 'x', labels: { 'tessera.io/tenant': 'typo' } } },
+    });
     const w = await post(hook.url, '/validate', ns, ca);
     t.match(w.body.response, { allowed: true, warnings: [/tenant "typo" is not defined/] });
-    const del = await post(hook.url, '/validate', review({ uid: 'd', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'DELETE', userInfo: BOB }), ca);
+    const del = await post(
+      hook.url,
+      '/validate',
+      review({ uid: 'd', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'DELETE', userInfo: BOB }),
+      ca,
+    );
     t.match(del.body.response, { uid: 'd', allowed: true });
   });
 
   t.test('malformed and oversized requests get a clear 4xx and the server lives on', async (t) => {
-    t.match(await post(hook.url, '/validate', '{"apiVersion":', ca), { status: 400, body: { error: /not valid JSON/ } });
-    t.match(await post(hook.url, '/validate', { apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', request: {} }, ca), { status: 400, body: { error: /admissionReviewVersions: \["v1"\]/ } });
-    t.match(await post(hook.url, '/mutate', review({ kind: { kind: 'Pod' }, operation: 'CREATE' }), ca), { status: 400, body: { error: /request.uid is missing/ } });
+    t.match(await post(hook.url, '/validate', '{"apiVersion":', ca), {
+      status: 400,
+      body: { error: /not valid JSON/ },
+    });
+    t.match(
+      await post(
+        hook.url,
+        '/validate',
+        { apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', request: {} },
+        ca,
+      ),
+      { status: 400, body: { error: /admissionReviewVersions: \["v1"\]/ } },
+    );
+    t.match(await post(hook.url, '/mutate', review({ kind: { kind: 'Pod' }, operation: 'CREATE' }), ca), {
+      status: 400,
+      body: { error: /request.uid is missing/ },
+    });
     t.match(await post(hook.url, '/mutate', '[1,2]', ca), { status: 400, body: { error: /not a JSON object/ } });
-    t.match(await post(hook.url, '/validate', 'x'.repeat(3 * 1024 * 1024 + 10), ca), { status: 413, body: { error: /larger than 3 MiB/ } });
+    t.match(await post(hook.url, '/validate', 'x'.repeat(3 * 1024 * 1024 + 10), ca), {
+      status: 413,
+      body: { error: /larger than 3 MiB/ },
+    });
     t.match(await post(hook.url, '/nope', '{}', ca), { status: 404 });
     t.match(await post(hook.url, '/healthz', '', ca, 'GET'), { status: 200, body: 'ok' });
   });
@@ -109,14 +172,31 @@ t.test('the webhook over HTTPS with real AdmissionReview payloads', async (t) =>
       copy[path[0]!] = mutateAt(copy[path[0]!], path.slice(1), value);
       return copy;
     };
-    const paths = fc.constantFrom(['request'], ['request', 'object'], ['request', 'object', 'spec'], ['request', 'object', 'spec', 'containers'], ['request', 'object', 'spec', 'containers', '0', 'resources'], ['request', 'object', 'metadata', 'annotations'], ['request', 'object', 'metadata', 'annotations', 'tessera.io/gpu-fraction'], ['request', 'userInfo'], ['request', 'kind'], ['request', 'operation'], ['request', 'object', 'spec', 'tolerations'], ['request', 'object', 'spec', 'affinity']);
+    const paths = fc.constantFrom(
+      ['request'],
+      ['request', 'object'],
+      ['request', 'object', 'spec'],
+      ['request', 'object', 'spec', 'containers'],
+      ['request', 'object', 'spec', 'containers', '0', 'resources'],
+      ['request', 'object', 'metadata', 'annotations'],
+      ['request', 'object', 'metadata', 'annotations', 'tessera.io/gpu-fraction'],
+      ['request', 'userInfo'],
+      ['request', 'kind'],
+      ['request', 'operation'],
+      ['request', 'object', 'spec', 'tolerations'],
+      ['request', 'object', 'spec', 'affinity'],
+    );
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.tuple(paths, fc.jsonValue()), { minLength: 1, maxLength: 4 }), fc.constantFrom('/mutate', '/validate'), async (edits, path) => {
-        let body: any = base;
-        for (const [p, v] of edits) body = mutateAt(body, [...p], v);
-        const r = await post(hook.url, path, body, ca);
-        return r.status === 200 || r.status === 400;
-      }),
+      fc.asyncProperty(
+        fc.array(fc.tuple(paths, fc.jsonValue()), { minLength: 1, maxLength: 4 }),
+        fc.constantFrom('/mutate', '/validate'),
+        async (edits, path) => {
+          let body: any = base;
+          for (const [p, v] of edits) body = mutateAt(body, [...p], v);
+          const r = await post(hook.url, path, body, ca);
+          return r.status === 200 || r.status === 400;
+        },
+      ),
       { numRuns: 150, seed: 21 },
     );
     t.match(await post(hook.url, '/healthz', '', ca, 'GET'), { status: 200 }, 'still alive');
@@ -124,17 +204,32 @@ t.test('the webhook over HTTPS with real AdmissionReview payloads', async (t) =>
 
   t.test('a bad policy file keeps the last good policy in force, loudly', async (t) => {
     const before = hook.policies.status().revision;
-    writeFileSync(join(env.policyDir, 'policy.yaml'), EXAMPLE_POLICY_TEXT.replace('fractionMode: fraction', 'fractionMode: slices'));
+    writeFileSync(
+      join(env.policyDir, 'policy.yaml'),
+      EXAMPLE_POLICY_TEXT.replace('fractionMode: fraction', 'fractionMode: slices'),
+    );
     hook.policies.reload();
-    t.match(hook.policies.status(), { state: 'stale', revision: before, problems: [/policy.yaml: \/spec\/pools\/0\/fractionMode: must be one of/] });
+    t.match(hook.policies.status(), {
+      state: 'stale',
+      revision: before,
+      problems: [/policy.yaml: \/spec\/pools\/0\/fractionMode: must be one of/],
+    });
     const ready = await post(hook.url, '/readyz', '', ca, 'GET');
     t.match(ready, { status: 200, body: { ready: true, reason: /serving last good policy revision .*invalid/ } });
     const metrics = await post(hook.url, '/metrics', '', ca, 'GET');
     t.match(metrics.body, /tessera_policy_load_state\{state="stale"\} 1/);
     t.match(metrics.body, /tessera_policy_rejections_total 1/);
-    const r = await post(hook.url, '/mutate', podReview(pod('still').ns('research-a').annotate('tessera.io/gpu-fraction', '0.5').build()), ca);
+    const r = await post(
+      hook.url,
+      '/mutate',
+      podReview(pod('still').ns('research-a').annotate('tessera.io/gpu-fraction', '0.5').build()),
+      ca,
+    );
     t.equal(r.body.response.allowed, true, 'admission goes on under the last good policy');
-    writeFileSync(join(env.policyDir, 'policy.yaml'), EXAMPLE_POLICY_TEXT.replace('quota: { gpus: 12 }', 'quota: { gpus: 16 }'));
+    writeFileSync(
+      join(env.policyDir, 'policy.yaml'),
+      EXAMPLE_POLICY_TEXT.replace('quota: { gpus: 12 }', 'quota: { gpus: 16 }'),
+    );
     hook.policies.reload();
     t.match(hook.policies.status(), { state: 'valid' });
     t.not(hook.policies.status().revision, before, 'a new revision');
@@ -159,12 +254,23 @@ t.test('the webhook over HTTPS with real AdmissionReview payloads', async (t) =>
 t.test('without a valid policy the webhook is not ready and denies', async (t) => {
   const env = setup();
   writeFileSync(join(env.policyDir, 'policy.yaml'), 'kind: Nonsense\n');
-  const hook = await startWebhook({ policyDir: env.policyDir, host: '127.0.0.1', port: 0, tls: { certFile: join(env.certDir, 'tls.crt'), keyFile: join(env.certDir, 'tls.key') }, view: view(), systemUsers: [], log });
+  const hook = await startWebhook({
+    policyDir: env.policyDir,
+    host: '127.0.0.1',
+    port: 0,
+    tls: { certFile: join(env.certDir, 'tls.crt'), keyFile: join(env.certDir, 'tls.key') },
+    view: view(),
+    systemUsers: [],
+    log,
+  });
   t.teardown(async () => {
     await hook.close();
     rmSync(env.dir, { recursive: true, force: true });
   });
-  t.match(await post(hook.url, '/readyz', '', env.ca.certPem, 'GET'), { status: 503, body: { ready: false, reason: /no valid policy/ } });
+  t.match(await post(hook.url, '/readyz', '', env.ca.certPem, 'GET'), {
+    status: 503,
+    body: { ready: false, reason: /no valid policy/ },
+  });
   const r = await post(hook.url, '/mutate', podReview(pod('x').ns('research-a').build()), env.ca.certPem);
   t.match(r.body.response, { allowed: false, status: { code: 503, message: /no valid policy in force/ } });
 });

@@ -23,7 +23,11 @@ export const EXIT_CODE_ANNOTATION = 'kwok.tessera.io/exit-code';
 export const kwokNodeAnnotations = (): Record<string, string> => ({ [KWOK_NODE_ANNOTATION]: KWOK_NODE_VALUE });
 
 /** How long a pod should run, then how it should end: the annotations the Stages read. */
-export function lifecycleAnnotations(runFor: string | null, exit: 'succeeded' | 'failed' = 'succeeded', exitCode?: number): Record<string, string> {
+export function lifecycleAnnotations(
+  runFor: string | null,
+  exit: 'succeeded' | 'failed' = 'succeeded',
+  exitCode?: number,
+): Record<string, string> {
   return {
     ...(runFor !== null ? { [RUN_FOR_ANNOTATION]: runFor } : {}),
     ...(exit === 'failed' ? { [EXIT_ANNOTATION]: 'failed' } : {}),
@@ -34,7 +38,10 @@ export function lifecycleAnnotations(runFor: string | null, exit: 'succeeded' | 
 export const STAGES_DIR = join(dirname(fileURLToPath(import.meta.url)), 'stages');
 
 export function stageFiles(): string[] {
-  return readdirSync(STAGES_DIR).filter((f) => f.endsWith('.yaml')).sort().map((f) => join(STAGES_DIR, f));
+  return readdirSync(STAGES_DIR)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .map((f) => join(STAGES_DIR, f));
 }
 
 export interface KwokArgs {
@@ -49,12 +56,19 @@ export interface KwokArgs {
 /** The kwok command line: our Stages only, our nodes only, fake addresses that nothing connects to. */
 export function kwokArgs(a: KwokArgs): string[] {
   return [
-    '--kubeconfig', a.kubeconfig,
+    '--kubeconfig',
+    a.kubeconfig,
     ...stageFiles().flatMap((f) => ['-c', f]),
-    '--manage-nodes-with-annotation-selector', `${KWOK_NODE_ANNOTATION}=${KWOK_NODE_VALUE}`,
-    '--node-lease-duration-seconds', String(a.leaseDurationSeconds ?? 40),
+    '--manage-nodes-with-annotation-selector',
+    `${KWOK_NODE_ANNOTATION}=${KWOK_NODE_VALUE}`,
+    '--node-lease-duration-seconds',
+    String(a.leaseDurationSeconds ?? 40),
     // Pod and node IPs only ever appear in status; nothing connects to them.
-    '--cidr', '10.244.0.0/16', '--node-ip', '10.0.0.1',
-    '--server-address', `127.0.0.1:${a.serverPort}`,
+    '--cidr',
+    '10.244.0.0/16',
+    '--node-ip',
+    '10.0.0.1',
+    '--server-address',
+    `127.0.0.1:${a.serverPort}`,
   ];
 }

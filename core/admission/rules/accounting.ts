@@ -2,7 +2,7 @@
 // (no nodeName, no other schedulerName), and nobody may choose the visible GPUs themselves.
 
 import type { KubeContainer } from '../../kube-objects.ts';
-import { VISIBLE_DEVICES } from '../../names.ts';
+import { VISIBLE_DEVICES } from '../../well-known-names.ts';
 import { BUILTIN, type PodCheck, type Violation } from '../check.ts';
 import { allContainers, VISIBLE_DEVICES_ENV } from '../pod-edits.ts';
 
@@ -20,20 +20,34 @@ export function userSetVisibleDevices(c: KubeContainer): boolean {
 
 export const accountingCheck: PodCheck = (s, ctx) => {
   const out: Violation[] = [];
-  const deny = (message: string) => out.push({ rule: BUILTIN.accounting, action: 'enforce', message: `${s.where}${message}` });
+  const deny = (message: string) =>
+    out.push({ rule: BUILTIN.accounting, action: 'enforce', message: `${s.where}${message}` });
   const spec = s.pod.spec ?? {};
   if (s.gpu && !s.template && ctx.operation === 'CREATE' && spec.nodeName) {
-    deny(`spec.nodeName=${spec.nodeName} bypasses the scheduler and Tessera's GPU accounting; remove nodeName and use tessera.io/pool or node affinity`);
+    deny(
+      `spec.nodeName=${spec.nodeName} bypasses the scheduler and Tessera's GPU accounting; remove nodeName and use tessera.io/pool or node affinity`,
+    );
   }
-  if (s.gpu && spec.schedulerName && spec.schedulerName !== ctx.policy.schedulerName && spec.schedulerName !== 'default-scheduler') {
-    deny(`schedulerName ${spec.schedulerName} is not Tessera's (${ctx.policy.schedulerName}); GPU pods must be scheduled by ${ctx.policy.schedulerName}. Remove schedulerName`);
+  if (
+    s.gpu &&
+    spec.schedulerName &&
+    spec.schedulerName !== ctx.policy.schedulerName &&
+    spec.schedulerName !== 'default-scheduler'
+  ) {
+    deny(
+      `schedulerName ${spec.schedulerName} is not Tessera's (${ctx.policy.schedulerName}); GPU pods must be scheduled by ${ctx.policy.schedulerName}. Remove schedulerName`,
+    );
   }
   if (s.gpu && !s.template && spec.schedulerName === 'default-scheduler') {
-    deny(`GPU pods are scheduled by ${ctx.policy.schedulerName}, but this one still names default-scheduler; the mutating webhook did not run. Check the MutatingWebhookConfiguration`);
+    deny(
+      `GPU pods are scheduled by ${ctx.policy.schedulerName}, but this one still names default-scheduler; the mutating webhook did not run. Check the MutatingWebhookConfiguration`,
+    );
   }
   for (const c of allContainers(spec)) {
     if (userSetVisibleDevices(c)) {
-      deny(`container ${c.name} sets ${VISIBLE_DEVICES_ENV}, which chooses GPUs behind Tessera's back; remove it (Tessera wires it)`);
+      deny(
+        `container ${c.name} sets ${VISIBLE_DEVICES_ENV}, which chooses GPUs behind Tessera's back; remove it (Tessera wires it)`,
+      );
     }
   }
   return out;

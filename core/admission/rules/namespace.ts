@@ -2,7 +2,7 @@
 // accounts may set, change or remove it; otherwise a tenant relabels its way into another tenant's pools.
 
 import type { KubeNamespace } from '../../kube-objects.ts';
-import { TENANT_LABEL } from '../../names.ts';
+import { TENANT_LABEL } from '../../well-known-names.ts';
 import { tenantNamed } from '../../policy/model.ts';
 import { BUILTIN, type CheckContext, type Violation } from '../check.ts';
 
@@ -11,12 +11,27 @@ export function namespaceViolations(ns: KubeNamespace, old: KubeNamespace | null
   const before = old?.metadata?.labels?.[TENANT_LABEL];
   const out: Violation[] = [];
   if (now !== before && !ctx.admin && !ctx.system) {
-    const what = before === undefined ? `set ${TENANT_LABEL}=${now}` : now === undefined ? `remove ${TENANT_LABEL}=${before}` : `change ${TENANT_LABEL} from ${before} to ${now}`;
-    const admins = [...ctx.policy.admins.users, ...ctx.policy.admins.groups.map((g) => `group ${g}`)].join(', ') || '(no admins in the policy)';
-    out.push({ rule: BUILTIN.tenancy, action: 'enforce', message: `${ctx.user.username ?? 'this user'} may not ${what} on namespace ${ns.metadata?.name ?? ''}; only platform admins (${admins}) may. Ask one of them` });
+    const what =
+      before === undefined
+        ? `set ${TENANT_LABEL}=${now}`
+        : now === undefined
+          ? `remove ${TENANT_LABEL}=${before}`
+          : `change ${TENANT_LABEL} from ${before} to ${now}`;
+    const admins =
+      [...ctx.policy.admins.users, ...ctx.policy.admins.groups.map((g) => `group ${g}`)].join(', ') ||
+      '(no admins in the policy)';
+    out.push({
+      rule: BUILTIN.tenancy,
+      action: 'enforce',
+      message: `${ctx.user.username ?? 'this user'} may not ${what} on namespace ${ns.metadata?.name ?? ''}; only platform admins (${admins}) may. Ask one of them`,
+    });
   }
   if (now !== undefined && now !== before && !tenantNamed(ctx.policy, now)) {
-    out.push({ rule: BUILTIN.tenancy, action: 'warn', message: `tenant "${now}" is not defined in the policy, so pods in namespace ${ns.metadata?.name ?? ''} will get no GPUs until it is` });
+    out.push({
+      rule: BUILTIN.tenancy,
+      action: 'warn',
+      message: `tenant "${now}" is not defined in the policy, so pods in namespace ${ns.metadata?.name ?? ''} will get no GPUs until it is`,
+    });
   }
   return out;
 }

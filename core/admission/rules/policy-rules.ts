@@ -1,7 +1,7 @@
 // The rule kinds of a policy file, each a pure check of one pod (or pod template) that reports with the rule's action.
 
 import { DemandError } from '../../demand.ts';
-import { GPU_MEMORY, isGpuResource } from '../../names.ts';
+import { GPU_MEMORY, isGpuResource } from '../../well-known-names.ts';
 import { ruleApplies, type Rule } from '../../policy/model.ts';
 import type { CheckContext, PodSubject, Violation } from '../check.ts';
 import { allContainers } from '../pod-edits.ts';
@@ -14,18 +14,26 @@ function gpuRequest(rule: RuleOf<'GpuRequest'>, s: PodSubject): string[] {
   const i = s.demand.intent;
   const milli = i.milli ?? (s.demand.fraction && s.demand.fraction.gpus === 1 ? s.demand.fraction.milliPerGpu : null);
   if (rule.minMilli !== null && milli !== null && milli < rule.minMilli) {
-    out.push(`the pod asks for ${milli / 1000} of a GPU; the minimum is ${rule.minMilli / 1000}. Ask for more, or share a pod with a colleague`);
+    out.push(
+      `the pod asks for ${milli / 1000} of a GPU; the minimum is ${rule.minMilli / 1000}. Ask for more, or share a pod with a colleague`,
+    );
   }
   if (rule.maxMemoryMiB !== null && i.memoryMiB !== null && i.memoryMiB > rule.maxMemoryMiB) {
-    out.push(`${GPU_MEMORY} asks for ${i.memoryMiB} MiB; the maximum is ${rule.maxMemoryMiB} MiB. Ask for less or use whole GPUs`);
+    out.push(
+      `${GPU_MEMORY} asks for ${i.memoryMiB} MiB; the maximum is ${rule.maxMemoryMiB} MiB. Ask for less or use whole GPUs`,
+    );
   }
   if (rule.requireLimits) {
     for (const c of allContainers(s.pod.spec ?? {})) {
       for (const [key, value] of Object.entries(c.resources?.requests ?? {})) {
         if (!isGpuResource(key)) continue;
         const limit = c.resources?.limits?.[key];
-        if (limit === undefined) out.push(`container ${c.name} requests ${key} without a limit; set GPU resources as limits`);
-        else if (String(limit) !== String(value)) out.push(`container ${c.name} requests ${key}=${value} but limits it to ${limit}; GPU requests must equal limits`);
+        if (limit === undefined)
+          out.push(`container ${c.name} requests ${key} without a limit; set GPU resources as limits`);
+        else if (String(limit) !== String(value))
+          out.push(
+            `container ${c.name} requests ${key}=${value} but limits it to ${limit}; GPU requests must equal limits`,
+          );
       }
     }
   }
@@ -38,8 +46,12 @@ function gpuBypass(s: PodSubject): string[] {
   const out: string[] = [];
   const spec = s.pod.spec ?? {};
   for (const c of allContainers(spec)) {
-    if ((c.env ?? []).some((e) => e.name === 'NVIDIA_DRIVER_CAPABILITIES')) out.push(`container ${c.name} sets NVIDIA_DRIVER_CAPABILITIES, which widens what the GPU runtime exposes; remove it`);
-    if (s.tenantName !== null && c.securityContext?.privileged === true) out.push(`container ${c.name} is privileged, which exposes every GPU of the node; remove privileged: true`);
+    if ((c.env ?? []).some((e) => e.name === 'NVIDIA_DRIVER_CAPABILITIES'))
+      out.push(
+        `container ${c.name} sets NVIDIA_DRIVER_CAPABILITIES, which widens what the GPU runtime exposes; remove it`,
+      );
+    if (s.tenantName !== null && c.securityContext?.privileged === true)
+      out.push(`container ${c.name} is privileged, which exposes every GPU of the node; remove privileged: true`);
   }
   if (s.tenantName !== null) {
     for (const v of spec.volumes ?? []) {
@@ -50,7 +62,8 @@ function gpuBypass(s: PodSubject): string[] {
     }
   }
   const pool = s.decision?.ok ? s.decision.pool : null;
-  if (spec.hostIPC === true && pool?.fractionMode === 'mps') out.push(`hostIPC on MPS pool ${pool.name} lets the pod reach other tenants' MPS daemons; remove hostIPC`);
+  if (spec.hostIPC === true && pool?.fractionMode === 'mps')
+    out.push(`hostIPC on MPS pool ${pool.name} lets the pod reach other tenants' MPS daemons; remove hostIPC`);
   return out;
 }
 
@@ -59,7 +72,9 @@ function imageRegistry(rule: RuleOf<'ImageRegistry'>, s: PodSubject): string[] {
   for (const c of allContainers(s.pod.spec ?? {})) {
     const image = c.image ?? '';
     if (!rule.allowed.some((prefix) => image.startsWith(prefix))) {
-      out.push(`container ${c.name} uses image "${image}", which is not from an allowed registry (${rule.allowed.join(', ')}); push the image there and use that reference`);
+      out.push(
+        `container ${c.name} uses image "${image}", which is not from an allowed registry (${rule.allowed.join(', ')}); push the image there and use that reference`,
+      );
     }
   }
   return out;
@@ -79,10 +94,17 @@ function requiredLabels(rule: RuleOf<'RequiredLabels'>, s: PodSubject): string[]
 function immutableFields(rule: RuleOf<'ImmutableFields'>, s: PodSubject, ctx: CheckContext): string[] {
   if (ctx.operation !== 'UPDATE' || s.old === null || s.template || ctx.system) return [];
   const out: string[] = [];
-  const compare = (kind: 'annotation' | 'label', keys: readonly string[], now: Record<string, string>, before: Record<string, string>) => {
+  const compare = (
+    kind: 'annotation' | 'label',
+    keys: readonly string[],
+    now: Record<string, string>,
+    before: Record<string, string>,
+  ) => {
     for (const key of keys) {
       if (now[key] !== before[key]) {
-        out.push(`${kind} ${key} may not change after admission (was ${before[key] === undefined ? 'unset' : `"${before[key]}"`}, now ${now[key] === undefined ? 'unset' : `"${now[key]}"`}); recreate the pod to change it`);
+        out.push(
+          `${kind} ${key} may not change after admission (was ${before[key] === undefined ? 'unset' : `"${before[key]}"`}, now ${now[key] === undefined ? 'unset' : `"${now[key]}"`}); recreate the pod to change it`,
+        );
       }
     }
   };
@@ -94,7 +116,11 @@ function immutableFields(rule: RuleOf<'ImmutableFields'>, s: PodSubject, ctx: Ch
 function runtimeClass(rule: RuleOf<'RuntimeClass'>, s: PodSubject): string[] {
   if (!s.gpu) return [];
   const actual = s.pod.spec?.runtimeClassName;
-  return actual === rule.gpuPods ? [] : [`GPU pods must run with runtimeClassName ${rule.gpuPods} (this one has ${actual ?? 'none'}); set spec.runtimeClassName: ${rule.gpuPods}`];
+  return actual === rule.gpuPods
+    ? []
+    : [
+        `GPU pods must run with runtimeClassName ${rule.gpuPods} (this one has ${actual ?? 'none'}); set spec.runtimeClassName: ${rule.gpuPods}`,
+      ];
 }
 
 function evaluate(rule: Rule, s: PodSubject, ctx: CheckContext): string[] {
@@ -120,9 +146,12 @@ export function policyRuleViolations(s: PodSubject, ctx: CheckContext): Violatio
   const hasBypassRule = ctx.policy.rules.some((r) => r.kind === 'GpuBypass');
   for (const rule of ctx.policy.rules) {
     if (!ruleApplies(rule, s.tenantName, s.namespace)) continue;
-    for (const message of evaluate(rule, s, ctx)) out.push({ rule: rule.name, action: rule.action, message: `${s.where}${message}` });
+    for (const message of evaluate(rule, s, ctx))
+      out.push({ rule: rule.name, action: rule.action, message: `${s.where}${message}` });
   }
   // Without a GpuBypass rule the bypass paths are still closed (DESIGN: privileged GPU access paths are denied).
-  if (!hasBypassRule) for (const message of gpuBypass(s)) out.push({ rule: 'tessera/gpu-bypass', action: 'enforce', message: `${s.where}${message}` });
+  if (!hasBypassRule)
+    for (const message of gpuBypass(s))
+      out.push({ rule: 'tessera/gpu-bypass', action: 'enforce', message: `${s.where}${message}` });
   return out;
 }

@@ -2,17 +2,20 @@
 // once, Capsule#49), so the extender checks the quota again at bind, its single commit point.
 
 import { BUILTIN, type PodCheck } from '../check.ts';
-import { formatEquivalents } from '../equivalents.ts';
+import { formatEquivalents, withinQuota } from '../../pools/equivalents.ts';
 
 export const quotaCheck: PodCheck = (s, ctx) => {
-  if (!s.gpu || s.template || ctx.operation !== 'CREATE' || !s.tenant || s.tenant.quotaGpus === null || !s.decision?.ok) return [];
+  if (!s.gpu || s.template || ctx.operation !== 'CREATE' || !s.tenant || s.tenant.quotaGpus === null || !s.decision?.ok)
+    return [];
   const quota = s.tenant.quotaGpus;
   const mine = s.decision.plan.equivalents;
   const used = ctx.view.tenantUsage(s.tenant.name, ctx.policy, s.pod.metadata?.uid ?? null);
-  if (used.equivalents + mine <= quota + 1e-9) return [];
-  return [{
-    rule: BUILTIN.quota,
-    action: 'enforce',
-    message: `tenant ${s.tenant.name} has a quota of ${quota} GPU-equivalents; ${formatEquivalents(used.equivalents)} are held by ${used.pods} pod(s) and this pod needs ${formatEquivalents(mine)}. Wait for pods to finish, delete some, or ask for a smaller share`,
-  }];
+  if (withinQuota(used.equivalents, mine, quota)) return [];
+  return [
+    {
+      rule: BUILTIN.quota,
+      action: 'enforce',
+      message: `tenant ${s.tenant.name} has a quota of ${quota} GPU-equivalents; ${formatEquivalents(used.equivalents)} are held by ${used.pods} pod(s) and this pod needs ${formatEquivalents(mine)}. Wait for pods to finish, delete some, or ask for a smaller share`,
+    },
+  ];
 };

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { policyCommand } from '../../../cli/policy.ts';
 import { auditCommand } from '../../../cli/audit.ts';
-import { EXAMPLE_POLICY_TEXT } from '../admission/harness.ts';
+import { EXAMPLE_POLICY_TEXT } from '../../fixtures/admission.ts';
 
 const SHARED = new URL('../../../../shared/examples/policy.yaml', import.meta.url).pathname;
-const SUITES = new URL('../../policy/', import.meta.url).pathname;
+const SUITES = new URL('../../policy', import.meta.url).pathname;
 
 async function capture(run: () => number | Promise<number>): Promise<{ code: number; out: string }> {
   const lines: string[] = [];
@@ -26,7 +26,13 @@ t.test('policy lint accepts the example and lists every problem of a bad file', 
   t.match(ok.out, /ok: 1 file\(s\), revision [0-9a-f]{16}/);
   const dir = mkdtempSync(join(tmpdir(), 'tessera-lint-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'bad.yaml'), EXAMPLE_POLICY_TEXT.replace('gpuModel: A100-SXM4-80GB', 'gpuModel: L4').replace('pools: [sovereign-eu, shared-h100]', 'pools: [nowhere]'));
+  writeFileSync(
+    join(dir, 'bad.yaml'),
+    EXAMPLE_POLICY_TEXT.replace('gpuModel: A100-SXM4-80GB', 'gpuModel: L4').replace(
+      'pools: [sovereign-eu, shared-h100]',
+      'pools: [nowhere]',
+    ),
+  );
   const bad = await capture(() => policyCommand(['lint', dir]));
   t.equal(bad.code, 1);
   t.match(bad.out, /bad.yaml: \/spec\/pools\/1\/gpuModel: L4 GPUs do not support MIG/);
@@ -43,11 +49,33 @@ t.test('policy test runs the example suite from files', async (t) => {
 t.test('policy apply prints one AdmissionReview with the patch, warnings and verdict', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-apply-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u-42', kind: { group: '', version: 'v1', kind: 'Pod' }, namespace: 'vision', operation: 'CREATE', userInfo: { username: 'bob@acme.example' }, object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'vision', annotations: { 'tessera.io/gpu-fraction': '0.5' } }, spec: { containers: [{ name: 'c', image: 'registry.example/x:1' }] } } } };
+  const review = {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: 'u-42',
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      namespace: 'vision',
+      operation: 'CREATE',
+      userInfo: { username: 'bob@acme.example' },
+      object: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'p', namespace: 'vision', annotations: { 'tessera.io/gpu-fraction': '0.5' } },
+        spec: { containers: [{ name: 'c', image: 'registry.example/x:1' }] },
+      },
+    },
+  };
   writeFileSync(join(dir, 'review.json'), JSON.stringify(review));
-  const r = await capture(() => policyCommand(['apply', '--policy', SHARED, '--context', join(SUITES, 'cluster.yaml'), join(dir, 'review.json')]));
+  const r = await capture(() =>
+    policyCommand(['apply', '--policy', SHARED, '--context', join(SUITES, 'cluster.yaml'), join(dir, 'review.json')]),
+  );
   const out = JSON.parse(r.out);
-  t.match(out, { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'u-42', allowed: true, patchType: 'JSONPatch', warnings: [/chargeback-labels/] } });
+  t.match(out, {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    response: { uid: 'u-42', allowed: true, patchType: 'JSONPatch', warnings: [/chargeback-labels/] },
+  });
   t.ok(JSON.parse(Buffer.from(out.response.patch, 'base64').toString()).length > 3);
 });
 
@@ -55,10 +83,32 @@ t.test('audit reports drifted pods by rule and tenant from a snapshot', async (t
   const dir = mkdtempSync(join(tmpdir(), 'tessera-audit-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const snapshot = {
-    apiVersion: 'v1', kind: 'List', items: [
-      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'vision', labels: { 'tessera.io/tenant': 'research' } } },
-      { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'old', namespace: 'vision', annotations: { 'tessera.io/policy-revision': 'deadbeef' } }, spec: { nodeName: 'n1', schedulerName: 'default-scheduler', containers: [{ name: 'c', image: 'registry.example/x:1', resources: { limits: { 'nvidia.com/gpu': '1' } } }] }, status: { phase: 'Running' } },
-      { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'done', namespace: 'vision' }, spec: { containers: [{ name: 'c', image: 'x' }] }, status: { phase: 'Succeeded' } },
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: 'vision', labels: { 'tessera.io/tenant': 'research' } },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'old', namespace: 'vision', annotations: { 'tessera.io/policy-revision': 'deadbeef' } },
+        spec: {
+          nodeName: 'n1',
+          schedulerName: 'default-scheduler',
+          containers: [{ name: 'c', image: 'registry.example/x:1', resources: { limits: { 'nvidia.com/gpu': '1' } } }],
+        },
+        status: { phase: 'Running' },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'done', namespace: 'vision' },
+        spec: { containers: [{ name: 'c', image: 'x' }] },
+        status: { phase: 'Succeeded' },
+      },
     ],
   };
   writeFileSync(join(dir, 'snap.json'), JSON.stringify(snapshot));
@@ -67,6 +117,8 @@ t.test('audit reports drifted pods by rule and tenant from a snapshot', async (t
   t.match(r.out, /1 running pod\(s\) checked, 1 drifted, 1 admitted under another revision/);
   t.match(r.out, /tessera\/accounting\s+enforce\s+research\s+1 pod/);
   t.match(r.out, /vision\/old \(tenant research, admitted under deadbeef\)/);
-  const json = JSON.parse((await capture(() => auditCommand(['--policy', SHARED, '--snapshot', join(dir, 'snap.json'), '--json']))).out);
+  const json = JSON.parse(
+    (await capture(() => auditCommand(['--policy', SHARED, '--snapshot', join(dir, 'snap.json'), '--json']))).out,
+  );
   t.equal(json.drifted[0].name, 'old');
 });

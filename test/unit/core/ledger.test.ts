@@ -1,9 +1,11 @@
 import t from 'tap';
-import { Ledger, type Allocation } from '../../../core/ledger.ts';
+import type { Allocation } from '../../../core/allocation.ts';
+import { Ledger } from '../../../core/ledger.ts';
+import { allocation } from '../../fixtures/allocations.ts';
 
 const alloc = (uid: string, extra: Partial<Allocation> = {}): Allocation => ({
-  uid, namespace: 'ns', name: uid, tenant: 'a', node: 'n1', cpuMilli: 1000, memoryMiB: 1024, resources: {},
-  gpus: [{ index: 0, milli: 250, memoryMiB: 1000 }], sharing: true, assumedUntil: null, ...extra,
+  ...allocation(uid).tenant('a').cpuMemory(1000, 1024).gpu(0, 250, 1000).build(),
+  ...extra,
 });
 
 t.test('aggregates per node and forgets idempotently', async (t) => {
@@ -32,7 +34,10 @@ t.test('assumed reservations expire at the time passed in', async (t) => {
   ledger.add(alloc('a', { assumedUntil: 100 }));
   ledger.add(alloc('b', { assumedUntil: null }));
   t.same(ledger.expire(99), []);
-  t.same(ledger.expire(100).map((a) => a.uid), ['a']);
+  t.same(
+    ledger.expire(100).map((a) => a.uid),
+    ['a'],
+  );
   t.equal(ledger.usage('n1').pods, 1);
   const copy = ledger.clone();
   copy.remove('b');

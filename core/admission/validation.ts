@@ -1,0 +1,151 @@
+// The validating stage, pure: an AdmissionRequest, the policy, a view of the cluster and the identities of Tessera's own
+// service accounts in; a verdict (allowed, and every violation with its rule and action) out. Pods, Namespaces and
+// the pod templates of workloads are checked; an UPDATE is judged by the findings it adds.
+
+import { DemandError, parseDemand, wantsGpu } from '../demand.ts';
+import type { KubeNamespace, KubePod } from '../kube-objects.ts';
+import { tenantNamed, type Policy } from '../policy/model.ts';
+import { decideGpu } from '../pools/gpu-decision.ts';
+import { BUILTIN, type CheckContext, type PodSubject, type Violation } from './check.ts';
+import { tenantOfNamespace, type ClusterView } from './cluster-view.ts';
+import type { AdmissionRequest, UserInfo } from './request.ts';
+import { accountingCheck } from './rules/accounting.ts';
+import { namespaceViolations } from './rules/namespace.ts';
+import { policyRuleViolations } from './rules/policy-rules.ts';
+import { quotaCheck } from './rules/quota.ts';
+import { systemOwnedCheck } from './rules/system-owned.ts';
+import { tenancyCheck } from './rules/tenancy.ts';
+
+export interface AdmissionConfig {
+  /** Usernames of Tessera's own service accounts (system:serviceaccount:<ns>:<name>). */
+  readonly systemUsers: readonly string[];
+  /**
+   * Policy revisions served just before the current one: a pod stamped by the mutating call under the previous
+   * revision, validated after a hot reload, is not a forgery.
+   */
+  readonly recentRevisions?: ReadonlySet<string>;
+}
+
+/** Pod template locations of the workload kinds checked at their own admission. */
+const TEMPLATES: Readonly<Record<string, readonly string[]>> = {
+  Deployment: ['spec', 'template'],
+  StatefulSet: ['spec', 'template'],
+  DaemonSet: ['spec', 'template'],
+  ReplicaSet: ['spec', 'template'],
+  Job: ['spec', 'template'],
+  CronJob: ['spec', 'jobTemplate', 'spec', 'template'],
+};
+
+export interface Verdict {
+  readonly allowed: boolean;
+  readonly violations: readonly Violation[];
+}
+
+function isAdmin(user: UserInfo, policy: Policy): boolean {
+  if (user.username !== undefined && policy.admins.users.includes(user.username)) return true;
+  return (user.groups ?? []).some((g) => policy.admins.groups.includes(g));
+}
+
+function context(req: AdmissionRequest, policy: Policy, view: ClusterView, config: AdmissionConfig): CheckContext {
+  const user = req.userInfo ?? {};
+  return {
+    policy,
+    view,
+    user,
+    operation: req.operation === 'UPDATE' ? 'UPDATE' : 'CREATE',
+    system: user.username !== undefined && config.systemUsers.includes(user.username),
+    recentRevisions: config.recentRevisions ?? new Set(),
+    admin: isAdmin(user, policy),
+  };
+}
+
+export function subjectOf(
+  pod: KubePod,
+  old: KubePod | null,
+  namespace: string,
+  where: string,
+  template: boolean,
+  ctx: CheckContext,
+): PodSubject {
+  const tenantName = tenantOfNamespace(ctx.view, namespace);
+  const tenant = tenantName === null ? undefined : tenantNamed(ctx.policy, tenantName);
+  const parsed = parseDemand(pod);
+  const demand: PodSubject['demand'] = parsed.ok ? parsed.demand : parsed.error;
+  const gpu = parsed.ok ? wantsGpu(parsed.demand) : true;
+  const decision = parsed.ok && gpu && tenant ? decideGpu(parsed.demand, tenant, ctx.policy) : null;
+  return { pod, old, namespace, tenantName, tenant, demand, gpu, decision, where, template };
+}
+
+/** Every violation of one pod or pod template, in a fixed order. */
+export function podViolations(s: PodSubject, ctx: CheckContext): Violation[] {
+  const out: Violation[] = [];
+  if (s.demand instanceof DemandError) {
+    out.push({ rule: BUILTIN.request, action: 'enforce', message: `${s.where}${s.demand.field}: ${s.demand.message}` });
+  }
+  out.push(
+    ...tenancyCheck(s, ctx),
+    ...accountingCheck(s, ctx),
+    ...systemOwnedCheck(s, ctx),
+    ...quotaCheck(s, ctx),
+    ...policyRuleViolations(s, ctx),
+  );
+  return out;
+}
+
+function templateOf(obj: unknown, path: readonly string[]): KubePod | null {
+  let cur: unknown = obj;
+  for (const key of path) {
+    if (typeof cur !== 'object' || cur === null) return null;
+    cur = (cur as Record<string, unknown>)[key];
+  }
+  return typeof cur === 'object' && cur !== null ? (cur as KubePod) : null;
+}
+
+/** The findings of `after` that `before` did not have. */
+function added(after: readonly Violation[], before: readonly Violation[]): Violation[] {
+  const key = (v: Violation) => `${v.rule}\u0000${v.message}`;
+  const had = new Set(before.map(key));
+  return after.filter((v) => !had.has(key(v)));
+}
+
+/** The validating verdict of a request. */
+export function validateRequest(
+  req: AdmissionRequest,
+  policy: Policy,
+  view: ClusterView,
+  config: AdmissionConfig,
+): Verdict {
+  if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return { allowed: true, violations: [] };
+  const ctx = context(req, policy, view, config);
+  const kind = req.kind?.kind;
+  const namespace = req.namespace ?? '';
+  let violations: Violation[] = [];
+  if (kind === 'Pod') {
+    const pod = (req.object ?? {}) as KubePod;
+    const old = req.operation === 'UPDATE' ? ((req.oldObject ?? null) as KubePod | null) : null;
+    const ns = namespace || pod.metadata?.namespace || '';
+    violations = podViolations(subjectOf(pod, old, ns, '', false, ctx), ctx);
+    if (old !== null) {
+      // An UPDATE is judged by what it changes: findings the pod already had (drift after a policy change) are for
+      // the audit, and must not block a finalizer removal or a label edit on a running pod.
+      violations = added(violations, podViolations(subjectOf(old, old, ns, '', false, ctx), ctx));
+    }
+  } else if (kind === 'Namespace') {
+    violations = namespaceViolations(
+      (req.object ?? {}) as KubeNamespace,
+      req.operation === 'UPDATE' ? ((req.oldObject ?? null) as KubeNamespace | null) : null,
+      ctx,
+    );
+  } else if (kind !== undefined && TEMPLATES[kind]) {
+    const path = TEMPLATES[kind];
+    const where = `${kind} ${path.join('.')}: `;
+    const template = templateOf(req.object, path);
+    if (template) violations = podViolations(subjectOf(template, null, namespace, where, true, ctx), ctx);
+    const oldTemplate = req.operation === 'UPDATE' ? templateOf(req.oldObject, path) : null;
+    if (oldTemplate) {
+      // As for pods: a rollout restart or a replica change must not be blocked by findings the template already had.
+      violations = added(violations, podViolations(subjectOf(oldTemplate, null, namespace, where, true, ctx), ctx));
+    }
+  }
+  return { allowed: !violations.some((v) => v.action === 'enforce'), violations };
+}

@@ -1,0 +1,172 @@
+// The invariants a churning cluster must keep, checked from a snapshot of the API alone (not from any server's memory):
+// no GPU over 1000 milli, no node over its allocatable, no tenant over quota, same-tenant isolation kept, and every
+// bound fraction pod's assignment matching its node and its request.
+
+import { parseAssignment } from '../assignment.ts';
+import { parseDemand, type PodDemand } from '../demand.ts';
+import { readNode, type NodeInventory } from '../inventory/node-inventory.ts';
+import type { KubePod } from '../kube-objects.ts';
+import { isTerminated } from '../pod-lifecycle.ts';
+import { isolatedTenants, tenantNamed, type Policy } from '../policy/model.ts';
+import { formatEquivalents, podEquivalents } from '../pools/equivalents.ts';
+import { ASSIGNMENT, GPU_MILLI, isGpuResource, TENANT_LABEL, VISIBLE_DEVICES } from '../well-known-names.ts';
+import type { ClusterSnapshot } from './cluster-snapshot.ts';
+
+export type InvariantName = 'gpu-overcommit' | 'node-allocatable' | 'tenant-quota' | 'tenant-isolation' | 'assignment';
+
+export interface InvariantViolation {
+  readonly invariant: InvariantName;
+  /** The node, GPU, tenant or pod at fault. */
+  readonly subject: string;
+  readonly message: string;
+}
+
+interface BoundPod {
+  readonly pod: KubePod;
+  readonly name: string;
+  readonly node: string;
+  readonly tenant: string | null;
+  readonly demand: PodDemand;
+}
+
+/** Pods that hold capacity: bound and not finished (terminating pods still run until they are gone). */
+function boundPods(snapshot: ClusterSnapshot, tenantOf: (ns: string) => string | null): BoundPod[] {
+  const out: BoundPod[] = [];
+  for (const pod of snapshot.pods) {
+    const node = pod.spec?.nodeName;
+    if (!node || isTerminated(pod)) continue;
+    const parsed = parseDemand(pod);
+    if (!parsed.ok) continue;
+    const ns = pod.metadata?.namespace ?? '';
+    out.push({ pod, name: `${ns}/${pod.metadata?.name ?? ''}`, node, tenant: tenantOf(ns), demand: parsed.demand });
+  }
+  return out;
+}
+
+function gpuChecks(
+  nodes: Map<string, NodeInventory>,
+  pods: readonly BoundPod[],
+  policy: Policy | null,
+): InvariantViolation[] {
+  const out: InvariantViolation[] = [];
+  const perGpu = new Map<string, { milli: number; pods: string[]; tenants: Set<string> }>();
+  const isolated = policy === null ? new Set<string>() : isolatedTenants(policy);
+  for (const p of pods) {
+    if (p.demand.gpuResources[GPU_MILLI] === undefined) continue;
+    const text = p.pod.metadata?.annotations?.[ASSIGNMENT];
+    const assignment = text === undefined ? 'it has no tessera.io/assignment' : parseAssignment(text);
+    if (typeof assignment === 'string') {
+      out.push({ invariant: 'assignment', subject: p.name, message: `bound fraction pod ${p.name}: ${assignment}` });
+      continue;
+    }
+    const f = p.demand.fraction;
+    const mismatch =
+      assignment.node !== p.node
+        ? `names node ${assignment.node} but the pod is bound to ${p.node}`
+        : f !== null && (assignment.gpus.length !== f.gpus || assignment.gpus.some((g) => g.milli !== f.milliPerGpu))
+          ? `holds ${assignment.gpus.map((g) => `${g.index}:${g.milli}m`).join(',')} but the pod asks for ${f.gpus} x ${f.milliPerGpu}m`
+          : p.pod.metadata?.annotations?.[VISIBLE_DEVICES] !==
+              [...assignment.gpus.map((g) => g.index)].sort((a, b) => a - b).join(',')
+            ? `and ${VISIBLE_DEVICES} disagree`
+            : null;
+    if (mismatch !== null)
+      out.push({ invariant: 'assignment', subject: p.name, message: `${p.name}: its assignment ${mismatch}` });
+    const shares = assignment.gpus.length === 1 && assignment.gpus[0]!.milli < 1000;
+    for (const g of assignment.gpus) {
+      const key = `${p.node}/gpu${g.index}`;
+      const e = perGpu.get(key) ?? { milli: 0, pods: [], tenants: new Set<string>() };
+      e.milli += g.milli;
+      e.pods.push(p.name);
+      if (shares) e.tenants.add(p.tenant ?? '(none)');
+      perGpu.set(key, e);
+    }
+  }
+  for (const [gpu, e] of perGpu) {
+    if (e.milli > 1000)
+      out.push({
+        invariant: 'gpu-overcommit',
+        subject: gpu,
+        message: `GPU ${gpu} holds ${e.milli} milli (${e.pods.join(', ')})`,
+      });
+    if (e.tenants.size > 1 && [...e.tenants].some((t) => isolated.has(t))) {
+      out.push({
+        invariant: 'tenant-isolation',
+        subject: gpu,
+        message: `GPU ${gpu} is shared by tenants ${[...e.tenants].sort().join(', ')}, and one of them shares with no other`,
+      });
+    }
+  }
+  // Time-slicing and MPS share whole nodes' GPUs.
+  const perNode = new Map<string, Set<string>>();
+  for (const p of pods) {
+    const mode = nodes.get(p.node)?.mode;
+    if ((mode !== 'time-slicing' && mode !== 'mps') || !Object.keys(p.demand.gpuResources).some(isGpuResource))
+      continue;
+    perNode.set(p.node, (perNode.get(p.node) ?? new Set()).add(p.tenant ?? '(none)'));
+  }
+  for (const [node, tenants] of perNode) {
+    if (tenants.size > 1 && [...tenants].some((t) => isolated.has(t))) {
+      out.push({
+        invariant: 'tenant-isolation',
+        subject: node,
+        message: `${node} time-shares its GPUs between tenants ${[...tenants].sort().join(', ')}`,
+      });
+    }
+  }
+  return out;
+}
+
+function allocatableChecks(nodes: Map<string, NodeInventory>, pods: readonly BoundPod[]): InvariantViolation[] {
+  const out: InvariantViolation[] = [];
+  const held = new Map<string, Map<string, number>>();
+  for (const p of pods) {
+    const m = held.get(p.node) ?? new Map<string, number>();
+    for (const [r, n] of Object.entries(p.demand.gpuResources)) m.set(r, (m.get(r) ?? 0) + n);
+    held.set(p.node, m);
+  }
+  for (const [name, m] of held) {
+    const allocatable = nodes.get(name)?.resources ?? {};
+    for (const [r, n] of m) {
+      const limit = allocatable[r] ?? 0;
+      if (n > limit)
+        out.push({
+          invariant: 'node-allocatable',
+          subject: name,
+          message: `node ${name} holds ${n} ${r} against an allocatable of ${limit}`,
+        });
+    }
+  }
+  return out;
+}
+
+function quotaChecks(pods: readonly BoundPod[], policy: Policy): InvariantViolation[] {
+  const out: InvariantViolation[] = [];
+  const used = new Map<string, number>();
+  for (const p of pods)
+    if (p.tenant !== null) used.set(p.tenant, (used.get(p.tenant) ?? 0) + podEquivalents(p.demand, policy));
+  for (const [tenant, equivalents] of used) {
+    const quota = tenantNamed(policy, tenant)?.quotaGpus ?? null;
+    if (quota !== null && equivalents > quota + 1e-9) {
+      out.push({
+        invariant: 'tenant-quota',
+        subject: tenant,
+        message: `tenant ${tenant} holds ${formatEquivalents(equivalents)} GPU-equivalents in bound pods, over its quota of ${quota}`,
+      });
+    }
+  }
+  return out;
+}
+
+/** Every violated invariant in the snapshot, under the policy in force (null: no quota or isolation to check). */
+export function checkInvariants(snapshot: ClusterSnapshot, policy: Policy | null): InvariantViolation[] {
+  const tenants = new Map(
+    snapshot.namespaces.map((n) => [n.metadata?.name ?? '', n.metadata?.labels?.[TENANT_LABEL] || null]),
+  );
+  const pods = boundPods(snapshot, (ns) => tenants.get(ns) ?? null);
+  const nodes = new Map(snapshot.nodes.map((n) => [n.metadata?.name ?? '', readNode(n)]));
+  return [
+    ...gpuChecks(nodes, pods, policy),
+    ...allocatableChecks(nodes, pods),
+    ...(policy === null ? [] : quotaChecks(pods, policy)),
+  ];
+}
