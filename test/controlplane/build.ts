@@ -1,6 +1,7 @@
-// Builds the upstream control-plane binaries (etcd, kube-apiserver, kube-scheduler, kubectl) from the Go module beside
-// this file, at the versions its go.mod pins, into .cache/controlplane/<versions>/. Only the first run builds (about
-// 7 minutes on 2 cores); later runs find the binaries. Concurrent callers (parallel test files) wait on one lock.
+// Builds the upstream control-plane binaries (etcd, kube-apiserver, kube-scheduler, kubectl, kube-controller-manager)
+// from the Go module beside this file, at the versions its go.mod pins, into .cache/controlplane/<versions>/. Only the
+// first run builds (about 7 minutes on 2 cores); later runs find the binaries. Concurrent callers (parallel test files)
+// wait on one lock. kube-controller-manager came later: a cache built without it gets it added on its own.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
@@ -16,6 +17,7 @@ export interface ControlPlaneBinaries {
   readonly apiserver: string;
   readonly scheduler: string;
   readonly kubectl: string;
+  readonly controllerManager: string;
   readonly kubernetesVersion: string;
   readonly etcdVersion: string;
 }
@@ -37,6 +39,7 @@ function binaries(): ControlPlaneBinaries {
     apiserver: join(dir, 'kube-apiserver'),
     scheduler: join(dir, 'kube-scheduler'),
     kubectl: join(dir, 'kubectl'),
+    controllerManager: join(dir, 'kube-controller-manager'),
     kubernetesVersion,
     etcdVersion,
   };
@@ -47,7 +50,7 @@ function complete(b: ControlPlaneBinaries): boolean {
 }
 
 /** `go` from PATH, else the machine's standard install location. */
-function goBinary(): string {
+export function goBinary(): string {
   if (process.env.GO) return process.env.GO;
   const onPath = (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, 'go')));
   return onPath ? 'go' : '/usr/local/go/bin/go';
@@ -57,72 +60,106 @@ function sleep(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-/** Returns the binaries, building them first if this version set has not been built on this machine. */
-export function ensureControlPlane(log: (line: string) => void = () => {}): ControlPlaneBinaries {
-  const b = binaries();
-  if (complete(b)) return b;
-  mkdirSync(dirname(b.dir), { recursive: true });
-  const lock = `${b.dir}.lock`;
+/** `go build` of main packages from the module beside this file into `out` (a directory). */
+function goBuild(b: ControlPlaneBinaries, out: string, packages: readonly string[]): void {
+  // Stamp the version the binaries would carry from a release build, so that clients and skew checks see it.
+  const minor = /^v1\.(\d+)\./.exec(b.kubernetesVersion)?.[1] ?? '0';
+  const ldflags = [
+    `-X k8s.io/component-base/version.gitVersion=${b.kubernetesVersion}`,
+    '-X k8s.io/component-base/version.gitMajor=1',
+    `-X k8s.io/component-base/version.gitMinor=${minor}`,
+    '-X k8s.io/component-base/version.gitTreeState=clean',
+  ].join(' ');
+  execFileSync(goBinary(), ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', out, ...packages], {
+    cwd: MODULE_DIR,
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
+  });
+}
+
+/**
+ * Runs `build` under a lock directory `<dir>.lock` unless `complete()` already holds, so that concurrent callers
+ * (parallel test files) build once and the others wait for the result.
+ */
+export function withBuildLock(dir: string, complete: () => boolean, build: () => void): void {
+  if (complete()) return;
+  mkdirSync(dirname(dir), { recursive: true });
+  const lock = `${dir}.lock`;
   for (;;) {
     try {
       mkdirSync(lock);
       break;
     } catch {
       // Another process is building; a lock older than 40 minutes is from a build that died.
-      if (Date.now() - statSync(lock, { throwIfNoEntry: false })!.mtimeMs > 40 * 60_000)
-        rmSync(lock, { recursive: true, force: true });
+      const since = statSync(lock, { throwIfNoEntry: false })?.mtimeMs;
+      if (since !== undefined && Date.now() - since > 40 * 60_000) rmSync(lock, { recursive: true, force: true });
       sleep(2000);
-      if (complete(b)) return b;
+      if (complete()) return;
     }
   }
   try {
-    if (complete(b)) return b;
-    const staging = `${b.dir}.partial`;
-    rmSync(staging, { recursive: true, force: true });
-    mkdirSync(staging, { recursive: true });
-    log(
-      `building kube-apiserver, kube-scheduler, kubectl ${b.kubernetesVersion} and etcd ${b.etcdVersion} (first run only)...`,
-    );
-    const started = Date.now();
-    // Stamp the version the binaries would carry from a release build, so that clients and skew checks see it.
-    const minor = /^v1\.(\d+)\./.exec(b.kubernetesVersion)?.[1] ?? '0';
-    const ldflags = [
-      `-X k8s.io/component-base/version.gitVersion=${b.kubernetesVersion}`,
-      '-X k8s.io/component-base/version.gitMajor=1',
-      `-X k8s.io/component-base/version.gitMinor=${minor}`,
-      '-X k8s.io/component-base/version.gitTreeState=clean',
-    ].join(' ');
-    execFileSync(
-      goBinary(),
-      [
-        'build',
-        '-trimpath',
-        `-ldflags=${ldflags}`,
-        '-o',
-        staging,
-        'go.etcd.io/etcd/server/v3',
-        'k8s.io/kubernetes/cmd/kube-apiserver',
-        'k8s.io/kubernetes/cmd/kube-scheduler',
-        'k8s.io/kubernetes/cmd/kubectl',
-      ],
-      {
-        cwd: MODULE_DIR,
-        stdio: ['ignore', 'inherit', 'inherit'],
-        env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
-      },
-    );
-    // `go build` names the etcd main package after its module directory.
-    renameSync(join(staging, 'server'), join(staging, 'etcd'));
-    rmSync(b.dir, { recursive: true, force: true });
-    renameSync(staging, b.dir);
-    log(`built in ${Math.round((Date.now() - started) / 1000)} s into ${b.dir}`);
-    return b;
+    if (!complete()) build();
   } finally {
     rmSync(lock, { recursive: true, force: true });
   }
 }
 
+/** Returns the binaries, building them first if this version set has not been built on this machine. */
+export function ensureControlPlane(log: (line: string) => void = () => {}): ControlPlaneBinaries {
+  const b = binaries();
+  withBuildLock(
+    b.dir,
+    () => complete(b),
+    () => {
+      const staging = `${b.dir}.partial`;
+      rmSync(staging, { recursive: true, force: true });
+      mkdirSync(staging, { recursive: true });
+      log(
+        `building kube-apiserver, kube-scheduler, kubectl, kube-controller-manager ${b.kubernetesVersion} and etcd ${b.etcdVersion} (first run only)...`,
+      );
+      const started = Date.now();
+      goBuild(b, staging, [
+        'go.etcd.io/etcd/server/v3',
+        'k8s.io/kubernetes/cmd/kube-apiserver',
+        'k8s.io/kubernetes/cmd/kube-scheduler',
+        'k8s.io/kubernetes/cmd/kubectl',
+        'k8s.io/kubernetes/cmd/kube-controller-manager',
+      ]);
+      // `go build` names the etcd main package after its module directory.
+      renameSync(join(staging, 'server'), join(staging, 'etcd'));
+      rmSync(b.dir, { recursive: true, force: true });
+      renameSync(staging, b.dir);
+      log(`built in ${Math.round((Date.now() - started) / 1000)} s into ${b.dir}`);
+    },
+  );
+  return b;
+}
+
+/**
+ * Returns the binaries with kube-controller-manager, building it into the existing directory if that was built before
+ * it was part of the set (the other binaries, which running clusters may be using, are left alone).
+ */
+export function ensureControllerManager(log: (line: string) => void = () => {}): ControlPlaneBinaries {
+  const b = ensureControlPlane(log);
+  withBuildLock(
+    b.controllerManager,
+    () => existsSync(b.controllerManager),
+    () => {
+      const staging = `${b.controllerManager}.partial`;
+      rmSync(staging, { recursive: true, force: true });
+      mkdirSync(staging);
+      log(`building kube-controller-manager ${b.kubernetesVersion} (first run only)...`);
+      const started = Date.now();
+      goBuild(b, staging, ['k8s.io/kubernetes/cmd/kube-controller-manager']);
+      renameSync(join(staging, 'kube-controller-manager'), b.controllerManager);
+      rmSync(staging, { recursive: true, force: true });
+      log(`built in ${Math.round((Date.now() - started) / 1000)} s`);
+    },
+  );
+  return b;
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const b = ensureControlPlane((l) => console.log(l));
+  const b = ensureControllerManager((l) => console.log(l));
   console.log(`control plane: kubernetes ${b.kubernetesVersion}, etcd ${b.etcdVersion} in ${b.dir}`);
 }

@@ -1,5 +1,7 @@
 // A local Kubernetes control plane for end-to-end tests and the demo: etcd, kube-apiserver (RBAC on, real
-// service-account tokens) and optionally kube-scheduler, on loopback ports chosen free, in a temporary directory.
+// service-account tokens) and optionally kube-scheduler, kube-controller-manager (the Job and node-lifecycle
+// controllers) and KWOK (the kubelet of the fake GPU nodes, see test/kwok/), on loopback ports chosen free, in a
+// temporary directory.
 // Teardown is reliable: every child runs in its own process group, is killed on stop() and on process exit, and a
 // later run reaps the children of a harness that died without cleaning up.
 
@@ -21,7 +23,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureControlPlane, type ControlPlaneBinaries } from './build.ts';
+import { ensureControlPlane, ensureControllerManager, type ControlPlaneBinaries } from './build.ts';
+import { ensureKwok } from '../kwok/build.ts';
+import { kwokArgs } from '../kwok/kwok.ts';
 
 const REGISTRY = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.cache', 'controlplane', 'running');
 
@@ -32,8 +36,22 @@ export interface ClusterOptions {
   readonly schedulerConfig?: string;
   /** Extra kube-apiserver flags, e.g. for admission plugins. */
   readonly apiserverFlags?: readonly string[];
+  /** Start kube-controller-manager too: `true` for the Job and node-lifecycle controllers, or the controllers to run. */
+  readonly controllerManager?: boolean | readonly string[];
+  /** Start KWOK too, to run the nodes annotated kwok.tessera.io/node=fake and the pods bound to them. */
+  readonly kwok?: boolean | KwokOptions;
   readonly log?: (line: string) => void;
 }
+
+export interface KwokOptions {
+  /** The node Leases' duration (default 40 s, the kubelet's). A restarted KWOK takes over a node when the Lease the
+   * previous process held on it expires, so this bounds how long the nodes' pods stand still across a restart. */
+  readonly leaseDurationSeconds?: number;
+}
+
+/** kube-controller-manager's controllers that tests need: Jobs run to completion, and nodes lose the not-ready taint
+ * once Ready (and are tainted and drained when their Lease stops being renewed, as in a cluster). */
+export const DEFAULT_CONTROLLERS: readonly string[] = ['job-controller', 'node-lifecycle-controller'];
 
 export interface Identity {
   readonly user: string;
@@ -53,6 +71,16 @@ export interface LocalCluster {
   kubeconfigText(user: string): string;
   startScheduler(config?: string): Promise<void>;
   stopScheduler(): Promise<void>;
+  startControllerManager(controllers?: readonly string[]): Promise<void>;
+  stopControllerManager(): Promise<void>;
+  /** Starts KWOK (building it on first use) and waits for its health endpoint; a running KWOK is stopped first. */
+  startKwok(options?: KwokOptions): Promise<void>;
+  /** Stops KWOK (SIGTERM to its process group, SIGKILL after 5 s). The nodes' Leases then stop being renewed. */
+  stopKwok(): Promise<void>;
+  /** Stops and starts KWOK again, with the options it last ran with unless others are given: a node restart fault. */
+  restartKwok(options?: KwokOptions): Promise<void>;
+  /** KWOK's log (kwok.log in the cluster's directory, appended to across restarts). */
+  readonly kwokLog: string;
   stop(): Promise<void>;
 }
 
@@ -133,9 +161,13 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-function start(name: string, binary: string, args: string[], dir: string): ChildProcess {
+function start(name: string, binary: string, args: string[], dir: string, env?: Record<string, string>): ChildProcess {
   const out = openSync(join(dir, `${name}.log`), 'a');
-  const child = spawn(binary, args, { detached: true, stdio: ['ignore', out, out] });
+  const child = spawn(binary, args, {
+    detached: true,
+    stdio: ['ignore', out, out],
+    ...(env ? { env: { ...process.env, ...env } } : {}),
+  });
   closeSync(out);
   children.add(child);
   child.once('exit', () => {
@@ -214,6 +246,8 @@ const IDENTITIES: readonly { user: string; groups: string[] }[] = [
     groups: ['system:serviceaccounts', 'system:masters'],
   },
   { user: 'system:kube-scheduler', groups: [] },
+  // Every controller runs under kube-controller-manager's own credentials (no per-controller service accounts here).
+  { user: 'system:kube-controller-manager', groups: ['system:masters'] },
   { user: 'alice@acme.example', groups: ['platform-admins'] },
   { user: 'bob@acme.example', groups: ['researchers'] },
   { user: 'carol@acme.example', groups: ['payments'] },
@@ -261,7 +295,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     dir,
   );
   let scheduler: ChildProcess | null = null;
+  let controllerManager: ChildProcess | null = null;
+  let kwok: ChildProcess | null = null;
   const stopAll = async (): Promise<void> => {
+    if (kwok) await stopChild(kwok);
+    if (controllerManager) await stopChild(controllerManager);
     if (scheduler) await stopChild(scheduler);
     await stopChild(apiserver);
     await stopChild(etcd);
@@ -400,13 +438,83 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     if (scheduler) await stopChild(scheduler);
     scheduler = null;
   };
-  if (options.scheduler) {
-    try {
-      await startScheduler();
-    } catch (e) {
-      await stopAll();
-      throw e;
-    }
+  const startControllerManager = async (controllers: readonly string[] = DEFAULT_CONTROLLERS): Promise<void> => {
+    if (controllerManager) await stopChild(controllerManager);
+    const { controllerManager: binary } = ensureControllerManager(log);
+    const kubeconfig = kubeconfigFor('system:kube-controller-manager');
+    const port = await freePort();
+    controllerManager = start(
+      'kube-controller-manager',
+      binary,
+      [
+        '--kubeconfig',
+        kubeconfig,
+        '--authentication-kubeconfig',
+        kubeconfig,
+        '--authorization-kubeconfig',
+        kubeconfig,
+        '--controllers',
+        controllers.join(','),
+        '--use-service-account-credentials=false',
+        '--leader-elect=false',
+        '--bind-address',
+        '127.0.0.1',
+        '--secure-port',
+        String(port),
+        '--kube-api-qps',
+        '1000',
+        '--kube-api-burst',
+        '2000',
+        '--v',
+        '1',
+      ],
+      dir,
+    );
+    const started = controllerManager;
+    await waitFor(
+      'kube-controller-manager',
+      () => httpsOk(`https://127.0.0.1:${port}/healthz`, ''),
+      started,
+      join(dir, 'kube-controller-manager.log'),
+    );
+  };
+  const stopControllerManager = async (): Promise<void> => {
+    if (controllerManager) await stopChild(controllerManager);
+    controllerManager = null;
+  };
+
+  const kwokLog = join(dir, 'kwok.log');
+  let kwokOptions: KwokOptions = typeof options.kwok === 'object' ? options.kwok : {};
+  const startKwok = async (o: KwokOptions = kwokOptions): Promise<void> => {
+    if (kwok) await stopChild(kwok);
+    kwokOptions = o;
+    const binary = ensureKwok(log).kwok;
+    const port = await freePort();
+    const args = kwokArgs({
+      kubeconfig: kubeconfigFor('admin'),
+      serverPort: port,
+      ...(o.leaseDurationSeconds !== undefined ? { leaseDurationSeconds: o.leaseDurationSeconds } : {}),
+    });
+    // KWOK_WORKDIR: never pick up a ~/.kwok/kwok.yaml of the machine's user.
+    kwok = start('kwok', binary, args, dir, { KWOK_WORKDIR: join(dir, 'kwok') });
+    const started = kwok;
+    await waitFor('kwok', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, started, kwokLog);
+  };
+  const stopKwok = async (): Promise<void> => {
+    if (kwok) await stopChild(kwok);
+    kwok = null;
+  };
+
+  try {
+    if (options.scheduler) await startScheduler();
+    if (options.controllerManager)
+      await startControllerManager(
+        options.controllerManager === true ? DEFAULT_CONTROLLERS : options.controllerManager,
+      );
+    if (options.kwok) await startKwok();
+  } catch (e) {
+    await stopAll();
+    throw e;
   }
   return {
     dir,
@@ -417,6 +525,15 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     kubeconfigText,
     startScheduler,
     stopScheduler,
+    startControllerManager,
+    stopControllerManager,
+    startKwok,
+    stopKwok,
+    async restartKwok(o?: KwokOptions) {
+      await stopKwok();
+      await startKwok(o ?? kwokOptions);
+    },
+    kwokLog,
     async stop() {
       await stopAll();
       if (!process.env.TESSERA_KEEP_CLUSTER_DIR) rmSync(dir, { recursive: true, force: true });

@@ -1,11 +1,20 @@
-// `npm run demo`: Tessera on a local control plane. Starts etcd, kube-apiserver and kube-scheduler, runs the webhook
-// and the extender, registers them, creates a GPU fleet that matches the example policy's pools, submits tenant
-// workloads (including bad ones), and prints what was admitted or denied and why, where each pod landed, per-GPU
-// occupancy, utilisation per pool and tenant, and the drift a policy change reveals. Then it shuts everything down.
+// `npm run demo`: Tessera on a local control plane. Starts etcd, kube-apiserver, kube-scheduler,
+// kube-controller-manager and KWOK (which runs the fake GPU nodes and their pods), runs the webhook and the extender,
+// registers them, creates a GPU fleet that matches the example policy's pools, submits tenant workloads (including bad
+// ones), and prints what was admitted or denied and why, where each pod landed, per-GPU occupancy, utilisation per
+// pool and tenant, a Job that runs and ends and hands its GPUs and quota back, and the drift a policy change reveals.
+// Then it shuts everything down.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CoreV1Api, NodeV1Api, RbacAuthorizationV1Api, SchedulingV1Api, type V1Pod } from '@kubernetes/client-node';
+import {
+  BatchV1Api,
+  CoreV1Api,
+  NodeV1Api,
+  RbacAuthorizationV1Api,
+  SchedulingV1Api,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { auditPods } from '../../core/admission/audit.ts';
 import { equivalentsOfPod } from '../../core/pools/equivalents.ts';
 import { staticClusterView } from '../../core/admission/cluster-view.ts';
@@ -13,6 +22,7 @@ import type { KubeNamespace, KubePod } from '../../core/kube-objects.ts';
 import { compilePolicy } from '../../core/policy/compile.ts';
 import { formatDrift } from '../../cli/audit.ts';
 import { createFakeNode, startStack } from '../e2e/stack.ts';
+import { lifecycleAnnotations } from '../kwok/kwok.ts';
 import { DEMO_USERS, FLEET, SUBMISSIONS } from './workloads.ts';
 
 const POLICY = readFileSync(new URL('../../../shared/examples/policy.yaml', import.meta.url), 'utf8');
@@ -35,14 +45,14 @@ function firstLine(e: unknown): string {
 const bar = (milli: number) => '#'.repeat(Math.round(milli / 100)).padEnd(10, '.');
 
 async function main(): Promise<void> {
-  step('starting a local control plane (first run builds kube-apiserver, kube-scheduler and etcd from source)');
+  step('starting a local control plane (the first run builds it and KWOK from source)');
   const stack = await startStack({ policy: POLICY, progress: (l) => step(l) });
   try {
     const admin = stack.client('admin').makeApiClient(CoreV1Api);
     const alice = stack.client('alice@acme.example').makeApiClient(CoreV1Api);
     const rbac = stack.client('admin').makeApiClient(RbacAuthorizationV1Api);
     step(
-      `creating the GPU fleet: ${FLEET.length} nodes in 4 pools (fraction H100s, MIG A100s, time-sliced L4s, a sovereign EU node)`,
+      `creating the GPU fleet: ${FLEET.length} nodes in 4 pools (fraction H100s, MIG A100s, time-sliced L4s, a sovereign EU node), run by KWOK`,
     );
     for (const n of FLEET) {
       const taints = [{ key: 'tessera.io/pool', value: n.pool, effect: 'NoSchedule' }];
@@ -76,6 +86,7 @@ async function main(): Promise<void> {
             resources: ['pods'],
             verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
           },
+          { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
         ],
       },
     });
@@ -239,6 +250,92 @@ async function main(): Promise<void> {
       );
 
     say();
+    say('LIFECYCLE (KWOK runs the nodes: pods go Running by themselves and end after their kwok.tessera.io/run-for)');
+    const held = async (): Promise<number> =>
+      (await admin.listPodForAllNamespaces()).items
+        .filter(
+          (p) =>
+            ['vision', 'nlp'].includes(p.metadata!.namespace!) &&
+            p.spec?.nodeName &&
+            !['Succeeded', 'Failed'].includes(p.status?.phase ?? ''),
+        )
+        .reduce((sum, p) => sum + equivalentsOfPod(p as KubePod, policy), 0);
+    const running = (await admin.listPodForAllNamespaces({ fieldSelector: 'status.phase=Running' })).items.length;
+    say(
+      `  ${running} pods Running on ${FLEET.length} KWOK nodes; tenant research holds ${(await held()).toFixed(2)} GPU-equivalents`,
+    );
+    const batch = stack.client(DEMO_USERS.bob).makeApiClient(BatchV1Api);
+    const labels = { team: 'ml', 'cost-center': '4200' };
+    await batch.createNamespacedJob({
+      namespace: 'vision',
+      body: {
+        metadata: { name: 'nightly-eval', labels },
+        spec: {
+          completions: 2,
+          parallelism: 2,
+          backoffLimit: 0,
+          template: {
+            metadata: {
+              labels,
+              annotations: {
+                'tessera.io/pool': 'shared-h100',
+                'tessera.io/gpu-fraction': '0.5',
+                ...lifecycleAnnotations('3s'),
+              },
+            },
+            spec: {
+              restartPolicy: 'Never',
+              runtimeClassName: 'nvidia',
+              containers: [
+                {
+                  name: 'main',
+                  image: 'registry.acme.example/eval:1',
+                  resources: { requests: { cpu: '2', memory: '8Gi' } },
+                },
+              ],
+            },
+          },
+        },
+      },
+    });
+    step('bob starts Job vision/nightly-eval: 2 pods, half an H100 each, kwok.tessera.io/run-for: 3s');
+    const jobPods = async (): Promise<V1Pod[]> =>
+      (
+        await admin.listNamespacedPod({
+          namespace: 'vision',
+          labelSelector: 'batch.kubernetes.io/job-name=nightly-eval',
+        })
+      ).items;
+    let evalPods: V1Pod[] = [];
+    for (let i = 0; i < 150 && !(evalPods.length === 2 && evalPods.every((p) => p.status?.phase === 'Running')); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      evalPods = await jobPods();
+    }
+    for (const p of evalPods) {
+      const gpus = (
+        JSON.parse(p.metadata?.annotations?.['tessera.io/assignment'] ?? '{"gpus":[]}') as {
+          gpus: { index: number; milli: number }[];
+        }
+      ).gpus
+        .map((g) => `GPU ${g.index} (${g.milli}m)`)
+        .join(', ');
+      step(`${p.metadata!.name} ${p.status?.phase} on ${p.spec?.nodeName ?? '-'} ${gpus}`);
+    }
+    step(`while it runs, tenant research holds ${(await held()).toFixed(2)} GPU-equivalents`);
+    for (let i = 0; i < 150; i++) {
+      const job = await batch.readNamespacedJob({ name: 'nightly-eval', namespace: 'vision' });
+      if (job.status?.conditions?.some((c) => ['Complete', 'Failed'].includes(c.type) && c.status === 'True')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const job = await batch.readNamespacedJob({ name: 'nightly-eval', namespace: 'vision' });
+    const outcome =
+      job.status?.conditions?.find((c) => ['Complete', 'Failed'].includes(c.type) && c.status === 'True')?.type ??
+      'still running';
+    step(
+      `Job vision/nightly-eval ${outcome}: ${job.status?.succeeded ?? 0} pods Succeeded; pods that ended hold no GPU share or quota, so research is back to ${(await held()).toFixed(2)}`,
+    );
+
+    say();
     step(
       'the security team ships a stricter policy (hot reload): research images must come from registry.acme.example/secure/, runtime class enforced',
     );
@@ -251,7 +348,9 @@ async function main(): Promise<void> {
     for (let i = 0; i < 100 && stack.webhook!.policies.status().revision === before; i++)
       await new Promise((r) => setTimeout(r, 100));
     step(`policy revision ${before} -> ${stack.webhook!.policies.status().revision}; auditing running pods`);
-    const live = (await admin.listPodForAllNamespaces()).items as KubePod[];
+    const live = (await admin.listPodForAllNamespaces()).items.filter(
+      (p) => !['Succeeded', 'Failed'].includes(p.status?.phase ?? ''),
+    ) as KubePod[];
     const nsList = (await admin.listNamespace()).items as KubeNamespace[];
     const strict = compilePolicy([{ name: 'policy.yaml', text: stricter }]);
     if (!strict.ok) throw new Error('stricter policy');

@@ -1,6 +1,7 @@
-// Tessera on a real control plane, for the end-to-end tests and the demo: etcd, kube-apiserver and kube-scheduler
-// from test/controlplane, the webhook (HTTPS, registered with a CA bundle, failing closed) and the extender (called by
-// kube-scheduler as `tessera-scheduler`), all as local processes or in-process servers on loopback.
+// Tessera on a real control plane, for the end-to-end tests and the demo: etcd, kube-apiserver, kube-scheduler,
+// kube-controller-manager and KWOK from test/controlplane and test/kwok, the webhook (HTTPS, registered with a CA
+// bundle, failing closed) and the extender (called by kube-scheduler as `tessera-scheduler`), all as local processes
+// or in-process servers on loopback. The GPU nodes are KWOK's: they stay Ready and their pods run, and end when asked.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,15 +9,15 @@ import {
   AdmissionregistrationV1Api,
   CoreV1Api,
   KubeConfig,
-  PatchStrategy,
   RbacAuthorizationV1Api,
-  setHeaderOptions,
+  type V1Node,
 } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import { createCa, issueLeaf, type KeyPair } from '../../certs/authority.ts';
 import { startExtender, type RunningExtender } from '../../extender/server.ts';
 import { startWebhook, type RunningWebhook } from '../../webhook/server.ts';
-import { freePort, startCluster, type LocalCluster } from '../controlplane/cluster.ts';
+import { freePort, startCluster, type KwokOptions, type LocalCluster } from '../controlplane/cluster.ts';
+import { kwokNodeAnnotations } from '../kwok/kwok.ts';
 
 export const EXTENDER_USER = 'system:serviceaccount:tessera-system:tessera-extender';
 export const WEBHOOK_USER = 'system:serviceaccount:tessera-system:tessera-webhook';
@@ -41,6 +42,7 @@ export interface StackOptions {
   readonly policy: string;
   readonly log?: Logger;
   readonly progress?: (line: string) => void;
+  readonly kwok?: KwokOptions;
 }
 
 export function schedulerConfig(extenderPort: number): string {
@@ -94,8 +96,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const log = options.log ?? pino({ level: 'silent' });
   const progress = options.progress ?? (() => {});
   const [webhookPort, extenderPort] = [await freePort(), await freePort()];
-  progress('starting etcd, kube-apiserver and kube-scheduler');
-  const cluster = await startCluster({ log: progress });
+  progress('starting etcd, kube-apiserver, kube-controller-manager and KWOK');
+  const cluster = await startCluster({ log: progress, controllerManager: true, kwok: options.kwok ?? true });
   const policyDir = join(cluster.dir, 'policy');
   mkdirSync(policyDir);
   writeFileSync(join(policyDir, 'policy.yaml'), options.policy);
@@ -256,36 +258,59 @@ async function registerWebhooks(admin: KubeConfig, ca: KeyPair, port: number): P
   });
 }
 
+export interface FakeNode {
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: { taints?: { key: string; value?: string; effect: string }[] };
+}
+
 /**
- * Registers a GPU node the way GFD and a kubelet would leave it: labels and taints, then a status with capacity and a
- * Ready condition. The API server's TaintNodesByCondition admission adds node.kubernetes.io/not-ready on create, and
- * no node-lifecycle controller runs here to lift it, so the taints are set again after creation.
+ * Registers a GPU node the way a kubelet with GFD and the device plugins would: labels (the kubelet's own and the
+ * given ones), taints, and capacity and allocatable in the status it registers with. KWOK (which manages it for its kwok.tessera.io/node annotation) posts it
+ * Ready and renews its Lease; kube-controller-manager's node-lifecycle controller then lifts the not-ready taint the
+ * API server put on it at creation. Waits for that unless `wait` is false (see waitForNodesReady).
  */
 export async function createFakeNode(
   core: CoreV1Api,
-  node: {
-    metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-    spec?: { taints?: { key: string; value?: string; effect: string }[] };
-  },
+  node: FakeNode,
   resources: Record<string, string>,
+  wait = true,
 ): Promise<void> {
-  const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-  await core.createNode({ body: node });
-  await core.patchNode({ name: node.metadata.name, body: { spec: { taints: node.spec?.taints ?? null } } }, merge);
-  const now = new Date().toISOString();
-  const status = {
-    capacity: resources,
-    allocatable: resources,
-    conditions: [
-      {
-        type: 'Ready',
-        status: 'True',
-        reason: 'KubeletReady',
-        message: 'simulated by Tessera',
-        lastHeartbeatTime: now,
-        lastTransitionTime: now,
+  const body: V1Node = {
+    metadata: {
+      ...node.metadata,
+      // The labels a kubelet registers with.
+      labels: {
+        'kubernetes.io/hostname': node.metadata.name,
+        'kubernetes.io/os': 'linux',
+        'kubernetes.io/arch': 'amd64',
+        ...node.metadata.labels,
       },
-    ],
+      annotations: { ...node.metadata.annotations, ...kwokNodeAnnotations() },
+    },
+    ...(node.spec ? { spec: node.spec } : {}),
+    status: { capacity: resources, allocatable: resources },
   };
-  await core.patchNodeStatus({ name: node.metadata.name, body: { status } }, merge);
+  await core.createNode({ body });
+  if (wait) await waitForNodesReady(core, [node.metadata.name]);
+}
+
+/** A node is schedulable: Ready, and without the taints the API server and the node-lifecycle controller add. */
+export function nodeSchedulable(n: V1Node): boolean {
+  const ready = n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+  return ready && !(n.spec?.taints ?? []).some((t) => t.key.startsWith('node.kubernetes.io/'));
+}
+
+/** Waits until all the named nodes are Ready and untainted by the node lifecycle. */
+export async function waitForNodesReady(core: CoreV1Api, names: readonly string[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const byName = new Map((await core.listNode()).items.map((n) => [n.metadata!.name!, n]));
+    const waiting = names.filter((name) => !nodeSchedulable(byName.get(name) ?? {}));
+    if (waiting.length === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(
+        `nodes not Ready (KWOK) or still tainted after ${timeoutMs / 1000} s: ${waiting.slice(0, 10).join(', ')}${waiting.length > 10 ? ', ...' : ''}`,
+      );
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

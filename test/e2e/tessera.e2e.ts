@@ -78,7 +78,7 @@ t.test('Tessera on a real kube-apiserver and kube-scheduler', async (t) => {
   const alice = api(stack.client('alice@acme.example'));
   const bob = api(stack.client('bob@acme.example'));
 
-  // The fleet: two fraction H100 nodes (GFD labels, no kubelet: status is patched), tenant namespaces by an admin.
+  // The fleet: two fraction H100 nodes (GFD labels, run by KWOK), tenant namespaces by an admin.
   for (const name of ['h100-0', 'h100-1']) {
     await createFakeNode(admin, fractionNode(name), { cpu: '96', memory: '1Ti', pods: '110' });
   }
@@ -200,7 +200,7 @@ t.test('Tessera on a real kube-apiserver and kube-scheduler', async (t) => {
       'some node fits',
     );
     t.match(out.choice, { node: /^h100-/, gpus: [{ milli: 500 }] });
-    // Out of the way of the quota test: deleted at once (no kubelet), and a moment for the webhook's cache to see it.
+    // Out of the way of the quota test: deleted at once (no grace period), and a moment for the webhook's cache to see it.
     await bob.deleteNamespacedPod({ name: 'explained', namespace: 'vision', gracePeriodSeconds: 0 });
     await new Promise((r) => setTimeout(r, 1000));
   });
@@ -335,7 +335,7 @@ t.test('Tessera on a real kube-apiserver and kube-scheduler', async (t) => {
         resources: { 'nvidia.com/gpu': '2' },
       },
     ];
-    // Make room in the tenant's quota: the 8-GPU pod of the quota test goes (no kubelet, so at once).
+    // Make room in the tenant's quota: the 8-GPU pod of the quota test goes (no grace period, so at once).
     await bob.deleteNamespacedPod({ name: 'eight', namespace: 'vision', gracePeriodSeconds: 0 });
     for (const n of nodes) {
       await createFakeNode(
