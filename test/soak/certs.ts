@@ -12,7 +12,8 @@
 //   step 4    the leaf is renewed under the new CA (60 days after step 2)
 // Later steps find nothing to do, as a scheduled rotation job usually does.
 
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +43,13 @@ function run(args: string[]): string {
   return execFileSync(process.execPath, [TESSERA, 'certs', ...args], { encoding: 'utf8' }).trim();
 }
 
+/** The same, without blocking this process: the soak's Service stand-ins proxy the webhook calls meanwhile (key
+ * generation on a busy machine takes seconds, and a blocked proxy would time the API server's calls out). */
+async function runAsync(args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.execPath, [TESSERA, 'certs', ...args], { encoding: 'utf8' });
+  return stdout.trim();
+}
+
 const dated = (start: Date, days: number): string => new Date(start.getTime() + days * DAY).toISOString();
 
 /** `tessera certs issue` then the setup rotation: a CA and a serving certificate valid now, in `dir`. */
@@ -55,10 +63,10 @@ export function issueCerts(dir: string, start: Date): CertRun[] {
 }
 
 /** Rotation step `i` (0-based) of the calendar; past the calendar it runs at the real time. */
-export function rotateCerts(dir: string, start: Date, i: number): CertRun {
+export async function rotateCerts(dir: string, start: Date, i: number): Promise<CertRun> {
   const days = CERT_CALENDAR.steps[i];
   const now = days === undefined ? new Date().toISOString() : dated(start, days);
-  return { now, output: run(['rotate', '--dir', dir, ...NAMES, '--now', now]) };
+  return { now, output: await runAsync(['rotate', '--dir', dir, ...NAMES, '--now', now]) };
 }
 
 /** The bundle clients must trust (ca.crt), as the platform publishes it in the webhook configurations. */

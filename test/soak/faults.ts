@@ -244,15 +244,16 @@ export class FaultInjector {
   }
 
   private async rotate(): Promise<void> {
+    const at = new Date();
     const before = caBundle(this.t.certDir);
-    const run = rotateCerts(this.t.certDir, this.o.start, this.rotations++);
+    const run = await rotateCerts(this.t.certDir, this.o.start, this.rotations++);
     const after = caBundle(this.t.certDir);
     let detail = `tessera certs rotate --now ${run.now}: ${run.output.replace(/\n/g, '; ')}`;
     if (after !== before) {
       await this.t.publishCaBundle(after);
       detail += `; caBundle of both webhook configurations patched (${(after.match(/BEGIN CERTIFICATE/g) ?? []).length} CA(s))`;
     }
-    this.rec.fault('cert-rotation', detail);
+    this.rec.fault('cert-rotation', detail, at);
   }
 }
 

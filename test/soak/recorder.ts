@@ -78,9 +78,10 @@ export class Recorder {
     this.violations.push({ where, invariant, subject, message });
   }
 
-  /** Logs a fault as it is injected; the returned entry's detail may be completed later (recovery, takeover). */
-  fault(kind: string, detail: string): FaultEntry {
-    const entry: FaultEntry = { time: new Date().toISOString(), kind, detail };
+  /** Logs a fault injected `at` (now by default); the returned entry's detail may be completed later (recovery,
+   * takeover). */
+  fault(kind: string, detail: string, at = new Date()): FaultEntry {
+    const entry: FaultEntry = { time: at.toISOString(), kind, detail };
     this.faults.push(entry);
     this.writeFaults();
     return entry;
