@@ -93,6 +93,26 @@ export function gaugeFindings(metricsText: string, snapshot: ClusterSnapshot, po
   return out;
 }
 
+/**
+ * Pods of the load still Running `graceMs` past their run time (`kwok.tessera.io/run-for`, counted from startTime):
+ * KWOK lost them. Seen after a KWOK restart, when the new process applies the pod-ready Stage twice to one pod (the
+ * second patch adds a second pod IP and is rejected) and never schedules its end. Nothing of Tessera's is at fault, but
+ * such a pod holds its GPUs and quota until someone deletes it, as a user would a hung job.
+ */
+export function overrunPods(snapshot: ClusterSnapshot, graceMs: number): KubePod[] {
+  const now = Date.parse(snapshot.time);
+  return snapshot.pods.filter((p) => {
+    const runFor = /^(\d+)s$/.exec(p.metadata?.annotations?.['kwok.tessera.io/run-for'] ?? '');
+    const started = Date.parse((p as { status?: { startTime?: string } }).status?.startTime ?? '');
+    return (
+      runFor !== null &&
+      p.status?.phase === 'Running' &&
+      !p.metadata?.deletionTimestamp &&
+      now - started > Number(runFor[1]) * 1000 + graceMs
+    );
+  });
+}
+
 /** Pending pods of tenant namespaces that want a GPU. */
 export function pendingGpuPods(snapshot: ClusterSnapshot): KubePod[] {
   const tenants = new Set(

@@ -77,6 +77,8 @@ export interface LoadStats {
   refusalTimes: { time: number; cause: Refusal }[];
   earlyDeletes: number;
   cleanedUp: number;
+  /** Pods KWOK lost (still Running long past their run time), deleted by their user. */
+  hung: string[];
   /** A sample of unexplained refusals. */
   otherSamples: string[];
 }
@@ -108,6 +110,7 @@ export class LoadGenerator {
     refusalTimes: [],
     earlyDeletes: 0,
     cleanedUp: 0,
+    hung: [],
     otherSamples: [],
   };
   /** Names of pods their user deleted on purpose (namespace/name). */
@@ -175,6 +178,20 @@ export class LoadGenerator {
       this.stats.earlyDeletes++;
     } catch {
       // already gone (finished and cleaned up, or preempted), or the API was down: the user shrugs
+    }
+  }
+
+  /** A pod that should have ended long ago: its user deletes it, as they would a hung job. */
+  async deleteHung(namespace: string, name: string): Promise<void> {
+    const key = `${namespace}/${name}`;
+    if (this.userDeleted.has(key)) return;
+    this.userDeleted.add(key);
+    this.stats.hung.push(key);
+    try {
+      await this.core.get(this.userOf(namespace))!.deleteNamespacedPod({ name, namespace });
+    } catch {
+      this.userDeleted.delete(key);
+      this.stats.hung.pop();
     }
   }
 

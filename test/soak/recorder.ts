@@ -34,6 +34,8 @@ export class Recorder {
   readonly skipped: string[] = [];
   private readonly kc: KubeConfig;
   private readonly policy: () => Policy;
+  /** Called with every snapshot taken. */
+  onSnapshot: (snapshot: ClusterSnapshot) => void = () => {};
   private timer: NodeJS.Timeout | null = null;
   private busy: Promise<unknown> | null = null;
 
@@ -57,6 +59,7 @@ export class Recorder {
     writeSnapshot(join(this.dir, file), snapshot);
     for (const v of checkInvariants(snapshot, this.policy()))
       this.violations.push({ where: file, invariant: v.invariant, subject: v.subject, message: v.message });
+    this.onSnapshot(snapshot);
     return { file, snapshot };
   }
 

@@ -18,7 +18,7 @@ import { isTerminated } from '../../core/pod-lifecycle.ts';
 import type { KubePod } from '../../core/kube-objects.ts';
 import { planFaults, type FaultKind, FAULT_KINDS } from './fault-plan.ts';
 import { FaultInjector } from './faults.ts';
-import { gaugeFindings, pendingFindings } from './final-checks.ts';
+import { gaugeFindings, overrunPods, pendingFindings } from './final-checks.ts';
 import { LoadGenerator, OUTAGE_REFUSALS, type Refusal } from './load.ts';
 import { PolicyFiles } from './policy-files.ts';
 import { Recorder, type FaultEntry } from './recorder.ts';
@@ -134,6 +134,11 @@ async function run(
     maxInFlight: 16,
     client: t.client,
   });
+  recorder.onSnapshot = (snapshot) => {
+    for (const pod of overrunPods(snapshot, p.short ? 30_000 : 60_000))
+      if (pod.metadata?.labels?.[ROLE_LABEL] === 'load')
+        void load.deleteHung(pod.metadata.namespace ?? '', pod.metadata.name ?? '');
+  };
   const tracker = new PodTracker(admin, (r) => {
     if (!r.fromJob && r.role === 'load') load.cleanUpLater(r.namespace, r.name);
   });
@@ -354,6 +359,10 @@ function report(
     }`,
   );
   for (const o of s.otherSamples) say(`                   e.g. ${o}`);
+  if (s.hung.length > 0)
+    say(
+      `  lost by KWOK     ${s.hung.length} pods still Running long past their run time, deleted by their user (${s.hung.slice(0, 5).join(', ')}); see kwok.log, "failed to apply stage"`,
+    );
   const outages = attribute(s.refusalTimes, recorder.faults);
   if (outages.length > 0) say(`  during faults    ${outages.join(', ')}`);
   if (s.refused['webhook-tls'] > 0)

@@ -8,7 +8,7 @@ import { examplePolicy, NAMESPACES } from '../../fixtures/admission.ts';
 import { fractionH100 } from '../../fixtures/nodes.ts';
 import { pod } from '../../fixtures/pods.ts';
 import { FAULT_KINDS, planFaults } from '../../soak/fault-plan.ts';
-import { gaugeFindings, metricSamples, pendingFindings } from '../../soak/final-checks.ts';
+import { gaugeFindings, metricSamples, overrunPods, pendingFindings } from '../../soak/final-checks.ts';
 import { classifyRefusal } from '../../soak/load.ts';
 import { corruptions } from '../../soak/policy-files.ts';
 import { POLICY_FILES } from '../../soak/topology.ts';
@@ -98,6 +98,29 @@ t.test('a pending pod needs a reason, and must not fit', async (t) => {
   t.match(pendingFindings(snapshot([full[0]!, waiting('r', 500, '0/1 nodes are available')]), policy), [
     { check: 'pending-fits', message: /fits on h \(GPUs 1:500m\)/ },
   ]);
+});
+
+t.test('pods KWOK lost are the ones Running well past their run time', async (t) => {
+  const running = (name: string, runFor: string | null, startTime: string): KubePod => {
+    const p = pod(name).ns('research-a').gpuMilli(250).boundTo('h').build();
+    if (runFor !== null) p.metadata!.annotations = { ...p.metadata!.annotations, 'kwok.tessera.io/run-for': runFor };
+    (p as { status?: unknown }).status = { phase: 'Running', startTime };
+    return p;
+  };
+  const snapshot = {
+    time: '2026-11-27T00:02:00Z',
+    nodes: [],
+    namespaces: NAMESPACES,
+    pods: [
+      running('lost', '10s', '2026-11-27T00:00:00Z'),
+      running('on-time', '90s', '2026-11-27T00:00:00Z'),
+      running('resident', null, '2026-11-27T00:00:00Z'),
+    ],
+  };
+  t.same(
+    overrunPods(snapshot, 30_000).map((p) => p.metadata?.name),
+    ['lost'],
+  );
 });
 
 t.test('refusals are read from the API error', async (t) => {
