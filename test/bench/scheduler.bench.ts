@@ -100,7 +100,6 @@ try {
   const extender = spawn(
     process.execPath,
     [
-      '--perf-basic-prof',
       ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
       fileURLToPath(new URL('../../cli/tessera.ts', import.meta.url)),
       'serve',
