@@ -19,7 +19,7 @@ export class ExtenderMetrics {
   });
   readonly rollbacks = new Counter({
     name: 'tessera_extender_bind_rollbacks_total',
-    help: 'Binds rolled back after a failed write',
+    help: 'Binds whose reservation was dropped because the Binding failed (nothing was written)',
     registers: [this.registry],
   });
   readonly filterReasons = new Counter({

@@ -1,6 +1,6 @@
 // The extender's decisions, apart from HTTP: filter, prioritize, bind and preempt over the shared SchedulingState.
-// Bind is the single commit point: under a per-node lock it re-checks the fit and the tenant's quota, records the
-// assignment with a resourceVersion-guarded write, creates the Binding, and rolls back on any error.
+// Bind is the single commit point: under a per-node lock it re-checks the fit and the tenant's quota, then creates the
+// Binding carrying the assignment annotations (one write, UID precondition), and drops the reservation on any error.
 
 import type { Logger } from 'pino';
 import { formatAssignment, visibleDevices } from '../core/assignment.ts';
@@ -154,11 +154,11 @@ export class ExtenderScheduler {
     const { podNamespace: namespace, podName: name, node } = args;
     const where = { pod: `${namespace}/${name}`, node };
     return this.locks.run(node, async () => {
-      const pod = this.o.podLookup(namespace, name) ?? (await this.o.writer.readPod(namespace, name));
+      const pod = await this.podToBind(namespace, name, args.podUID);
       if (!pod) return this.refuse('error', where, `pod ${namespace}/${name} not found`);
       if (pod.metadata?.uid !== args.podUID)
         return this.refuse(
-          'error',
+          'conflict',
           where,
           `pod ${namespace}/${name} has UID ${pod.metadata?.uid}, not ${args.podUID}; it was recreated`,
         );
@@ -185,26 +185,29 @@ export class ExtenderScheduler {
         pool: ctx.pod.demand.intent.pool,
       });
       this.o.state.assume(allocation);
-      let annotated = false;
+      // One write: the Binding carries the assignment (fraction nodes), so the pod is bound with its record or not at
+      // all. Device-plugin nodes get a plain Binding; kubelet and the device plugin pick the device.
+      const annotations: Record<string, string> = {};
+      if (placement.gpus.length > 0) {
+        const assignment = { node, gpus: placement.gpus };
+        annotations[ASSIGNMENT] = formatAssignment(assignment);
+        annotations[VISIBLE_DEVICES] = visibleDevices(assignment);
+      }
       try {
-        if (placement.gpus.length > 0) {
-          const assignment = { node, gpus: placement.gpus };
-          await this.o.writer.annotatePod(namespace, name, pod.metadata.resourceVersion ?? '', {
-            [ASSIGNMENT]: formatAssignment(assignment),
-            [VISIBLE_DEVICES]: visibleDevices(assignment),
-          });
-          annotated = true;
-        }
-        await this.o.writer.bindPod(namespace, name, pod.metadata.uid, node);
+        await this.o.writer.bindPod(namespace, name, pod.metadata.uid, node, annotations);
       } catch (e) {
-        this.o.state.removePod(pod.metadata.uid);
+        // Nothing was written: put the ledger back as it was, unless the informer has meanwhile seen the pod bound (a
+        // Binding that succeeded but whose answer was lost), whose record then stands.
+        if (this.o.state.ledger.get(pod.metadata.uid) === allocation) {
+          this.o.state.removePod(pod.metadata.uid);
+          if (own) this.o.state.ledger.add(own);
+        }
         this.o.metrics.rollbacks.inc();
-        if (annotated) await this.undoAnnotations(namespace, name);
         const conflict = e instanceof ConflictError;
         return this.refuse(
           conflict ? 'conflict' : 'error',
           where,
-          `${conflict ? 'bind conflict' : 'bind failed'}: ${e instanceof Error ? e.message : String(e)}; rolled back`,
+          `${conflict ? 'bind conflict' : 'bind failed'}: ${e instanceof Error ? e.message : String(e)}; reservation dropped`,
         );
       }
       this.o.metrics.binds.inc({ outcome: 'bound' });
@@ -216,23 +219,11 @@ export class ExtenderScheduler {
     });
   }
 
-  private async undoAnnotations(namespace: string, name: string): Promise<void> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const fresh = await this.o.writer.readPod(namespace, name);
-        if (!fresh || fresh.spec?.nodeName) return;
-        await this.o.writer.annotatePod(namespace, name, fresh.metadata?.resourceVersion ?? '', {
-          [ASSIGNMENT]: null,
-          [VISIBLE_DEVICES]: null,
-        });
-        return;
-      } catch (e) {
-        this.o.log.warn(
-          { pod: `${namespace}/${name}`, attempt, err: e instanceof Error ? e.message : String(e) },
-          'rollback of the assignment failed; retrying',
-        );
-      }
-    }
+  /** The pod to bind: the informer's copy, or the API's when the informer has none or an older pod of that name. */
+  private async podToBind(namespace: string, name: string, uid: string): Promise<KubePod | null> {
+    const cached = this.o.podLookup(namespace, name);
+    if (cached && cached.metadata?.uid === uid) return cached;
+    return (await this.o.writer.readPod(namespace, name)) ?? cached ?? null;
   }
 
   private refuse(outcome: 'unfit' | 'quota' | 'conflict' | 'error', where: object, message: string): { Error: string } {
