@@ -14,10 +14,12 @@ import { WatchedResource } from '../server/watched-resource.ts';
 export class ClusterCache implements ClusterView {
   readonly namespaces: WatchedResource<V1Namespace>;
   readonly pods: WatchedResource<V1Pod>;
+  private readonly core: CoreV1Api;
   private readonly usage = new TenantUsageIndex((ns) => this.namespace(ns)?.metadata?.labels?.[TENANT_LABEL] || null);
 
   constructor(kc: KubeConfig, log: Logger) {
     const core = kc.makeApiClient(CoreV1Api);
+    this.core = core;
     this.namespaces = new WatchedResource<V1Namespace>(
       kc,
       '/api/v1/namespaces',
@@ -46,6 +48,20 @@ export class ClusterCache implements ClusterView {
 
   namespace(name: string): KubeNamespace | undefined {
     return this.namespaces.get(name) as KubeNamespace | undefined;
+  }
+
+  pod(namespace: string, name: string): KubePod | undefined {
+    return this.pods.get(name, namespace) as KubePod | undefined;
+  }
+
+  /** The pod as the API server has it now, or null when there is none (the informer may lag behind). */
+  async readPod(namespace: string, name: string): Promise<KubePod | null> {
+    try {
+      return (await this.core.readNamespacedPod({ name, namespace })) as KubePod;
+    } catch (e) {
+      if ((e as { code?: number }).code === 404) return null;
+      throw e;
+    }
   }
 
   allPods(): readonly KubePod[] {

@@ -1,6 +1,6 @@
 // The validating stage, pure: an AdmissionRequest, the policy, a view of the cluster and the identities of Tessera's own
-// service accounts in; a verdict (allowed, and every violation with its rule and action) out. Pods, Namespaces and
-// the pod templates of workloads are checked; an UPDATE is judged by the findings it adds.
+// service accounts in; a verdict (allowed, and every violation with its rule and action) out. Pods, Bindings of pods,
+// Namespaces and the pod templates of workloads are checked; an UPDATE is judged by the findings it adds.
 
 import { DemandError, parseDemand, wantsGpu } from '../demand.ts';
 import type { KubeNamespace, KubePod } from '../kube-objects.ts';
@@ -10,6 +10,7 @@ import { BUILTIN, type CheckContext, type PodSubject, type Violation } from './c
 import { tenantOfNamespace, type ClusterView } from './cluster-view.ts';
 import type { AdmissionRequest, UserInfo } from './request.ts';
 import { accountingCheck } from './rules/accounting.ts';
+import { bindingTarget, bindingViolations, isBindingRequest, type KubeBinding } from './rules/binding.ts';
 import { namespaceViolations } from './rules/namespace.ts';
 import { policyRuleViolations } from './rules/policy-rules.ts';
 import { quotaCheck } from './rules/quota.ts';
@@ -130,6 +131,14 @@ export function validateRequest(
       // the audit, and must not block a finalizer removal or a label edit on a running pod.
       violations = added(violations, podViolations(subjectOf(old, old, ns, '', false, ctx), ctx));
     }
+  } else if (isBindingRequest(req)) {
+    const target = bindingTarget(req);
+    violations = bindingViolations(
+      (req.object ?? {}) as KubeBinding,
+      target,
+      view.pod(target.namespace, target.name),
+      ctx,
+    );
   } else if (kind === 'Namespace') {
     violations = namespaceViolations(
       (req.object ?? {}) as KubeNamespace,
