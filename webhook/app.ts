@@ -1,15 +1,18 @@
 // The webhook's HTTP surface: POST /mutate and /validate take an admission.k8s.io/v1 AdmissionReview and answer one
 // (uid echoed); /healthz, /readyz (synced caches and a policy in force), /metrics and /policy. Handlers only parse,
-// call the core and serialise. Malformed or oversized bodies get a clear 4xx; an internal failure denies the request
-// (fail closed) and is logged and counted, it never takes the process down.
+// call the core and serialise; the one lookup they make is the pod a Binding names, which the review does not carry.
+// Malformed or oversized bodies get a clear 4xx; an internal failure denies the request (fail closed) and is logged and
+// counted, it never takes the process down.
 
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { ClusterView } from '../core/admission/cluster-view.ts';
 import type { AdmissionRequest, AdmissionResponse, AdmissionReview } from '../core/admission/request.ts';
+import { bindingTarget, isBindingRequest } from '../core/admission/rules/binding.ts';
 import { mutateRequest } from '../core/admission/mutate.ts';
 import { mutationResponse, validationResponse } from '../core/admission/responses.ts';
 import { validateRequest, type AdmissionConfig } from '../core/admission/validation.ts';
+import type { KubePod } from '../core/kube-objects.ts';
 import type { PolicyStore } from '../server/policy-store.ts';
 import type { WebhookMetrics } from './metrics.ts';
 
@@ -20,6 +23,8 @@ export interface WebhookDeps {
   readonly config: AdmissionConfig;
   readonly metrics: WebhookMetrics;
   readonly log: Logger;
+  /** Reads a pod from the API server (null when there is none); for the pods a Binding names that the view lacks. */
+  readonly readPod?: (namespace: string, name: string) => Promise<KubePod | null>;
 }
 
 /** The request inside a review, or a message saying what is wrong with the body. */
@@ -45,6 +50,25 @@ export function parseReview(body: unknown): AdmissionRequest | string {
   };
 }
 
+/**
+ * The view a review is judged on. A Binding names its pod without carrying it, and can follow the pod's creation by
+ * milliseconds: when the informer cache does not have that pod yet (or has an older pod of the same name), it is read
+ * from the API server. A failed read throws, and the review is denied (fail closed).
+ */
+async function viewFor(req: AdmissionRequest, view: ClusterView, deps: WebhookDeps): Promise<ClusterView> {
+  if (!isBindingRequest(req) || !deps.readPod) return view;
+  const target = bindingTarget(req);
+  const cached = view.pod(target.namespace, target.name);
+  if (cached && (target.uid === null || cached.metadata?.uid === target.uid)) return view;
+  const live = (await deps.readPod(target.namespace, target.name)) ?? undefined;
+  return {
+    namespace: (name) => view.namespace(name),
+    tenantUsage: (tenant, policy, exceptUid) => view.tenantUsage(tenant, policy, exceptUid),
+    pod: (namespace, name) =>
+      namespace === target.namespace && name === target.name ? live : view.pod(namespace, name),
+  };
+}
+
 function reply(res: Response, response: AdmissionResponse): void {
   res.json({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response } satisfies AdmissionReview);
 }
@@ -57,7 +81,7 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
   // The API server sends at most 3 MiB (MaxRequestBodyBytes); anything larger is not from it.
   app.use(express.json({ limit: '3mb', type: () => true }));
 
-  const handle = (webhook: 'mutate' | 'validate') => (req: Request, res: Response) => {
+  const handle = (webhook: 'mutate' | 'validate') => async (req: Request, res: Response) => {
     const started = process.hrtime.bigint();
     const parsed = parseReview(req.body);
     if (typeof parsed === 'string') {
@@ -84,7 +108,7 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
         response = mutationResponse(parsed.uid, mutation);
         if (mutation.denial !== null) metrics.decisions.inc({ webhook, rule: 'tessera/tenancy', action: 'enforce' });
       } else {
-        const verdict = validateRequest(parsed, policy, view, {
+        const verdict = validateRequest(parsed, policy, await viewFor(parsed, view, deps), {
           ...config,
           recentRevisions: policies.recentRevisions(),
         });

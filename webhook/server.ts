@@ -4,6 +4,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ClusterView } from '../core/admission/cluster-view.ts';
+import type { KubePod } from '../core/kube-objects.ts';
 import { PolicyStore } from '../server/policy-store.ts';
 import { serve } from '../server/serve.ts';
 import type { TlsFiles } from '../server/tls-files.ts';
@@ -23,6 +24,8 @@ export interface WebhookOptions {
   readonly kubeconfig?: KubeConfig;
   readonly view?: ClusterView;
   readonly systemUsers: readonly string[];
+  /** Reads a pod from the API server; defaults to the cluster cache's when a kubeconfig is given. */
+  readonly readPod?: (namespace: string, name: string) => Promise<KubePod | null>;
   readonly auditIntervalMs?: number;
   readonly log: Logger;
 }
@@ -42,7 +45,17 @@ export async function startWebhook(options: WebhookOptions): Promise<RunningWebh
   const metrics = new WebhookMetrics();
   const policies = loadPolicy(options.policyDir, metrics, log);
   const { view, synced, cache } = watchCluster(options);
-  const app = createWebhookApp({ policies, view, synced, config: { systemUsers: options.systemUsers }, metrics, log });
+  const readPod =
+    options.readPod ?? (cache ? (namespace: string, name: string) => cache.readPod(namespace, name) : null);
+  const app = createWebhookApp({
+    policies,
+    view,
+    synced,
+    config: { systemUsers: options.systemUsers },
+    metrics,
+    log,
+    ...(readPod ? { readPod } : {}),
+  });
   const serving = await serve(app, {
     host: options.host ?? '0.0.0.0',
     port: options.port ?? 8443,

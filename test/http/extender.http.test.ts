@@ -42,7 +42,7 @@ class FakeWriter implements ClusterWriter {
     // The UID precondition, then an unassigned pod; then nodeName and the annotations in one update.
     if (p.metadata!.uid !== uid)
       throw new ConflictError(
-        `Operation cannot be fulfilled on pods/binding "${name}": Precondition failed: UID in precondition: ${uid}, UID in object meta: ${p.metadata!.uid}`,
+        `Operation cannot be fulfilled on pods "${name}": StorageError: invalid object, Code: 4, Key: /registry/pods/${ns}/${name}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: ${uid}, UID in object meta: ${p.metadata!.uid}`,
       );
     if (p.spec!.nodeName)
       throw new ConflictError(
