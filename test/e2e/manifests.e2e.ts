@@ -46,5 +46,30 @@ t.test(
       if (applied.length !== kinds.length) t.comment(out);
       t.equal(applied.length, kinds.length, `${dir}: all ${kinds.length} objects accepted by the API server`);
     }
+    // Least privilege, asked of the API server's own authorizer with the base's RBAC in force.
+    kubectl(['apply', '--server-side', '--field-manager=tessera-e2e', '-f', `${MANIFESTS}base/rbac.yaml`]);
+    const can = (user: string, verb: string, resource: string, subresource?: string) => {
+      try {
+        const args = [
+          'auth',
+          'can-i',
+          verb,
+          resource,
+          '-n',
+          'vision',
+          '--as',
+          `system:serviceaccount:tessera-system:${user}`,
+        ];
+        return kubectl(subresource ? [...args, `--subresource=${subresource}`] : args).trim() === 'yes';
+      } catch {
+        return false; // `can-i` exits 1 for "no"
+      }
+    };
+    t.ok(can('tessera-extender', 'create', 'pods', 'binding'), 'the extender creates Bindings');
+    t.ok(can('tessera-extender', 'watch', 'pods'), 'and watches pods');
+    t.notOk(can('tessera-extender', 'patch', 'pods'), 'but never patches pods: the Binding carries the assignment');
+    t.notOk(can('tessera-extender', 'update', 'pods'), 'nor updates them');
+    t.notOk(can('tessera-webhook', 'create', 'pods', 'binding'), 'the webhook only reads');
+    t.ok(can('tessera-webhook', 'get', 'pods'), 'the pod a Binding names included');
   },
 );

@@ -239,6 +239,8 @@ async function registerWebhooks(admin: KubeConfig, ca: KeyPair, port: number): P
               operations: ['CREATE', 'UPDATE'],
               resources: ['pods', 'pods/ephemeralcontainers', 'namespaces'],
             },
+            // A Binding writes spec.nodeName and its annotations onto the pod: only Tessera binds GPU pods.
+            { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods/binding', 'bindings'] },
             {
               apiGroups: ['apps'],
               apiVersions: ['v1'],
