@@ -4,6 +4,7 @@
 
 import type { Logger } from 'pino';
 import { formatAssignment, visibleDevices } from '../core/assignment.ts';
+import type { Placement } from '../core/fit.ts';
 import type { KubeNode, KubePod } from '../core/kube-objects.ts';
 import { newAllocation, type Allocation } from '../core/allocation.ts';
 import { chooseVictims } from '../core/scheduling/preemption.ts';
@@ -45,6 +46,16 @@ export interface SchedulerOptions {
   /** How long an assumed placement lives before the informer must have confirmed it. */
   readonly assumeTtlMs?: number;
   readonly now?: () => number;
+}
+
+/** A placement bind has reserved in the ledger and is about to write. */
+interface Reservation {
+  readonly pod: KubePod;
+  readonly allocation: Allocation;
+  /** The pod's earlier record, put back if the write fails. */
+  readonly own: Allocation | undefined;
+  readonly placement: Placement;
+  readonly tenant: string | null;
 }
 
 export class ExtenderScheduler {
@@ -153,70 +164,82 @@ export class ExtenderScheduler {
   async bind(args: ExtenderBindingArgs): Promise<{ Error: string }> {
     const { podNamespace: namespace, podName: name, node } = args;
     const where = { pod: `${namespace}/${name}`, node };
-    return this.locks.run(node, async () => {
-      const pod = await this.podToBind(namespace, name, args.podUID);
-      if (!pod) return this.refuse('error', where, `pod ${namespace}/${name} not found`);
-      if (pod.metadata?.uid !== args.podUID)
-        return this.refuse(
-          'conflict',
-          where,
-          `pod ${namespace}/${name} has UID ${pod.metadata?.uid}, not ${args.podUID}; it was recreated`,
-        );
-      const ctx = podContext(this.o.state, pod);
-      if (!ctx.ok) return this.refuse('unfit', where, ctx.reason.message);
-      // Re-check on the freshest state, without the cache, excluding any earlier record of this very pod.
-      const own = this.o.state.ledger.remove(pod.metadata.uid);
-      const verdict = evaluateNode(this.o.state, ctx.pod, node, this.o.strategy, this.scoring);
-      const quota = verdict.feasible ? quotaReason(this.o.state, ctx.pod) : null;
-      if (!verdict.feasible || quota) {
+    // The decision and the reservation under the node's lock; the API write after it, so that binds to one node (a
+    // packing strategy sends several pods in a row) do not queue behind each other's round trips. A later bind to the
+    // node already sees this reservation.
+    const decided = await this.locks.run(node, () => this.reserve(args, where));
+    if ('Error' in decided) return decided;
+    const { pod, allocation, own, placement, tenant } = decided;
+    const uid = allocation.uid;
+    // One write: the Binding carries the assignment (fraction nodes), so the pod is bound with its record or not at
+    // all. Device-plugin nodes get a plain Binding; kubelet and the device plugin pick the device.
+    const annotations: Record<string, string> = {};
+    if (placement.gpus.length > 0) {
+      const assignment = { node, gpus: placement.gpus };
+      annotations[ASSIGNMENT] = formatAssignment(assignment);
+      annotations[VISIBLE_DEVICES] = visibleDevices(assignment);
+    }
+    try {
+      await this.o.writer.bindPod(namespace, name, pod.metadata?.uid ?? uid, node, annotations);
+    } catch (e) {
+      // Nothing was written: put the ledger back as it was, unless the informer has meanwhile seen the pod bound (a
+      // Binding that succeeded but whose answer was lost), whose record then stands.
+      if (this.o.state.ledger.get(uid) === allocation) {
+        this.o.state.removePod(uid);
         if (own) this.o.state.ledger.add(own);
-        return this.refuse(quota ? 'quota' : 'unfit', where, (quota ?? verdict.reason)!.message);
       }
-      const placement = verdict.placement!;
-      const policy = this.o.state.policy;
-      const allocation = newAllocation({
-        pod: ctx.pod.demand,
-        tenant: ctx.pod.tenant,
-        node,
-        holding: placement,
-        assumedUntil: this.now() + (this.o.assumeTtlMs ?? 30_000),
-        equivalents: policy ? podEquivalents(ctx.pod.demand, policy) : 0,
-        priority: pod.spec?.priority ?? 0,
-        pool: ctx.pod.demand.intent.pool,
-      });
-      this.o.state.assume(allocation);
-      // One write: the Binding carries the assignment (fraction nodes), so the pod is bound with its record or not at
-      // all. Device-plugin nodes get a plain Binding; kubelet and the device plugin pick the device.
-      const annotations: Record<string, string> = {};
-      if (placement.gpus.length > 0) {
-        const assignment = { node, gpus: placement.gpus };
-        annotations[ASSIGNMENT] = formatAssignment(assignment);
-        annotations[VISIBLE_DEVICES] = visibleDevices(assignment);
-      }
-      try {
-        await this.o.writer.bindPod(namespace, name, pod.metadata.uid, node, annotations);
-      } catch (e) {
-        // Nothing was written: put the ledger back as it was, unless the informer has meanwhile seen the pod bound (a
-        // Binding that succeeded but whose answer was lost), whose record then stands.
-        if (this.o.state.ledger.get(pod.metadata.uid) === allocation) {
-          this.o.state.removePod(pod.metadata.uid);
-          if (own) this.o.state.ledger.add(own);
-        }
-        this.o.metrics.rollbacks.inc();
-        const conflict = e instanceof ConflictError;
-        return this.refuse(
-          conflict ? 'conflict' : 'error',
-          where,
-          `${conflict ? 'bind conflict' : 'bind failed'}: ${e instanceof Error ? e.message : String(e)}; reservation dropped`,
-        );
-      }
-      this.o.metrics.binds.inc({ outcome: 'bound' });
-      this.o.log.info(
-        { ...where, gpus: placement.gpus, resources: placement.resources, tenant: ctx.pod.tenant },
-        'bound',
+      this.o.metrics.rollbacks.inc();
+      const conflict = e instanceof ConflictError;
+      return this.refuse(
+        conflict ? 'conflict' : 'error',
+        where,
+        `${conflict ? 'bind conflict' : 'bind failed'}: ${e instanceof Error ? e.message : String(e)}; reservation dropped`,
       );
-      return { Error: '' };
+    }
+    this.o.metrics.binds.inc({ outcome: 'bound' });
+    this.o.log.info({ ...where, gpus: placement.gpus, resources: placement.resources, tenant }, 'bound');
+    return { Error: '' };
+  }
+
+  /** Re-checks the fit and the quota on the freshest state and reserves the placement, or says why not. */
+  private async reserve(
+    args: ExtenderBindingArgs,
+    where: { pod: string; node: string },
+  ): Promise<{ Error: string } | Reservation> {
+    const { podNamespace: namespace, podName: name, node } = args;
+    const pod = await this.podToBind(namespace, name, args.podUID);
+    if (!pod) return this.refuse('error', where, `pod ${namespace}/${name} not found`);
+    if (pod.metadata?.uid !== args.podUID)
+      return this.refuse(
+        'conflict',
+        where,
+        `pod ${namespace}/${name} has UID ${pod.metadata?.uid}, not ${args.podUID}; it was recreated`,
+      );
+    const ctx = podContext(this.o.state, pod);
+    if (!ctx.ok) return this.refuse('unfit', where, ctx.reason.message);
+    // From here to assume() nothing awaits: the check and the reservation are one step for every other bind.
+    // Re-check without the cache, excluding any earlier record of this very pod.
+    const own = this.o.state.ledger.remove(pod.metadata.uid);
+    const verdict = evaluateNode(this.o.state, ctx.pod, node, this.o.strategy, this.scoring);
+    const quota = verdict.feasible ? quotaReason(this.o.state, ctx.pod) : null;
+    if (!verdict.feasible || quota) {
+      if (own) this.o.state.ledger.add(own);
+      return this.refuse(quota ? 'quota' : 'unfit', where, (quota ?? verdict.reason)!.message);
+    }
+    const placement = verdict.placement!;
+    const policy = this.o.state.policy;
+    const allocation = newAllocation({
+      pod: ctx.pod.demand,
+      tenant: ctx.pod.tenant,
+      node,
+      holding: placement,
+      assumedUntil: this.now() + (this.o.assumeTtlMs ?? 30_000),
+      equivalents: policy ? podEquivalents(ctx.pod.demand, policy) : 0,
+      priority: pod.spec?.priority ?? 0,
+      pool: ctx.pod.demand.intent.pool,
     });
+    this.o.state.assume(allocation);
+    return { pod, allocation, own, placement, tenant: ctx.pod.tenant };
   }
 
   /** The pod to bind: the informer's copy, or the API's when the informer has none or an older pod of that name. */

@@ -31,11 +31,14 @@ class FakeWriter implements ClusterWriter {
   /** Every version of every pod the API server stored, in order: one entry per update. */
   readonly updates: KubePod[] = [];
   failBind = false;
+  /** Holds the Binding of one pod until `open` resolves (an API write in flight). */
+  gate: { pod: string; open: Promise<void> } | null = null;
   async readPod(ns: string, name: string) {
     return structuredClone(this.pods.get(`${ns}/${name}`) ?? null);
   }
   async bindPod(ns: string, name: string, uid: string, node: string, annotations: Readonly<Record<string, string>>) {
     this.calls.push(`bind ${name} ${node}${Object.keys(annotations).length > 0 ? ' with annotations' : ''}`);
+    if (this.gate?.pod === name) await this.gate.open;
     if (this.failBind) throw new ApiError(503, 'apiserver unavailable');
     const p = this.pods.get(`${ns}/${name}`);
     if (!p) throw new ApiError(404, `pods "${name}" not found`);
@@ -278,6 +281,24 @@ t.test('a failed Binding writes nothing and drops the reservation; conflicts are
   t.equal(env.writer.updates.length, 1);
   t.same(await outcomes(env.metrics), { error: 1, conflict: 3, bound: 1 });
   t.equal((await env.metrics.rollbacks.get()).values[0]!.value, 3);
+});
+
+t.test('the write comes after the node lock: binds to one node do not wait for each other’s API calls', async (t) => {
+  const env = await start(t, [fractionH100('h1', 1, { labels: { 'tessera.io/pool': 'shared-h100' } })]);
+  const [a, b, c] = [env.add(gpuPod('a', 600)), env.add(gpuPod('b', 300)), env.add(gpuPod('c', 300))];
+  let release!: () => void;
+  env.writer.gate = { pod: 'a', open: new Promise<void>((r) => (release = r)) };
+  const boundA = call(env.url, 'bind', bindArgs(a, 'h1'));
+  while (!env.writer.calls.includes('bind a h1 with annotations')) await new Promise((r) => setTimeout(r, 5));
+  t.same((await call(env.url, 'bind', bindArgs(b, 'h1'))).body, { Error: '' }, 'b binds while a’s write is in flight');
+  t.match(
+    (await call(env.url, 'bind', bindArgs(c, 'h1'))).body.Error,
+    /^GpuCompute/,
+    'and c sees both reservations: 600m + 300m + 300m do not fit one GPU',
+  );
+  release();
+  t.same((await boundA).body, { Error: '' });
+  t.equal(env.state.ledger.usage('h1').milliOn(0), 900);
 });
 
 t.test('quota is checked again at bind, where admission races are settled', async (t) => {
