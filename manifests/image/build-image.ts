@@ -47,7 +47,7 @@ function run(command: string, args: string[], options: { input?: string; quiet?:
 function ensurePackages(): void {
   const missing = PACKAGES.filter((p) => {
     try {
-      return !run('dpkg-query', ['-W', '-f=${Status}', p], { quiet: true }).includes('install ok installed');
+      return !run('dpkg-query', ['-W', `-f=${'${Status}'}`, p], { quiet: true }).includes('install ok installed');
     } catch {
       return true;
     }
@@ -202,6 +202,13 @@ async function smoke(image: string, work: string): Promise<void> {
   server.stdout.on('data', (d) => (output += d));
   server.stderr.on('data', (d) => (output += d));
   const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
+  const stop = async (): Promise<number | null> => {
+    const stopped = Date.now();
+    run('podman', [...STORAGE, 'stop', '--time', '20', name], { quiet: true });
+    const code = await exited;
+    log(`SIGTERM to PID 1: exited ${code} after ${((Date.now() - stopped) / 1000).toFixed(1)} s`);
+    return code;
+  };
   try {
     let healthz = 0;
     for (let i = 0; i < 120 && healthz !== 200; i++) {
@@ -212,13 +219,12 @@ async function smoke(image: string, work: string): Promise<void> {
     const readyz = await httpsStatus(port, '/readyz');
     log(`serve webhook in the image: /healthz 200, /readyz ${readyz} (no API server to sync from)`);
     if (readyz === 200) throw new Error('/readyz answered 200 without an API server');
-  } finally {
-    const stopped = Date.now();
-    run('podman', [...STORAGE, 'stop', '--time', '20', name], { quiet: true });
-    const code = await exited;
-    log(`SIGTERM to PID 1: exited ${code} after ${((Date.now() - stopped) / 1000).toFixed(1)} s`);
-    if (code !== 0) throw new Error(`serve webhook did not exit cleanly on SIGTERM (exit ${code}):\n${output}`);
+  } catch (e) {
+    await stop();
+    throw e;
   }
+  const code = await stop();
+  if (code !== 0) throw new Error(`serve webhook did not exit cleanly on SIGTERM (exit ${code}):\n${output}`);
 }
 
 async function main(): Promise<void> {
