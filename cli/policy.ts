@@ -28,7 +28,7 @@ function lint(args: string[]): number {
   const p = result.policy;
   console.log(`ok: ${files.length} file(s), revision ${p.revision}`);
   console.log(
-    `  pools:   ${p.pools.map((x) => `${x.name} (${x.fractionMode}${x.gpuModel ? `, ${x.gpuModel}` : ''})`).join(', ') || '(none)'}`,
+    `  pools:   ${p.pools.map((x) => `${x.name} (${x.fractionMode}${x.gpuModel ? `, ${x.gpuModel}` : ''}${x.deviceClasses.length > 0 ? `, classes ${x.deviceClasses.join(' ')}` : ''})`).join(', ') || '(none)'}`,
   );
   console.log(
     `  tenants: ${p.tenants.map((x) => `${x.name} (quota ${x.quotaGpus ?? 'none'}, ${x.shareGpuWith})`).join(', ') || '(none)'}`,
