@@ -1,0 +1,50 @@
+// Where a tenant's pod with GPU claims goes: like decideGpu, the pool the pod names with tessera.io/pool or the first
+// of the tenant's pools that can meet it, where "meet" adds DRA: the pool is a dra pool that lists every GPU
+// DeviceClass the pod's claims and DRA-backed extended resources name (classes that none of the tenant's pools lists
+// are reported by the claims check). The pod weighs its annotation or native ask plus its claims.
+
+import { modelMatches } from '../catalog/gpu-models.ts';
+import type { PodDemand } from '../demand.ts';
+import type { GpuDecision } from '../pools/gpu-decision.ts';
+import { decideGpu } from '../pools/gpu-decision.ts';
+import { gpuAsk, planInPool } from '../pools/gpu-plan.ts';
+import { poolNamed, type Policy, type Tenant } from '../policy/model.ts';
+import { POOL_ANNOTATION } from '../well-known-names.ts';
+import { gpuClassesOf, poolForClasses } from './claim-policy.ts';
+import { podDraEquivalents, podRequests, type PodDra } from './pod-claims.ts';
+
+/** The GPU decision of a pod, with its DRA claims when it has GPU claims. */
+export function decidePodGpu(
+  demand: PodDemand,
+  dra: PodDra,
+  tenant: Tenant,
+  policy: Policy,
+  namespace: string,
+): GpuDecision {
+  if (!dra.gpu) return decideGpu(demand, tenant, policy);
+  const ask = gpuAsk(demand);
+  const classes = gpuClassesOf(podRequests(dra));
+  const accept = (poolName: string) => {
+    const pool = poolNamed(policy, poolName)!;
+    if (demand.models !== null && pool.gpuModel !== null && !demand.models.some((m) => modelMatches(pool.gpuModel!, m)))
+      return `GPU model ${pool.gpuModel} not allowed by tessera.io/gpu-model`;
+    const planned = planInPool(pool, ask);
+    return planned.ok ? null : planned.message;
+  };
+  const named = demand.intent.pool;
+  if (named !== null && (!poolNamed(policy, named) || !tenant.pools.includes(named)))
+    return {
+      ok: false,
+      ask,
+      message: `${POOL_ANNOTATION}=${named} is not a pool of tenant ${tenant.name}; its pools are ${tenant.pools.join(', ')}`,
+    };
+  const candidates = named === null ? tenant : { ...tenant, pools: [named] };
+  const chosen = poolForClasses(classes, candidates, policy, (p) => accept(p.name));
+  if ('message' in chosen) return { ok: false, ask, message: chosen.message };
+  const pool = chosen.pool;
+  const planned = planInPool(pool, ask);
+  if (!planned.ok) return { ok: false, ask, message: planned.message };
+  const claims = podDraEquivalents(dra, namespace, pool);
+  const equivalents = planned.plan.equivalents + claims.own + [...claims.shared.values()].reduce((a, b) => a + b, 0);
+  return { ok: true, ask, pool, plan: { limits: planned.plan.limits, equivalents } };
+}
