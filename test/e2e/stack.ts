@@ -56,7 +56,12 @@ export function schedulerConfig(extenderPort: number): string {
     'nvidia.com/mig-3g.40gb',
     'nvidia.com/mig-4g.40gb',
     'nvidia.com/mig-7g.80gb',
+    // DRA pools (test/e2e/dra.e2e.ts): the implicit extended resources of NVIDIA's classes (KEP-5004).
+    'deviceclass.resource.kubernetes.io/gpu.nvidia.com',
+    'deviceclass.resource.kubernetes.io/mig.nvidia.com',
   ];
+  // The marker of claim-only pods (core/dra/names.ts): kube-scheduler skips it, the extender is called for it.
+  const ignored = ['tessera.io/dra-claims'];
   return [
     'apiVersion: kubescheduler.config.k8s.io/v1',
     'kind: KubeSchedulerConfiguration',
@@ -80,6 +85,7 @@ export function schedulerConfig(extenderPort: number): string {
     '  httpTimeout: 5s',
     '  managedResources:',
     ...managed.map((m) => `  - name: ${m}\n    ignoredByScheduler: false`),
+    ...ignored.map((m) => `  - name: ${m}\n    ignoredByScheduler: true`),
     '',
   ].join('\n');
 }
@@ -250,6 +256,12 @@ async function registerWebhooks(admin: KubeConfig, ca: KeyPair, port: number): P
               apiVersions: ['v1'],
               operations: ['CREATE', 'UPDATE'],
               resources: ['jobs', 'cronjobs'],
+            },
+            {
+              apiGroups: ['resource.k8s.io'],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['resourceclaims', 'resourceclaimtemplates'],
             },
           ],
         },
