@@ -12,7 +12,7 @@ import { asksForGpus, readClaimSpec, type Alternative, type RequestReading } fro
 import { requestsEquivalents } from './claim-policy.ts';
 import { classOfExtendedResource, classReach, selectorFacts } from './gpu-classes.ts';
 import type { DraLookup } from './lookup.ts';
-import type { PodResourceClaim, PodResourceClaimStatus, ResourceClaimSpec } from './objects.ts';
+import type { KubeResourceClaim, PodResourceClaim, PodResourceClaimStatus, ResourceClaimSpec } from './objects.ts';
 
 export interface PodClaimSource {
   /** The entry's name in pod.spec.resourceClaims (what containers' resources.claims refer to). */
@@ -22,6 +22,8 @@ export interface PodClaimSource {
   /** A ResourceClaim named by the pod (several pods may share it); template claims belong to one pod. */
   readonly shared: boolean;
   readonly requests: readonly RequestReading[];
+  /** The ResourceClaim object, when the source is one (its status says whether it is allocated). */
+  readonly claim?: KubeResourceClaim;
 }
 
 export interface PodDra {
@@ -85,12 +87,12 @@ export function readPodDra(pod: KubePod, namespace: string, policy: Policy, look
     let source: Omit<PodClaimSource, 'requests'> | null = null;
     if (madeClaim) {
       spec = madeClaim.spec;
-      source = { podClaim: name, kind: 'ResourceClaim', objectName: made!, shared: false };
+      source = { podClaim: name, kind: 'ResourceClaim', objectName: made!, shared: false, claim: madeClaim };
     } else if (e?.resourceClaimName) {
       const claim = lookup.resourceClaim(namespace, e.resourceClaimName);
       if (claim) {
         spec = claim.spec;
-        source = { podClaim: name, kind: 'ResourceClaim', objectName: e.resourceClaimName, shared: true };
+        source = { podClaim: name, kind: 'ResourceClaim', objectName: e.resourceClaimName, shared: true, claim };
       } else
         unresolved.push(
           `${where} names ResourceClaim ${e.resourceClaimName}, which does not exist in namespace ${namespace} (or Tessera has not seen it yet), so Tessera cannot tell which devices it asks for; create the claim first, then the pod`,
