@@ -75,9 +75,11 @@ export function subjectOf(
   const tenant = tenantName === null ? undefined : tenantNamed(ctx.policy, tenantName);
   const parsed = parseDemand(pod);
   const demand: PodSubject['demand'] = parsed.ok ? parsed.demand : parsed.error;
-  const dra = readPodDra(pod, namespace, ctx.policy, ctx.view.dra ?? NO_DRA);
+  const lookup = ctx.view.dra ?? NO_DRA;
+  const dra = readPodDra(pod, namespace, ctx.policy, lookup);
   const gpu = (parsed.ok ? wantsGpu(parsed.demand) : true) || dra.gpu;
-  const decision = parsed.ok && gpu && tenant ? decidePodGpu(parsed.demand, dra, tenant, ctx.policy, namespace) : null;
+  const decision =
+    parsed.ok && gpu && tenant ? decidePodGpu(parsed.demand, dra, tenant, ctx.policy, namespace, lookup) : null;
   return { pod, old, namespace, tenantName, tenant, demand, gpu, decision, where, template, dra };
 }
 

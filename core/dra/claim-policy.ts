@@ -6,9 +6,11 @@
 import { lookupModel } from '../catalog/gpu-models.ts';
 import { formatEquivalents } from '../pools/equivalents.ts';
 import { poolNamed, type Policy, type Pool, type Tenant } from '../policy/model.ts';
-import { TENANT_LABEL } from '../well-known-names.ts';
+import { NVIDIA_GPU, NVIDIA_MIG_PREFIX, TENANT_LABEL } from '../well-known-names.ts';
 import type { Alternative, RequestReading } from './claim-requests.ts';
 import { migDeviceEquivalents } from './dra-plan.ts';
+import { classOfExtendedResource } from './gpu-classes.ts';
+import type { DraLookup } from './lookup.ts';
 
 /** GPU-equivalents of one device of an alternative, in a pool (null: no pool known). */
 export function deviceEquivalents(alt: Alternative, pool: Pool | null): number {
@@ -43,14 +45,34 @@ export function gpuClassesOf(requests: readonly RequestReading[]): string[] {
   return [...out];
 }
 
-function tenantClasses(tenant: Tenant, policy: Policy): string[] {
-  const out = new Set<string>();
-  for (const name of tenant.pools) for (const c of poolNamed(policy, name)?.deviceClasses ?? []) out.add(c);
+/**
+ * The DeviceClasses a pool serves: the ones it lists, and on a dra pool the classes that back the extended resources
+ * Tessera translates annotations into there (nvidia.com/gpu, nvidia.com/mig-<profile>; NVIDIA's chart maps each MIG
+ * profile to a class of its own), since kube-scheduler claims devices of those classes for such pods.
+ */
+export function poolClasses(pool: Pool, lookup: DraLookup): string[] {
+  if (pool.fractionMode !== 'dra') return [...pool.deviceClasses];
+  const out = new Set(pool.deviceClasses);
+  for (const c of lookup.deviceClasses()) {
+    const resource = c.spec?.extendedResourceName;
+    if (!resource || !(resource === NVIDIA_GPU || resource.startsWith(NVIDIA_MIG_PREFIX))) continue;
+    const backing = classOfExtendedResource(resource, lookup);
+    if (backing !== null) out.add(backing);
+  }
   return [...out];
 }
 
-export function tenantListsClass(tenant: Tenant, policy: Policy, className: string): boolean {
-  return tenant.pools.some((name) => poolNamed(policy, name)?.deviceClasses.includes(className) ?? false);
+function tenantClasses(tenant: Tenant, policy: Policy, lookup: DraLookup): string[] {
+  const out = new Set<string>();
+  for (const name of tenant.pools) {
+    const pool = poolNamed(policy, name);
+    if (pool) for (const c of poolClasses(pool, lookup)) out.add(c);
+  }
+  return [...out];
+}
+
+export function tenantListsClass(tenant: Tenant, policy: Policy, className: string, lookup: DraLookup): boolean {
+  return tenantClasses(tenant, policy, lookup).includes(className);
 }
 
 /**
@@ -64,9 +86,10 @@ export function gpuRequestProblems(
   tenantName: string | null,
   tenant: Tenant | undefined,
   policy: Policy,
+  lookup: DraLookup,
 ): string[] {
   const out: string[] = [];
-  const own = tenant ? tenantClasses(tenant, policy) : [];
+  const own = tenant ? tenantClasses(tenant, policy, lookup) : [];
   for (const r of requests) {
     for (const a of r.alternatives) {
       if (!a.gpu) continue;
@@ -127,9 +150,10 @@ export function poolForClasses(
   classes: readonly string[],
   tenant: Tenant,
   policy: Policy,
+  lookup: DraLookup,
   accept: (pool: Pool) => string | null,
 ): { pool: Pool } | { message: string } {
-  const usable = classes.filter((c) => tenantListsClass(tenant, policy, c));
+  const usable = classes.filter((c) => tenantListsClass(tenant, policy, c, lookup));
   const reasons: string[] = [];
   if (usable.length === 0) {
     // Every class is one the tenant may not claim: the claims check denies each; the pod still gets a pool (a dra
@@ -144,7 +168,8 @@ export function poolForClasses(
   for (const name of tenant.pools) {
     const pool = poolNamed(policy, name);
     if (!pool) continue;
-    const missing = usable.filter((c) => !pool.deviceClasses.includes(c));
+    const served = poolClasses(pool, lookup);
+    const missing = usable.filter((c) => !served.includes(c));
     if (pool.fractionMode !== 'dra' || missing.length > 0) {
       reasons.push(
         pool.fractionMode !== 'dra'

@@ -12,6 +12,7 @@ import { poolNamed, type Policy, type Tenant } from '../policy/model.ts';
 import { POOL_ANNOTATION } from '../well-known-names.ts';
 import { gpuClassesOf, poolForClasses } from './claim-policy.ts';
 import { podDraEquivalents, podRequests, type PodDra } from './pod-claims.ts';
+import { NO_DRA, type DraLookup } from './lookup.ts';
 
 /** The GPU decision of a pod, with its DRA claims when it has GPU claims. */
 export function decidePodGpu(
@@ -20,6 +21,7 @@ export function decidePodGpu(
   tenant: Tenant,
   policy: Policy,
   namespace: string,
+  lookup: DraLookup = NO_DRA,
 ): GpuDecision {
   if (!dra.gpu) return decideGpu(demand, tenant, policy);
   const ask = gpuAsk(demand);
@@ -39,7 +41,7 @@ export function decidePodGpu(
       message: `${POOL_ANNOTATION}=${named} is not a pool of tenant ${tenant.name}; its pools are ${tenant.pools.join(', ')}`,
     };
   const candidates = named === null ? tenant : { ...tenant, pools: [named] };
-  const chosen = poolForClasses(classes, candidates, policy, (p) => accept(p.name));
+  const chosen = poolForClasses(classes, candidates, policy, lookup, (p) => accept(p.name));
   if ('message' in chosen) return { ok: false, ask, message: chosen.message };
   const pool = chosen.pool;
   const planned = planInPool(pool, ask);

@@ -4,7 +4,7 @@
 // every device of a node; namespaces without a tenant get no GPU claims. The pod's pool, pinning, quota and
 // maxGpusPerPod follow from its decision (core/dra/decision.ts) like any GPU pod's.
 
-import { claimSizeProblems, gpuRequestProblems, requestsEquivalents } from '../../dra/claim-policy.ts';
+import { claimSizeProblems, gpuRequestProblems, poolClasses, requestsEquivalents } from '../../dra/claim-policy.ts';
 import { asksForGpus, readClaimSpec } from '../../dra/claim-requests.ts';
 import { NO_DRA } from '../../dra/lookup.ts';
 import type { KubeResourceClaim, KubeResourceClaimTemplate, ResourceClaimSpec } from '../../dra/objects.ts';
@@ -31,6 +31,7 @@ export const claimsCheck: PodCheck = (s, ctx) => {
       s.tenantName,
       s.tenant,
       ctx.policy,
+      ctx.view.dra ?? NO_DRA,
     ))
       out.push({ rule: BUILTIN.tenancy, action: 'enforce', message });
   return out;
@@ -55,7 +56,7 @@ function specViolations(kind: string, obj: unknown, namespace: string, ctx: Chec
   if (!asksForGpus(requests)) return out;
   const tenantName = tenantOfNamespace(ctx.view, namespace);
   const tenant = tenantName === null ? undefined : tenantNamed(ctx.policy, tenantName);
-  for (const message of gpuRequestProblems(requests, where, namespace, tenantName, tenant, ctx.policy))
+  for (const message of gpuRequestProblems(requests, where, namespace, tenantName, tenant, ctx.policy, lookup))
     out.push({ rule: BUILTIN.tenancy, action: 'enforce', message });
   if (tenant) {
     // Weighed in the tenant's first pool that lists the classes it names (the MIG geometry of its GPU model).
@@ -63,7 +64,9 @@ function specViolations(kind: string, obj: unknown, namespace: string, ctx: Chec
       tenant.pools
         .map((p) => poolNamed(ctx.policy, p))
         .find((p) =>
-          requests.some((r) => r.alternatives.some((a) => a.gpu && (p?.deviceClasses.includes(a.className) ?? false))),
+          requests.some((r) =>
+            r.alternatives.some((a) => a.gpu && p !== undefined && poolClasses(p, lookup).includes(a.className)),
+          ),
         ) ?? null;
     for (const message of claimSizeProblems(requestsEquivalents(requests, pool), where, tenant))
       out.push({ rule: BUILTIN.quota, action: 'enforce', message });

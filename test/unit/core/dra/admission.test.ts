@@ -165,7 +165,15 @@ t.test('a tenant without a pool listing the class gets no GPU claims; denials sa
   const vfio = admitPod(withClaims(tenantPod('v'), { vm: { template: 'vfio' } }));
   t.match(vfio.message, /DeviceClass vfio.gpu.nvidia.com, a GPU class that no pool of tenant research lists/);
   const perProfile = admitPod(withClaims(tenantPod('pp'), { mig: { template: 'per-profile' } }));
-  t.match(perProfile.message, /DeviceClass mig-1g.10gb.nvidia.com, a GPU class that no pool of tenant research lists/);
+  t.equal(
+    perProfile.allowed,
+    true,
+    'the class that backs nvidia.com/mig-1g.10gb serves the dra pool (kube-scheduler claims it for mig-profile pods)',
+  );
+  t.match(
+    admitPod(withClaims(tenantPod('pq', 'pay'), { mig: { template: 'per-profile' } })).message,
+    /DeviceClass mig-1g.10gb.nvidia.com, a GPU class that no pool of tenant payments-ml lists/,
+  );
 });
 
 t.test('adminAccess and allocationMode All are denied', async (t) => {
