@@ -137,9 +137,9 @@ export function mutatePod(
  * GPUs come from claims alone would never reach Tessera's extender. Such a pod gets one unit of a marker resource the
  * extender manages with ignoredByScheduler (kube-scheduler's NodeResourcesFit skips it, the kubelet drops extended
  * resources its node does not advertise). Pods with a DRA-backed extended resource are left alone: kube-scheduler's
- * DRA plugin refuses any node for a pod with another extended resource that the node lacks; they reach the extender
- * when their resource is a managed one (list the implicit deviceclass.resource.kubernetes.io/<class> names of the
- * pools' classes).
+ * DRA plugin refuses any node for a pod with another extended resource that the node lacks. They reach the extender
+ * when that resource is a managed one (a class's extendedResourceName such as nvidia.com/gpu); the implicit
+ * deviceclass.resource.kubernetes.io/<class> names cannot be (kube-scheduler rejects kubernetes.io names there).
  */
 function markForExtender(gpu: readonly KubeContainer[], claims: PodDra): void {
   if (claims.extended.length > 0) return;

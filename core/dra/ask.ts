@@ -14,6 +14,11 @@ import { readPodDra } from './pod-claims.ts';
 
 export interface DraAsk {
   readonly requests: readonly DraRequestNeed[];
+  /**
+   * kube-scheduler allocated the claim it makes for the pod's DRA-backed extended resources (KEP-5004; it does so in
+   * PreBind, before an extender binds): those resources hold their devices already.
+   */
+  readonly extendedClaimAllocated?: boolean;
   /** Claims of the pod that are allocated already, and the node their devices are on. */
   readonly allocated: readonly { readonly claim: string; readonly node: string }[];
   /** Claims the extender cannot see (not in its cache yet). */
@@ -31,13 +36,25 @@ function needsOf(requests: readonly RequestReading[]): DraRequestNeed[] {
   return out;
 }
 
+/** The claim kube-scheduler made for the pod's DRA-backed extended resources, when it is allocated. */
+function extendedClaim(pod: KubePod, cluster: DraCluster): { claim: string; node: string } | null {
+  const status = pod.status as { extendedResourceClaimStatus?: { resourceClaimName?: string } | null } | undefined;
+  const name = status?.extendedResourceClaimStatus?.resourceClaimName;
+  if (!name) return null;
+  const claim = cluster.resourceClaim(pod.metadata?.namespace ?? '', name);
+  if (!claim?.status?.allocation) return null;
+  const node = cluster.allocatedNode(claim);
+  return node === null ? null : { claim: name, node };
+}
+
 /** The pod's DRA GPU demand, or null when it has none (claims of other devices are not Tessera's to place). */
 export function draAskOf(pod: KubePod, policy: Policy, cluster: DraCluster): DraAsk | null {
   const namespace = pod.metadata?.namespace ?? '';
   const dra = readPodDra(pod, namespace, policy, cluster);
-  if (!dra.gpu && dra.unresolved.length === 0) return null;
+  const special = extendedClaim(pod, cluster);
+  if (!dra.gpu && dra.unresolved.length === 0 && special === null) return null;
   const requests: DraRequestNeed[] = [];
-  const allocated: { claim: string; node: string }[] = [];
+  const allocated: { claim: string; node: string }[] = special ? [special] : [];
   for (const c of dra.claims) {
     if (!dra.gpuClaimNames.has(c.podClaim)) continue;
     if (c.claim?.status?.allocation) {
@@ -47,8 +64,8 @@ export function draAskOf(pod: KubePod, policy: Policy, cluster: DraCluster): Dra
     }
     requests.push(...needsOf(c.requests));
   }
-  for (const e of dra.extended) requests.push(...needsOf([e.request]));
-  return { requests, allocated, unresolved: dra.unresolved };
+  if (special === null) for (const e of dra.extended) requests.push(...needsOf([e.request]));
+  return { requests, allocated, unresolved: dra.unresolved, extendedClaimAllocated: special !== null };
 }
 
 /** nvidia.com/gpu and nvidia.com/mig-<profile> as DRA needs, for a node whose GPUs only DRA publishes (KEP-5004). */

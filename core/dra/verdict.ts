@@ -37,7 +37,7 @@ export function draVerdict(
   tenantOf: (namespace: string) => string | null,
 ): DraVerdict | null {
   const draNode = cluster.node(node.name);
-  const native = draNode && !devicePluginGpus(node) ? nativeNeeds(demand) : [];
+  const native = draNode && !devicePluginGpus(node) && !ask?.extendedClaimAllocated ? nativeNeeds(demand) : [];
   const claimed = ask !== null && (ask.requests.length > 0 || ask.allocated.length > 0 || ask.unresolved.length > 0);
   if (!claimed && native.length === 0) return null;
   const fail = (r: Reason): DraVerdict => ({ feasible: false, reason: r });

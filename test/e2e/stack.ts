@@ -43,6 +43,8 @@ export interface StackOptions {
   readonly log?: Logger;
   readonly progress?: (line: string) => void;
   readonly kwok?: KwokOptions;
+  /** kube-controller-manager's controllers (default: the Job and node-lifecycle ones); DRA tests add resourceclaim-controller. */
+  readonly controllers?: readonly string[];
 }
 
 export function schedulerConfig(extenderPort: number): string {
@@ -56,9 +58,6 @@ export function schedulerConfig(extenderPort: number): string {
     'nvidia.com/mig-3g.40gb',
     'nvidia.com/mig-4g.40gb',
     'nvidia.com/mig-7g.80gb',
-    // DRA pools (test/e2e/dra.e2e.ts): the implicit extended resources of NVIDIA's classes (KEP-5004).
-    'deviceclass.resource.kubernetes.io/gpu.nvidia.com',
-    'deviceclass.resource.kubernetes.io/mig.nvidia.com',
   ];
   // The marker of claim-only pods (core/dra/names.ts): kube-scheduler skips it, the extender is called for it.
   const ignored = ['tessera.io/dra-claims'];
@@ -103,7 +102,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const progress = options.progress ?? (() => {});
   const [webhookPort, extenderPort] = [await freePort(), await freePort()];
   progress('starting etcd, kube-apiserver, kube-controller-manager and KWOK');
-  const cluster = await startCluster({ log: progress, controllerManager: true, kwok: options.kwok ?? true });
+  const cluster = await startCluster({
+    log: progress,
+    controllerManager: options.controllers ?? true,
+    kwok: options.kwok ?? true,
+  });
   const policyDir = join(cluster.dir, 'policy');
   mkdirSync(policyDir);
   writeFileSync(join(policyDir, 'policy.yaml'), options.policy);

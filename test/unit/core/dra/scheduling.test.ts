@@ -225,3 +225,28 @@ t.test('quota at bind counts the pod own claims', async (t) => {
     message: /tenant research holds 12 of its 12 GPU-equivalents; this pod needs 2/,
   });
 });
+
+t.test('at bind, the devices of the claim kube-scheduler made for nvidia.com/gpu are the pod own', async (t) => {
+  const state = cluster();
+  const p = pod('n').ns('research-a').annotate('tessera.io/pool', 'dra-h100').limit('nvidia.com/gpu', '4').build();
+  t.equal(verdicts(state, p, ['d0'])[0]?.feasible, true, 'before PreBind: 4 free GPUs on d0');
+  state.dra.upsertClaim(
+    allocated(
+      claim('n-extended-resources-abcde', 'research-a', [exactly('gpu', 'gpu.nvidia.com', { count: 4 })]),
+      'd0',
+      ['gpu-0', 'gpu-1', 'gpu-2', 'gpu-3'],
+    ),
+  );
+  p.status = {
+    phase: 'Pending',
+    extendedResourceClaimStatus: {
+      resourceClaimName: 'n-extended-resources-abcde',
+      requestMappings: [
+        { containerName: 'main', resourceName: 'nvidia.com/gpu', requestName: 'container-0-request-0' },
+      ],
+    },
+  };
+  const [d0, d1] = verdicts(state, p, ['d0', 'd1']);
+  t.equal(d0?.feasible, true, 'its own allocation does not crowd it out');
+  t.match(d1?.reason, { code: 'ClaimElsewhere' });
+});
