@@ -376,3 +376,46 @@ t.test('the namespace label resource.kubernetes.io/admin-access is guarded like 
   const created = admitObject('Namespace', { ...labelled, metadata: { ...labelled.metadata, name: 'new' } });
   t.match(created.message, /may not set resource.kubernetes.io\/admin-access=true on namespace new/);
 });
+
+t.test(
+  'consumable capacity: a claim on a shareable class counts its memory; a fraction annotation says which claim to write',
+  async (t) => {
+    const sharing = examplePolicy(
+      DRA_POLICY_TEXT.replace(
+        'deviceClasses: [gpu.nvidia.com, mig.nvidia.com]',
+        'deviceClasses: [gpu.nvidia.com, mig.nvidia.com, shared.gpu.nvidia.com]',
+      ),
+    );
+    const objects = [
+      ...OBJECTS,
+      deviceClass(
+        'shared.gpu.nvidia.com',
+        "device.driver == 'gpu.nvidia.com' && device.allowMultipleAllocations == true",
+      ),
+      claimTemplate('quarter', 'research-a', [
+        exactly('gpu', 'shared.gpu.nvidia.com', { capacity: { requests: { memory: '20Gi' } } }),
+      ]),
+    ];
+    const cluster = (pods: KubePod[]) => staticClusterView(NAMESPACES, pods, staticDraLookup(objects));
+    const run = (p: KubePod, pods: KubePod[] = []) => {
+      const r = runAdmission(review('Pod', p), sharing, cluster(pods), CONFIG);
+      return { allowed: r.response.allowed, message: r.response.status?.message ?? '' };
+    };
+    const held = Array.from({ length: 3 }, (_, i) => running(`h${i}`, 'research-a', { g: { template: 'four-gpus' } }));
+    const q = run(withClaims(tenantPod('q'), { gpu: { template: 'quarter' } }), held);
+    t.equal(q.allowed, false);
+    t.match(
+      q.message,
+      /12 are held by 3 pod\(s\) and this pod needs 0.251/,
+      '20 GiB of an 80 GB H100 is about a quarter',
+    );
+    t.equal(run(withClaims(tenantPod('q2'), { gpu: { template: 'quarter' } })).allowed, true);
+    const annotated = run(
+      tenantPod('f').annotate('tessera.io/pool', 'dra-h100').annotate('tessera.io/gpu-fraction', '0.25').build(),
+    );
+    t.match(
+      annotated.message,
+      /pool dra-h100 shares GPUs through DRA: its DeviceClass shared.gpu.nvidia.com lets several claims hold one device, but a share is asked for with a claim, not an annotation. Create a ResourceClaimTemplate with a request for deviceClassName shared.gpu.nvidia.com and capacity.requests.memory 20390Mi/,
+    );
+  },
+);
