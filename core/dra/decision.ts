@@ -66,7 +66,7 @@ function shareOnDraPool(demand: PodDemand, tenant: Tenant, policy: Policy, looku
   const names = demand.intent.pool !== null ? [demand.intent.pool] : tenant.pools;
   for (const name of names) {
     const pool = poolNamed(policy, name);
-    if (!pool || pool.fractionMode !== 'dra' || !tenant.pools.includes(name)) continue;
+    if (pool?.fractionMode !== 'dra' || !tenant.pools.includes(name)) continue;
     const shared = pool.deviceClasses.find((c) => selectorFacts(lookup.deviceClass(c)?.spec?.selectors).shareable);
     if (shared === undefined) continue;
     const model = pool.gpuModel === null ? null : lookupModel(pool.gpuModel);
