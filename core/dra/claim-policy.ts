@@ -87,6 +87,8 @@ export function gpuRequestProblems(
   tenant: Tenant | undefined,
   policy: Policy,
   lookup: DraLookup,
+  /** The pod's own tenancy check already says the namespace has no (known) tenant: do not repeat it per request. */
+  tenancyReported = false,
 ): string[] {
   const out: string[] = [];
   const own = tenant ? tenantClasses(tenant, policy, lookup) : [];
@@ -102,12 +104,14 @@ export function gpuRequestProblems(
           `${where}${a.label} uses allocationMode All on ${a.className}, which takes every matching device of a node; ask for a number of devices instead (allocationMode ExactCount with count)`,
         );
       if (tenantName === null) {
+        if (tenancyReported) continue;
         out.push(
           `${where}${a.label} names DeviceClass ${a.className}, which reaches GPUs, but namespace ${namespace} has no ${TENANT_LABEL} label, and a namespace without a tenant gets no GPUs; ask a platform admin to label the namespace with its tenant`,
         );
         continue;
       }
       if (!tenant) {
+        if (tenancyReported) continue;
         out.push(
           `${where}${a.label} names DeviceClass ${a.className}, which reaches GPUs, but tenant "${tenantName}" of namespace ${namespace} is not defined in the policy; ask a platform admin to add the tenant or fix the namespace label`,
         );

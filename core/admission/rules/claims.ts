@@ -32,6 +32,7 @@ export const claimsCheck: PodCheck = (s, ctx) => {
       s.tenant,
       ctx.policy,
       ctx.view.dra ?? NO_DRA,
+      true,
     ))
       out.push({ rule: BUILTIN.tenancy, action: 'enforce', message });
   return out;
