@@ -8,6 +8,7 @@ import { EXPLAIN_USAGE, explainCommand } from './explain.ts';
 import { POLICY_USAGE, policyCommand } from './policy.ts';
 import { SERVE_USAGE, serveCommand } from './serve.ts';
 import { SIMULATE_USAGE, simulateCommand } from './simulate.ts';
+import { USAGE_USAGE, usageCommand } from './usage.ts';
 
 const USAGE = `usage: tessera <command> [options]
 
@@ -18,6 +19,7 @@ commands:
   policy     lint, test and apply policy files offline
   audit      report running pods that drifted from the current policy
   simulate   replay a GPU cluster trace through the placement core
+  usage      GPU-hours per tenant, namespace and pool (chargeback), from Prometheus or snapshots
 
 ${SERVE_USAGE}
 
@@ -29,7 +31,9 @@ ${EXPLAIN_USAGE}
 
 ${CERTS_USAGE}
 
-${SIMULATE_USAGE}`;
+${SIMULATE_USAGE}
+
+${USAGE_USAGE}`;
 
 const COMMANDS: Readonly<Record<string, (argv: string[]) => number | Promise<number>>> = {
   serve: serveCommand,
@@ -38,6 +42,7 @@ const COMMANDS: Readonly<Record<string, (argv: string[]) => number | Promise<num
   explain: explainCommand,
   certs: certsCommand,
   simulate: simulateCommand,
+  usage: usageCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

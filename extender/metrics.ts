@@ -66,6 +66,25 @@ export class ExtenderMetrics {
     registers: [this.registry],
   });
 
+  readonly podAllocated = new Gauge({
+    name: 'tessera_pod_gpu_equivalents',
+    help: 'GPU-equivalents each running pod holds, as quota counts them; one series per GPU on fraction nodes (gpu="" elsewhere)',
+    labelNames: ['namespace', 'pod', 'tenant', 'pool', 'node', 'gpu'] as const,
+    registers: [this.registry],
+  });
+  readonly tenantQuota = new Gauge({
+    name: 'tessera_tenant_quota_gpu_equivalents',
+    help: "Each tenant's GPU quota in GPU-equivalents, from the policy in force (tenants without a quota are absent)",
+    labelNames: ['tenant'] as const,
+    registers: [this.registry],
+  });
+  readonly pending = new Gauge({
+    name: 'tessera_pending_gpu_pods',
+    help: 'GPU pods waiting to be scheduled, by the reason code kube-scheduler last reported (waiting: not tried yet)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'tessera_extender_' });
   }

@@ -182,6 +182,7 @@ export class ExtenderScheduler {
         assumedUntil: this.now() + (this.o.assumeTtlMs ?? 30_000),
         equivalents: policy ? podEquivalents(ctx.pod.demand, policy) + (ctx.pod.draEquivalents ?? 0) : 0,
         priority: pod.spec?.priority ?? 0,
+        pool: ctx.pod.demand.intent.pool,
       });
       this.o.state.assume(allocation);
       let annotated = false;
@@ -268,11 +269,32 @@ export class ExtenderScheduler {
     return { NodeNameToMetaVictims: out };
   }
 
+  /** Per-pod allocation (chargeback), quotas and pending pods; series of ended pods disappear at the next scrape. */
+  private observePods(): void {
+    const m = this.o.metrics;
+    m.podAllocated.reset();
+    m.tenantQuota.reset();
+    m.pending.reset();
+    for (const a of this.o.state.ledger.all()) {
+      if (a.equivalents <= 0) continue;
+      const labels = { namespace: a.namespace, pod: a.name, tenant: a.tenant ?? '', pool: a.pool ?? '', node: a.node };
+      const milli = a.gpus.reduce((s, g) => s + g.milli, 0);
+      if (a.gpus.length === 0 || milli === 0) m.podAllocated.set({ ...labels, gpu: '' }, a.equivalents);
+      else
+        for (const g of a.gpus)
+          m.podAllocated.set({ ...labels, gpu: String(g.index) }, (a.equivalents * g.milli) / milli);
+    }
+    for (const t of this.o.state.policy?.tenants ?? [])
+      if (t.quotaGpus !== null) m.tenantQuota.set({ tenant: t.name }, t.quotaGpus);
+    for (const [reason, n] of this.o.state.pendingByReason()) m.pending.set({ reason }, n);
+  }
+
   /** Refreshes the allocation gauges (called at scrape time). */
   observe(): void {
     const m = this.o.metrics;
     m.gpuAllocated.reset();
     m.tenantAllocated.reset();
+    this.observePods();
     let free = 0;
     let fragmented = 0;
     for (const node of this.o.state.nodes.values()) {

@@ -53,6 +53,7 @@ export function allocationOfPod(
     node: nodeName,
     equivalents: policy === null ? 0 : podEquivalents(demand, policy),
     priority: pod.spec?.priority ?? 0,
+    pool: demand.intent.pool,
   };
   const who = `pod ${demand.namespace}/${demand.name}`;
   if (demand.gpuResources[GPU_MILLI] !== undefined) {

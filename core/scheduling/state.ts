@@ -11,6 +11,7 @@ import { isolatedTenants, type Policy } from '../policy/model.ts';
 import type { FitContext } from '../fit.ts';
 import { isTerminated } from '../pod-lifecycle.ts';
 import { parseDemand, wantsGpu, type PodDemand } from '../demand.ts';
+import { pendingReason } from './pending.ts';
 import { allocationOfPod } from './pod-allocation.ts';
 import { DraCluster } from '../dra/cluster.ts';
 import { podDraEquivalents, readPodDra } from '../dra/pod-claims.ts';
@@ -39,6 +40,8 @@ export class SchedulingState {
   /** Problems found while rebuilding allocations from pods (surfaced as logs and metrics by the caller). */
   readonly problems = new Map<string, string>();
   private readonly nominations = new Map<string, Nomination>();
+  /** Unbound GPU pods: uid -> why they wait. */
+  private readonly waiting = new Map<string, string>();
   private readonly nominatedNodes = new Map<string, Nomination[]>();
 
   get policy(): Policy | null {
@@ -114,6 +117,19 @@ export class SchedulingState {
     this.version++;
   }
 
+  /** GPU pods waiting to be scheduled, by reason. */
+  pendingByReason(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const r of this.waiting.values()) counts.set(r, (counts.get(r) ?? 0) + 1);
+    return counts;
+  }
+
+  private trackPending(pod: KubePod, uid: string): void {
+    const parsed = pod.spec?.nodeName || isTerminated(pod) || pod.metadata?.deletionTimestamp ? null : parseDemand(pod);
+    if (parsed?.ok && wantsGpu(parsed.demand)) this.waiting.set(uid, pendingReason(pod));
+    else this.waiting.delete(uid);
+  }
+
   private trackNomination(pod: KubePod, uid: string): void {
     const node = pod.status?.nominatedNodeName;
     if (!node || pod.spec?.nodeName || isTerminated(pod) || pod.metadata?.deletionTimestamp) {
@@ -134,6 +150,7 @@ export class SchedulingState {
     const uid = pod.metadata?.uid ?? '';
     if (uid === '') return;
     this.trackNomination(pod, uid);
+    this.trackPending(pod, uid);
     if (isTerminated(pod) || pod.metadata?.deletionTimestamp) {
       // Terminating pods keep their GPUs until they are gone; finished pods free them now.
       if (isTerminated(pod)) this.removePod(uid);
@@ -176,6 +193,7 @@ export class SchedulingState {
 
   removePod(uid: string): void {
     this.setNomination(uid, null);
+    this.waiting.delete(uid);
     this.ledger.remove(uid);
     this.problems.delete(uid);
   }

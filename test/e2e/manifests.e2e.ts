@@ -16,7 +16,10 @@ t.test(
         encoding: 'utf8',
         stdio: ['pipe', 'pipe', 'pipe'],
       });
-    for (const dir of ['base', 'overlays/local']) {
+    // The base ships a PrometheusRule: give the API server the Prometheus Operator's kind first.
+    kubectl(['apply', '-f', fileURLToPath(new URL('../fixtures/prometheus-rule-crd.yaml', import.meta.url))]);
+    kubectl(['wait', '--for=condition=Established', 'crd/prometheusrules.monitoring.coreos.com', '--timeout=30s']);
+    for (const dir of ['base', 'overlays/local', 'overlays/no-prometheus-operator']) {
       const rendered = execFileSync(cluster.binaries.kubectl, ['kustomize', `${MANIFESTS}${dir}`], {
         encoding: 'utf8',
       });
@@ -25,7 +28,8 @@ t.test(
         kinds.includes('MutatingWebhookConfiguration') &&
           kinds.includes('Deployment') &&
           kinds.includes('PodDisruptionBudget') &&
-          kinds.includes('NetworkPolicy'),
+          kinds.includes('NetworkPolicy') &&
+          kinds.includes('PrometheusRule') === (dir !== 'overlays/no-prometheus-operator'),
         `${dir} renders the whole stack`,
       );
       // Namespaced objects can only be dry-run into a namespace that exists.
