@@ -5,6 +5,8 @@ import { parseArgs } from 'node:util';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { auditPods, type DriftReport } from '../core/admission/audit.ts';
 import { staticClusterView } from '../core/admission/cluster-view.ts';
+import { staticDraLookup } from '../core/dra/lookup.ts';
+import { listDraObjects } from '../server/dra-objects.ts';
 import type { KubeNamespace, KubePod } from '../core/kube-objects.ts';
 import { readObjects } from './objects.ts';
 import { loadPolicy } from './policy-files.ts';
@@ -44,16 +46,18 @@ export async function auditCommand(argv: string[]): Promise<number> {
   const policy = loadPolicy(values.policy);
   let namespaces: KubeNamespace[];
   let pods: KubePod[];
+  let dra: unknown[];
   if (values.snapshot) {
-    ({ namespaces, pods } = readObjects(values.snapshot));
+    ({ namespaces, pods, other: dra } = readObjects(values.snapshot));
   } else {
     const kc = new KubeConfig();
     kc.loadFromDefault();
     const core = kc.makeApiClient(CoreV1Api);
     namespaces = (await core.listNamespace()).items as KubeNamespace[];
     pods = (await core.listPodForAllNamespaces()).items as KubePod[];
+    dra = await listDraObjects(kc);
   }
-  const report = auditPods(pods, policy, staticClusterView(namespaces, pods));
+  const report = auditPods(pods, policy, staticClusterView(namespaces, pods, staticDraLookup(dra)));
   console.log(values.json ? JSON.stringify(report, null, 2) : formatDrift(report));
   return 0;
 }

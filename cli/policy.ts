@@ -5,6 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { staticClusterView } from '../core/admission/cluster-view.ts';
+import { staticDraLookup } from '../core/dra/lookup.ts';
 import { runAdmission } from '../core/admission/pipeline.ts';
 import type { AdmissionRequest, AdmissionReview, UserInfo } from '../core/admission/request.ts';
 import { compilePolicy, formatProblem } from '../core/policy/compile.ts';
@@ -28,7 +29,7 @@ function lint(args: string[]): number {
   const p = result.policy;
   console.log(`ok: ${files.length} file(s), revision ${p.revision}`);
   console.log(
-    `  pools:   ${p.pools.map((x) => `${x.name} (${x.fractionMode}${x.gpuModel ? `, ${x.gpuModel}` : ''})`).join(', ') || '(none)'}`,
+    `  pools:   ${p.pools.map((x) => `${x.name} (${x.fractionMode}${x.gpuModel ? `, ${x.gpuModel}` : ''}${x.deviceClasses.length > 0 ? `, classes ${x.deviceClasses.join(' ')}` : ''})`).join(', ') || '(none)'}`,
   );
   console.log(
     `  tenants: ${p.tenants.map((x) => `${x.name} (quota ${x.quotaGpus ?? 'none'}, ${x.shareGpuWith})`).join(', ') || '(none)'}`,
@@ -122,7 +123,7 @@ function runSuite(file: string): { passed: number; failed: number } {
   const context: ObjectSet = suite.context
     ? readObjects(resolve(base, suite.context))
     : { namespaces: [], pods: [], nodes: [], other: [] };
-  const view = staticClusterView(context.namespaces, context.pods);
+  const view = staticClusterView(context.namespaces, context.pods, staticDraLookup(context.other));
   let passed = 0;
   let failed = 0;
   console.log(`${file} (policy revision ${policy.revision})`);
@@ -189,7 +190,7 @@ function apply(args: string[]): number {
   const result = runAdmission(
     { ...review.request, userInfo: review.request.userInfo ?? {} },
     policy,
-    staticClusterView(context.namespaces, context.pods),
+    staticClusterView(context.namespaces, context.pods, staticDraLookup(context.other)),
     { systemUsers: values['system-user'] ?? [] },
   );
   console.log(

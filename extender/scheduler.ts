@@ -234,7 +234,7 @@ export class ExtenderScheduler {
       node,
       holding: placement,
       assumedUntil: this.now() + (this.o.assumeTtlMs ?? 30_000),
-      equivalents: policy ? podEquivalents(ctx.pod.demand, policy) : 0,
+      equivalents: policy ? podEquivalents(ctx.pod.demand, policy) + (ctx.pod.draEquivalents ?? 0) : 0,
       priority: pod.spec?.priority ?? 0,
       pool: ctx.pod.demand.intent.pool,
     });

@@ -14,6 +14,7 @@ import { serve, type Serving } from '../server/serve.ts';
 import type { TlsFiles } from '../server/tls-files.ts';
 import { WatchedResource } from '../server/watched-resource.ts';
 import { createExtenderApp } from './app.ts';
+import { watchDraInto } from './dra-watch.ts';
 import { reconcileCapacity } from './capacity.ts';
 import { kubernetesWriter, type ClusterWriter } from './cluster-writer.ts';
 import { LeaderElector } from './leader.ts';
@@ -53,6 +54,7 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
   const state = new SchedulingState();
   const writer = options.writer ?? kubernetesWriter(kc);
   const cluster = watchCluster(kc, log);
+  const dra = watchDraInto(kc, state, log);
   const policies = options.policyDir ? loadPolicy(options.policyDir, state, log) : null;
   const scheduler = buildScheduler(options, { state, writer, metrics, pods: cluster.pods });
   // Until electLeader runs there is no elector and this replica counts as leading, so the initial sync reconciles.
@@ -60,12 +62,15 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
   const isLeader = () => leader === null || leader.isLeader;
   const reconcile = capacityReconciler(writer, isLeader, log);
   feedState(cluster, state, reconcile, log);
+  // DRA objects before pods, so that pods land with their claims resolved.
+  await dra.start();
   await syncCluster(cluster);
   const stopUpkeep = startUpkeep(scheduler, cluster.pods);
   leader = electLeader(options, metrics, () => {
     for (const n of cluster.nodes.list()) reconcile(n as KubeNode);
   });
-  const notReady = readiness(cluster, policies, isLeader);
+  const clusterNotReady = readiness(cluster, policies, isLeader);
+  const notReady = () => clusterNotReady() ?? (dra.synced() ? null : 'DRA caches not synced');
   const serving = await serveScheduler(options, scheduler, metrics, notReady);
   const url = `${serving.url}${options.prefix ?? ''}`;
   log.info(
@@ -84,7 +89,7 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
       policies?.close();
       await leader?.stop();
       await serving.close();
-      await Promise.all([cluster.nodes.stop(), cluster.pods.stop(), cluster.namespaces.stop()]);
+      await Promise.all([cluster.nodes.stop(), cluster.pods.stop(), cluster.namespaces.stop(), dra.stop()]);
     },
   };
 }

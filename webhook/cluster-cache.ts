@@ -10,12 +10,20 @@ import type { KubeNamespace, KubePod } from '../core/kube-objects.ts';
 import { TENANT_LABEL } from '../core/well-known-names.ts';
 import type { Policy } from '../core/policy/model.ts';
 import { WatchedResource } from '../server/watched-resource.ts';
+import { watchDra, type DraWatch } from '../server/dra-objects.ts';
+import type { DraLookup } from '../core/dra/lookup.ts';
+import type { KubeDeviceClass, KubeResourceClaim, KubeResourceClaimTemplate } from '../core/dra/objects.ts';
 
 export class ClusterCache implements ClusterView {
   readonly namespaces: WatchedResource<V1Namespace>;
   readonly pods: WatchedResource<V1Pod>;
   private readonly core: CoreV1Api;
-  private readonly usage = new TenantUsageIndex((ns) => this.namespace(ns)?.metadata?.labels?.[TENANT_LABEL] || null);
+  /** DRA: the classes, claims and templates that pods name (admission resolves spec.resourceClaims from these). */
+  readonly deviceClasses: DraWatch;
+  readonly resourceClaims: DraWatch;
+  readonly resourceClaimTemplates: DraWatch;
+  readonly dra: DraLookup;
+  private readonly usage: TenantUsageIndex;
 
   constructor(kc: KubeConfig, log: Logger) {
     const core = kc.makeApiClient(CoreV1Api);
@@ -28,6 +36,21 @@ export class ClusterCache implements ClusterView {
       'namespaces',
     );
     this.pods = new WatchedResource<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces(), log, 'pods');
+    this.deviceClasses = watchDra(kc, 'deviceclasses', log);
+    this.resourceClaims = watchDra(kc, 'resourceclaims', log);
+    this.resourceClaimTemplates = watchDra(kc, 'resourceclaimtemplates', log);
+    this.dra = {
+      deviceClass: (name) => this.deviceClasses.get(name) as KubeDeviceClass | undefined,
+      deviceClasses: () => this.deviceClasses.list() as readonly KubeDeviceClass[],
+      resourceClaim: (namespace, name) => this.resourceClaims.get(name, namespace) as KubeResourceClaim | undefined,
+      resourceClaimTemplate: (namespace, name) =>
+        this.resourceClaimTemplates.get(name, namespace) as KubeResourceClaimTemplate | undefined,
+    };
+    this.usage = new TenantUsageIndex((ns) => this.namespace(ns)?.metadata?.labels?.[TENANT_LABEL] || null, this.dra);
+    // Which classes reach GPUs decides what pods weigh; a deleted template leaves pods to their generated claims.
+    for (const event of ['add', 'update', 'delete'] as const)
+      this.deviceClasses.on(event, () => this.usage.invalidate());
+    this.resourceClaimTemplates.on('delete', () => this.usage.invalidate());
     for (const event of ['add', 'update', 'delete'] as const) this.namespaces.on(event, () => this.usage.invalidate());
     this.pods.on('add', (p) => this.usage.upsertPod(p as KubePod));
     this.pods.on('update', (p) => this.usage.upsertPod(p as KubePod));
@@ -35,15 +58,29 @@ export class ClusterCache implements ClusterView {
   }
 
   async start(): Promise<void> {
+    // DRA objects first, so that the pods' first quota count resolves their claims.
+    await Promise.all([this.deviceClasses.start(), this.resourceClaims.start(), this.resourceClaimTemplates.start()]);
     await Promise.all([this.namespaces.start(), this.pods.start()]);
   }
 
   synced(): boolean {
-    return this.namespaces.synced && this.pods.synced;
+    return (
+      this.namespaces.synced &&
+      this.pods.synced &&
+      this.deviceClasses.synced &&
+      this.resourceClaims.synced &&
+      this.resourceClaimTemplates.synced
+    );
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.namespaces.stop(), this.pods.stop()]);
+    await Promise.all([
+      this.namespaces.stop(),
+      this.pods.stop(),
+      this.deviceClasses.stop(),
+      this.resourceClaims.stop(),
+      this.resourceClaimTemplates.stop(),
+    ]);
   }
 
   namespace(name: string): KubeNamespace | undefined {

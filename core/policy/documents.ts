@@ -64,6 +64,7 @@ export interface RawSpec {
     gpuModel?: string;
     resource?: string;
     replicas?: number;
+    deviceClasses?: string[];
   }[];
   tenants?: {
     name: string;

@@ -6,13 +6,15 @@ import { readNode, type NodeInventory } from '../inventory/node-inventory.ts';
 import type { KubeNamespace, KubeNode, KubePod } from '../kube-objects.ts';
 import type { Allocation } from '../allocation.ts';
 import { Ledger } from '../ledger.ts';
-import { TENANT_LABEL } from '../well-known-names.ts';
+import { POOL_ANNOTATION, TENANT_LABEL } from '../well-known-names.ts';
 import { isolatedTenants, type Policy } from '../policy/model.ts';
 import type { FitContext } from '../fit.ts';
 import { isTerminated } from '../pod-lifecycle.ts';
 import { parseDemand, wantsGpu, type PodDemand } from '../demand.ts';
 import { pendingReason } from './pending.ts';
 import { allocationOfPod } from './pod-allocation.ts';
+import { DraCluster } from '../dra/cluster.ts';
+import { podDraEquivalents, readPodDra } from '../dra/pod-claims.ts';
 
 /** A pending pod that kube-scheduler nominated to a node after preempting for it: the room it waits for. */
 export interface Nomination {
@@ -31,6 +33,10 @@ export class SchedulingState {
   private currentPolicy: Policy | null = null;
   /** Bumped whenever something that fit or scoring reads changes outside the ledger (nodes, tenants, policy). */
   version = 0;
+  /** DRA: DeviceClasses, claims, templates and ResourceSlices (inventory and what is taken). */
+  readonly dra = new DraCluster(() => {
+    this.version++;
+  });
   /** Problems found while rebuilding allocations from pods (surfaced as logs and metrics by the caller). */
   readonly problems = new Map<string, string>();
   private readonly nominations = new Map<string, Nomination>();
@@ -159,6 +165,13 @@ export class SchedulingState {
     );
     if (problem !== null) this.problems.set(uid, problem);
     else this.problems.delete(uid);
+    if (allocation !== null) {
+      const own = this.draEquivalents(pod);
+      if (own > 0) {
+        this.ledger.add({ ...allocation, equivalents: allocation.equivalents + own });
+        return;
+      }
+    }
     if (allocation === null) {
       // Not bound yet: an assumed placement from our own bind must survive until the binding shows up.
       const existing = this.ledger.get(uid);
@@ -166,6 +179,16 @@ export class SchedulingState {
       return;
     }
     this.ledger.add(allocation);
+  }
+
+  /** A pod's own DRA claims and DRA-backed extended resources, in GPU-equivalents (shared claims: the webhook's). */
+  private draEquivalents(pod: KubePod): number {
+    if (this.currentPolicy === null) return 0;
+    const namespace = pod.metadata?.namespace ?? '';
+    const dra = readPodDra(pod, namespace, this.currentPolicy, this.dra);
+    if (!dra.gpu) return 0;
+    const pool = this.currentPolicy.pools.find((p) => p.name === pod.metadata?.annotations?.[POOL_ANNOTATION]);
+    return podDraEquivalents(dra, namespace, pool ?? null).own;
   }
 
   removePod(uid: string): void {

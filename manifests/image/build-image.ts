@@ -47,7 +47,7 @@ function run(command: string, args: string[], options: { input?: string; quiet?:
 function ensurePackages(): void {
   const missing = PACKAGES.filter((p) => {
     try {
-      return !run('dpkg-query', ['-W', `-f=${'${Status}'}`, p], { quiet: true }).includes('install ok installed');
+      return !run('dpkg-query', ['-W', '-f=$' + '{Status}', p], { quiet: true }).includes('install ok installed');
     } catch {
       return true;
     }
