@@ -8,6 +8,7 @@ import { EXPLAIN_USAGE, explainCommand } from './explain.ts';
 import { POLICY_USAGE, policyCommand } from './policy.ts';
 import { SERVE_USAGE, serveCommand } from './serve.ts';
 import { SIMULATE_USAGE, simulateCommand } from './simulate.ts';
+import { UsageError } from './help.ts';
 import { USAGE_USAGE, usageCommand } from './usage.ts';
 
 const USAGE = `usage: tessera <command> [options]
@@ -59,6 +60,15 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await run(rest);
   } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`tessera ${command}: ${e.message}\n\n${e.usage}`);
+      return 2;
+    }
+    // node:util parseArgs: an unknown option, a missing value, a stray argument.
+    if (String((e as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS_')) {
+      console.error(`tessera ${command}: ${(e as Error).message}\n\nrun "tessera ${command} --help" for its options`);
+      return 2;
+    }
     console.error(`tessera ${command}: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
   }
