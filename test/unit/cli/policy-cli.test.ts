@@ -1,7 +1,9 @@
 import t from 'tap';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import { pino } from 'pino';
+import { PolicyStore } from '../../../server/policy-store.ts';
 import { policyCommand } from '../../../cli/policy.ts';
 import { auditCommand } from '../../../cli/audit.ts';
 import { EXAMPLE_POLICY_TEXT } from '../../fixtures/admission.ts';
@@ -121,4 +123,42 @@ t.test('audit reports drifted pods by rule and tenant from a snapshot', async (t
     (await capture(() => auditCommand(['--policy', SHARED, '--snapshot', join(dir, 'snap.json'), '--json']))).out,
   );
   t.equal(json.drifted[0].name, 'old');
+});
+
+t.test('the CLI and the webhook compute the same revision for the same file reached by different paths', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'tessera-revision-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const dir = join(root, 'policy');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'policy.yaml'), EXAMPLE_POLICY_TEXT);
+  symlinkSync(dir, join(root, 'linked'));
+  mkdirSync(join(root, 'elsewhere'));
+  writeFileSync(join(root, 'elsewhere', 'renamed.yml'), EXAMPLE_POLICY_TEXT);
+  writeFileSync(join(root, 'snap.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [] }));
+  const store = new PolicyStore(dir, pino({ level: 'silent' }));
+  t.ok(store.reload());
+  const webhook = store.status().revision!;
+  t.match(webhook, /^[0-9a-f]{16}$/);
+  const paths = [
+    dir,
+    `${dir}/`,
+    join(dir, 'policy.yaml'),
+    join(root, 'linked'),
+    join(root, 'linked', 'policy.yaml'),
+    `${root}/elsewhere/../policy/policy.yaml`,
+    relative(process.cwd(), join(dir, 'policy.yaml')),
+    join(root, 'elsewhere', 'renamed.yml'),
+    join(root, 'elsewhere'),
+  ];
+  for (const path of paths) {
+    const lint = await capture(() => policyCommand(['lint', path]));
+    t.equal(/revision ([0-9a-f]{16})/.exec(lint.out)?.[1], webhook, `policy lint ${path}`);
+    const audit = await capture(() =>
+      auditCommand(['--policy', path, '--snapshot', join(root, 'snap.json'), '--json']),
+    );
+    t.equal(JSON.parse(audit.out).revision, webhook, `audit --policy ${path}`);
+  }
+  const other = new PolicyStore(join(root, 'linked'), pino({ level: 'silent' }));
+  other.reload();
+  t.equal(other.status().revision, webhook, 'the webhook through a symlinked directory');
 });
