@@ -162,3 +162,40 @@ t.test('the CLI and the webhook compute the same revision for the same file reac
   other.reload();
   t.equal(other.status().revision, webhook, 'the webhook through a symlinked directory');
 });
+
+t.test('policy test: a case that checks nothing, or checks with a misspelt key, is an error', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-suite-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const object =
+    '{apiVersion: v1, kind: Pod, metadata: {name: p, namespace: vision}, spec: {containers: [{name: c, image: x}]}}';
+  const suite = (cases: string) => `policy: ${SHARED}\ncontext: ${join(SUITES, 'cluster.yaml')}\ncases:\n${cases}`;
+  const run = async (cases: string) => {
+    writeFileSync(join(dir, 'x.test.yaml'), suite(cases));
+    return capture(() => policyCommand(['test', join(dir, 'x.test.yaml')]));
+  };
+  const misspelt = await run(`  - name: misspelt\n    object: ${object}\n    expected: {allowed: false}\n`);
+  t.equal(misspelt.code, 1);
+  t.match(misspelt.out, /INVALID misspelt\n.*unknown key "expected"; did you mean "expect"\?/);
+  t.match(misspelt.out, /"expect" is missing, so the case would check nothing/);
+  t.match(misspelt.out, /0 passed, 1 failed/);
+  const none = await run(`  - name: nothing\n    object: ${object}\n`);
+  t.equal(none.code, 1);
+  t.match(none.out, /INVALID nothing\n.*"expect" is missing/);
+  const empty = await run(`  - name: empty\n    object: ${object}\n    expect: {warnings: [], fields: {}}\n`);
+  t.equal(empty.code, 1);
+  t.match(empty.out, /INVALID empty\n.*expect: checks nothing/);
+  const inner = await run(`  - name: inner\n    object: ${object}\n    expect: {alowed: true}\n`);
+  t.equal(inner.code, 1);
+  t.match(inner.out, /unknown key "alowed"; did you mean "allowed"\?/);
+  const good = await run(`  - name: good\n    object: ${object}\n    expect: {allowed: true}\n`);
+  t.equal(good.code, 0, good.out);
+  t.match(good.out, /1 passed, 0 failed/);
+  writeFileSync(
+    join(dir, 'y.test.yaml'),
+    `${suite(`  - name: good\n    object: ${object}\n    expect: {allowed: true}\n`)}sytemUsers: []\n`,
+  );
+  t.throws(
+    () => policyCommand(['test', join(dir, 'y.test.yaml')]),
+    /unknown key "sytemUsers"; did you mean "systemUsers"\?/,
+  );
+});
