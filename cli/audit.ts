@@ -8,9 +8,7 @@ import { staticClusterView } from '../core/admission/cluster-view.ts';
 import type { KubeNamespace, KubePod } from '../core/kube-objects.ts';
 import { readObjects } from './objects.ts';
 import { loadPolicy } from './policy-files.ts';
-
-export const AUDIT_USAGE =
-  'tessera audit --policy FILE|DIR [--snapshot FILE] [--json]   (without --snapshot: the live cluster of the current kubeconfig)';
+import { AUDIT_USAGE, UsageError } from './help.ts';
 
 export function formatDrift(report: DriftReport): string {
   const lines = [
@@ -40,7 +38,7 @@ export async function auditCommand(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
     },
   });
-  if (!values.policy) throw new Error(`--policy is required\n\n${AUDIT_USAGE}`);
+  if (!values.policy) throw new UsageError('--policy is required', AUDIT_USAGE);
   const policy = loadPolicy(values.policy);
   let namespaces: KubeNamespace[];
   let pods: KubePod[];

@@ -13,14 +13,7 @@ import {
   saveState,
   type RotationPolicy,
 } from '../certs/rotation.ts';
-import { UsageError } from './help.ts';
-
-export const CERTS_USAGE = `tessera certs issue --dir DIR --name NAME (--dns NAME | --ip ADDR)... [--now ISO-TIME]
-tessera certs rotate --dir DIR --name NAME (--dns NAME | --ip ADDR)... [--now ISO-TIME]
-  DIR receives ca.crt (the bundle to trust: caBundle, the scheduler's caFile), tls.crt and tls.key (to serve).
-  rotate renews the serving certificate 30 days before it expires (90-day leaves), re-issues it when --name, --dns or
-  --ip differ from what it serves, and replaces the CA a year before it expires (10-year CAs) through a 7-day overlap.
-  --now (an ISO 8601 time) pretends the clock says so, for rehearsals.`;
+import { CERTS_USAGE, UsageError } from './help.ts';
 
 function policyOf(values: { name?: string; dns?: string[]; ip?: string[] }): RotationPolicy {
   if (values.name === undefined) throw new UsageError('--name is required', CERTS_USAGE);

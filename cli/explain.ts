@@ -20,11 +20,7 @@ import { scoringContext } from '../core/scoring/strategy.ts';
 import { gpuPodShapes, typicalShapes } from '../core/scoring/workload-profile.ts';
 import { parseObjects, readObjects } from './objects.ts';
 import { loadPolicy } from './policy-files.ts';
-
-export const EXPLAIN_USAGE = `tessera explain --snapshot FILE --pod FILE [--policy FILE|DIR] [--strategy NAME] [--json]
-tessera explain POD -n NAMESPACE [--policy FILE|DIR] [--strategy NAME] [--json]      (live cluster of the current kubeconfig)
-  With --policy the pod goes through the webhook's admission first (mutation, then validation), as the API server
-  would send it; without, a GPU ask made only with tessera.io/ annotations is not turned into resources (it says so).`;
+import { EXPLAIN_USAGE, UsageError } from './help.ts';
 
 /** The identity explain admits the pod as: treated as one of Tessera's own, so that a pod dumped from the cluster,
  * which carries system-owned annotations, is not denied for them. */
@@ -255,7 +251,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   const policy = values.policy ? loadPolicy(values.policy) : null;
   let result: Explanation;
   if (values.snapshot) {
-    if (!values.pod) throw new Error(`--pod is required with --snapshot\n\n${EXPLAIN_USAGE}`);
+    if (!values.pod) throw new UsageError('--pod is required with --snapshot', EXPLAIN_USAGE);
     const snapshot = readObjects(values.snapshot);
     const pods = parseObjects(readFileSync(values.pod, 'utf8'), values.pod).filter(
       (o) => (o as { kind?: string }).kind === 'Pod',
@@ -268,7 +264,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
     });
   } else {
     if (positionals.length !== 1 || !values.namespace)
-      throw new Error(`name a pod and its namespace, or use --snapshot\n\n${EXPLAIN_USAGE}`);
+      throw new UsageError('name a pod and its namespace, or use --snapshot', EXPLAIN_USAGE);
     const kc = new KubeConfig();
     kc.loadFromDefault();
     const core = kc.makeApiClient(CoreV1Api);

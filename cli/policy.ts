@@ -11,13 +11,10 @@ import { compilePolicy, formatProblem } from '../core/policy/compile.ts';
 import type { Policy } from '../core/policy/model.ts';
 import { readObjects, type ObjectSet } from './objects.ts';
 import { loadPolicy, readPolicyFiles } from './policy-files.ts';
-
-export const POLICY_USAGE = `tessera policy lint FILE|DIR...
-tessera policy test DIR|FILE...
-tessera policy apply --policy FILE|DIR [--context FILE] [--system-user NAME]... REVIEW.json`;
+import { POLICY_USAGE, UsageError } from './help.ts';
 
 function lint(args: string[]): number {
-  if (args.length === 0) throw new Error(`name the policy files to lint\n\n${POLICY_USAGE}`);
+  if (args.length === 0) throw new UsageError('name the policy files to lint', POLICY_USAGE);
   const files = readPolicyFiles(args);
   const result = compilePolicy(files);
   if (!result.ok) {
@@ -226,7 +223,7 @@ function runSuite(file: string): { passed: number; failed: number } {
 }
 
 function test(args: string[]): number {
-  if (args.length === 0) throw new Error(`name test suites (files or directories)\n\n${POLICY_USAGE}`);
+  if (args.length === 0) throw new UsageError('name test suites (files or directories)', POLICY_USAGE);
   const files: string[] = [];
   for (const a of args) {
     files.push(...suiteFiles(a));
@@ -263,7 +260,7 @@ function apply(args: string[]): number {
     },
   });
   if (!values.policy || positionals.length !== 1)
-    throw new Error(`--policy and one REVIEW.json are required\n\n${POLICY_USAGE}`);
+    throw new UsageError('--policy and one REVIEW.json are required', POLICY_USAGE);
   const policy: Policy = loadPolicy(values.policy);
   const context = values.context ? readObjects(values.context) : { namespaces: [], pods: [], nodes: [], other: [] };
   const review = JSON.parse(readFileSync(positionals[0]!, 'utf8')) as AdmissionReview;
@@ -287,5 +284,5 @@ export function policyCommand(argv: string[]): number {
   if (sub === 'lint') return lint(rest);
   if (sub === 'test') return test(rest);
   if (sub === 'apply') return apply(rest);
-  throw new Error(`unknown policy command "${sub ?? ''}"\n\n${POLICY_USAGE}`);
+  throw new UsageError(`unknown policy command "${sub ?? ''}"`, POLICY_USAGE);
 }

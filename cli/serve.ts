@@ -5,14 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { startExtender } from '../extender/server.ts';
 import { startWebhook } from '../webhook/server.ts';
-
-export const SERVE_USAGE = `tessera serve webhook --policy-dir DIR [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8443]
-                     [--system-user NAME]... [--kubeconfig FILE] [--audit-interval SECONDS] [--log-level info]
-tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8888]
-                     [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--kubeconfig FILE]
-  Tessera's own service accounts (--system-user, e.g. system:serviceaccount:tessera-system:tessera-extender) may write
-  system-owned annotations. Without --kubeconfig the in-cluster configuration (or $KUBECONFIG) is used. With
-  --lease-namespace the extender elects a leader through a Lease and only the leader serves.`;
+import { SERVE_USAGE, UsageError } from './help.ts';
 
 async function untilSignal(): Promise<void> {
   await new Promise<void>((resolve) => {
@@ -28,7 +21,7 @@ function kubeconfig(file: string | undefined): KubeConfig {
 }
 
 function tls(cert: string | undefined, key: string | undefined): { tls?: { certFile: string; keyFile: string } } {
-  if (Boolean(cert) !== Boolean(key)) throw new Error('--tls-cert and --tls-key go together');
+  if (Boolean(cert) !== Boolean(key)) throw new UsageError('--tls-cert and --tls-key go together', SERVE_USAGE);
   return cert ? { tls: { certFile: cert, keyFile: key! } } : {};
 }
 
@@ -52,7 +45,7 @@ async function serveWebhook(argv: string[]): Promise<number> {
       'audit-interval': { type: 'string', default: '60' },
     },
   });
-  if (!values['policy-dir']) throw new Error(`--policy-dir is required\n\n${SERVE_USAGE}`);
+  if (!values['policy-dir']) throw new UsageError('--policy-dir is required', SERVE_USAGE);
   const log = pino({ level: values['log-level'], base: { component: 'tessera-webhook' } });
   const hook = await startWebhook({
     policyDir: values['policy-dir'],
@@ -106,5 +99,5 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const [what, ...rest] = argv;
   if (what === 'webhook') return serveWebhook(rest);
   if (what === 'extender') return serveExtender(rest);
-  throw new Error(`unknown server "${what ?? ''}"\n\n${SERVE_USAGE}`);
+  throw new UsageError(`unknown server "${what ?? ''}"`, SERVE_USAGE);
 }

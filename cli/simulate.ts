@@ -9,13 +9,7 @@ import { REPORTED_LOADS, replay, type ReplayResult } from '../core/simulation/re
 import { parseTraceNodes, parseTracePods } from '../core/simulation/trace.ts';
 import { DEFAULT_STRATEGY, STRATEGIES, strategyNamed } from '../core/scoring/strategy-registry.ts';
 import { parseSeeds } from './seeds.ts';
-
-export const SIMULATE_USAGE = `tessera simulate --nodes NODES.csv --pods PODS.csv [--strategy NAME[,NAME...]] [--seeds 42-51]
-                 [--tune 1.3] [--published FILE] [--decisions FILE] [--json]
-
-  Replays an Alibaba openb trace with the FGD paper's protocol and reports unallocated GPU % at
-  ${REPORTED_LOADS.join('/')} % arrived load. Strategies: ${Object.keys(STRATEGIES).join(', ')} (default ${DEFAULT_STRATEGY}; "all" runs every one).
-  --published defaults to fgd-expected-results/analysis_allo_discrete.csv beside the pod list.`;
+import { SIMULATE_USAGE, UsageError } from './help.ts';
 
 function fmt(v: number | undefined): string {
   return v === undefined || Number.isNaN(v) ? '   -  ' : v.toFixed(2).padStart(6);
@@ -82,9 +76,10 @@ export function simulateCommand(argv: string[]): number {
     console.log(SIMULATE_USAGE);
     return 0;
   }
-  if (!values.nodes || !values.pods) throw new Error(`--nodes and --pods are required\n\n${SIMULATE_USAGE}`);
+  if (!values.nodes || !values.pods) throw new UsageError('--nodes and --pods are required', SIMULATE_USAGE);
   const tune = Number(values.tune);
-  if (!(tune > 0 && tune <= 5)) throw new Error(`--tune ${values.tune}: expected a share of capacity such as 1.3`);
+  if (!(tune > 0 && tune <= 5))
+    throw new UsageError(`--tune ${values.tune}: expected a share of capacity such as 1.3`, SIMULATE_USAGE);
   const names =
     values.strategy === 'all'
       ? Object.keys(STRATEGIES)
