@@ -2,10 +2,11 @@
 // tenant, from a snapshot file or the live cluster (current kubeconfig context).
 
 import { parseArgs } from 'node:util';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { auditPods, type DriftReport } from '../core/admission/audit.ts';
 import { staticClusterView } from '../core/admission/cluster-view.ts';
 import type { KubeNamespace, KubePod } from '../core/kube-objects.ts';
+import { fromApi, loadKubeconfig } from './kube.ts';
 import { readObjects } from './objects.ts';
 import { loadPolicy } from './policy-files.ts';
 import { AUDIT_USAGE, UsageError } from './help.ts';
@@ -35,6 +36,8 @@ export async function auditCommand(argv: string[]): Promise<number> {
     options: {
       policy: { type: 'string', multiple: true },
       snapshot: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -45,11 +48,13 @@ export async function auditCommand(argv: string[]): Promise<number> {
   if (values.snapshot) {
     ({ namespaces, pods } = readObjects(values.snapshot));
   } else {
-    const kc = new KubeConfig();
-    kc.loadFromDefault();
+    const kc = loadKubeconfig(values.kubeconfig, values.context);
     const core = kc.makeApiClient(CoreV1Api);
-    namespaces = (await core.listNamespace()).items as KubeNamespace[];
-    pods = (await core.listPodForAllNamespaces()).items as KubePod[];
+    const [nsList, podList] = await fromApi(kc, 'list namespaces and pods', () =>
+      Promise.all([core.listNamespace(), core.listPodForAllNamespaces()]),
+    );
+    namespaces = nsList.items as KubeNamespace[];
+    pods = podList.items as KubePod[];
   }
   const report = auditPods(pods, policy, staticClusterView(namespaces, pods));
   console.log(values.json ? JSON.stringify(report, null, 2) : formatDrift(report));

@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { staticClusterView } from '../core/admission/cluster-view.ts';
 import { runAdmission } from '../core/admission/pipeline.ts';
 import type { GpuShare } from '../core/assignment.ts';
@@ -18,6 +18,7 @@ import { normaliseScores } from '../core/scoring/normalise.ts';
 import { DEFAULT_STRATEGY, strategyNamed } from '../core/scoring/strategy-registry.ts';
 import { scoringContext } from '../core/scoring/strategy.ts';
 import { gpuPodShapes, typicalShapes } from '../core/scoring/workload-profile.ts';
+import { fromApi, loadKubeconfig } from './kube.ts';
 import { parseObjects, readObjects } from './objects.ts';
 import { loadPolicy } from './policy-files.ts';
 import { EXPLAIN_USAGE, UsageError } from './help.ts';
@@ -245,6 +246,8 @@ export async function explainCommand(argv: string[]): Promise<number> {
       policy: { type: 'string', multiple: true },
       namespace: { type: 'string', short: 'n' },
       strategy: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -265,15 +268,14 @@ export async function explainCommand(argv: string[]): Promise<number> {
   } else {
     if (positionals.length !== 1 || !values.namespace)
       throw new UsageError('name a pod and its namespace, or use --snapshot', EXPLAIN_USAGE);
-    const kc = new KubeConfig();
-    kc.loadFromDefault();
+    const kc = loadKubeconfig(values.kubeconfig, values.context);
     const core = kc.makeApiClient(CoreV1Api);
-    const [pod, nodes, pods, namespaces] = await Promise.all([
-      core.readNamespacedPod({ name: positionals[0]!, namespace: values.namespace }),
-      core.listNode(),
-      core.listPodForAllNamespaces(),
-      core.listNamespace(),
-    ]);
+    const name = positionals[0]!;
+    const namespace = values.namespace;
+    const pod = await fromApi(kc, `read pod ${namespace}/${name}`, () => core.readNamespacedPod({ name, namespace }));
+    const [nodes, pods, namespaces] = await fromApi(kc, 'list nodes, pods and namespaces', () =>
+      Promise.all([core.listNode(), core.listPodForAllNamespaces(), core.listNamespace()]),
+    );
     result = explain(
       pod as KubePod,
       nodes.items as KubeNode[],

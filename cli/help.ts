@@ -17,22 +17,27 @@ export class UsageError extends Error {
 }
 
 export const SERVE_USAGE = `tessera serve webhook --policy-dir DIR [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8443]
-                     [--system-user NAME]... [--kubeconfig FILE] [--audit-interval SECONDS] [--log-level info]
+                     [--system-user NAME]... [--kubeconfig FILE] [--context NAME] [--audit-interval SECONDS]
+                     [--log-level info]
 tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8888]
-                     [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--kubeconfig FILE]
+                     [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--lease-name NAME]
+                     [--kubeconfig FILE] [--context NAME] [--log-level info]
   Tessera's own service accounts (--system-user, e.g. system:serviceaccount:tessera-system:tessera-extender) may write
-  system-owned annotations. Without --kubeconfig the in-cluster configuration (or $KUBECONFIG) is used. With
-  --lease-namespace the extender elects a leader through a Lease and only the leader serves.`;
+  system-owned annotations. Without --kubeconfig: $KUBECONFIG, ~/.kube/config, or the pod's service account. With
+  --lease-namespace the extender elects a leader through a Lease and only the leader serves. Both run until SIGTERM
+  or SIGINT (exit 0); a start that cannot serve (unreadable TLS files, port taken) exits 1.`;
 
 export const POLICY_USAGE = `tessera policy lint FILE|DIR...
 tessera policy test DIR|FILE...
 tessera policy apply --policy FILE|DIR [--context FILE] [--system-user NAME]... REVIEW.json`;
 
-export const AUDIT_USAGE =
-  'tessera audit --policy FILE|DIR [--snapshot FILE] [--json]   (without --snapshot: the live cluster of the current kubeconfig)';
+export const AUDIT_USAGE = `tessera audit --policy FILE|DIR [--snapshot FILE] [--kubeconfig FILE] [--context NAME] [--json]
+  Without --snapshot it reads the live cluster: --kubeconfig, else $KUBECONFIG, ~/.kube/config or the pod's service
+  account. It exits 0 whether or not pods drifted (the report says); 1 when it cannot run.`;
 
 export const EXPLAIN_USAGE = `tessera explain --snapshot FILE --pod FILE [--policy FILE|DIR] [--strategy NAME] [--json]
-tessera explain POD -n NAMESPACE [--policy FILE|DIR] [--strategy NAME] [--json]      (live cluster of the current kubeconfig)
+tessera explain POD -n NAMESPACE [--policy FILE|DIR] [--strategy NAME] [--kubeconfig FILE] [--context NAME] [--json]
+  The second form reads the live cluster: --kubeconfig, else $KUBECONFIG, ~/.kube/config or the pod's service account.
   With --policy the pod goes through the webhook's admission first (mutation, then validation), as the API server
   would send it; without, a GPU ask made only with tessera.io/ annotations is not turned into resources (it says so).`;
 

@@ -1,23 +1,16 @@
 // `tessera serve webhook`: runs a server until SIGTERM, then drains and exits.
 
 import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { startExtender } from '../extender/server.ts';
 import { startWebhook } from '../webhook/server.ts';
+import { loadKubeconfig } from './kube.ts';
 import { SERVE_USAGE, UsageError } from './help.ts';
 
 async function untilSignal(): Promise<void> {
   await new Promise<void>((resolve) => {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => resolve());
   });
-}
-
-function kubeconfig(file: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (file) kc.loadFromFile(file);
-  else kc.loadFromDefault();
-  return kc;
 }
 
 function tls(cert: string | undefined, key: string | undefined): { tls?: { certFile: string; keyFile: string } } {
@@ -32,6 +25,7 @@ const SERVER_OPTIONS = {
   'tls-key': { type: 'string' },
   host: { type: 'string', default: '0.0.0.0' },
   kubeconfig: { type: 'string' },
+  context: { type: 'string' },
   'log-level': { type: 'string', default: 'info' },
 } as const;
 
@@ -52,7 +46,7 @@ async function serveWebhook(argv: string[]): Promise<number> {
     host: values.host,
     port: Number(values.port),
     ...tls(values['tls-cert'], values['tls-key']),
-    kubeconfig: kubeconfig(values.kubeconfig),
+    kubeconfig: loadKubeconfig(values.kubeconfig, values.context),
     systemUsers: values['system-user'],
     auditIntervalMs: Number(values['audit-interval']) * 1000,
     log,
@@ -77,7 +71,7 @@ async function serveExtender(argv: string[]): Promise<number> {
   });
   const log = pino({ level: values['log-level'], base: { component: 'tessera-extender' } });
   const ext = await startExtender({
-    kubeconfig: kubeconfig(values.kubeconfig),
+    kubeconfig: loadKubeconfig(values.kubeconfig, values.context),
     ...(values['policy-dir'] ? { policyDir: values['policy-dir'] } : {}),
     host: values.host,
     port: Number(values.port),
