@@ -29,7 +29,9 @@ tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--ho
 
 export const POLICY_USAGE = `tessera policy lint FILE|DIR...
 tessera policy test DIR|FILE...
-tessera policy apply --policy FILE|DIR [--context FILE] [--system-user NAME]... REVIEW.json`;
+tessera policy apply --policy FILE|DIR [--context FILE] [--system-user NAME]... [-o json|yaml] REVIEW.json
+  lint exits 1 on any problem; test exits 1 when a case fails or is invalid; apply prints the AdmissionReview the
+  webhook would answer (or with -o the object after mutation) and exits 1 when the request is denied.`;
 
 export const AUDIT_USAGE = `tessera audit --policy FILE|DIR [--snapshot FILE] [--kubeconfig FILE] [--context NAME] [--json]
   Without --snapshot it reads the live cluster: --kubeconfig, else $KUBECONFIG, ~/.kube/config or the pod's service

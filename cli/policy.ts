@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { staticClusterView } from '../core/admission/cluster-view.ts';
 import { runAdmission } from '../core/admission/pipeline.ts';
 import type { AdmissionRequest, AdmissionReview, UserInfo } from '../core/admission/request.ts';
@@ -257,10 +257,14 @@ function apply(args: string[]): number {
       policy: { type: 'string', multiple: true },
       context: { type: 'string' },
       'system-user': { type: 'string', multiple: true },
+      output: { type: 'string', short: 'o' },
     },
   });
   if (!values.policy || positionals.length !== 1)
     throw new UsageError('--policy and one REVIEW.json are required', POLICY_USAGE);
+  const output = values.output;
+  if (output !== undefined && output !== 'json' && output !== 'yaml')
+    throw new UsageError(`-o ${output}: write -o json or -o yaml (the object after mutation)`, POLICY_USAGE);
   const policy: Policy = loadPolicy(values.policy);
   const context = values.context ? readObjects(values.context) : { namespaces: [], pods: [], nodes: [], other: [] };
   const review = JSON.parse(readFileSync(positionals[0]!, 'utf8')) as AdmissionReview;
@@ -273,10 +277,18 @@ function apply(args: string[]): number {
     staticClusterView(context.namespaces, context.pods),
     { systemUsers: values['system-user'] ?? [] },
   );
-  console.log(
-    JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: result.response }, null, 2),
-  );
-  return 0;
+  const allowed = result.response.allowed;
+  if (output === undefined) {
+    console.log(
+      JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: result.response }, null, 2),
+    );
+  } else if (allowed) {
+    // The object as it would be stored: the request's object with the mutating patch applied.
+    console.log(output === 'json' ? JSON.stringify(result.object, null, 2) : stringifyYaml(result.object).trimEnd());
+  }
+  for (const w of result.response.warnings ?? []) if (output !== undefined) console.error(`warning: ${w}`);
+  if (!allowed) console.error(`denied: ${result.response.status?.message ?? '(no message)'}`);
+  return allowed ? 0 : 1;
 }
 
 export function policyCommand(argv: string[]): number {

@@ -3,6 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pino } from 'pino';
+import { parse as parseYaml } from 'yaml';
+import { UsageError } from '../../../cli/help.ts';
 import { PolicyStore } from '../../../server/policy-store.ts';
 import { policyCommand } from '../../../cli/policy.ts';
 import { auditCommand } from '../../../cli/audit.ts';
@@ -79,6 +81,40 @@ t.test('policy apply prints one AdmissionReview with the patch, warnings and ver
     response: { uid: 'u-42', allowed: true, patchType: 'JSONPatch', warnings: [/chargeback-labels/] },
   });
   t.ok(JSON.parse(Buffer.from(out.response.patch, 'base64').toString()).length > 3);
+  t.equal(r.code, 0);
+
+  const base = ['apply', '--policy', SHARED, '--context', join(SUITES, 'cluster.yaml')];
+  const asYaml = await capture(() => policyCommand([...base, '-o', 'yaml', join(dir, 'review.json')]));
+  t.equal(asYaml.code, 0);
+  const mutated = parseYaml(asYaml.out);
+  t.equal(mutated.spec.schedulerName, 'tessera-scheduler', '-o yaml prints the object after mutation');
+  t.equal(mutated.spec.containers[0].resources.limits['tessera.io/gpu-milli'], '500');
+  t.equal(mutated.metadata.annotations['tessera.io/pool'], 'shared-h100');
+  const asJson = await capture(() => policyCommand([...base, '--output', 'json', join(dir, 'review.json')]));
+  t.same(JSON.parse(asJson.out), mutated, '-o json prints the same object');
+  t.throws(() => policyCommand([...base, '-o', 'xml', join(dir, 'review.json')]), UsageError);
+
+  // A denial exits 1, with the review on stdout and the reason on stderr; with -o nothing is printed on stdout.
+  const denied = structuredClone(review);
+  denied.request.namespace = 'scratch';
+  denied.request.object.metadata.namespace = 'scratch';
+  writeFileSync(join(dir, 'denied.json'), JSON.stringify(denied));
+  const errors: string[] = [];
+  const originalError = console.error;
+  console.error = (...a: unknown[]) => errors.push(a.join(' '));
+  try {
+    const d = await capture(() => policyCommand([...base, join(dir, 'denied.json')]));
+    t.equal(d.code, 1, 'a denial exits 1');
+    t.match(JSON.parse(d.out), {
+      response: { uid: 'u-42', allowed: false, status: { message: /no tessera.io\/tenant label/ } },
+    });
+    const o = await capture(() => policyCommand([...base, '-o', 'yaml', join(dir, 'denied.json')]));
+    t.equal(o.code, 1);
+    t.equal(o.out, '', 'no object for a denied request');
+  } finally {
+    console.error = originalError;
+  }
+  t.match(errors.join('\n'), /denied: [\s\S]*no tessera.io\/tenant label/);
 });
 
 t.test('audit reports drifted pods by rule and tenant from a snapshot', async (t) => {
