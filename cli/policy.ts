@@ -280,7 +280,11 @@ function apply(args: string[]): number {
   const allowed = result.response.allowed;
   if (output === undefined) {
     console.log(
-      JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: result.response }, null, 2),
+      JSON.stringify(
+        { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: result.response },
+        null,
+        2,
+      ),
     );
   } else if (allowed) {
     // The object as it would be stored: the request's object with the mutating patch applied.

@@ -6,7 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { publishedFor, meanAndSd, type PublishedSummary } from '../core/simulation/published.ts';
 import { REPORTED_LOADS, replay, type ReplayResult } from '../core/simulation/replay.ts';
-import { parseTraceNodes, parseTracePods } from '../core/simulation/trace.ts';
+import { parseTraceNodes, parseTracePods, traceWarnings } from '../core/simulation/trace.ts';
 import { DEFAULT_STRATEGY, STRATEGIES, strategyNamed } from '../core/scoring/strategy-registry.ts';
 import { parseSeeds } from './seeds.ts';
 import { SIMULATE_USAGE, UsageError } from './help.ts';
@@ -56,7 +56,13 @@ function humanReport(
   return out.join('\n');
 }
 
-export function simulateCommand(argv: string[]): number {
+/** Where progress goes: stderr, and only when it is a terminal (never into a pipe, a file or --json stdout). */
+export interface ProgressStream {
+  readonly isTTY?: boolean;
+  write(text: string): unknown;
+}
+
+export function simulateCommand(argv: string[], progress: ProgressStream = process.stderr): number {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -88,10 +94,22 @@ export function simulateCommand(argv: string[]): number {
   const seeds = parseSeeds(values.seeds);
   const nodes = parseTraceNodes(readFileSync(values.nodes, 'utf8'));
   const pods = parseTracePods(readFileSync(values.pods, 'utf8'));
+  const warnings = traceWarnings(nodes, pods);
+  for (const w of warnings) console.error(`warning: ${w}`);
   const workload = basename(values.pods).replace(/\.csv$/, '');
   const started = performance.now();
   const runs: ReplayResult[] = [];
-  for (const strategy of strategies) for (const seed of seeds) runs.push(replay(nodes, pods, { seed, strategy, tune }));
+  const total = strategies.length * seeds.length;
+  const tty = progress.isTTY === true;
+  for (const strategy of strategies)
+    for (const seed of seeds) {
+      if (tty)
+        progress.write(
+          `\r\x1b[Ksimulating ${workload}: run ${runs.length + 1}/${total} (${strategy.name}, seed ${seed}), ${((performance.now() - started) / 1000).toFixed(0)} s`,
+        );
+      runs.push(replay(nodes, pods, { seed, strategy, tune }));
+    }
+  if (tty) progress.write('\r\x1b[K');
   const seconds = (performance.now() - started) / 1000;
   if (values.decisions) writeFileSync(values.decisions, decisionsCsv(runs));
   const publishedPath =
@@ -112,6 +130,7 @@ export function simulateCommand(argv: string[]): number {
         unallocated: r.unallocated,
       })),
       published: published.map((p) => ({ policy: p.policy, seeds: p.seeds, unallocated: p.mean, sd: p.sd })),
+      warnings,
     };
     console.log(JSON.stringify(out, null, 2));
   } else {
