@@ -235,3 +235,29 @@ t.test('policy test: a case that checks nothing, or checks with a misspelt key, 
     /unknown key "sytemUsers"; did you mean "systemUsers"\?/,
   );
 });
+
+t.test('policy lint reports one YAML syntax error once, with line, column and a hint', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-yaml-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const text = EXAMPLE_POLICY_TEXT.replace('\n    - name: shared-h100', '\n    -name: shared-h100');
+  t.not(text, EXAMPLE_POLICY_TEXT);
+  const line = text.split('\n').findIndex((l) => l.includes('-name: shared-h100')) + 1;
+  writeFileSync(join(dir, 'policy.yaml'), text);
+  const r = await capture(() => policyCommand(['lint', join(dir, 'policy.yaml')]));
+  t.equal(r.code, 1);
+  const problems = r.out.split('\n').filter((l) => l.includes('policy.yaml'));
+  t.equal(problems.length, 1, `one problem, not a cascade:\n${r.out}`);
+  t.match(
+    problems[0],
+    new RegExp(
+      `policy\\.yaml:${line}:\\d+: not valid YAML: .*\\(line ${line}: "-name: shared-h100"\\); hint: a list item needs a space after '-'; \\d+ more YAML error\\(s\\) after it probably follow from this one`,
+    ),
+  );
+  t.match(r.out, /\n1 problem\(s\)/);
+  writeFileSync(join(dir, 'policy.yaml'), EXAMPLE_POLICY_TEXT.replace('\n  pools:', '\n\tpools:'));
+  const tab = await capture(() => policyCommand(['lint', join(dir, 'policy.yaml')]));
+  t.match(
+    tab.out,
+    /policy\.yaml:\d+:1: not valid YAML: Tabs are not allowed as indentation .*hint: indent with spaces, not tabs/,
+  );
+});
