@@ -98,6 +98,7 @@ export function simulateCommand(argv: string[], progress: ProgressStream = proce
   for (const w of warnings) console.error(`warning: ${w}`);
   const workload = basename(values.pods).replace(/\.csv$/, '');
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
   const runs: ReplayResult[] = [];
   const total = strategies.length * seeds.length;
   const tty = progress.isTTY === true;
@@ -111,6 +112,8 @@ export function simulateCommand(argv: string[], progress: ProgressStream = proce
     }
   if (tty) progress.write('\r\x1b[K');
   const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuStarted);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   if (values.decisions) writeFileSync(values.decisions, decisionsCsv(runs));
   const publishedPath =
     values.published ?? join(dirname(values.pods), 'fgd-expected-results', 'analysis_allo_discrete.csv');
@@ -122,6 +125,7 @@ export function simulateCommand(argv: string[], progress: ProgressStream = proce
       workload,
       tune,
       seconds,
+      cpuSeconds,
       runs: runs.map((r) => ({
         seed: r.seed,
         strategy: r.strategy,
