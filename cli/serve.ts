@@ -18,6 +18,21 @@ function tls(cert: string | undefined, key: string | undefined): { tls?: { certF
   return cert ? { tls: { certFile: cert, keyFile: key! } } : {};
 }
 
+/** --port: an integer port (0 picks a free one). */
+function portOf(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) throw new UsageError(`--port ${text}: expected a port number`, SERVE_USAGE);
+  return port;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function logLevelOf(text: string): string {
+  if (!LOG_LEVELS.includes(text))
+    throw new UsageError(`--log-level ${text}: expected one of ${LOG_LEVELS.join(', ')}`, SERVE_USAGE);
+  return text;
+}
+
 /** Options both servers take. */
 const SERVER_OPTIONS = {
   'policy-dir': { type: 'string' },
@@ -40,15 +55,19 @@ async function serveWebhook(argv: string[]): Promise<number> {
     },
   });
   if (!values['policy-dir']) throw new UsageError('--policy-dir is required', SERVE_USAGE);
-  const log = pino({ level: values['log-level'], base: { component: 'tessera-webhook' } });
+  const port = portOf(values.port);
+  const auditSeconds = Number(values['audit-interval']);
+  if (!(auditSeconds > 0))
+    throw new UsageError(`--audit-interval ${values['audit-interval']}: expected seconds, e.g. 60`, SERVE_USAGE);
+  const log = pino({ level: logLevelOf(values['log-level']), base: { component: 'tessera-webhook' } });
   const hook = await startWebhook({
     policyDir: values['policy-dir'],
     host: values.host,
-    port: Number(values.port),
+    port,
     ...tls(values['tls-cert'], values['tls-key']),
     kubeconfig: loadKubeconfig(values.kubeconfig, values.context),
     systemUsers: values['system-user'],
-    auditIntervalMs: Number(values['audit-interval']) * 1000,
+    auditIntervalMs: auditSeconds * 1000,
     log,
   });
   await untilSignal();
@@ -69,12 +88,13 @@ async function serveExtender(argv: string[]): Promise<number> {
       'lease-name': { type: 'string', default: 'tessera-extender' },
     },
   });
-  const log = pino({ level: values['log-level'], base: { component: 'tessera-extender' } });
+  const port = portOf(values.port);
+  const log = pino({ level: logLevelOf(values['log-level']), base: { component: 'tessera-extender' } });
   const ext = await startExtender({
     kubeconfig: loadKubeconfig(values.kubeconfig, values.context),
     ...(values['policy-dir'] ? { policyDir: values['policy-dir'] } : {}),
     host: values.host,
-    port: Number(values.port),
+    port,
     prefix: values.prefix,
     ...tls(values['tls-cert'], values['tls-key']),
     ...(values.strategy ? { strategy: values.strategy } : {}),
