@@ -7,11 +7,15 @@ import { runCli } from '../../fixtures/cli.ts';
 const ROOT = new URL('../../../', import.meta.url).pathname;
 
 t.test('npx tessera and npm run -s tessera print nothing but the command output', async (t) => {
-  for (const command of [
+  const commands = [
     ['npx', 'tessera'],
     ['npm', 'run', '--silent', 'tessera', '--'],
-  ]) {
-    const r = await runCli(['version', '--json'], { command, cwd: ROOT, timeoutMs: 120_000 });
+  ];
+  const runs = await Promise.all(
+    commands.map((command) => runCli(['version', '--json'], { command, cwd: ROOT, timeoutMs: 100_000 })),
+  );
+  for (const [i, command] of commands.entries()) {
+    const r = runs[i]!;
     t.equal(r.code, 0, `${command.join(' ')}: ${r.stderr}`);
     let parsed: { tessera?: string; node?: string } = {};
     t.doesNotThrow(

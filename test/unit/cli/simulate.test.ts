@@ -51,7 +51,7 @@ t.test('progress goes to a terminal only, never into --json stdout', async (t) =
   const piped: string[] = [];
   quietly(() => simulateCommand(args, { isTTY: false, write: (s: string) => piped.push(s) }));
   t.same(piped, [], 'nothing when stderr is not a terminal');
-  const run = await runCli(['simulate', ...args], { timeoutMs: 60_000 });
+  const run = await runCli(['simulate', ...args], { timeoutMs: 100_000 });
   t.equal(run.code, 0);
   t.equal(run.stderr, '', 'as a process with stderr piped: no progress');
   t.equal(JSON.parse(run.stdout).runs.length, 3);
@@ -59,7 +59,7 @@ t.test('progress goes to a terminal only, never into --json stdout', async (t) =
 
 t.test('a GPU node row without a model is refused; an unknown model is reported', async (t) => {
   const missing = await runCli(['simulate', ...trace(t, NODES.replace('n1,96000,393216,8,G2', 'n1,96000,393216,8,'))], {
-    timeoutMs: 60_000,
+    timeoutMs: 100_000,
   });
   t.equal(missing.code, 1);
   t.match(missing.stderr, /node list line 3: node n1 has 8 GPU\(s\) but no model/);
