@@ -6,11 +6,8 @@ import type { Logger } from 'pino';
 import type { SchedulingState } from '../core/scheduling/state.ts';
 import { type DraWatch, watchDra } from '../server/dra-objects.ts';
 
-export interface DraWatches {
-  start(): Promise<void>;
-  synced(): boolean;
-  stop(): Promise<void>;
-}
+/** The DRA informers, in the order they must sync (before pods, so that pods land with their claims resolved). */
+export type DraWatches = readonly DraWatch[];
 
 export function watchDraInto(kc: KubeConfig, state: SchedulingState, log: Logger): DraWatches {
   const classes = watchDra(kc, 'deviceclasses', log);
@@ -30,14 +27,5 @@ export function watchDraInto(kc: KubeConfig, state: SchedulingState, log: Logger
   claims.on('delete', (c) => dra.removeClaim(ns(c), name(c)));
   templates.on('delete', (c) => dra.removeTemplate(ns(c), name(c)));
   slices.on('delete', (s) => dra.removeSlice(name(s)));
-  const all: DraWatch[] = [classes, claims, templates, slices];
-  return {
-    async start() {
-      await Promise.all(all.map((w) => w.start()));
-    },
-    synced: () => all.every((w) => w.synced),
-    async stop() {
-      await Promise.all(all.map((w) => w.stop()));
-    },
-  };
+  return [classes, claims, templates, slices];
 }

@@ -1,5 +1,6 @@
 // The webhook's view of the cluster: namespaces (tenants) and pods (quota, audit), fed by informers. Tenant usage is
-// kept incrementally from pod events, so that a quota check is a lookup.
+// kept incrementally from pod events, so that a quota check is a lookup. It is trusted only while the API server
+// answers and both caches are synced from it (ClusterConnection); `problem()` says why not.
 
 import { CoreV1Api, type KubeConfig, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -9,6 +10,7 @@ import { TenantUsageIndex } from '../core/admission/tenant-usage.ts';
 import type { KubeNamespace, KubePod } from '../core/kube-objects.ts';
 import { TENANT_LABEL } from '../core/well-known-names.ts';
 import type { Policy } from '../core/policy/model.ts';
+import { type ApiProbeOptions, ClusterConnection } from '../server/cluster-connection.ts';
 import { WatchedResource } from '../server/watched-resource.ts';
 import { watchDra, type DraWatch } from '../server/dra-objects.ts';
 import type { DraLookup } from '../core/dra/lookup.ts';
@@ -24,8 +26,9 @@ export class ClusterCache implements ClusterView {
   readonly resourceClaimTemplates: DraWatch;
   readonly dra: DraLookup;
   private readonly usage: TenantUsageIndex;
+  private readonly connection: ClusterConnection;
 
-  constructor(kc: KubeConfig, log: Logger) {
+  constructor(kc: KubeConfig, log: Logger, probe: ApiProbeOptions = {}) {
     const core = kc.makeApiClient(CoreV1Api);
     this.core = core;
     this.namespaces = new WatchedResource<V1Namespace>(
@@ -55,32 +58,31 @@ export class ClusterCache implements ClusterView {
     this.pods.on('add', (p) => this.usage.upsertPod(p as KubePod));
     this.pods.on('update', (p) => this.usage.upsertPod(p as KubePod));
     this.pods.on('delete', (p) => this.usage.removePod(p as KubePod));
-  }
-
-  async start(): Promise<void> {
     // DRA objects first, so that the pods' first quota count resolves their claims.
-    await Promise.all([this.deviceClasses.start(), this.resourceClaims.start(), this.resourceClaimTemplates.start()]);
-    await Promise.all([this.namespaces.start(), this.pods.start()]);
-  }
-
-  synced(): boolean {
-    return (
-      this.namespaces.synced &&
-      this.pods.synced &&
-      this.deviceClasses.synced &&
-      this.resourceClaims.synced &&
-      this.resourceClaimTemplates.synced
+    this.connection = new ClusterConnection(
+      kc,
+      [this.deviceClasses, this.resourceClaims, this.resourceClaimTemplates, this.namespaces, this.pods],
+      log,
+      probe,
     );
   }
 
+  /** Probes the API server and syncs the caches in the background; `problem()` says how far it got. */
+  start(): void {
+    this.connection.start();
+  }
+
+  /** Why the cache cannot be trusted now, or null. */
+  problem(): string | null {
+    return this.connection.problem();
+  }
+
+  synced(): boolean {
+    return this.problem() === null;
+  }
+
   async stop(): Promise<void> {
-    await Promise.all([
-      this.namespaces.stop(),
-      this.pods.stop(),
-      this.deviceClasses.stop(),
-      this.resourceClaims.stop(),
-      this.resourceClaimTemplates.stop(),
-    ]);
+    await this.connection.stop();
   }
 
   namespace(name: string): KubeNamespace | undefined {
