@@ -5,8 +5,19 @@
 // ca.crt (the bundle clients trust), ca.key (the signing CA), tls.crt/tls.key (the served pair), next-ca.crt/key
 // (a CA being introduced).
 
-import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { createCa, issueLeaf, type KeyPair } from './authority.ts';
 
@@ -58,6 +69,65 @@ export function trusted(leafPem: string, bundle: readonly string[], now: Date): 
     const c = new X509Certificate(ca);
     return leaf.checkIssued(c) && leaf.verify(c.publicKey) && c.validToDate.getTime() >= now.getTime();
   });
+}
+
+/** IPv6 addresses as X.509 tooling prints them (eight groups, no zero compression), IPv4 as written. */
+function canonicalIp(ip: string): string {
+  if (isIP(ip) !== 6) return ip;
+  let text = ip.toLowerCase();
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) {
+    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, v4.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill('0'), ...right];
+  return groups.map((g) => parseInt(g, 16).toString(16)).join(':');
+}
+
+/** The names a leaf serves: its common name, DNS names and IP addresses. */
+function namesOf(leafPem: string): string {
+  const cert = new X509Certificate(leafPem);
+  const cn = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1] ?? '';
+  const sans = (cert.subjectAltName ?? '')
+    .split(', ')
+    .filter((s) => s !== '')
+    .map((s) => (s.startsWith('IP Address:') ? `IP:${canonicalIp(s.slice('IP Address:'.length))}` : s.toLowerCase()))
+    .sort();
+  return [cn, ...new Set(sans)].join(' ');
+}
+
+function wantedNames(policy: RotationPolicy): string {
+  const sans = [
+    ...policy.dnsNames.map((d) => `dns:${d.toLowerCase()}`),
+    ...policy.ips.map((ip) => `IP:${canonicalIp(ip)}`),
+  ].sort();
+  return [policy.commonName, ...new Set(sans)].join(' ');
+}
+
+/** Whether the served leaf is for other names than the policy's (the --name, --dns or --ip given changed). */
+export function namesChanged(leafPem: string, policy: RotationPolicy): boolean {
+  return namesOf(leafPem) !== wantedNames(policy);
+}
+
+/** Problems with the names and addresses of a rotation policy (checked before anything is issued or written). */
+export function policyProblems(policy: RotationPolicy): string[] {
+  const problems: string[] = [];
+  if (policy.commonName.trim() === '') problems.push('--name must not be empty');
+  const label = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
+  for (const d of policy.dnsNames) {
+    const labels = d.replace(/^\*\./, '').split('.');
+    if (d.length > 253 || !labels.every((l) => label.test(l)))
+      problems.push(
+        `--dns ${JSON.stringify(d)} is not a DNS name (letters, digits and hyphens in dot-separated labels)`,
+      );
+  }
+  for (const ip of policy.ips) if (isIP(ip) === 0) problems.push(`--ip ${JSON.stringify(ip)} is not an IP address`);
+  if (policy.dnsNames.length === 0 && policy.ips.length === 0)
+    problems.push('name at least one --dns or --ip: clients check the certificate against the address they dial');
+  return problems;
 }
 
 export function initialState(policy: RotationPolicy, now: Date): CertState {
@@ -112,6 +182,11 @@ export function rotate(state: CertState, policy: RotationPolicy, now: Date): Rot
   if (notAfter(leaf.certPem) - t < policy.leafRenewDays * DAY) {
     leaf = issue(ca);
     changes.push('renewed the serving certificate');
+  } else if (namesChanged(leaf.certPem, policy)) {
+    leaf = issue(ca);
+    changes.push(
+      `re-issued the serving certificate for ${[policy.commonName, ...policy.dnsNames, ...policy.ips].join(', ')} (the names changed)`,
+    );
   }
   return { state: { bundle, ca, leaf, next }, changes };
 }
@@ -138,23 +213,79 @@ export function loadState(dir: string): CertState | null {
   };
 }
 
-/** Writes the state; each file is replaced atomically, the bundle before the leaf so trust always comes first. */
-export function saveState(dir: string, state: CertState): void {
+/** Why a state must not be written (it would break the clients or the servers that read the directory), if so. */
+export function stateProblems(state: CertState, now: Date): string[] {
+  const problems: string[] = [];
+  const pairs: [string, KeyPair | null][] = [
+    ['signing CA', state.ca],
+    ['serving certificate', state.leaf],
+    ['next CA', state.next],
+  ];
+  for (const [what, pair] of pairs) {
+    if (pair === null) continue;
+    try {
+      if (!new X509Certificate(pair.certPem).checkPrivateKey(createPrivateKey(pair.keyPem)))
+        problems.push(`the ${what}'s key does not match its certificate`);
+    } catch (e) {
+      problems.push(`the ${what} is not a readable certificate and key: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  if (problems.length > 0) return problems;
+  const caEnd = new X509Certificate(state.ca.certPem).validToDate;
+  if (caEnd.getTime() <= now.getTime())
+    return [
+      `the signing CA expired on ${caEnd.toISOString()}; rotation cannot bridge that (no client trusts a successor yet): issue afresh with "tessera certs issue" into an empty directory and publish its ca.crt`,
+    ];
+  if (state.bundle.length === 0) problems.push('the CA bundle would be empty (every CA in it has expired)');
+  if (!state.bundle.includes(state.ca.certPem)) problems.push('the signing CA is not in the CA bundle');
+  if (state.next !== null && !state.bundle.includes(state.next.certPem))
+    problems.push('the CA being introduced is not in the CA bundle');
+  if (problems.length === 0 && !trusted(state.leaf.certPem, state.bundle, now))
+    problems.push(`the serving certificate is not valid at ${now.toISOString()} under the CA bundle`);
+  return problems;
+}
+
+/**
+ * Writes the state, after checking it (a state that would break clients is refused and nothing is written). Every
+ * file is written in full to a temporary name and synced first; then they are renamed into place, the bundle first
+ * and the serving certificate last, so that trust always comes before what it must trust.
+ */
+export function saveState(dir: string, state: CertState, now: Date = new Date()): void {
+  const problems = stateProblems(state, now);
+  if (problems.length > 0) throw new Error(`refusing to write ${dir}: ${problems.join('; ')}`);
   mkdirSync(dir, { recursive: true });
-  const write = (f: string, text: string, mode = 0o644) => {
-    writeFileSync(join(dir, `.${f}.tmp`), text, { mode });
-    renameSync(join(dir, `.${f}.tmp`), join(dir, f));
-  };
-  write(FILES.bundle, state.bundle.join(''));
-  if (state.next) {
-    write(FILES.nextCert, state.next.certPem);
-    write(FILES.nextKey, state.next.keyPem, 0o600);
-  } else {
+  const files: [string, string, number][] = [[FILES.bundle, state.bundle.join(''), 0o644]];
+  if (state.next) files.push([FILES.nextCert, state.next.certPem, 0o644], [FILES.nextKey, state.next.keyPem, 0o600]);
+  files.push(
+    [FILES.caCert, state.ca.certPem, 0o644],
+    [FILES.caKey, state.ca.keyPem, 0o600],
+    [FILES.leafKey, state.leaf.keyPem, 0o600],
+    [FILES.leafCert, state.leaf.certPem, 0o644],
+  );
+  const tmp = (f: string) => join(dir, `.${f}.tmp`);
+  try {
+    for (const [f, text, mode] of files) {
+      const fd = openSync(tmp(f), 'w', mode);
+      try {
+        writeSync(fd, text);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  } catch (e) {
+    for (const [f] of files) rmSync(tmp(f), { force: true });
+    throw e;
+  }
+  for (const [f] of files) renameSync(tmp(f), join(dir, f));
+  if (!state.next) {
     rmSync(join(dir, FILES.nextCert), { force: true });
     rmSync(join(dir, FILES.nextKey), { force: true });
   }
-  write(FILES.caCert, state.ca.certPem);
-  write(FILES.caKey, state.ca.keyPem, 0o600);
-  write(FILES.leafKey, state.leaf.keyPem, 0o600);
-  write(FILES.leafCert, state.leaf.certPem);
+  const dirFd = openSync(dir, 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
 }

@@ -2,15 +2,16 @@
 // tenant, from a snapshot file or the live cluster (current kubeconfig context).
 
 import { parseArgs } from 'node:util';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { auditPods, type DriftReport } from '../core/admission/audit.ts';
 import { staticClusterView } from '../core/admission/cluster-view.ts';
+import { staticDraLookup } from '../core/dra/lookup.ts';
+import { listDraObjects } from '../server/dra-objects.ts';
 import type { KubeNamespace, KubePod } from '../core/kube-objects.ts';
+import { fromApi, loadKubeconfig } from './kube.ts';
 import { readObjects } from './objects.ts';
 import { loadPolicy } from './policy-files.ts';
-
-export const AUDIT_USAGE =
-  'tessera audit --policy FILE|DIR [--snapshot FILE] [--json]   (without --snapshot: the live cluster of the current kubeconfig)';
+import { AUDIT_USAGE, UsageError } from './help.ts';
 
 export function formatDrift(report: DriftReport): string {
   const lines = [
@@ -37,23 +38,29 @@ export async function auditCommand(argv: string[]): Promise<number> {
     options: {
       policy: { type: 'string', multiple: true },
       snapshot: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
-  if (!values.policy) throw new Error(`--policy is required\n\n${AUDIT_USAGE}`);
+  if (!values.policy) throw new UsageError('--policy is required', AUDIT_USAGE);
   const policy = loadPolicy(values.policy);
   let namespaces: KubeNamespace[];
   let pods: KubePod[];
+  let dra: unknown[];
   if (values.snapshot) {
-    ({ namespaces, pods } = readObjects(values.snapshot));
+    ({ namespaces, pods, other: dra } = readObjects(values.snapshot));
   } else {
-    const kc = new KubeConfig();
-    kc.loadFromDefault();
+    const kc = loadKubeconfig(values.kubeconfig, values.context);
     const core = kc.makeApiClient(CoreV1Api);
-    namespaces = (await core.listNamespace()).items as KubeNamespace[];
-    pods = (await core.listPodForAllNamespaces()).items as KubePod[];
+    const [nsList, podList] = await fromApi(kc, 'list namespaces and pods', () =>
+      Promise.all([core.listNamespace(), core.listPodForAllNamespaces()]),
+    );
+    namespaces = nsList.items as KubeNamespace[];
+    pods = podList.items as KubePod[];
+    dra = await fromApi(kc, 'list DRA objects', () => listDraObjects(kc));
   }
-  const report = auditPods(pods, policy, staticClusterView(namespaces, pods));
+  const report = auditPods(pods, policy, staticClusterView(namespaces, pods, staticDraLookup(dra)));
   console.log(values.json ? JSON.stringify(report, null, 2) : formatDrift(report));
   return 0;
 }

@@ -3,21 +3,19 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { staticClusterView } from '../core/admission/cluster-view.ts';
+import { staticDraLookup } from '../core/dra/lookup.ts';
 import { runAdmission } from '../core/admission/pipeline.ts';
 import type { AdmissionRequest, AdmissionReview, UserInfo } from '../core/admission/request.ts';
 import { compilePolicy, formatProblem } from '../core/policy/compile.ts';
 import type { Policy } from '../core/policy/model.ts';
 import { readObjects, type ObjectSet } from './objects.ts';
 import { loadPolicy, readPolicyFiles } from './policy-files.ts';
-
-export const POLICY_USAGE = `tessera policy lint FILE|DIR...
-tessera policy test DIR|FILE...
-tessera policy apply --policy FILE|DIR [--context FILE] [--system-user NAME]... REVIEW.json`;
+import { POLICY_USAGE, UsageError } from './help.ts';
 
 function lint(args: string[]): number {
-  if (args.length === 0) throw new Error(`name the policy files to lint\n\n${POLICY_USAGE}`);
+  if (args.length === 0) throw new UsageError('name the policy files to lint', POLICY_USAGE);
   const files = readPolicyFiles(args);
   const result = compilePolicy(files);
   if (!result.ok) {
@@ -28,7 +26,7 @@ function lint(args: string[]): number {
   const p = result.policy;
   console.log(`ok: ${files.length} file(s), revision ${p.revision}`);
   console.log(
-    `  pools:   ${p.pools.map((x) => `${x.name} (${x.fractionMode}${x.gpuModel ? `, ${x.gpuModel}` : ''})`).join(', ') || '(none)'}`,
+    `  pools:   ${p.pools.map((x) => `${x.name} (${x.fractionMode}${x.gpuModel ? `, ${x.gpuModel}` : ''}${x.deviceClasses.length > 0 ? `, classes ${x.deviceClasses.join(' ')}` : ''})`).join(', ') || '(none)'}`,
   );
   console.log(
     `  tenants: ${p.tenants.map((x) => `${x.name} (quota ${x.quotaGpus ?? 'none'}, ${x.shareGpuWith})`).join(', ') || '(none)'}`,
@@ -114,19 +112,103 @@ function failuresOf(c: TestCase, result: ReturnType<typeof runAdmission>): strin
   return failures;
 }
 
+const SUITE_KEYS = ['policy', 'context', 'systemUsers', 'cases'];
+const CASE_KEYS = ['name', 'user', 'operation', 'namespace', 'object', 'oldObject', 'subResource', 'expect'];
+const EXPECT_KEYS = ['allowed', 'denial', 'warnings', 'violations', 'fields'];
+
+/** Levenshtein distance, for "did you mean" on misspelt keys. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length]!;
+}
+
+function unknownKeys(value: object, allowed: readonly string[], where: string): string[] {
+  return Object.keys(value)
+    .filter((k) => !allowed.includes(k))
+    .map((k) => {
+      const near = allowed.find((a) => distance(a, k) <= 2 || k.startsWith(a) || a.startsWith(k));
+      return `${where}: unknown key "${k}"${near ? `; did you mean "${near}"?` : ''} (allowed: ${allowed.join(', ')})`;
+    });
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** What is wrong with a case as written: a case that checks nothing, or checks with a misspelt key, is an error. */
+export function caseProblems(c: unknown): string[] {
+  if (!isObject(c)) return ['a case must be a mapping with name, object and expect'];
+  const problems = unknownKeys(c, CASE_KEYS, 'case');
+  if (typeof c.name !== 'string' || c.name === '') problems.push('case: "name" is missing');
+  if (!isObject(c.object)) problems.push('case: "object" (the Kubernetes object under review) is missing');
+  if (c.operation !== undefined && !['CREATE', 'UPDATE', 'DELETE', 'CONNECT'].includes(String(c.operation)))
+    problems.push(`case: operation ${JSON.stringify(c.operation)} is not CREATE, UPDATE, DELETE or CONNECT`);
+  const e = c.expect;
+  if (e === undefined || e === null) {
+    problems.push(
+      `case: "expect" is missing, so the case would check nothing; give at least one of ${EXPECT_KEYS.join(', ')}`,
+    );
+    return problems;
+  }
+  if (!isObject(e)) return [...problems, 'expect: must be a mapping'];
+  problems.push(...unknownKeys(e, EXPECT_KEYS, 'expect'));
+  if (e.allowed !== undefined && typeof e.allowed !== 'boolean') problems.push('expect.allowed: must be true or false');
+  if (e.denial !== undefined && typeof e.denial !== 'string')
+    problems.push('expect.denial: must be a regular expression');
+  for (const k of ['warnings', 'violations'] as const)
+    if (e[k] !== undefined && !isStrings(e[k])) problems.push(`expect.${k}: must be a list of strings`);
+  if (e.fields !== undefined && !isObject(e.fields)) problems.push('expect.fields: must map JSON pointers to values');
+  for (const k of ['denial', 'warnings'] as const)
+    for (const re of typeof e[k] === 'string' ? [e[k]] : isStrings(e[k]) ? e[k] : []) {
+      try {
+        new RegExp(re);
+      } catch (err) {
+        problems.push(`expect.${k}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  const checks =
+    (typeof e.allowed === 'boolean' ? 1 : 0) +
+    (typeof e.denial === 'string' ? 1 : 0) +
+    (isStrings(e.warnings) ? e.warnings.length : 0) +
+    (isStrings(e.violations) ? e.violations.length : 0) +
+    (isObject(e.fields) ? Object.keys(e.fields).length : 0);
+  if (checks === 0 && problems.length === 0)
+    problems.push(`expect: checks nothing; give at least one of ${EXPECT_KEYS.join(', ')}`);
+  return problems;
+}
+
 function runSuite(file: string): { passed: number; failed: number } {
   const suite = parseYaml(readFileSync(file, 'utf8')) as TestSuite;
-  if (!suite || !Array.isArray(suite.cases)) throw new Error(`${file}: a test suite needs "policy" and "cases"`);
+  if (!isObject(suite) || !Array.isArray(suite.cases))
+    throw new Error(`${file}: a test suite needs "policy" and "cases"`);
+  const suiteProblems = unknownKeys(suite, SUITE_KEYS, `${file}`);
+  if (suiteProblems.length > 0) throw new Error(suiteProblems.join('\n'));
   const base = dirname(file);
   const policy = loadPolicy((Array.isArray(suite.policy) ? suite.policy : [suite.policy]).map((p) => resolve(base, p)));
   const context: ObjectSet = suite.context
     ? readObjects(resolve(base, suite.context))
     : { namespaces: [], pods: [], nodes: [], other: [] };
-  const view = staticClusterView(context.namespaces, context.pods);
+  const view = staticClusterView(context.namespaces, context.pods, staticDraLookup(context.other));
   let passed = 0;
   let failed = 0;
   console.log(`${file} (policy revision ${policy.revision})`);
   suite.cases.forEach((c, i) => {
+    const label = isObject(c) && typeof c.name === 'string' && c.name !== '' ? c.name : `case ${i + 1}`;
+    const invalid = caseProblems(c);
+    if (invalid.length > 0) {
+      failed++;
+      console.log(`  INVALID ${label}`);
+      for (const f of invalid) console.log(`          ${f}`);
+      return;
+    }
     const result = runAdmission(requestOf(c, i), policy, view, { systemUsers: suite.systemUsers ?? [] });
     const failures = failuresOf(c, result);
     if (failures.length === 0) {
@@ -142,7 +224,7 @@ function runSuite(file: string): { passed: number; failed: number } {
 }
 
 function test(args: string[]): number {
-  if (args.length === 0) throw new Error(`name test suites (files or directories)\n\n${POLICY_USAGE}`);
+  if (args.length === 0) throw new UsageError('name test suites (files or directories)', POLICY_USAGE);
   const files: string[] = [];
   for (const a of args) {
     files.push(...suiteFiles(a));
@@ -176,10 +258,14 @@ function apply(args: string[]): number {
       policy: { type: 'string', multiple: true },
       context: { type: 'string' },
       'system-user': { type: 'string', multiple: true },
+      output: { type: 'string', short: 'o' },
     },
   });
   if (!values.policy || positionals.length !== 1)
-    throw new Error(`--policy and one REVIEW.json are required\n\n${POLICY_USAGE}`);
+    throw new UsageError('--policy and one REVIEW.json are required', POLICY_USAGE);
+  const output = values.output;
+  if (output !== undefined && output !== 'json' && output !== 'yaml')
+    throw new UsageError(`-o ${output}: write -o json or -o yaml (the object after mutation)`, POLICY_USAGE);
   const policy: Policy = loadPolicy(values.policy);
   const context = values.context ? readObjects(values.context) : { namespaces: [], pods: [], nodes: [], other: [] };
   const review = JSON.parse(readFileSync(positionals[0]!, 'utf8')) as AdmissionReview;
@@ -189,13 +275,25 @@ function apply(args: string[]): number {
   const result = runAdmission(
     { ...review.request, userInfo: review.request.userInfo ?? {} },
     policy,
-    staticClusterView(context.namespaces, context.pods),
+    staticClusterView(context.namespaces, context.pods, staticDraLookup(context.other)),
     { systemUsers: values['system-user'] ?? [] },
   );
-  console.log(
-    JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: result.response }, null, 2),
-  );
-  return 0;
+  const allowed = result.response.allowed;
+  if (output === undefined) {
+    console.log(
+      JSON.stringify(
+        { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: result.response },
+        null,
+        2,
+      ),
+    );
+  } else if (allowed) {
+    // The object as it would be stored: the request's object with the mutating patch applied.
+    console.log(output === 'json' ? JSON.stringify(result.object, null, 2) : stringifyYaml(result.object).trimEnd());
+  }
+  for (const w of result.response.warnings ?? []) if (output !== undefined) console.error(`warning: ${w}`);
+  if (!allowed) console.error(`denied: ${result.response.status?.message ?? '(no message)'}`);
+  return allowed ? 0 : 1;
 }
 
 export function policyCommand(argv: string[]): number {
@@ -203,5 +301,5 @@ export function policyCommand(argv: string[]): number {
   if (sub === 'lint') return lint(rest);
   if (sub === 'test') return test(rest);
   if (sub === 'apply') return apply(rest);
-  throw new Error(`unknown policy command "${sub ?? ''}"\n\n${POLICY_USAGE}`);
+  throw new UsageError(`unknown policy command "${sub ?? ''}"`, POLICY_USAGE);
 }

@@ -1,18 +1,11 @@
 // `tessera serve webhook`: runs a server until SIGTERM, then drains and exits.
 
 import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { startExtender } from '../extender/server.ts';
 import { startWebhook } from '../webhook/server.ts';
-
-export const SERVE_USAGE = `tessera serve webhook --policy-dir DIR [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8443]
-                     [--system-user NAME]... [--kubeconfig FILE] [--audit-interval SECONDS] [--log-level info]
-tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8888]
-                     [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--kubeconfig FILE]
-  Tessera's own service accounts (--system-user, e.g. system:serviceaccount:tessera-system:tessera-extender) may write
-  system-owned annotations. Without --kubeconfig the in-cluster configuration (or $KUBECONFIG) is used. With
-  --lease-namespace the extender elects a leader through a Lease and only the leader serves.`;
+import { loadKubeconfig } from './kube.ts';
+import { SERVE_USAGE, UsageError } from './help.ts';
 
 async function untilSignal(): Promise<void> {
   await new Promise<void>((resolve) => {
@@ -20,16 +13,24 @@ async function untilSignal(): Promise<void> {
   });
 }
 
-function kubeconfig(file: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (file) kc.loadFromFile(file);
-  else kc.loadFromDefault();
-  return kc;
+function tls(cert: string | undefined, key: string | undefined): { tls?: { certFile: string; keyFile: string } } {
+  if (Boolean(cert) !== Boolean(key)) throw new UsageError('--tls-cert and --tls-key go together', SERVE_USAGE);
+  return cert ? { tls: { certFile: cert, keyFile: key! } } : {};
 }
 
-function tls(cert: string | undefined, key: string | undefined): { tls?: { certFile: string; keyFile: string } } {
-  if (Boolean(cert) !== Boolean(key)) throw new Error('--tls-cert and --tls-key go together');
-  return cert ? { tls: { certFile: cert, keyFile: key! } } : {};
+/** --port: an integer port (0 picks a free one). */
+function portOf(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) throw new UsageError(`--port ${text}: expected a port number`, SERVE_USAGE);
+  return port;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function logLevelOf(text: string): string {
+  if (!LOG_LEVELS.includes(text))
+    throw new UsageError(`--log-level ${text}: expected one of ${LOG_LEVELS.join(', ')}`, SERVE_USAGE);
+  return text;
 }
 
 /** Options both servers take. */
@@ -39,6 +40,7 @@ const SERVER_OPTIONS = {
   'tls-key': { type: 'string' },
   host: { type: 'string', default: '0.0.0.0' },
   kubeconfig: { type: 'string' },
+  context: { type: 'string' },
   'log-level': { type: 'string', default: 'info' },
 } as const;
 
@@ -52,16 +54,20 @@ async function serveWebhook(argv: string[]): Promise<number> {
       'audit-interval': { type: 'string', default: '60' },
     },
   });
-  if (!values['policy-dir']) throw new Error(`--policy-dir is required\n\n${SERVE_USAGE}`);
-  const log = pino({ level: values['log-level'], base: { component: 'tessera-webhook' } });
+  if (!values['policy-dir']) throw new UsageError('--policy-dir is required', SERVE_USAGE);
+  const port = portOf(values.port);
+  const auditSeconds = Number(values['audit-interval']);
+  if (!(auditSeconds > 0))
+    throw new UsageError(`--audit-interval ${values['audit-interval']}: expected seconds, e.g. 60`, SERVE_USAGE);
+  const log = pino({ level: logLevelOf(values['log-level']), base: { component: 'tessera-webhook' } });
   const hook = await startWebhook({
     policyDir: values['policy-dir'],
     host: values.host,
-    port: Number(values.port),
+    port,
     ...tls(values['tls-cert'], values['tls-key']),
-    kubeconfig: kubeconfig(values.kubeconfig),
+    kubeconfig: loadKubeconfig(values.kubeconfig, values.context),
     systemUsers: values['system-user'],
-    auditIntervalMs: Number(values['audit-interval']) * 1000,
+    auditIntervalMs: auditSeconds * 1000,
     log,
   });
   await untilSignal();
@@ -82,12 +88,13 @@ async function serveExtender(argv: string[]): Promise<number> {
       'lease-name': { type: 'string', default: 'tessera-extender' },
     },
   });
-  const log = pino({ level: values['log-level'], base: { component: 'tessera-extender' } });
+  const port = portOf(values.port);
+  const log = pino({ level: logLevelOf(values['log-level']), base: { component: 'tessera-extender' } });
   const ext = await startExtender({
-    kubeconfig: kubeconfig(values.kubeconfig),
+    kubeconfig: loadKubeconfig(values.kubeconfig, values.context),
     ...(values['policy-dir'] ? { policyDir: values['policy-dir'] } : {}),
     host: values.host,
-    port: Number(values.port),
+    port,
     prefix: values.prefix,
     ...tls(values['tls-cert'], values['tls-key']),
     ...(values.strategy ? { strategy: values.strategy } : {}),
@@ -106,5 +113,5 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const [what, ...rest] = argv;
   if (what === 'webhook') return serveWebhook(rest);
   if (what === 'extender') return serveExtender(rest);
-  throw new Error(`unknown server "${what ?? ''}"\n\n${SERVE_USAGE}`);
+  throw new UsageError(`unknown server "${what ?? ''}"`, SERVE_USAGE);
 }

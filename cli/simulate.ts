@@ -6,16 +6,10 @@ import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { publishedFor, meanAndSd, type PublishedSummary } from '../core/simulation/published.ts';
 import { REPORTED_LOADS, replay, type ReplayResult } from '../core/simulation/replay.ts';
-import { parseTraceNodes, parseTracePods } from '../core/simulation/trace.ts';
+import { parseTraceNodes, parseTracePods, traceWarnings } from '../core/simulation/trace.ts';
 import { DEFAULT_STRATEGY, STRATEGIES, strategyNamed } from '../core/scoring/strategy-registry.ts';
 import { parseSeeds } from './seeds.ts';
-
-export const SIMULATE_USAGE = `tessera simulate --nodes NODES.csv --pods PODS.csv [--strategy NAME[,NAME...]] [--seeds 42-51]
-                 [--tune 1.3] [--published FILE] [--decisions FILE] [--json]
-
-  Replays an Alibaba openb trace with the FGD paper's protocol and reports unallocated GPU % at
-  ${REPORTED_LOADS.join('/')} % arrived load. Strategies: ${Object.keys(STRATEGIES).join(', ')} (default ${DEFAULT_STRATEGY}; "all" runs every one).
-  --published defaults to fgd-expected-results/analysis_allo_discrete.csv beside the pod list.`;
+import { SIMULATE_USAGE, UsageError } from './help.ts';
 
 function fmt(v: number | undefined): string {
   return v === undefined || Number.isNaN(v) ? '   -  ' : v.toFixed(2).padStart(6);
@@ -62,7 +56,13 @@ function humanReport(
   return out.join('\n');
 }
 
-export function simulateCommand(argv: string[]): number {
+/** Where progress goes: stderr, and only when it is a terminal (never into a pipe, a file or --json stdout). */
+export interface ProgressStream {
+  readonly isTTY?: boolean;
+  write(text: string): unknown;
+}
+
+export function simulateCommand(argv: string[], progress: ProgressStream = process.stderr): number {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -82,9 +82,10 @@ export function simulateCommand(argv: string[]): number {
     console.log(SIMULATE_USAGE);
     return 0;
   }
-  if (!values.nodes || !values.pods) throw new Error(`--nodes and --pods are required\n\n${SIMULATE_USAGE}`);
+  if (!values.nodes || !values.pods) throw new UsageError('--nodes and --pods are required', SIMULATE_USAGE);
   const tune = Number(values.tune);
-  if (!(tune > 0 && tune <= 5)) throw new Error(`--tune ${values.tune}: expected a share of capacity such as 1.3`);
+  if (!(tune > 0 && tune <= 5))
+    throw new UsageError(`--tune ${values.tune}: expected a share of capacity such as 1.3`, SIMULATE_USAGE);
   const names =
     values.strategy === 'all'
       ? Object.keys(STRATEGIES)
@@ -93,11 +94,26 @@ export function simulateCommand(argv: string[]): number {
   const seeds = parseSeeds(values.seeds);
   const nodes = parseTraceNodes(readFileSync(values.nodes, 'utf8'));
   const pods = parseTracePods(readFileSync(values.pods, 'utf8'));
+  const warnings = traceWarnings(nodes, pods);
+  for (const w of warnings) console.error(`warning: ${w}`);
   const workload = basename(values.pods).replace(/\.csv$/, '');
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
   const runs: ReplayResult[] = [];
-  for (const strategy of strategies) for (const seed of seeds) runs.push(replay(nodes, pods, { seed, strategy, tune }));
+  const total = strategies.length * seeds.length;
+  const tty = progress.isTTY === true;
+  for (const strategy of strategies)
+    for (const seed of seeds) {
+      if (tty)
+        progress.write(
+          `\r\x1b[Ksimulating ${workload}: run ${runs.length + 1}/${total} (${strategy.name}, seed ${seed}), ${((performance.now() - started) / 1000).toFixed(0)} s`,
+        );
+      runs.push(replay(nodes, pods, { seed, strategy, tune }));
+    }
+  if (tty) progress.write('\r\x1b[K');
   const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuStarted);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   if (values.decisions) writeFileSync(values.decisions, decisionsCsv(runs));
   const publishedPath =
     values.published ?? join(dirname(values.pods), 'fgd-expected-results', 'analysis_allo_discrete.csv');
@@ -109,6 +125,7 @@ export function simulateCommand(argv: string[]): number {
       workload,
       tune,
       seconds,
+      cpuSeconds,
       runs: runs.map((r) => ({
         seed: r.seed,
         strategy: r.strategy,
@@ -117,6 +134,7 @@ export function simulateCommand(argv: string[]): number {
         unallocated: r.unallocated,
       })),
       published: published.map((p) => ({ policy: p.policy, seeds: p.seeds, unallocated: p.mean, sd: p.sd })),
+      warnings,
     };
     console.log(JSON.stringify(out, null, 2));
   } else {

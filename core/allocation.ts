@@ -24,6 +24,8 @@ export interface Allocation {
   readonly equivalents: number;
   /** The pod's spec.priority: preemption takes victims below the preemptor's. */
   readonly priority: number;
+  /** The Tessera pool the pod was admitted to (tessera.io/pool), for chargeback; null outside pools. */
+  readonly pool: string | null;
 }
 
 /** What a placement reserves: fraction GPUs, or device-plugin resources, and whether a GPU is shared. */
@@ -43,6 +45,7 @@ export interface AllocationSpec {
   /** Set for a reservation made at bind and not yet seen bound. */
   readonly assumedUntil?: number | null;
   readonly priority?: number;
+  readonly pool?: string | null;
 }
 
 export function newAllocation(spec: AllocationSpec): Allocation {
@@ -61,5 +64,6 @@ export function newAllocation(spec: AllocationSpec): Allocation {
     assumedUntil: spec.assumedUntil ?? null,
     equivalents: spec.equivalents ?? 0,
     priority: spec.priority ?? 0,
+    pool: spec.pool ?? null,
   };
 }

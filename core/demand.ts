@@ -85,7 +85,7 @@ function resourceNames(containers: readonly KubeContainer[], overhead: ResourceL
  * Kubernetes' effective request for one resource: the larger of (app containers + sidecars) and, for each regular init
  * container, its own request plus the sidecars started before it; plus pod overhead.
  */
-function effectiveRequest(pod: KubePod, resource: string, read: (raw: string | number) => number): number {
+export function effectiveRequest(pod: KubePod, resource: string, read: (raw: string | number) => number): number {
   const spec = pod.spec ?? {};
   let sidecars = 0;
   let initPeak = 0;
@@ -104,7 +104,7 @@ function effectiveRequest(pod: KubePod, resource: string, read: (raw: string | n
   return Math.max(app + sidecars, initPeak) + (overhead === undefined ? 0 : read(overhead));
 }
 
-function wholeCount(raw: string | number): number {
+export function wholeCount(raw: string | number): number {
   const value = parseQuantity(raw);
   if (!Number.isInteger(value) || value < 0) throw new QuantityError(`"${raw}" must be a whole, non-negative number`);
   return value;

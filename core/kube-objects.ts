@@ -39,7 +39,12 @@ export interface KubeContainer {
   image?: string;
   env?: EnvVar[] | null;
   envFrom?: unknown[] | null;
-  resources?: { requests?: ResourceList | null; limits?: ResourceList | null } | null;
+  resources?: {
+    requests?: ResourceList | null;
+    limits?: ResourceList | null;
+    /** DRA: entries of spec.resourceClaims (and a request in the claim) this container uses. */
+    claims?: { name: string; request?: string }[] | null;
+  } | null;
   securityContext?: { privileged?: boolean | null; [key: string]: unknown } | null;
   volumeMounts?: { name: string; mountPath: string }[] | null;
   /** `Always` marks a sidecar (restartable init container), which runs beside the app containers. */
@@ -72,6 +77,10 @@ export interface PodSpec {
   nodeSelector?: Record<string, string> | null;
   affinity?: Record<string, unknown> | null;
   volumes?: { name: string; hostPath?: { path: string; type?: string } | null; [key: string]: unknown }[] | null;
+  /** DRA: the claims the pod uses, each by ResourceClaim or ResourceClaimTemplate name. */
+  resourceClaims?:
+    | { name: string; resourceClaimName?: string | null; resourceClaimTemplateName?: string | null }[]
+    | null;
 }
 
 export interface KubePod {

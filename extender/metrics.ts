@@ -19,7 +19,7 @@ export class ExtenderMetrics {
   });
   readonly rollbacks = new Counter({
     name: 'tessera_extender_bind_rollbacks_total',
-    help: 'Binds rolled back after a failed write',
+    help: 'Binds whose reservation was dropped because the Binding failed (nothing was written)',
     registers: [this.registry],
   });
   readonly filterReasons = new Counter({
@@ -63,6 +63,25 @@ export class ExtenderMetrics {
   readonly fragmentation = new Gauge({
     name: 'tessera_fragmentation_ratio',
     help: 'Free GPU capacity of fraction nodes that the typical pods cannot use, as a share of all free capacity',
+    registers: [this.registry],
+  });
+
+  readonly podAllocated = new Gauge({
+    name: 'tessera_pod_gpu_equivalents',
+    help: 'GPU-equivalents each running pod holds, as quota counts them; one series per GPU on fraction nodes (gpu="" elsewhere)',
+    labelNames: ['namespace', 'pod', 'tenant', 'pool', 'node', 'gpu'] as const,
+    registers: [this.registry],
+  });
+  readonly tenantQuota = new Gauge({
+    name: 'tessera_tenant_quota_gpu_equivalents',
+    help: "Each tenant's GPU quota in GPU-equivalents, from the policy in force (tenants without a quota are absent)",
+    labelNames: ['tenant'] as const,
+    registers: [this.registry],
+  });
+  readonly pending = new Gauge({
+    name: 'tessera_pending_gpu_pods',
+    help: 'GPU pods waiting to be scheduled, by the reason code kube-scheduler last reported (waiting: not tried yet)',
+    labelNames: ['reason'] as const,
     registers: [this.registry],
   });
 

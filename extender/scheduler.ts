@@ -1,9 +1,10 @@
 // The extender's decisions, apart from HTTP: filter, prioritize, bind and preempt over the shared SchedulingState.
-// Bind is the single commit point: under a per-node lock it re-checks the fit and the tenant's quota, records the
-// assignment with a resourceVersion-guarded write, creates the Binding, and rolls back on any error.
+// Bind is the single commit point: under a per-node lock it re-checks the fit and the tenant's quota, then creates the
+// Binding carrying the assignment annotations (one write, UID precondition), and drops the reservation on any error.
 
 import type { Logger } from 'pino';
 import { formatAssignment, visibleDevices } from '../core/assignment.ts';
+import type { Placement } from '../core/fit.ts';
 import type { KubeNode, KubePod } from '../core/kube-objects.ts';
 import { newAllocation, type Allocation } from '../core/allocation.ts';
 import { chooseVictims } from '../core/scheduling/preemption.ts';
@@ -45,6 +46,16 @@ export interface SchedulerOptions {
   /** How long an assumed placement lives before the informer must have confirmed it. */
   readonly assumeTtlMs?: number;
   readonly now?: () => number;
+}
+
+/** A placement bind has reserved in the ledger and is about to write. */
+interface Reservation {
+  readonly pod: KubePod;
+  readonly allocation: Allocation;
+  /** The pod's earlier record, put back if the write fails. */
+  readonly own: Allocation | undefined;
+  readonly placement: Placement;
+  readonly tenant: string | null;
 }
 
 export class ExtenderScheduler {
@@ -153,85 +164,89 @@ export class ExtenderScheduler {
   async bind(args: ExtenderBindingArgs): Promise<{ Error: string }> {
     const { podNamespace: namespace, podName: name, node } = args;
     const where = { pod: `${namespace}/${name}`, node };
-    return this.locks.run(node, async () => {
-      const pod = this.o.podLookup(namespace, name) ?? (await this.o.writer.readPod(namespace, name));
-      if (!pod) return this.refuse('error', where, `pod ${namespace}/${name} not found`);
-      if (pod.metadata?.uid !== args.podUID)
-        return this.refuse(
-          'error',
-          where,
-          `pod ${namespace}/${name} has UID ${pod.metadata?.uid}, not ${args.podUID}; it was recreated`,
-        );
-      const ctx = podContext(this.o.state, pod);
-      if (!ctx.ok) return this.refuse('unfit', where, ctx.reason.message);
-      // Re-check on the freshest state, without the cache, excluding any earlier record of this very pod.
-      const own = this.o.state.ledger.remove(pod.metadata.uid);
-      const verdict = evaluateNode(this.o.state, ctx.pod, node, this.o.strategy, this.scoring);
-      const quota = verdict.feasible ? quotaReason(this.o.state, ctx.pod) : null;
-      if (!verdict.feasible || quota) {
+    // The decision and the reservation under the node's lock; the API write after it, so that binds to one node (a
+    // packing strategy sends several pods in a row) do not queue behind each other's round trips. A later bind to the
+    // node already sees this reservation.
+    const decided = await this.locks.run(node, () => this.reserve(args, where));
+    if ('Error' in decided) return decided;
+    const { pod, allocation, own, placement, tenant } = decided;
+    const uid = allocation.uid;
+    // One write: the Binding carries the assignment (fraction nodes), so the pod is bound with its record or not at
+    // all. Device-plugin nodes get a plain Binding; kubelet and the device plugin pick the device.
+    const annotations: Record<string, string> = {};
+    if (placement.gpus.length > 0) {
+      const assignment = { node, gpus: placement.gpus };
+      annotations[ASSIGNMENT] = formatAssignment(assignment);
+      annotations[VISIBLE_DEVICES] = visibleDevices(assignment);
+    }
+    try {
+      await this.o.writer.bindPod(namespace, name, pod.metadata?.uid ?? uid, node, annotations);
+    } catch (e) {
+      // Nothing was written: put the ledger back as it was, unless the informer has meanwhile seen the pod bound (a
+      // Binding that succeeded but whose answer was lost), whose record then stands.
+      if (this.o.state.ledger.get(uid) === allocation) {
+        this.o.state.removePod(uid);
         if (own) this.o.state.ledger.add(own);
-        return this.refuse(quota ? 'quota' : 'unfit', where, (quota ?? verdict.reason)!.message);
       }
-      const placement = verdict.placement!;
-      const policy = this.o.state.policy;
-      const allocation = newAllocation({
-        pod: ctx.pod.demand,
-        tenant: ctx.pod.tenant,
-        node,
-        holding: placement,
-        assumedUntil: this.now() + (this.o.assumeTtlMs ?? 30_000),
-        equivalents: policy ? podEquivalents(ctx.pod.demand, policy) : 0,
-        priority: pod.spec?.priority ?? 0,
-      });
-      this.o.state.assume(allocation);
-      let annotated = false;
-      try {
-        if (placement.gpus.length > 0) {
-          const assignment = { node, gpus: placement.gpus };
-          await this.o.writer.annotatePod(namespace, name, pod.metadata.resourceVersion ?? '', {
-            [ASSIGNMENT]: formatAssignment(assignment),
-            [VISIBLE_DEVICES]: visibleDevices(assignment),
-          });
-          annotated = true;
-        }
-        await this.o.writer.bindPod(namespace, name, pod.metadata.uid, node);
-      } catch (e) {
-        this.o.state.removePod(pod.metadata.uid);
-        this.o.metrics.rollbacks.inc();
-        if (annotated) await this.undoAnnotations(namespace, name);
-        const conflict = e instanceof ConflictError;
-        return this.refuse(
-          conflict ? 'conflict' : 'error',
-          where,
-          `${conflict ? 'bind conflict' : 'bind failed'}: ${e instanceof Error ? e.message : String(e)}; rolled back`,
-        );
-      }
-      this.o.metrics.binds.inc({ outcome: 'bound' });
-      this.o.log.info(
-        { ...where, gpus: placement.gpus, resources: placement.resources, tenant: ctx.pod.tenant },
-        'bound',
+      this.o.metrics.rollbacks.inc();
+      const conflict = e instanceof ConflictError;
+      return this.refuse(
+        conflict ? 'conflict' : 'error',
+        where,
+        `${conflict ? 'bind conflict' : 'bind failed'}: ${e instanceof Error ? e.message : String(e)}; reservation dropped`,
       );
-      return { Error: '' };
-    });
+    }
+    this.o.metrics.binds.inc({ outcome: 'bound' });
+    this.o.log.info({ ...where, gpus: placement.gpus, resources: placement.resources, tenant }, 'bound');
+    return { Error: '' };
   }
 
-  private async undoAnnotations(namespace: string, name: string): Promise<void> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const fresh = await this.o.writer.readPod(namespace, name);
-        if (!fresh || fresh.spec?.nodeName) return;
-        await this.o.writer.annotatePod(namespace, name, fresh.metadata?.resourceVersion ?? '', {
-          [ASSIGNMENT]: null,
-          [VISIBLE_DEVICES]: null,
-        });
-        return;
-      } catch (e) {
-        this.o.log.warn(
-          { pod: `${namespace}/${name}`, attempt, err: e instanceof Error ? e.message : String(e) },
-          'rollback of the assignment failed; retrying',
-        );
-      }
+  /** Re-checks the fit and the quota on the freshest state and reserves the placement, or says why not. */
+  private async reserve(
+    args: ExtenderBindingArgs,
+    where: { pod: string; node: string },
+  ): Promise<{ Error: string } | Reservation> {
+    const { podNamespace: namespace, podName: name, node } = args;
+    const pod = await this.podToBind(namespace, name, args.podUID);
+    if (!pod) return this.refuse('error', where, `pod ${namespace}/${name} not found`);
+    if (pod.metadata?.uid !== args.podUID)
+      return this.refuse(
+        'conflict',
+        where,
+        `pod ${namespace}/${name} has UID ${pod.metadata?.uid}, not ${args.podUID}; it was recreated`,
+      );
+    const ctx = podContext(this.o.state, pod);
+    if (!ctx.ok) return this.refuse('unfit', where, ctx.reason.message);
+    // From here to assume() nothing awaits: the check and the reservation are one step for every other bind.
+    // Re-check without the cache, excluding any earlier record of this very pod.
+    const own = this.o.state.ledger.remove(pod.metadata.uid);
+    const verdict = evaluateNode(this.o.state, ctx.pod, node, this.o.strategy, this.scoring);
+    const quota = verdict.feasible ? quotaReason(this.o.state, ctx.pod) : null;
+    if (!verdict.feasible || quota) {
+      if (own) this.o.state.ledger.add(own);
+      return this.refuse(quota ? 'quota' : 'unfit', where, (quota ?? verdict.reason)!.message);
     }
+    const placement = verdict.placement!;
+    const policy = this.o.state.policy;
+    const allocation = newAllocation({
+      pod: ctx.pod.demand,
+      tenant: ctx.pod.tenant,
+      node,
+      holding: placement,
+      assumedUntil: this.now() + (this.o.assumeTtlMs ?? 30_000),
+      equivalents: policy ? podEquivalents(ctx.pod.demand, policy) + (ctx.pod.draEquivalents ?? 0) : 0,
+      priority: pod.spec?.priority ?? 0,
+      pool: ctx.pod.demand.intent.pool,
+    });
+    this.o.state.assume(allocation);
+    return { pod, allocation, own, placement, tenant: ctx.pod.tenant };
+  }
+
+  /** The pod to bind: the informer's copy, or the API's when the informer has none or an older pod of that name. */
+  private async podToBind(namespace: string, name: string, uid: string): Promise<KubePod | null> {
+    const cached = this.o.podLookup(namespace, name);
+    if (cached && cached.metadata?.uid === uid) return cached;
+    return (await this.o.writer.readPod(namespace, name)) ?? cached ?? null;
   }
 
   private refuse(outcome: 'unfit' | 'quota' | 'conflict' | 'error', where: object, message: string): { Error: string } {
@@ -268,11 +283,32 @@ export class ExtenderScheduler {
     return { NodeNameToMetaVictims: out };
   }
 
+  /** Per-pod allocation (chargeback), quotas and pending pods; series of ended pods disappear at the next scrape. */
+  private observePods(): void {
+    const m = this.o.metrics;
+    m.podAllocated.reset();
+    m.tenantQuota.reset();
+    m.pending.reset();
+    for (const a of this.o.state.ledger.all()) {
+      if (a.equivalents <= 0) continue;
+      const labels = { namespace: a.namespace, pod: a.name, tenant: a.tenant ?? '', pool: a.pool ?? '', node: a.node };
+      const milli = a.gpus.reduce((s, g) => s + g.milli, 0);
+      if (a.gpus.length === 0 || milli === 0) m.podAllocated.set({ ...labels, gpu: '' }, a.equivalents);
+      else
+        for (const g of a.gpus)
+          m.podAllocated.set({ ...labels, gpu: String(g.index) }, (a.equivalents * g.milli) / milli);
+    }
+    for (const t of this.o.state.policy?.tenants ?? [])
+      if (t.quotaGpus !== null) m.tenantQuota.set({ tenant: t.name }, t.quotaGpus);
+    for (const [reason, n] of this.o.state.pendingByReason()) m.pending.set({ reason }, n);
+  }
+
   /** Refreshes the allocation gauges (called at scrape time). */
   observe(): void {
     const m = this.o.metrics;
     m.gpuAllocated.reset();
     m.tenantAllocated.reset();
+    this.observePods();
     let free = 0;
     let fragmented = 0;
     for (const node of this.o.state.nodes.values()) {

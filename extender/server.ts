@@ -9,11 +9,13 @@ import type { KubeNamespace, KubeNode, KubePod } from '../core/kube-objects.ts';
 import { SchedulingState } from '../core/scheduling/state.ts';
 import { DEFAULT_STRATEGY, strategyNamed } from '../core/scoring/strategy-registry.ts';
 import { gpuPodShapes, typicalShapes } from '../core/scoring/workload-profile.ts';
+import { type ApiProbeOptions, ClusterConnection } from '../server/cluster-connection.ts';
 import { PolicyStore } from '../server/policy-store.ts';
 import { serve, type Serving } from '../server/serve.ts';
-import type { TlsFiles } from '../server/tls-files.ts';
+import { checkTls, type TlsFiles } from '../server/tls-files.ts';
 import { WatchedResource } from '../server/watched-resource.ts';
 import { createExtenderApp } from './app.ts';
+import { type DraWatches, watchDraInto } from './dra-watch.ts';
 import { reconcileCapacity } from './capacity.ts';
 import { kubernetesWriter, type ClusterWriter } from './cluster-writer.ts';
 import { LeaderElector } from './leader.ts';
@@ -34,6 +36,8 @@ export interface ExtenderOptions {
   readonly identity?: string;
   readonly assumeTtlMs?: number;
   readonly writer?: ClusterWriter;
+  /** How the API server is probed (see server/cluster-connection.ts); tests shorten it. */
+  readonly apiProbe?: ApiProbeOptions;
   readonly log: Logger;
 }
 
@@ -43,35 +47,54 @@ export interface RunningExtender {
   readonly state: SchedulingState;
   readonly scheduler: ExtenderScheduler;
   readonly metrics: ExtenderMetrics;
+  /** Leader, the API server answers, caches synced from it, a policy in force (when a policy directory is given). */
   ready(): boolean;
   close(): Promise<void>;
 }
 
 export async function startExtender(options: ExtenderOptions): Promise<RunningExtender> {
   const { log, kubeconfig: kc } = options;
+  // Checked before anything starts, so that a bad start leaves nothing running.
+  if (options.tls) checkTls(options.tls);
   const metrics = new ExtenderMetrics();
   const state = new SchedulingState();
   const writer = options.writer ?? kubernetesWriter(kc);
-  const cluster = watchCluster(kc, log);
+  const dra = watchDraInto(kc, state, log);
+  const cluster = watchCluster(kc, log, options.apiProbe, dra);
   const policies = options.policyDir ? loadPolicy(options.policyDir, state, log) : null;
   const scheduler = buildScheduler(options, { state, writer, metrics, pods: cluster.pods });
   // Until electLeader runs there is no elector and this replica counts as leading, so the initial sync reconciles.
   let leader: LeaderElector | null = null;
+  let closed = false;
   const isLeader = () => leader === null || leader.isLeader;
   const reconcile = capacityReconciler(writer, isLeader, log);
   feedState(cluster, state, reconcile, log);
-  await syncCluster(cluster);
-  const stopUpkeep = startUpkeep(scheduler, cluster.pods);
+  const upkeep = startUpkeep(scheduler, cluster.pods);
+  // The state is rebuilt from the API in the background (namespaces, then nodes, then pods); readiness waits for it,
+  // and until then every verb answers why it cannot serve.
+  cluster.connection.start();
+  void cluster.pods.whenSynced().then(() => {
+    if (closed) return;
+    upkeep.refreshProfile();
+    log.info({ nodes: state.nodes.size, allocations: state.ledger.size }, 'state rebuilt from the API');
+  });
   leader = electLeader(options, metrics, () => {
     for (const n of cluster.nodes.list()) reconcile(n as KubeNode);
   });
-  const notReady = readiness(cluster, policies, isLeader);
-  const serving = await serveScheduler(options, scheduler, metrics, notReady);
+  const notReady = readiness(cluster.connection, policies, isLeader, () => closed);
+  let serving: Serving;
+  try {
+    serving = await serveScheduler(options, scheduler, metrics, notReady);
+  } catch (e) {
+    closed = true;
+    upkeep.stop();
+    policies?.close();
+    await leader?.stop();
+    await cluster.connection.stop();
+    throw e;
+  }
   const url = `${serving.url}${options.prefix ?? ''}`;
-  log.info(
-    { url, nodes: state.nodes.size, allocations: state.ledger.size },
-    'extender serving; state rebuilt from the API',
-  );
+  log.info({ url }, 'extender serving');
   return {
     url,
     port: serving.port,
@@ -80,35 +103,39 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
     metrics,
     ready: () => notReady() === null,
     async close() {
-      stopUpkeep();
+      closed = true;
+      upkeep.stop();
       policies?.close();
       await leader?.stop();
       await serving.close();
-      await Promise.all([cluster.nodes.stop(), cluster.pods.stop(), cluster.namespaces.stop()]);
+      await cluster.connection.stop();
     },
   };
 }
 
-/** The informers the scheduling state is rebuilt from on every start. */
+/** The informers the scheduling state is rebuilt from on every start, and whether they can be trusted. */
 interface ClusterWatch {
   readonly nodes: WatchedResource<V1Node>;
   readonly pods: WatchedResource<V1Pod>;
   readonly namespaces: WatchedResource<V1Namespace>;
+  readonly connection: ClusterConnection;
 }
 
-function watchCluster(kc: KubeConfig, log: Logger): ClusterWatch {
+function watchCluster(kc: KubeConfig, log: Logger, probe: ApiProbeOptions | undefined, dra: DraWatches): ClusterWatch {
   const core = kc.makeApiClient(CoreV1Api);
-  return {
-    nodes: new WatchedResource<V1Node>(kc, '/api/v1/nodes', () => core.listNode(), log, 'nodes'),
-    pods: new WatchedResource<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces(), log, 'pods'),
-    namespaces: new WatchedResource<V1Namespace>(
-      kc,
-      '/api/v1/namespaces',
-      () => core.listNamespace(),
-      log,
-      'namespaces',
-    ),
-  };
+  const nodes = new WatchedResource<V1Node>(kc, '/api/v1/nodes', () => core.listNode(), log, 'nodes');
+  const pods = new WatchedResource<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces(), log, 'pods');
+  const namespaces = new WatchedResource<V1Namespace>(
+    kc,
+    '/api/v1/namespaces',
+    () => core.listNamespace(),
+    log,
+    'namespaces',
+  );
+  // DRA objects and namespaces first so that pods land with their claims and tenants; nodes before pods so that pods
+  // find their nodes.
+  const connection = new ClusterConnection(kc, [...dra, namespaces, nodes, pods], log, probe);
+  return { nodes, pods, namespaces, connection };
 }
 
 /** Pools, tenants and quotas from the policy files, hot-reloaded into the state. */
@@ -179,18 +206,11 @@ function feedState(cluster: ClusterWatch, state: SchedulingState, reconcile: (n:
   cluster.pods.on('delete', (p) => state.removePod(p.metadata?.uid ?? ''));
 }
 
-/**
- * The initial list of each informer fires the add handlers. Namespaces first so that pods land with their tenants;
- * nodes before pods so that pods find their nodes.
- */
-async function syncCluster(cluster: ClusterWatch): Promise<void> {
-  await cluster.namespaces.start();
-  await cluster.nodes.start();
-  await cluster.pods.start();
-}
-
-/** Refreshes the workload profile scoring uses and expires stale assumed placements; returns a stop function. */
-function startUpkeep(scheduler: ExtenderScheduler, pods: WatchedResource<V1Pod>): () => void {
+/** Refreshes the workload profile scoring uses and expires stale assumed placements. */
+function startUpkeep(
+  scheduler: ExtenderScheduler,
+  pods: WatchedResource<V1Pod>,
+): { refreshProfile: () => void; stop: () => void } {
   const refreshProfile = () => {
     scheduler.setProfile(typicalShapes(gpuPodShapes(pods.list() as KubePod[])));
   };
@@ -199,9 +219,12 @@ function startUpkeep(scheduler: ExtenderScheduler, pods: WatchedResource<V1Pod>)
   profileTimer.unref();
   const expireTimer = setInterval(() => scheduler.expire(), 5_000);
   expireTimer.unref();
-  return () => {
-    clearInterval(profileTimer);
-    clearInterval(expireTimer);
+  return {
+    refreshProfile,
+    stop() {
+      clearInterval(profileTimer);
+      clearInterval(expireTimer);
+    },
   };
 }
 
@@ -233,10 +256,17 @@ function electLeader(
   return leader;
 }
 
-/** Why this replica must not serve yet (what /readyz reports), or null when it may. */
-function readiness(cluster: ClusterWatch, policies: PolicyStore | null, isLeader: () => boolean): () => string | null {
+/** Why this replica must not serve now (what /readyz reports and every verb answers), or null when it may. */
+function readiness(
+  connection: ClusterConnection,
+  policies: PolicyStore | null,
+  isLeader: () => boolean,
+  closed: () => boolean,
+): () => string | null {
   return () => {
-    if (!(cluster.nodes.synced && cluster.pods.synced && cluster.namespaces.synced)) return 'caches not synced';
+    if (closed()) return 'shut down';
+    const problem = connection.problem();
+    if (problem !== null) return problem;
     if (policies !== null && policies.current() === null)
       return `no valid policy: ${policies.status().problems.join('; ')}`;
     if (!isLeader()) return 'not the leader (another replica holds the lease)';

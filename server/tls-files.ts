@@ -3,6 +3,7 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import type { Server } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import { secondsToExpiry } from '../certs/authority.ts';
 
@@ -13,6 +14,25 @@ export interface TlsFiles {
 
 export function readTls(files: TlsFiles): { cert: string; key: string } {
   return { cert: readFileSync(files.certFile, 'utf8'), key: readFileSync(files.keyFile, 'utf8') };
+}
+
+/** Throws a clear error unless the files can be read and hold a certificate and its key (checked before serving). */
+export function checkTls(files: TlsFiles): void {
+  let pair: { cert: string; key: string };
+  try {
+    pair = readTls(files);
+  } catch (e) {
+    throw new Error(
+      `cannot read the serving certificate (--tls-cert ${files.certFile}, --tls-key ${files.keyFile}): ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+  try {
+    createSecureContext(pair);
+  } catch (e) {
+    throw new Error(
+      `the serving certificate ${files.certFile} and key ${files.keyFile} are not a usable pair: ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
 }
 
 /** Polls the files and swaps the server's secure context on change; returns a stop function. */

@@ -1,25 +1,33 @@
 // The webhook's HTTP surface: POST /mutate and /validate take an admission.k8s.io/v1 AdmissionReview and answer one
-// (uid echoed); /healthz, /readyz (synced caches and a policy in force), /metrics and /policy. Handlers only parse,
-// call the core and serialise. Malformed or oversized bodies get a clear 4xx; an internal failure denies the request
-// (fail closed) and is logged and counted, it never takes the process down.
+// (uid echoed); /healthz, /readyz (the API server answers, caches synced, a policy in force), /metrics and /policy.
+// Handlers only parse, call the core and serialise; the one lookup they make is the pod a Binding names, which the
+// review does not carry. Malformed or oversized bodies get a clear 4xx; an internal failure denies the request (fail
+// closed) and is logged and counted, it never takes the process down; so does a request that needs the cluster's
+// state while the API server is lost, with that reason.
 
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { ClusterView } from '../core/admission/cluster-view.ts';
 import type { AdmissionRequest, AdmissionResponse, AdmissionReview } from '../core/admission/request.ts';
+import { bindingTarget, isBindingRequest } from '../core/admission/rules/binding.ts';
 import { mutateRequest } from '../core/admission/mutate.ts';
 import { mutationResponse, validationResponse } from '../core/admission/responses.ts';
 import { validateRequest, type AdmissionConfig } from '../core/admission/validation.ts';
+import type { KubePod } from '../core/kube-objects.ts';
+import { ClusterUnavailableError } from '../server/cluster-connection.ts';
 import type { PolicyStore } from '../server/policy-store.ts';
 import type { WebhookMetrics } from './metrics.ts';
 
 export interface WebhookDeps {
   readonly policies: PolicyStore;
   readonly view: ClusterView;
-  readonly synced: () => boolean;
+  /** Why the cluster view cannot be trusted now (phrased to follow "Tessera "), or null. */
+  readonly clusterProblem: () => string | null;
   readonly config: AdmissionConfig;
   readonly metrics: WebhookMetrics;
   readonly log: Logger;
+  /** Reads a pod from the API server (null when there is none); for the pods a Binding names that the view lacks. */
+  readonly readPod?: (namespace: string, name: string) => Promise<KubePod | null>;
 }
 
 /** The request inside a review, or a message saying what is wrong with the body. */
@@ -45,6 +53,25 @@ export function parseReview(body: unknown): AdmissionRequest | string {
   };
 }
 
+/**
+ * The view a review is judged on. A Binding names its pod without carrying it, and can follow the pod's creation by
+ * milliseconds: when the informer cache does not have that pod yet (or has an older pod of the same name), it is read
+ * from the API server. A failed read throws, and the review is denied (fail closed).
+ */
+async function viewFor(req: AdmissionRequest, view: ClusterView, deps: WebhookDeps): Promise<ClusterView> {
+  if (!isBindingRequest(req) || !deps.readPod) return view;
+  const target = bindingTarget(req);
+  const cached = view.pod(target.namespace, target.name);
+  if (cached && (target.uid === null || cached.metadata?.uid === target.uid)) return view;
+  const live = (await deps.readPod(target.namespace, target.name)) ?? undefined;
+  return {
+    namespace: (name) => view.namespace(name),
+    tenantUsage: (tenant, policy, exceptUid) => view.tenantUsage(tenant, policy, exceptUid),
+    pod: (namespace, name) =>
+      namespace === target.namespace && name === target.name ? live : view.pod(namespace, name),
+  };
+}
+
 function reply(res: Response, response: AdmissionResponse): void {
   res.json({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response } satisfies AdmissionReview);
 }
@@ -57,7 +84,7 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
   // The API server sends at most 3 MiB (MaxRequestBodyBytes); anything larger is not from it.
   app.use(express.json({ limit: '3mb', type: () => true }));
 
-  const handle = (webhook: 'mutate' | 'validate') => (req: Request, res: Response) => {
+  const handle = (webhook: 'mutate' | 'validate') => async (req: Request, res: Response) => {
     const started = process.hrtime.bigint();
     const parsed = parseReview(req.body);
     if (typeof parsed === 'string') {
@@ -84,7 +111,7 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
         response = mutationResponse(parsed.uid, mutation);
         if (mutation.denial !== null) metrics.decisions.inc({ webhook, rule: 'tessera/tenancy', action: 'enforce' });
       } else {
-        const verdict = validateRequest(parsed, policy, view, {
+        const verdict = validateRequest(parsed, policy, await viewFor(parsed, view, deps), {
           ...config,
           recentRevisions: policies.recentRevisions(),
         });
@@ -92,21 +119,31 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
         response = validationResponse(parsed.uid, verdict, policy);
       }
     } catch (e) {
-      metrics.errors.inc({ webhook });
-      log.error(
-        { err: e, webhook, uid: parsed.uid, kind: parsed.kind.kind, namespace: parsed.namespace, name: parsed.name },
-        'review failed inside Tessera',
-      );
-      response = {
-        uid: parsed.uid,
-        allowed: false,
-        status: {
-          code: 500,
-          reason: 'InternalError',
-          message:
-            'Tessera could not evaluate this request (internal error, see the webhook logs); it was denied to keep GPU accounting safe',
-        },
-      };
+      if (e instanceof ClusterUnavailableError) {
+        // Not a fault of Tessera's: the cluster's state is unknown, and the denial says why.
+        metrics.decisions.inc({ webhook, rule: 'tessera/cluster-unavailable', action: 'enforce' });
+        response = {
+          uid: parsed.uid,
+          allowed: false,
+          status: { code: 503, reason: 'ServiceUnavailable', message: e.message },
+        };
+      } else {
+        metrics.errors.inc({ webhook });
+        log.error(
+          { err: e, webhook, uid: parsed.uid, kind: parsed.kind.kind, namespace: parsed.namespace, name: parsed.name },
+          'review failed inside Tessera',
+        );
+        response = {
+          uid: parsed.uid,
+          allowed: false,
+          status: {
+            code: 500,
+            reason: 'InternalError',
+            message:
+              'Tessera could not evaluate this request (internal error, see the webhook logs); it was denied to keep GPU accounting safe',
+          },
+        };
+      }
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     metrics.reviewSeconds.observe(
@@ -139,15 +176,16 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
   });
   app.get('/readyz', (_req, res) => {
     const status = policies.status();
-    const synced = deps.synced();
-    const ready = synced && status.state !== 'missing';
-    const reason = !synced
-      ? 'informer caches not synced yet'
-      : status.state === 'missing'
-        ? `no valid policy: ${status.problems.join('; ')}`
-        : status.state === 'stale'
-          ? `serving last good policy revision ${status.revision}; the policy files on disk are invalid: ${status.problems.join('; ')}`
-          : `policy revision ${status.revision} in force`;
+    const problem = deps.clusterProblem();
+    const ready = problem === null && status.state !== 'missing';
+    const reason =
+      problem !== null
+        ? `Tessera ${problem}`
+        : status.state === 'missing'
+          ? `no valid policy: ${status.problems.join('; ')}`
+          : status.state === 'stale'
+            ? `serving last good policy revision ${status.revision}; the policy files on disk are invalid: ${status.problems.join('; ')}`
+            : `policy revision ${status.revision} in force`;
     res.status(ready ? 200 : 503).json({ ready, reason, policy: status });
   });
   app.get('/policy', (_req, res) => {

@@ -4,9 +4,11 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ClusterView } from '../core/admission/cluster-view.ts';
+import type { KubePod } from '../core/kube-objects.ts';
+import { type ApiProbeOptions, ClusterUnavailableError } from '../server/cluster-connection.ts';
 import { PolicyStore } from '../server/policy-store.ts';
-import { serve } from '../server/serve.ts';
-import type { TlsFiles } from '../server/tls-files.ts';
+import { serve, type Serving } from '../server/serve.ts';
+import { checkTls, type TlsFiles } from '../server/tls-files.ts';
 import { createWebhookApp } from './app.ts';
 import { ClusterCache } from './cluster-cache.ts';
 import { scheduleDriftAudit } from './drift-audit.ts';
@@ -23,7 +25,11 @@ export interface WebhookOptions {
   readonly kubeconfig?: KubeConfig;
   readonly view?: ClusterView;
   readonly systemUsers: readonly string[];
+  /** Reads a pod from the API server; defaults to the cluster cache's when a kubeconfig is given. */
+  readonly readPod?: (namespace: string, name: string) => Promise<KubePod | null>;
   readonly auditIntervalMs?: number;
+  /** How the API server is probed (see server/cluster-connection.ts); tests shorten it. */
+  readonly apiProbe?: ApiProbeOptions;
   readonly log: Logger;
 }
 
@@ -32,24 +38,46 @@ export interface RunningWebhook {
   readonly port: number;
   readonly metrics: WebhookMetrics;
   readonly policies: PolicyStore;
-  /** Caches synced and a policy in force: what /readyz reports. */
+  /** The API server answers, the caches are synced from it, and a policy is in force: what /readyz reports. */
   ready(): boolean;
   close(): Promise<void>;
 }
 
 export async function startWebhook(options: WebhookOptions): Promise<RunningWebhook> {
   const { log } = options;
+  // Everything that can be checked is checked before anything starts, so that a bad start leaves nothing running.
+  if (!options.kubeconfig && !options.view) throw new Error('startWebhook needs a kubeconfig or a view');
+  if (options.tls) checkTls(options.tls);
   const metrics = new WebhookMetrics();
   const policies = loadPolicy(options.policyDir, metrics, log);
-  const { view, synced, cache } = watchCluster(options);
-  const app = createWebhookApp({ policies, view, synced, config: { systemUsers: options.systemUsers }, metrics, log });
-  const serving = await serve(app, {
-    host: options.host ?? '0.0.0.0',
-    port: options.port ?? 8443,
-    ...(options.tls ? { tls: options.tls } : {}),
-    log,
-    onCertificateExpiry: (s) => metrics.certificateExpiry.set(s),
-  });
+  const cluster = watchCluster(options);
+  const readPod =
+    options.readPod ??
+    (cluster.cache ? (namespace: string, name: string) => cluster.cache!.readPod(namespace, name) : null);
+  let serving: Serving;
+  try {
+    const app = createWebhookApp({
+      policies,
+      view: cluster.view,
+      clusterProblem: cluster.problem,
+      config: { systemUsers: options.systemUsers },
+      metrics,
+      log,
+      ...(readPod ? { readPod } : {}),
+    });
+    serving = await serve(app, {
+      host: options.host ?? '0.0.0.0',
+      port: options.port ?? 8443,
+      ...(options.tls ? { tls: options.tls } : {}),
+      log,
+      onCertificateExpiry: (s) => metrics.certificateExpiry.set(s),
+    });
+  } catch (e) {
+    policies.close();
+    await cluster.cache?.stop();
+    throw e;
+  }
+  const { cache } = cluster;
   const stopAudit =
     cache && options.kubeconfig
       ? scheduleDriftAudit(
@@ -68,7 +96,7 @@ export async function startWebhook(options: WebhookOptions): Promise<RunningWebh
     port,
     metrics,
     policies,
-    ready: () => synced() && policies.current() !== null,
+    ready: () => cluster.problem() === null && policies.current() !== null,
     async close() {
       stopAudit();
       policies.close();
@@ -94,28 +122,54 @@ function loadPolicy(dir: string, metrics: WebhookMetrics, log: Logger): PolicySt
 }
 
 interface ClusterWatch {
+  /** What admission reads; it throws ClusterUnavailableError while the cluster cannot be trusted. */
   readonly view: ClusterView;
-  readonly synced: () => boolean;
+  /** Why the cluster view cannot be trusted now (phrased to follow "Tessera "), or null. */
+  readonly problem: () => string | null;
   /** The informer caches, when the webhook watches a real cluster (the drift audit reads them). */
   readonly cache: ClusterCache | null;
 }
 
 /** Informer caches from the kubeconfig, or the view the caller gives (tests and benchmarks). */
 function watchCluster(options: WebhookOptions): ClusterWatch {
-  const { log } = options;
   if (options.kubeconfig) {
-    const cache = new ClusterCache(options.kubeconfig, log);
-    // Readiness waits for this; serving starts at once so that probes can answer.
-    cache
-      .start()
-      .catch((e: unknown) =>
-        log.error(
-          { err: e instanceof Error ? e.message : String(e) },
-          'initial cache sync failed; retrying via the watch',
-        ),
-      );
-    return { view: cache, synced: () => cache.synced(), cache };
+    const cache = new ClusterCache(options.kubeconfig, options.log, options.apiProbe);
+    // Readiness waits for the sync; serving starts at once so that probes can answer and admission can say why not.
+    cache.start();
+    return { view: failClosed(cache), problem: () => cache.problem(), cache };
   }
-  if (options.view) return { view: options.view, synced: () => true, cache: null };
-  throw new Error('startWebhook needs a kubeconfig or a view');
+  return { view: options.view!, problem: () => null, cache: null };
+}
+
+/**
+ * The cache as admission reads it: while the API server is lost or a cache is not synced, a request that needs the
+ * cluster's state is refused with the true reason rather than judged on empty or stale caches (an empty namespace
+ * cache would deny every tenant pod for "no tessera.io/tenant label"; an empty pod cache would lift every quota).
+ */
+function failClosed(cache: ClusterCache): ClusterView {
+  const check = () => {
+    const problem = cache.problem();
+    if (problem !== null)
+      throw new ClusterUnavailableError(
+        `Tessera ${problem}; it needs the cluster's namespaces and pods to decide this request, so the request is denied (fail closed); retry once the API server is reachable`,
+      );
+  };
+  return {
+    namespace(name) {
+      check();
+      return cache.namespace(name);
+    },
+    pod(namespace, name) {
+      check();
+      return cache.pod(namespace, name);
+    },
+    tenantUsage(tenant, policy, exceptUid) {
+      check();
+      return cache.tenantUsage(tenant, policy, exceptUid);
+    },
+    get dra() {
+      check();
+      return cache.dra;
+    },
+  };
 }

@@ -7,6 +7,7 @@ import type { Action, Policy, Tenant } from '../policy/model.ts';
 import type { ClusterView } from './cluster-view.ts';
 import type { GpuDecision } from '../pools/gpu-decision.ts';
 import type { UserInfo } from './request.ts';
+import type { PodDra } from '../dra/pod-claims.ts';
 
 export interface Violation {
   /** The policy rule's name, or a built-in name (tessera/...). */
@@ -30,6 +31,8 @@ export interface PodSubject {
   readonly where: string;
   /** A workload template, not a pod: quota and UPDATE guards do not apply. */
   readonly template: boolean;
+  /** What the pod claims through DRA (claims, DRA-backed extended resources). */
+  readonly dra?: PodDra;
 }
 
 export interface CheckContext {

@@ -7,7 +7,10 @@ import { parseDemand, wantsGpu } from '../demand.ts';
 import type { KubeContainer, KubePod, PodSpec } from '../kube-objects.ts';
 import { isGpuResource, POLICY_REVISION, POOL_ANNOTATION, TENANT_LABEL, VISIBLE_DEVICES } from '../well-known-names.ts';
 import { tenantNamed, type Policy } from '../policy/model.ts';
-import { decideGpu } from '../pools/gpu-decision.ts';
+import { decidePodGpu } from '../dra/decision.ts';
+import { NO_DRA, type DraLookup } from '../dra/lookup.ts';
+import { DRA_CLAIMS_RESOURCE } from '../dra/names.ts';
+import { NO_POD_DRA, readPodDra, type PodDra } from '../dra/pod-claims.ts';
 import { tenantOfNamespace, type ClusterView } from './cluster-view.ts';
 import type { AdmissionRequest } from './request.ts';
 import {
@@ -28,11 +31,17 @@ export interface MutationResult {
 
 const DEFAULT_SCHEDULER = 'default-scheduler';
 
-/** Containers that ask for GPUs natively (init containers included), else the first app container. */
-function gpuContainers(pod: KubePod): KubeContainer[] {
+/**
+ * Containers that ask for GPUs natively (init containers included), through DRA claims or DRA-backed extended
+ * resources, else the first app container.
+ */
+function gpuContainers(pod: KubePod, dra: PodDra = NO_POD_DRA): KubeContainer[] {
   const spec = pod.spec ?? {};
+  const draResources = new Set(dra.extended.map((e) => e.resource));
   const holding = (c: KubeContainer) =>
-    Object.keys({ ...(c.resources?.limits ?? {}), ...(c.resources?.requests ?? {}) }).some(isGpuResource);
+    Object.keys({ ...(c.resources?.limits ?? {}), ...(c.resources?.requests ?? {}) }).some(
+      (r) => isGpuResource(r) || draResources.has(r),
+    ) || (c.resources?.claims ?? []).some((claim) => dra.gpuClaimNames.has(claim.name));
   const native = [...(spec.initContainers ?? []), ...(spec.containers ?? [])].filter(holding);
   return native.length > 0 ? native : (spec.containers ?? []).slice(0, 1);
 }
@@ -50,8 +59,17 @@ function samePlan(effective: Readonly<Record<string, number>>, limits: Readonly<
   return [...keys].every((k) => effective[k] === Number(limits[k] ?? Number.NaN));
 }
 
-/** Mutates a pod under review. `namespaceTenant` is the tenant label of the pod's namespace (or null). */
-export function mutatePod(input: KubePod, namespaceTenant: string | null, policy: Policy): MutationResult {
+/**
+ * Mutates a pod under review. `namespaceTenant` is the tenant label of the pod's namespace (or null); `dra` resolves
+ * the claims the pod names.
+ */
+export function mutatePod(
+  input: KubePod,
+  namespaceTenant: string | null,
+  policy: Policy,
+  dra: DraLookup = NO_DRA,
+  namespace: string = input.metadata?.namespace ?? '',
+): MutationResult {
   const pod = structuredClone(input);
   const spec = (pod.spec ??= {});
   const meta = (pod.metadata ??= {});
@@ -63,13 +81,14 @@ export function mutatePod(input: KubePod, namespaceTenant: string | null, policy
   const parsed = parseDemand(pod);
   const demand = parsed.ok ? parsed.demand : null;
   const tenant = namespaceTenant === null ? undefined : tenantNamed(policy, namespaceTenant);
-  if (demand !== null && wantsGpu(demand) && tenant) {
-    const decision = decideGpu(demand, tenant, policy);
+  const claims = demand !== null && tenant ? readPodDra(pod, namespace, policy, dra) : NO_POD_DRA;
+  if (demand !== null && (wantsGpu(demand) || claims.gpu) && tenant) {
+    const decision = decidePodGpu(demand, claims, tenant, policy, namespace, dra);
     if (!decision.ok) return { pod: input, denial: decision.message, warnings };
     const { pool, plan } = decision;
     if (!spec.schedulerName || spec.schedulerName === DEFAULT_SCHEDULER) spec.schedulerName = policy.schedulerName;
     (meta.annotations ??= {})[POOL_ANNOTATION] = pool.name;
-    gpu = gpuContainers(pod);
+    gpu = gpuContainers(pod, claims);
     if (!samePlan(demand.gpuResources, plan.limits)) {
       // The plan goes where the pod asked for GPUs (an init container, if that is where it did).
       for (const c of [...(spec.initContainers ?? []), ...(spec.containers ?? [])]) stripGpuResources(c);
@@ -83,6 +102,7 @@ export function mutatePod(input: KubePod, namespaceTenant: string | null, policy
       }
       gpu = target ? [target] : [];
     }
+    if (claims.gpu) markForExtender(gpu, claims);
     requireNodeLabels(spec, pool.nodeSelector);
     if (pool.taint) ensureToleration(spec, pool.taint);
     fractionPool = pool.fractionMode === 'fraction';
@@ -112,6 +132,26 @@ export function mutatePod(input: KubePod, namespaceTenant: string | null, policy
   return { pod, denial: null, warnings };
 }
 
+/**
+ * kube-scheduler calls an extender that lists managedResources only for pods that request one of them, so a pod whose
+ * GPUs come from claims alone would never reach Tessera's extender. Such a pod gets one unit of a marker resource the
+ * extender manages with ignoredByScheduler (kube-scheduler's NodeResourcesFit skips it, the kubelet drops extended
+ * resources its node does not advertise). Pods with a DRA-backed extended resource are left alone: kube-scheduler's
+ * DRA plugin refuses any node for a pod with another extended resource that the node lacks. They reach the extender
+ * when that resource is a managed one (a class's extendedResourceName such as nvidia.com/gpu); the implicit
+ * deviceclass.resource.kubernetes.io/<class> names cannot be (kube-scheduler rejects kubernetes.io names there).
+ */
+function markForExtender(gpu: readonly KubeContainer[], claims: PodDra): void {
+  if (claims.extended.length > 0) return;
+  const target = gpu[0];
+  if (!target) return;
+  const carries = (c: KubeContainer) =>
+    Object.keys({ ...(c.resources?.limits ?? {}), ...(c.resources?.requests ?? {}) }).some(isGpuResource);
+  if (gpu.some(carries)) return;
+  const limits = ((target.resources ??= {}).limits ??= {});
+  limits[DRA_CLAIMS_RESOURCE] = '1';
+}
+
 export interface Mutation {
   readonly patch: jsonPatch.Operation[];
   readonly denial: string | null;
@@ -132,7 +172,7 @@ export function mutateRequest(req: AdmissionRequest, policy: Policy, view: Clust
   }
   if (req.operation !== 'CREATE') return none;
   const namespace = req.namespace || pod.metadata?.namespace || '';
-  const result = mutatePod(pod, tenantOfNamespace(view, namespace), policy);
+  const result = mutatePod(pod, tenantOfNamespace(view, namespace), policy, view.dra ?? NO_DRA, namespace);
   if (result.denial !== null) return { patch: [], denial: result.denial, warnings: result.warnings };
   return { patch: jsonPatch.compare(pod, result.pod), denial: null, warnings: result.warnings };
 }

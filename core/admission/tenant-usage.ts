@@ -1,39 +1,53 @@
 // GPU-equivalents held per tenant, kept incrementally from pod events so that a quota check is a lookup rather than
 // a walk over every pod. Entries are recomputed when the policy revision or the namespace-to-tenant mapping changes.
+// A ResourceClaim that several pods name (DRA) counts once, while any pod that names it is not terminated.
 
 import type { KubePod } from '../kube-objects.ts';
 import { isLeaving } from '../pod-lifecycle.ts';
 import type { Policy } from '../policy/model.ts';
-import { equivalentsOfPod } from '../pools/equivalents.ts';
+import type { DraLookup } from '../dra/lookup.ts';
+import { podQuotaParts } from '../dra/quota-parts.ts';
 
 export interface TenantUsage {
   readonly equivalents: number;
   readonly pods: number;
+  /** Shared ResourceClaims (`namespace/name`) already counted in `equivalents`. */
+  readonly sharedClaims?: ReadonlySet<string>;
 }
 
 interface Entry {
   tenant: string;
   equivalents: number;
+  shared: ReadonlyMap<string, number>;
+}
+
+interface Totals {
+  equivalents: number;
+  pods: number;
+  /** Shared claim -> its equivalents and how many counted pods name it. */
+  shared: Map<string, { equivalents: number; refs: number }>;
 }
 
 export class TenantUsageIndex {
   private readonly pods = new Map<string, KubePod>();
   private readonly entries = new Map<string, Entry>();
-  private readonly totals = new Map<string, { equivalents: number; pods: number }>();
+  private readonly totals = new Map<string, Totals>();
   /** The policy the entries were computed under; null until the first usage() call. */
   private policy: Policy | null = null;
   private dirty = true;
   private readonly tenantOf: (namespace: string) => string | null;
+  private readonly dra: DraLookup | undefined;
 
-  constructor(tenantOf: (namespace: string) => string | null) {
+  constructor(tenantOf: (namespace: string) => string | null, dra?: DraLookup) {
     this.tenantOf = tenantOf;
+    this.dra = dra;
   }
 
   private key(pod: KubePod): string {
     return pod.metadata?.uid || `${pod.metadata?.namespace}/${pod.metadata?.name}`;
   }
 
-  /** Call when any namespace's tenant label changes. */
+  /** Call when any namespace's tenant label changes (or DRA objects the pods name change). */
   invalidate(): void {
     this.dirty = true;
   }
@@ -59,13 +73,21 @@ export class TenantUsageIndex {
     if (policy === null) return;
     const tenant = this.tenantOf(pod.metadata?.namespace ?? '');
     if (tenant === null) return;
-    const equivalents = equivalentsOfPod(pod, policy);
-    if (equivalents <= 0) return;
-    this.entries.set(key, { tenant, equivalents });
-    const t = this.totals.get(tenant) ?? { equivalents: 0, pods: 0 };
-    t.equivalents += equivalents;
+    const { own, shared } = podQuotaParts(pod, policy, this.dra);
+    if (own <= 0 && shared.size === 0) return;
+    this.entries.set(key, { tenant, equivalents: own, shared });
+    let t = this.totals.get(tenant);
+    if (!t) {
+      t = { equivalents: 0, pods: 0, shared: new Map() };
+      this.totals.set(tenant, t);
+    }
+    t.equivalents += own;
     t.pods++;
-    this.totals.set(tenant, t);
+    for (const [claim, eq] of shared) {
+      const s = t.shared.get(claim);
+      if (s) s.refs++;
+      else t.shared.set(claim, { equivalents: eq, refs: 1 });
+    }
   }
 
   private removeEntry(key: string): void {
@@ -76,6 +98,10 @@ export class TenantUsageIndex {
     if (!t) return;
     t.equivalents -= e.equivalents;
     t.pods--;
+    for (const claim of e.shared.keys()) {
+      const s = t.shared.get(claim);
+      if (s && --s.refs <= 0) t.shared.delete(claim);
+    }
     if (t.pods <= 0) this.totals.delete(e.tenant);
   }
 
@@ -87,9 +113,21 @@ export class TenantUsageIndex {
       for (const [key, pod] of this.pods) this.addEntry(key, pod, policy);
       this.dirty = false;
     }
-    const t = this.totals.get(tenant) ?? { equivalents: 0, pods: 0 };
+    const t = this.totals.get(tenant);
+    if (!t) return { equivalents: 0, pods: 0 };
     const own = exceptUid === null ? undefined : this.entries.get(exceptUid);
-    if (own && own.tenant === tenant) return { equivalents: t.equivalents - own.equivalents, pods: t.pods - 1 };
-    return { equivalents: t.equivalents, pods: t.pods };
+    const except = own && own.tenant === tenant ? own : undefined;
+    let equivalents = t.equivalents - (except?.equivalents ?? 0);
+    const sharedClaims = new Set<string>();
+    for (const [claim, s] of t.shared) {
+      if (except?.shared.has(claim) && s.refs === 1) continue;
+      equivalents += s.equivalents;
+      sharedClaims.add(claim);
+    }
+    return {
+      equivalents,
+      pods: t.pods - (except ? 1 : 0),
+      ...(sharedClaims.size > 0 ? { sharedClaims } : {}),
+    };
   }
 }

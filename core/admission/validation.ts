@@ -1,15 +1,20 @@
 // The validating stage, pure: an AdmissionRequest, the policy, a view of the cluster and the identities of Tessera's own
-// service accounts in; a verdict (allowed, and every violation with its rule and action) out. Pods, Namespaces and
-// the pod templates of workloads are checked; an UPDATE is judged by the findings it adds.
+// service accounts in; a verdict (allowed, and every violation with its rule and action) out. Pods, Bindings of pods,
+// Namespaces and the pod templates of workloads are checked; an UPDATE is judged by the findings it adds.
 
 import { DemandError, parseDemand, wantsGpu } from '../demand.ts';
 import type { KubeNamespace, KubePod } from '../kube-objects.ts';
 import { tenantNamed, type Policy } from '../policy/model.ts';
-import { decideGpu } from '../pools/gpu-decision.ts';
+import { decidePodGpu } from '../dra/decision.ts';
+import { NO_DRA } from '../dra/lookup.ts';
+import { readPodDra } from '../dra/pod-claims.ts';
 import { BUILTIN, type CheckContext, type PodSubject, type Violation } from './check.ts';
 import { tenantOfNamespace, type ClusterView } from './cluster-view.ts';
 import type { AdmissionRequest, UserInfo } from './request.ts';
 import { accountingCheck } from './rules/accounting.ts';
+import { adminAccessLabelViolations } from './rules/admin-access.ts';
+import { bindingTarget, bindingViolations, isBindingRequest, type KubeBinding } from './rules/binding.ts';
+import { claimObjectViolations, claimsCheck } from './rules/claims.ts';
 import { namespaceViolations } from './rules/namespace.ts';
 import { policyRuleViolations } from './rules/policy-rules.ts';
 import { quotaCheck } from './rules/quota.ts';
@@ -71,9 +76,12 @@ export function subjectOf(
   const tenant = tenantName === null ? undefined : tenantNamed(ctx.policy, tenantName);
   const parsed = parseDemand(pod);
   const demand: PodSubject['demand'] = parsed.ok ? parsed.demand : parsed.error;
-  const gpu = parsed.ok ? wantsGpu(parsed.demand) : true;
-  const decision = parsed.ok && gpu && tenant ? decideGpu(parsed.demand, tenant, ctx.policy) : null;
-  return { pod, old, namespace, tenantName, tenant, demand, gpu, decision, where, template };
+  const lookup = ctx.view.dra ?? NO_DRA;
+  const dra = readPodDra(pod, namespace, ctx.policy, lookup);
+  const gpu = (parsed.ok ? wantsGpu(parsed.demand) : true) || dra.gpu;
+  const decision =
+    parsed.ok && gpu && tenant ? decidePodGpu(parsed.demand, dra, tenant, ctx.policy, namespace, lookup) : null;
+  return { pod, old, namespace, tenantName, tenant, demand, gpu, decision, where, template, dra };
 }
 
 /** Every violation of one pod or pod template, in a fixed order. */
@@ -84,6 +92,7 @@ export function podViolations(s: PodSubject, ctx: CheckContext): Violation[] {
   }
   out.push(
     ...tenancyCheck(s, ctx),
+    ...claimsCheck(s, ctx),
     ...accountingCheck(s, ctx),
     ...systemOwnedCheck(s, ctx),
     ...quotaCheck(s, ctx),
@@ -130,10 +139,24 @@ export function validateRequest(
       // the audit, and must not block a finalizer removal or a label edit on a running pod.
       violations = added(violations, podViolations(subjectOf(old, old, ns, '', false, ctx), ctx));
     }
+  } else if (isBindingRequest(req)) {
+    const target = bindingTarget(req);
+    violations = bindingViolations(
+      (req.object ?? {}) as KubeBinding,
+      target,
+      view.pod(target.namespace, target.name),
+      ctx,
+    );
   } else if (kind === 'Namespace') {
-    violations = namespaceViolations(
-      (req.object ?? {}) as KubeNamespace,
-      req.operation === 'UPDATE' ? ((req.oldObject ?? null) as KubeNamespace | null) : null,
+    const ns = (req.object ?? {}) as KubeNamespace;
+    const old = req.operation === 'UPDATE' ? ((req.oldObject ?? null) as KubeNamespace | null) : null;
+    violations = [...namespaceViolations(ns, old, ctx), ...adminAccessLabelViolations(ns, old, ctx)];
+  } else if (kind === 'ResourceClaim' || kind === 'ResourceClaimTemplate') {
+    violations = claimObjectViolations(
+      kind,
+      req.object ?? {},
+      req.operation === 'UPDATE' ? (req.oldObject ?? null) : null,
+      namespace,
       ctx,
     );
   } else if (kind !== undefined && TEMPLATES[kind]) {

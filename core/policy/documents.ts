@@ -2,7 +2,7 @@
 // document that fails the schema contributes its problems and nothing else.
 
 import { Ajv, type ErrorObject } from 'ajv';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, type YAMLError } from 'yaml';
 import type { Action, Pool } from './model.ts';
 import type { PolicyFile, PolicyProblem } from './policy-source.ts';
 import { POLICY_SCHEMA } from './schema.ts';
@@ -64,6 +64,7 @@ export interface RawSpec {
     gpuModel?: string;
     resource?: string;
     replicas?: number;
+    deviceClasses?: string[];
   }[];
   tenants?: {
     name: string;
@@ -100,18 +101,51 @@ function parseDocuments(file: PolicyFile, problems: PolicyProblem[]): unknown[] 
   }
   const docs = parseAllDocuments(file.text);
   const values: unknown[] = [];
+  const errors: YAMLError[] = [];
   for (const doc of Array.isArray(docs) ? docs : [docs]) {
     if (doc.errors.length > 0) {
-      for (const err of doc.errors)
-        problems.push({ file: file.name, path: '', message: `not valid YAML: ${err.message.split('\n')[0]}` });
+      errors.push(...doc.errors);
       continue;
     }
     const value: unknown = doc.toJS();
     if (value !== null && value !== undefined) values.push(value);
   }
+  // One syntax error makes the parser lose its place, and what follows is mostly its echo: report the first, where it
+  // is, with a hint, and only count the rest.
+  if (errors.length > 0) problems.push(yamlProblem(file, errors[0]!, errors.length - 1));
   if (values.length === 0 && problems.length === 0)
     problems.push({ file: file.name, path: '', message: 'the file holds no policy document' });
   return values;
+}
+
+const YAML_HINTS: Partial<Record<YAMLError['code'], string>> = {
+  TAB_AS_INDENT: 'indent with spaces, not tabs',
+  BAD_INDENT:
+    'check the indentation: the keys of one mapping and the items of one list start at the same column; a [ or { must be closed on the same level',
+  BLOCK_AS_IMPLICIT_KEY:
+    "a key and its value are separated by ': ' (colon, space) and a list item starts with '- ' (dash, space)",
+  MULTILINE_IMPLICIT_KEY: "a key must fit on one line and be followed by ': '",
+  MISSING_CHAR:
+    "something is not closed or not separated: check quotes, brackets, braces, ': ' and '- ' here and just before",
+  DUPLICATE_KEY: 'each key may appear once in a mapping',
+  BAD_SCALAR_START: 'quote a value that starts with a special character (@, `, %, *, &, !, |, >)',
+  UNEXPECTED_TOKEN: 'quote the value, or check the punctuation just before',
+};
+
+function yamlProblem(file: PolicyFile, err: YAMLError, more: number): PolicyProblem {
+  const at = err.linePos?.[0];
+  const line = at === undefined ? '' : (file.text.split(/\r?\n/)[at.line - 1] ?? '');
+  const what = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+  let hint = YAML_HINTS[err.code] ?? 'check the YAML syntax here';
+  if (/^\s*-[^\s-]/.test(line)) hint = "a list item needs a space after '-'";
+  else if (line.includes('\t')) hint = YAML_HINTS.TAB_AS_INDENT!;
+  const excerpt = at === undefined ? '' : ` (line ${at.line}: ${JSON.stringify(line.trim())})`;
+  const rest = more > 0 ? `; ${more} more YAML error(s) after it probably follow from this one` : '';
+  return {
+    file: at === undefined ? file.name : `${file.name}:${at.line}:${at.col}`,
+    path: '',
+    message: `not valid YAML: ${what}${excerpt}; hint: ${hint}${rest}`,
+  };
 }
 
 /** Every schema-valid document of the files, in file-name order. */

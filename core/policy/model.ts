@@ -3,7 +3,7 @@
 
 import type { Taint } from '../kube-objects.ts';
 
-export type FractionMode = 'fraction' | 'mig' | 'time-slicing' | 'mps' | 'none';
+export type FractionMode = 'fraction' | 'mig' | 'time-slicing' | 'mps' | 'none' | 'dra';
 export type Action = 'enforce' | 'warn' | 'audit';
 
 export interface Pool {
@@ -16,6 +16,8 @@ export interface Pool {
   /** The device-plugin resource a time-slicing or MPS replica is requested as. */
   readonly resource: string;
   readonly replicas: number | null;
+  /** The DeviceClasses a dra pool's claims may name (empty for the other modes). */
+  readonly deviceClasses: readonly string[];
 }
 
 export interface Tenant {

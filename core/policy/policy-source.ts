@@ -14,5 +14,5 @@ export interface PolicyProblem {
 }
 
 export function formatProblem(p: PolicyProblem): string {
-  return `${p.file}: ${p.path || '/'}: ${p.message}`;
+  return `${p.file}: ${p.path ? `${p.path}: ` : ''}${p.message}`;
 }

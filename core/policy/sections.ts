@@ -6,6 +6,7 @@ import { NVIDIA_GPU } from '../well-known-names.ts';
 import type { RawSpec, SpecDocument } from './documents.ts';
 import type { Pool, Rule, Tenant } from './model.ts';
 import type { PolicyProblem } from './policy-source.ts';
+import { draPoolProblems } from './dra-pool.ts';
 import { compileRule } from './rule-compiler.ts';
 
 export interface Sections {
@@ -46,6 +47,7 @@ function compilePool(p: PoolSpec, file: string, path: string, problems: PolicyPr
       message: `a ${p.fractionMode} pool needs replicas (the device plugin's replicas per GPU)`,
     });
   }
+  problems.push(...draPoolProblems(p, file, path));
   if (p.taint && p.taint.key === '')
     problems.push({ file, path: `${path}/taint/key`, message: 'taint key must not be empty' });
   const taint = p.taint ? { key: p.taint.key, value: p.taint.value ?? '', effect: p.taint.effect } : null;
@@ -57,6 +59,7 @@ function compilePool(p: PoolSpec, file: string, path: string, problems: PolicyPr
     gpuModel,
     resource: p.resource ?? NVIDIA_GPU,
     replicas: p.replicas ?? null,
+    deviceClasses: p.fractionMode === 'dra' ? (p.deviceClasses ?? []) : [],
   };
 }
 

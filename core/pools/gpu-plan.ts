@@ -7,6 +7,7 @@ import type { MigGeometry, MigProfile } from '../catalog/mig-geometry.ts';
 import type { PodDemand } from '../demand.ts';
 import { GPU_MILLI, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX } from '../well-known-names.ts';
 import type { Pool } from '../policy/model.ts';
+import { planDra } from '../dra/dra-plan.ts';
 
 export type GpuAsk =
   | { readonly kind: 'none' }
@@ -199,5 +200,7 @@ export function planInPool(pool: Pool, ask: GpuAsk): PlanResult {
       return planReplicas(pool, ask);
     case 'none':
       return planWhole(pool, ask);
+    case 'dra':
+      return planDra(pool, ask);
   }
 }

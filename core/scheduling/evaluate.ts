@@ -14,6 +14,9 @@ import { poolNamed, tenantNamed, type Pool } from '../policy/model.ts';
 import { reason, type Reason } from '../reasons.ts';
 import type { ScoringContext, Strategy } from '../scoring/strategy.ts';
 import type { SchedulingState } from './state.ts';
+import { draAskOf, type DraAsk } from '../dra/ask.ts';
+import { podDraEquivalents, readPodDra } from '../dra/pod-claims.ts';
+import { draVerdict } from '../dra/verdict.ts';
 
 export interface NodeVerdict {
   readonly node: string;
@@ -31,6 +34,10 @@ export interface PodContext {
   /** spec.priority: nominations of pods at or above it hold room against this pod. */
   readonly priority: number;
   readonly key: string;
+  /** What the pod's DRA claims and DRA-backed extended resources ask for (null: none). */
+  readonly dra?: DraAsk | null;
+  /** GPU-equivalents of the pod's own DRA claims (shared ResourceClaims are the webhook's to count). */
+  readonly draEquivalents?: number;
 }
 
 export type PodContextResult =
@@ -54,6 +61,11 @@ export function podContext(state: SchedulingState, pod: KubePod): PodContextResu
   const poolName = pod.metadata?.annotations?.[POOL_ANNOTATION];
   const pool = poolName && state.policy ? (poolNamed(state.policy, poolName) ?? null) : null;
   const priority = pod.spec?.priority ?? 0;
+  const dra = state.policy ? draAskOf(pod, state.policy, state.dra) : null;
+  const draEquivalents =
+    dra !== null && state.policy
+      ? podDraEquivalents(readPodDra(pod, namespace, state.policy, state.dra), namespace, pool).own
+      : 0;
   const key = JSON.stringify([
     demand.cpuMilli,
     demand.memoryMiB,
@@ -66,8 +78,9 @@ export function podContext(state: SchedulingState, pod: KubePod): PodContextResu
     tenant,
     pool?.name ?? null,
     priority,
+    dra,
   ]);
-  return { ok: true, pod: { demand, tenant, pool, priority, key } };
+  return { ok: true, pod: { demand, tenant, pool, priority, key, dra, draEquivalents } };
 }
 
 export function inPool(node: NodeInventory, pool: Pool): boolean {
@@ -142,6 +155,13 @@ function verdictOf(
     };
   }
   const usage = usageWithNominations(state, ctx, node);
+  const onDra = draVerdict(node, usage, ctx.demand, ctx.dra ?? null, state.dra, state.fitContext(ctx.tenant), (ns) =>
+    state.tenantOf(ns),
+  );
+  if (onDra !== null)
+    return onDra.feasible
+      ? { node: name, feasible: true, score: onDra.score, placement: onDra.placement, reason: null }
+      : { node: name, feasible: false, score: 0, placement: null, reason: onDra.reason };
   const result = fit(node, usage, ctx.demand, state.fitContext(ctx.tenant));
   if (!result.ok) return { node: name, feasible: false, score: 0, placement: null, reason: result.reason };
   const scored = strategy.choose({ node, usage, demand: ctx.demand, placements: result.placements, context: scoring });
@@ -205,10 +225,10 @@ export function evaluateNodes(
 /** The tenant quota check at bind: what the tenant holds (bound and assumed, this pod excluded) plus this pod. */
 export function quotaReason(state: SchedulingState, ctx: PodContext): Reason | null {
   const policy = state.policy;
-  if (policy === null || ctx.tenant === null || !wantsGpu(ctx.demand)) return null;
+  if (policy === null || ctx.tenant === null || (!wantsGpu(ctx.demand) && !ctx.draEquivalents)) return null;
   const tenant = tenantNamed(policy, ctx.tenant);
   if (!tenant || tenant.quotaGpus === null) return null;
-  const mine = podEquivalents(ctx.demand, policy);
+  const mine = podEquivalents(ctx.demand, policy) + (ctx.draEquivalents ?? 0);
   const own = state.ledger.get(ctx.demand.uid)?.equivalents ?? 0;
   const held = state.ledger.tenantEquivalents(ctx.tenant) - own;
   if (withinQuota(held, mine, tenant.quotaGpus)) return null;

@@ -32,8 +32,8 @@ export function allocationOfPod(
   policy: Policy | null,
 ): PodAllocation {
   const meta = pod.metadata ?? {};
-  // An assignment written at bind is the commit record: until the Binding shows up (or if the binder died in between)
-  // the pod holds the GPUs it names, so another extender replica never hands them out twice.
+  // The assignment is the commit record. The Binding carries it, so it arrives with nodeName; a pod that has it without
+  // nodeName (left by the two-step bind of earlier versions) still holds the GPUs it names, never handed out twice.
   const recorded = meta.annotations?.[ASSIGNMENT];
   const pendingNode =
     recorded === undefined
@@ -53,6 +53,7 @@ export function allocationOfPod(
     node: nodeName,
     equivalents: policy === null ? 0 : podEquivalents(demand, policy),
     priority: pod.spec?.priority ?? 0,
+    pool: demand.intent.pool,
   };
   const who = `pod ${demand.namespace}/${demand.name}`;
   if (demand.gpuResources[GPU_MILLI] !== undefined) {

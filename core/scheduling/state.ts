@@ -6,12 +6,15 @@ import { readNode, type NodeInventory } from '../inventory/node-inventory.ts';
 import type { KubeNamespace, KubeNode, KubePod } from '../kube-objects.ts';
 import type { Allocation } from '../allocation.ts';
 import { Ledger } from '../ledger.ts';
-import { TENANT_LABEL } from '../well-known-names.ts';
+import { POOL_ANNOTATION, TENANT_LABEL } from '../well-known-names.ts';
 import { isolatedTenants, type Policy } from '../policy/model.ts';
 import type { FitContext } from '../fit.ts';
 import { isTerminated } from '../pod-lifecycle.ts';
 import { parseDemand, wantsGpu, type PodDemand } from '../demand.ts';
+import { pendingReason } from './pending.ts';
 import { allocationOfPod } from './pod-allocation.ts';
+import { DraCluster } from '../dra/cluster.ts';
+import { podDraEquivalents, readPodDra } from '../dra/pod-claims.ts';
 
 /** A pending pod that kube-scheduler nominated to a node after preempting for it: the room it waits for. */
 export interface Nomination {
@@ -30,9 +33,15 @@ export class SchedulingState {
   private currentPolicy: Policy | null = null;
   /** Bumped whenever something that fit or scoring reads changes outside the ledger (nodes, tenants, policy). */
   version = 0;
+  /** DRA: DeviceClasses, claims, templates and ResourceSlices (inventory and what is taken). */
+  readonly dra = new DraCluster(() => {
+    this.version++;
+  });
   /** Problems found while rebuilding allocations from pods (surfaced as logs and metrics by the caller). */
   readonly problems = new Map<string, string>();
   private readonly nominations = new Map<string, Nomination>();
+  /** Unbound GPU pods: uid -> why they wait. */
+  private readonly waiting = new Map<string, string>();
   private readonly nominatedNodes = new Map<string, Nomination[]>();
 
   get policy(): Policy | null {
@@ -108,6 +117,19 @@ export class SchedulingState {
     this.version++;
   }
 
+  /** GPU pods waiting to be scheduled, by reason. */
+  pendingByReason(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const r of this.waiting.values()) counts.set(r, (counts.get(r) ?? 0) + 1);
+    return counts;
+  }
+
+  private trackPending(pod: KubePod, uid: string): void {
+    const parsed = pod.spec?.nodeName || isTerminated(pod) || pod.metadata?.deletionTimestamp ? null : parseDemand(pod);
+    if (parsed?.ok && wantsGpu(parsed.demand)) this.waiting.set(uid, pendingReason(pod));
+    else this.waiting.delete(uid);
+  }
+
   private trackNomination(pod: KubePod, uid: string): void {
     const node = pod.status?.nominatedNodeName;
     if (!node || pod.spec?.nodeName || isTerminated(pod) || pod.metadata?.deletionTimestamp) {
@@ -128,6 +150,7 @@ export class SchedulingState {
     const uid = pod.metadata?.uid ?? '';
     if (uid === '') return;
     this.trackNomination(pod, uid);
+    this.trackPending(pod, uid);
     if (isTerminated(pod) || pod.metadata?.deletionTimestamp) {
       // Terminating pods keep their GPUs until they are gone; finished pods free them now.
       if (isTerminated(pod)) this.removePod(uid);
@@ -142,6 +165,13 @@ export class SchedulingState {
     );
     if (problem !== null) this.problems.set(uid, problem);
     else this.problems.delete(uid);
+    if (allocation !== null) {
+      const own = this.draEquivalents(pod);
+      if (own > 0) {
+        this.ledger.add({ ...allocation, equivalents: allocation.equivalents + own });
+        return;
+      }
+    }
     if (allocation === null) {
       // Not bound yet: an assumed placement from our own bind must survive until the binding shows up.
       const existing = this.ledger.get(uid);
@@ -151,8 +181,19 @@ export class SchedulingState {
     this.ledger.add(allocation);
   }
 
+  /** A pod's own DRA claims and DRA-backed extended resources, in GPU-equivalents (shared claims: the webhook's). */
+  private draEquivalents(pod: KubePod): number {
+    if (this.currentPolicy === null) return 0;
+    const namespace = pod.metadata?.namespace ?? '';
+    const dra = readPodDra(pod, namespace, this.currentPolicy, this.dra);
+    if (!dra.gpu) return 0;
+    const pool = this.currentPolicy.pools.find((p) => p.name === pod.metadata?.annotations?.[POOL_ANNOTATION]);
+    return podDraEquivalents(dra, namespace, pool ?? null).own;
+  }
+
   removePod(uid: string): void {
     this.setNomination(uid, null);
+    this.waiting.delete(uid);
     this.ledger.remove(uid);
     this.problems.delete(uid);
   }

@@ -1,6 +1,11 @@
 // The Alibaba openb trace format (cluster-trace-gpu-v2023): node and pod lists as CSV text. Parsing is pure; reading
 // the files is the CLI's job. Rows are validated so that a damaged file fails loudly with its line number.
 
+import { lookupModel } from '../catalog/gpu-models.ts';
+
+/** The GPU models of the openb trace (its own names: G2 and G3 are Alibaba's anonymised models). */
+export const OPENB_MODELS: readonly string[] = ['A10', 'G2', 'G3', 'P100', 'T4', 'V100M16', 'V100M32'];
+
 export interface TraceNode {
   readonly name: string;
   readonly cpuMilli: number;
@@ -54,13 +59,52 @@ function int(cells: string[], header: Map<string, number>, column: string, line:
 export function parseTraceNodes(text: string): TraceNode[] {
   const what = 'node list';
   const { header, lines } = rows(text, ['sn', 'cpu_milli', 'memory_mib', 'gpu', 'model'], what);
-  return lines.map(({ n, cells }) => ({
-    name: (cells[header.get('sn')!] ?? '').trim(),
-    cpuMilli: int(cells, header, 'cpu_milli', n, what),
-    memoryMiB: int(cells, header, 'memory_mib', n, what),
-    gpus: int(cells, header, 'gpu', n, what),
-    model: (cells[header.get('model')!] ?? '').trim(),
-  }));
+  return lines.map(({ n, cells }) => {
+    const node = {
+      name: (cells[header.get('sn')!] ?? '').trim(),
+      cpuMilli: int(cells, header, 'cpu_milli', n, what),
+      memoryMiB: int(cells, header, 'memory_mib', n, what),
+      gpus: int(cells, header, 'gpu', n, what),
+      model: (cells[header.get('model')!] ?? '').trim(),
+    };
+    // A GPU node without a model would silently match no model-restricted pod and skew every gpu_spec result.
+    if (node.gpus > 0 && node.model === '')
+      throw new TraceError(
+        `${what} line ${n}: node ${node.name || '(unnamed)'} has ${node.gpus} GPU(s) but no model; write its model (${OPENB_MODELS.join(', ')}, or a GPU product name such as A100-SXM4-80GB)`,
+      );
+    return node;
+  });
+}
+
+/** Whether a model name is one of the trace's or one Tessera's catalog knows. */
+export function knownTraceModel(model: string): boolean {
+  return OPENB_MODELS.includes(model) || lookupModel(model) !== null;
+}
+
+/**
+ * What is suspicious in a trace though it parses: GPU models nobody knows (a typo matches no pod's gpu_spec), and
+ * pods that name in gpu_spec only models no node has (they can never be placed).
+ */
+export function traceWarnings(nodes: readonly TraceNode[], pods: readonly TracePod[]): string[] {
+  const warnings: string[] = [];
+  const byModel = new Map<string, string[]>();
+  for (const n of nodes) if (n.gpus > 0) byModel.set(n.model, [...(byModel.get(n.model) ?? []), n.name]);
+  for (const [model, names] of byModel)
+    if (!knownTraceModel(model))
+      warnings.push(
+        `node list: model "${model}" (${names.length} node(s): ${names.slice(0, 3).join(', ')}${names.length > 3 ? ', ...' : ''}) is neither an openb trace model (${OPENB_MODELS.join(', ')}) nor a GPU model Tessera knows; it is used as written, and pods match it only by that exact name`,
+      );
+  const stranded = new Map<string, number>();
+  for (const p of pods)
+    if (p.gpus > 0 && p.models !== null && !p.models.some((m) => byModel.has(m))) {
+      const key = p.models.join('|');
+      stranded.set(key, (stranded.get(key) ?? 0) + 1);
+    }
+  for (const [models, count] of stranded)
+    warnings.push(
+      `pod list: ${count} pod(s) accept only ${models} (gpu_spec), which no node has; they can never be placed`,
+    );
+  return warnings;
 }
 
 export function parseTracePods(text: string): TracePod[] {

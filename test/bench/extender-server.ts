@@ -30,7 +30,6 @@ for (const n of fleet.nodes) state.upsertNode(n);
 for (const p of fleet.running) state.upsertPod(p);
 const writer: ClusterWriter = {
   readPod: async () => null,
-  annotatePod: async () => ({}),
   bindPod: async () => {},
   setNodeResources: async () => {},
 };

@@ -16,7 +16,10 @@ t.test(
         encoding: 'utf8',
         stdio: ['pipe', 'pipe', 'pipe'],
       });
-    for (const dir of ['base', 'overlays/local']) {
+    // The base ships a PrometheusRule: give the API server the Prometheus Operator's kind first.
+    kubectl(['apply', '-f', fileURLToPath(new URL('../fixtures/prometheus-rule-crd.yaml', import.meta.url))]);
+    kubectl(['wait', '--for=condition=Established', 'crd/prometheusrules.monitoring.coreos.com', '--timeout=30s']);
+    for (const dir of ['base', 'overlays/local', 'overlays/no-prometheus-operator']) {
       const rendered = execFileSync(cluster.binaries.kubectl, ['kustomize', `${MANIFESTS}${dir}`], {
         encoding: 'utf8',
       });
@@ -25,7 +28,8 @@ t.test(
         kinds.includes('MutatingWebhookConfiguration') &&
           kinds.includes('Deployment') &&
           kinds.includes('PodDisruptionBudget') &&
-          kinds.includes('NetworkPolicy'),
+          kinds.includes('NetworkPolicy') &&
+          kinds.includes('PrometheusRule') === (dir !== 'overlays/no-prometheus-operator'),
         `${dir} renders the whole stack`,
       );
       // Namespaced objects can only be dry-run into a namespace that exists.
@@ -42,5 +46,30 @@ t.test(
       if (applied.length !== kinds.length) t.comment(out);
       t.equal(applied.length, kinds.length, `${dir}: all ${kinds.length} objects accepted by the API server`);
     }
+    // Least privilege, asked of the API server's own authorizer with the base's RBAC in force.
+    kubectl(['apply', '--server-side', '--field-manager=tessera-e2e', '-f', `${MANIFESTS}base/rbac.yaml`]);
+    const can = (user: string, verb: string, resource: string, subresource?: string) => {
+      try {
+        const args = [
+          'auth',
+          'can-i',
+          verb,
+          resource,
+          '-n',
+          'vision',
+          '--as',
+          `system:serviceaccount:tessera-system:${user}`,
+        ];
+        return kubectl(subresource ? [...args, `--subresource=${subresource}`] : args).trim() === 'yes';
+      } catch {
+        return false; // `can-i` exits 1 for "no"
+      }
+    };
+    t.ok(can('tessera-extender', 'create', 'pods', 'binding'), 'the extender creates Bindings');
+    t.ok(can('tessera-extender', 'watch', 'pods'), 'and watches pods');
+    t.notOk(can('tessera-extender', 'patch', 'pods'), 'but never patches pods: the Binding carries the assignment');
+    t.notOk(can('tessera-extender', 'update', 'pods'), 'nor updates them');
+    t.notOk(can('tessera-webhook', 'create', 'pods', 'binding'), 'the webhook only reads');
+    t.ok(can('tessera-webhook', 'get', 'pods'), 'the pod a Binding names included');
   },
 );

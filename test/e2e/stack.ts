@@ -43,6 +43,8 @@ export interface StackOptions {
   readonly log?: Logger;
   readonly progress?: (line: string) => void;
   readonly kwok?: KwokOptions;
+  /** kube-controller-manager's controllers (default: the Job and node-lifecycle ones); DRA tests add resourceclaim-controller. */
+  readonly controllers?: readonly string[];
 }
 
 export function schedulerConfig(extenderPort: number): string {
@@ -57,6 +59,8 @@ export function schedulerConfig(extenderPort: number): string {
     'nvidia.com/mig-4g.40gb',
     'nvidia.com/mig-7g.80gb',
   ];
+  // The marker of claim-only pods (core/dra/names.ts): kube-scheduler skips it, the extender is called for it.
+  const ignored = ['tessera.io/dra-claims'];
   return [
     'apiVersion: kubescheduler.config.k8s.io/v1',
     'kind: KubeSchedulerConfiguration',
@@ -80,6 +84,7 @@ export function schedulerConfig(extenderPort: number): string {
     '  httpTimeout: 5s',
     '  managedResources:',
     ...managed.map((m) => `  - name: ${m}\n    ignoredByScheduler: false`),
+    ...ignored.map((m) => `  - name: ${m}\n    ignoredByScheduler: true`),
     '',
   ].join('\n');
 }
@@ -97,7 +102,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const progress = options.progress ?? (() => {});
   const [webhookPort, extenderPort] = [await freePort(), await freePort()];
   progress('starting etcd, kube-apiserver, kube-controller-manager and KWOK');
-  const cluster = await startCluster({ log: progress, controllerManager: true, kwok: options.kwok ?? true });
+  const cluster = await startCluster({
+    log: progress,
+    controllerManager: options.controllers ?? true,
+    kwok: options.kwok ?? true,
+  });
   const policyDir = join(cluster.dir, 'policy');
   mkdirSync(policyDir);
   writeFileSync(join(policyDir, 'policy.yaml'), options.policy);
@@ -241,6 +250,8 @@ export async function registerWebhooks(admin: KubeConfig, caPem: string, baseUrl
               operations: ['CREATE', 'UPDATE'],
               resources: ['pods', 'pods/ephemeralcontainers', 'namespaces'],
             },
+            // A Binding writes spec.nodeName and its annotations onto the pod: only Tessera binds GPU pods.
+            { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods/binding', 'bindings'] },
             {
               apiGroups: ['apps'],
               apiVersions: ['v1'],
@@ -252,6 +263,12 @@ export async function registerWebhooks(admin: KubeConfig, caPem: string, baseUrl
               apiVersions: ['v1'],
               operations: ['CREATE', 'UPDATE'],
               resources: ['jobs', 'cronjobs'],
+            },
+            {
+              apiGroups: ['resource.k8s.io'],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['resourceclaims', 'resourceclaimtemplates'],
             },
           ],
         },

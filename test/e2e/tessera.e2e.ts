@@ -8,8 +8,10 @@ import {
   RbacAuthorizationV1Api,
   setHeaderOptions,
   type V1Pod,
+  Watch,
 } from '@kubernetes/client-node';
 import { pino } from 'pino';
+import { ConflictError, kubernetesWriter } from '../../extender/cluster-writer.ts';
 import { startExtender } from '../../extender/server.ts';
 import { explainCommand } from '../../cli/explain.ts';
 import { freePort } from '../controlplane/cluster.ts';
@@ -223,6 +225,137 @@ t.test('Tessera on a real kube-apiserver and kube-scheduler', async (t) => {
       () => t.fail('should be denied'),
       (e) => t.match(message(e), /tessera.io\/assignment is written only by Tessera/),
     );
+  });
+
+  await t.test('bind is one write: nodeName and the assignment arrive in the same update', async (t) => {
+    const seen: V1Pod[] = [];
+    const watching = await new Watch(stack.client('admin')).watch(
+      '/api/v1/namespaces/vision/pods',
+      { fieldSelector: 'metadata.name=one-write' },
+      (_phase, pod: V1Pod) => seen.push(pod),
+      () => {},
+    );
+    t.teardown(() => watching.abort());
+    await bob.createNamespacedPod({
+      namespace: 'vision',
+      body: gpuPod('one-write', 'vision', { 'tessera.io/gpu-fraction': '0.25' }),
+    });
+    await until('one-write bound, as the watch reports it', async () => seen.some((p) => p.spec?.nodeName));
+    const annotated = (p: V1Pod) =>
+      p.metadata?.annotations?.['tessera.io/assignment'] !== undefined ||
+      p.metadata?.annotations?.['tessera.io/visible-devices'] !== undefined;
+    t.ok(
+      seen.some((p) => !p.spec?.nodeName && !annotated(p)),
+      'the watch saw the pod pending, without an assignment',
+    );
+    t.same(
+      seen.filter((p) => annotated(p) !== Boolean(p.spec?.nodeName)).map((p) => p.metadata?.resourceVersion),
+      [],
+      'no version of the pod has the assignment without nodeName, or nodeName without the assignment',
+    );
+    const bound = seen.find((p) => p.spec?.nodeName)!;
+    const assignment = JSON.parse(bound.metadata!.annotations!['tessera.io/assignment']!);
+    t.equal(assignment.node, bound.spec!.nodeName, 'the first bound version carries its assignment');
+    t.equal(bound.metadata!.annotations!['tessera.io/visible-devices'], String(assignment.gpus[0].index));
+    t.match(
+      bound.status?.conditions,
+      [{ type: 'PodScheduled', status: 'True' }],
+      'and the PodScheduled condition, same write',
+    );
+    await bob.deleteNamespacedPod({ name: 'one-write', namespace: 'vision', gracePeriodSeconds: 0 });
+  });
+
+  await t.test('Bindings: only Tessera binds GPU pods or writes the assignment; a wrong UID is refused', async (t) => {
+    // bob may create Bindings in vision (RBAC); Tessera still decides which.
+    await rbac.createNamespacedRole({
+      namespace: 'vision',
+      body: {
+        metadata: { name: 'binder' },
+        rules: [{ apiGroups: [''], resources: ['pods/binding', 'bindings'], verbs: ['create'] }],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace: 'vision',
+      body: {
+        metadata: { name: 'bob-binder' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'binder' },
+        subjects: [{ kind: 'User', name: 'bob@acme.example', apiGroup: 'rbac.authorization.k8s.io' }],
+      },
+    });
+    // Pending and out of the scheduler's way: a scheduling gate.
+    const held = gpuPod('held', 'vision', { 'tessera.io/gpu-fraction': '0.25' });
+    const plain = {
+      metadata: { name: 'plain', namespace: 'vision', labels: { team: 'vision', 'cost-center': '1234' } },
+      spec: { containers: [{ name: 'main', image: 'registry.example/web:1' }] },
+    };
+    for (const body of [held, plain]) {
+      (body.spec as { schedulingGates?: { name: string }[] }).schedulingGates = [{ name: 'example.com/hold' }];
+      await bob.createNamespacedPod({ namespace: 'vision', body });
+    }
+    const heldPod = await bob.readNamespacedPod({ name: 'held', namespace: 'vision' });
+    const binding = (name: string, annotations?: Record<string, string>) => ({
+      apiVersion: 'v1',
+      kind: 'Binding',
+      metadata: { name, namespace: 'vision', ...(annotations ? { annotations } : {}) },
+      target: { apiVersion: 'v1', kind: 'Node', name: 'h100-0' },
+    });
+    const forged = {
+      'tessera.io/assignment': '{"node":"h100-0","gpus":[{"index":0,"milli":1000,"memoryMiB":81559}]}',
+      'tessera.io/visible-devices': '0,1,2,3,4,5,6,7',
+    };
+    await bob.createNamespacedPodBinding({ name: 'held', namespace: 'vision', body: binding('held', forged) }).then(
+      () => t.fail('should be denied'),
+      (e) => {
+        const m = message(e);
+        t.match(
+          m,
+          /\[tessera\/system-owned\] the Binding of pod vision\/held sets annotation tessera.io\/assignment, which only Tessera's extender writes.*bob@acme.example may not. Remove it from the Binding/,
+        );
+        t.match(m, /annotation tessera.io\/visible-devices/);
+        t.match(
+          m,
+          /\[tessera\/accounting\] pod vision\/held asks for tessera.io\/gpu-milli, so only Tessera's extender may bind it/,
+        );
+      },
+    );
+    await bob.createNamespacedBinding({ namespace: 'vision', body: binding('held') }).then(
+      () => t.fail('should be denied'),
+      (e) => t.match(message(e), /pod vision\/held asks for tessera.io\/gpu-milli/, 'the older bindings resource too'),
+    );
+    await bob
+      .createNamespacedPodBinding({
+        name: 'plain',
+        namespace: 'vision',
+        body: binding('plain', { 'tessera.io/visible-devices': '0' }),
+      })
+      .then(
+        () => t.fail('should be denied'),
+        (e) =>
+          t.match(message(e), /sets annotation tessera.io\/visible-devices/, 'a non-GPU pod cannot get GPUs this way'),
+      );
+    // A Binding the webhook allows reaches the API server's own checks (here: the scheduling gate).
+    await bob.createNamespacedPodBinding({ name: 'plain', namespace: 'vision', body: binding('plain') }).then(
+      () => t.fail('the gate should refuse it'),
+      (e) =>
+        t.match(message(e), /non-empty .spec.schedulingGates/, 'a plain Binding of a non-GPU pod passes the webhook'),
+    );
+
+    const writer = kubernetesWriter(stack.client(EXTENDER_USER));
+    await writer.bindPod('vision', 'held', 'not-the-uid', 'h100-0', forged).then(
+      () => t.fail('a wrong UID should be refused'),
+      (e) => {
+        t.ok(e instanceof ConflictError, 'a 409, which bind counts as a conflict');
+        t.match(e.message, /Precondition failed: UID in precondition: not-the-uid/);
+      },
+    );
+    const after = await bob.readNamespacedPod({ name: 'held', namespace: 'vision' });
+    t.equal(after.spec?.nodeName, undefined, 'nothing was written');
+    t.equal(after.metadata?.annotations?.['tessera.io/assignment'], undefined);
+    t.equal(after.metadata?.resourceVersion, heldPod.metadata?.resourceVersion);
+    for (const name of ['held', 'plain'])
+      await bob.deleteNamespacedPod({ name, namespace: 'vision', gracePeriodSeconds: 0 });
+    // Out of the quota test's way: a moment for the webhook's cache to see them gone.
+    await new Promise((r) => setTimeout(r, 1000));
   });
 
   await t.test('drift: guarded fields cannot be edited on a running pod', async (t) => {

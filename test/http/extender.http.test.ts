@@ -8,7 +8,7 @@ import { SchedulingState } from '../../core/scheduling/state.ts';
 import { typicalShapes } from '../../core/scoring/workload-profile.ts';
 import { fragmentationAware } from '../../core/scoring/fragmentation-aware.ts';
 import { createExtenderApp } from '../../extender/app.ts';
-import { ConflictError, type ClusterWriter } from '../../extender/cluster-writer.ts';
+import { ApiError, ConflictError, type ClusterWriter } from '../../extender/cluster-writer.ts';
 import { ExtenderMetrics } from '../../extender/metrics.ts';
 import { ExtenderScheduler } from '../../extender/scheduler.ts';
 import {
@@ -24,31 +24,48 @@ import { EXAMPLE_POLICY_TEXT } from '../fixtures/admission.ts';
 
 const log = pino({ level: 'silent' });
 
+/** The API server's side of bind, as kube-apiserver's pods/binding does it (checked on v1.37.2). */
 class FakeWriter implements ClusterWriter {
   readonly pods = new Map<string, KubePod>();
   readonly calls: string[] = [];
+  /** Every version of every pod the API server stored, in order: one entry per update. */
+  readonly updates: KubePod[] = [];
   failBind = false;
-  conflict = false;
+  /** Holds the Binding of one pod until `open` resolves (an API write in flight). */
+  gate: { pod: string; open: Promise<void> } | null = null;
   async readPod(ns: string, name: string) {
     return structuredClone(this.pods.get(`${ns}/${name}`) ?? null);
   }
-  async annotatePod(ns: string, name: string, rv: string, annotations: Record<string, string | null>) {
-    const p = this.pods.get(`${ns}/${name}`)!;
-    if (this.conflict || p.metadata!.resourceVersion !== rv) throw new ConflictError(`pod ${ns}/${name} changed`);
-    const a = (p.metadata!.annotations ??= {});
-    for (const [k, v] of Object.entries(annotations))
-      if (v === null) delete a[k];
-      else a[k] = v;
-    p.metadata!.resourceVersion = String(Number(rv) + 1);
-    this.calls.push(`annotate ${name}`);
-    return structuredClone(p);
+  async bindPod(ns: string, name: string, uid: string, node: string, annotations: Readonly<Record<string, string>>) {
+    this.calls.push(`bind ${name} ${node}${Object.keys(annotations).length > 0 ? ' with annotations' : ''}`);
+    if (this.gate?.pod === name) await this.gate.open;
+    if (this.failBind) throw new ApiError(503, 'apiserver unavailable');
+    const p = this.pods.get(`${ns}/${name}`);
+    if (!p) throw new ApiError(404, `pods "${name}" not found`);
+    // The UID precondition, then an unassigned pod; then nodeName and the annotations in one update.
+    if (p.metadata!.uid !== uid)
+      throw new ConflictError(
+        `Operation cannot be fulfilled on pods "${name}": StorageError: invalid object, Code: 4, Key: /registry/pods/${ns}/${name}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: ${uid}, UID in object meta: ${p.metadata!.uid}`,
+      );
+    if (p.spec!.nodeName)
+      throw new ConflictError(
+        `Operation cannot be fulfilled on pods/binding "${name}": pod ${name} is already assigned to node "${p.spec!.nodeName}"`,
+      );
+    const next = structuredClone(p);
+    next.spec!.nodeName = node;
+    next.metadata!.annotations = { ...next.metadata!.annotations, ...annotations };
+    next.metadata!.resourceVersion = String(Number(p.metadata!.resourceVersion ?? '0') + 1);
+    next.status = { phase: 'Running' };
+    this.pods.set(`${ns}/${name}`, next);
+    this.updates.push(structuredClone(next));
   }
-  async bindPod(ns: string, name: string, _uid: string, node: string) {
-    if (this.failBind) throw new Error('apiserver unavailable');
+  /** What the extender's informer still shows where it lags behind the API server. */
+  readonly informerLag = new Map<string, KubePod>();
+  /** The pod deleted and created again under the same name (a new UID) before the informer saw it. */
+  recreate(ns: string, name: string): void {
     const p = this.pods.get(`${ns}/${name}`)!;
-    p.spec!.nodeName = node;
-    p.status = { phase: 'Running' };
-    this.calls.push(`bind ${name} ${node}`);
+    this.informerLag.set(`${ns}/${name}`, p);
+    this.pods.set(`${ns}/${name}`, { ...p, metadata: { ...p.metadata, uid: `${p.metadata!.uid}-2` } });
   }
   async setNodeResources() {}
 }
@@ -56,6 +73,7 @@ class FakeWriter implements ClusterWriter {
 interface Env {
   state: SchedulingState;
   writer: FakeWriter;
+  metrics: ExtenderMetrics;
   scheduler: ExtenderScheduler;
   url: string;
   nodes: Map<string, KubeNode>;
@@ -78,7 +96,7 @@ async function start(t: { teardown(fn: () => unknown): void }, nodes: KubeNode[]
     writer,
     metrics,
     log,
-    podLookup: (ns, name) => writer.pods.get(`${ns}/${name}`),
+    podLookup: (ns, name) => writer.informerLag.get(`${ns}/${name}`) ?? writer.pods.get(`${ns}/${name}`),
   });
   scheduler.setProfile(typicalShapes([{ cpuMilli: 1000, memoryMiB: 1024, gpus: 1, milliPerGpu: 500, models: null }]));
   const app = createExtenderApp({ scheduler, metrics, log, notReady: () => null, prefix: '/scheduler' });
@@ -89,6 +107,7 @@ async function start(t: { teardown(fn: () => unknown): void }, nodes: KubeNode[]
   return {
     state,
     writer,
+    metrics,
     scheduler,
     url,
     nodes: new Map(nodes.map((n) => [n.metadata!.name!, n])),
@@ -192,35 +211,94 @@ t.test('bind commits under a per-node lock; a second pod sees the first', async 
   });
   t.equal(bound.metadata!.annotations!['tessera.io/visible-devices'], '0');
   t.equal(bound.spec!.nodeName, 'h1');
-  t.same(env.writer.calls, ['annotate a', 'bind a h1'], 'assignment first, then the Binding');
+  t.same(env.writer.calls, ['bind a h1 with annotations'], 'one write: the Binding; b never reached the API');
+  t.equal(env.writer.updates.length, 1, 'one update of the pod');
   t.equal(env.state.ledger.usage('h1').milliOn(0), 600);
 });
 
-t.test('a failed Binding rolls the assignment back; a resourceVersion conflict refuses', async (t) => {
+async function outcomes(metrics: ExtenderMetrics): Promise<Record<string, number>> {
+  const m = await metrics.binds.get();
+  return Object.fromEntries(m.values.map((v) => [String(v.labels.outcome), v.value]));
+}
+
+const bindArgs = (p: KubePod, node: string) => ({
+  PodName: p.metadata!.name,
+  PodNamespace: p.metadata!.namespace,
+  PodUID: p.metadata!.uid,
+  Node: node,
+});
+
+t.test('the Binding carries the assignment: nodeName and both annotations in one update', async (t) => {
+  const env = await start(t, [
+    fractionH100('h1', 2, { labels: { 'tessera.io/pool': 'shared-h100' } }),
+    exclusiveH100('e1', 2),
+  ]);
+  const a = env.add(gpuPod('a', 250));
+  t.same((await call(env.url, 'bind', bindArgs(a, 'h1'))).body, { Error: '' });
+  t.same(env.writer.calls, ['bind a h1 with annotations'], 'one API call per bind');
+  t.equal(env.writer.updates.length, 1, 'one update of the pod');
+  const [bound] = env.writer.updates;
+  t.equal(bound!.spec!.nodeName, 'h1');
+  t.match(bound!.metadata!.annotations, {
+    'tessera.io/assignment': '{"node":"h1","gpus":[{"index":0,"milli":250,"memoryMiB":20389}]}',
+    'tessera.io/visible-devices': '0',
+    'tessera.io/pool': 'shared-h100',
+  });
+  const x = env.add(pod('x').ns('vision').limit('nvidia.com/gpu', '1').build());
+  t.same((await call(env.url, 'bind', bindArgs(x, 'e1'))).body, { Error: '' });
+  t.equal(env.writer.calls[1], 'bind x e1', 'device-plugin nodes: a plain Binding, the device plugin picks the GPU');
+  t.equal(env.writer.pods.get('vision/x')!.metadata!.annotations?.['tessera.io/assignment'], undefined);
+  t.same(await outcomes(env.metrics), { bound: 2 });
+});
+
+t.test('a failed Binding writes nothing and drops the reservation; conflicts are conflicts', async (t) => {
   const env = await start(t, [fractionH100('h1', 1, { labels: { 'tessera.io/pool': 'shared-h100' } })]);
   const a = env.add(gpuPod('a', 500));
   env.writer.failBind = true;
-  const r = await call(env.url, 'bind', { PodName: 'a', PodNamespace: 'vision', PodUID: a.metadata!.uid, Node: 'h1' });
-  t.match(r.body.Error, /bind failed: apiserver unavailable; rolled back/);
-  t.equal(
-    env.writer.pods.get('vision/a')!.metadata!.annotations!['tessera.io/assignment'],
-    undefined,
-    'the assignment is removed',
-  );
+  const r = await call(env.url, 'bind', bindArgs(a, 'h1'));
+  t.match(r.body.Error, /^bind failed: apiserver unavailable; reservation dropped/);
+  t.same(env.writer.updates, [], 'the pod was never touched: no annotation to roll back');
   t.equal(env.state.ledger.usage('h1').milliOn(0), 0, 'nothing stays reserved');
   env.writer.failBind = false;
-  env.writer.conflict = true;
-  const c = await call(env.url, 'bind', { PodName: 'a', PodNamespace: 'vision', PodUID: a.metadata!.uid, Node: 'h1' });
-  t.match(c.body.Error, /bind conflict/);
-  env.writer.conflict = false;
+
+  // The pod was deleted and created again under its name; kube-scheduler and the informer still know the old one.
+  env.writer.recreate('vision', 'a');
+  const c = await call(env.url, 'bind', bindArgs(a, 'h1'));
+  t.match(c.body.Error, /^bind conflict: .*Precondition failed: UID in precondition/, 'the API refuses the old UID');
+  t.equal(env.state.ledger.usage('h1').milliOn(0), 0);
+  // The informer catches up: the scheduler's UID is now the stale one, and bind says so without writing.
+  env.writer.informerLag.clear();
+  t.match((await call(env.url, 'bind', bindArgs(a, 'h1'))).body.Error, /not .*; it was recreated/);
+
+  const b = env.add(gpuPod('b', 500));
+  t.same((await call(env.url, 'bind', bindArgs(b, 'h1'))).body, { Error: '' });
   t.match(
-    (await call(env.url, 'bind', { PodName: 'a', PodNamespace: 'vision', PodUID: 'other', Node: 'h1' })).body.Error,
-    /recreated/,
+    (await call(env.url, 'bind', bindArgs(b, 'h1'))).body.Error,
+    /^bind conflict: .*already assigned to node "h1"/,
+    'a second Binding of a bound pod is refused by the API',
   );
-  t.same(
-    (await call(env.url, 'bind', { PodName: 'a', PodNamespace: 'vision', PodUID: a.metadata!.uid, Node: 'h1' })).body,
-    { Error: '' },
+  t.equal(env.state.ledger.usage('h1').milliOn(0), 500, 'and the first placement still stands');
+  t.equal(env.writer.updates.length, 1);
+  t.same(await outcomes(env.metrics), { error: 1, conflict: 3, bound: 1 });
+  t.equal((await env.metrics.rollbacks.get()).values[0]!.value, 3);
+});
+
+t.test('the write comes after the node lock: binds to one node do not wait for each other’s API calls', async (t) => {
+  const env = await start(t, [fractionH100('h1', 1, { labels: { 'tessera.io/pool': 'shared-h100' } })]);
+  const [a, b, c] = [env.add(gpuPod('a', 600)), env.add(gpuPod('b', 300)), env.add(gpuPod('c', 300))];
+  let release!: () => void;
+  env.writer.gate = { pod: 'a', open: new Promise<void>((r) => (release = r)) };
+  const boundA = call(env.url, 'bind', bindArgs(a, 'h1'));
+  while (!env.writer.calls.includes('bind a h1 with annotations')) await new Promise((r) => setTimeout(r, 5));
+  t.same((await call(env.url, 'bind', bindArgs(b, 'h1'))).body, { Error: '' }, 'b binds while a’s write is in flight');
+  t.match(
+    (await call(env.url, 'bind', bindArgs(c, 'h1'))).body.Error,
+    /^GpuCompute/,
+    'and c sees both reservations: 600m + 300m + 300m do not fit one GPU',
   );
+  release();
+  t.same((await boundA).body, { Error: '' });
+  t.equal(env.state.ledger.usage('h1').milliOn(0), 900);
 });
 
 t.test('quota is checked again at bind, where admission races are settled', async (t) => {

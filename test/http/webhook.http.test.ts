@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { mkdirSync, mkdtempSync, writeFileSync, rmSync, renameSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request as httpsRequest } from 'node:https';
@@ -10,7 +10,8 @@ import { pino } from 'pino';
 import { createCa, issueLeaf } from '../../certs/authority.ts';
 import { startWebhook } from '../../webhook/server.ts';
 import { pod } from '../fixtures/pods.ts';
-import { EXAMPLE_POLICY_TEXT, view, BOB, ALICE } from '../fixtures/admission.ts';
+import { EXAMPLE_POLICY_TEXT, view, BOB, ALICE, admit, examplePolicy, EXTENDER } from '../fixtures/admission.ts';
+import type { KubePod } from '../../core/kube-objects.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -78,6 +79,12 @@ const podReview = (p: object, extra: object = {}) =>
     object: p,
     ...extra,
   });
+
+// Real reviews of Bindings, captured from kube-apiserver v1.37.2 (see the file's `source`).
+const CAPTURED = JSON.parse(readFileSync(new URL('../fixtures/binding-reviews.json', import.meta.url), 'utf8')) as {
+  podsBinding: any;
+  legacyBindings: any;
+};
 
 t.test('the webhook over HTTPS with real AdmissionReview payloads', async (t) => {
   const env = setup();
@@ -165,7 +172,10 @@ t.test('the webhook over HTTPS with real AdmissionReview payloads', async (t) =>
   });
 
   t.test('property: fuzzed AdmissionReviews never crash the server', async (t) => {
-    const base = podReview(pod('f').ns('research-a').annotate('tessera.io/gpu-fraction', '0.5').build());
+    const bases = [
+      podReview(pod('f').ns('research-a').annotate('tessera.io/gpu-fraction', '0.5').build()),
+      CAPTURED.podsBinding,
+    ];
     const mutateAt = (obj: any, path: string[], value: unknown): any => {
       if (path.length === 0) return value;
       const copy = Array.isArray(obj) ? [...obj] : { ...(typeof obj === 'object' && obj !== null ? obj : {}) };
@@ -185,12 +195,18 @@ t.test('the webhook over HTTPS with real AdmissionReview payloads', async (t) =>
       ['request', 'operation'],
       ['request', 'object', 'spec', 'tolerations'],
       ['request', 'object', 'spec', 'affinity'],
+      ['request', 'object', 'metadata'],
+      ['request', 'object', 'metadata', 'labels'],
+      ['request', 'object', 'target'],
+      ['request', 'name'],
+      ['request', 'namespace'],
     );
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.tuple(paths, fc.jsonValue()), { minLength: 1, maxLength: 4 }),
         fc.constantFrom('/mutate', '/validate'),
-        async (edits, path) => {
+        fc.constantFrom(...bases),
+        async (edits, path, base) => {
           let body: any = base;
           for (const [p, v] of edits) body = mutateAt(body, [...p], v);
           const r = await post(hook.url, path, body, ca);
@@ -249,6 +265,129 @@ t.test('the webhook over HTTPS with real AdmissionReview payloads', async (t) =>
     }
     t.not(serial, first, 'a new certificate is served');
   });
+});
+
+t.test('Bindings: the reviews kube-apiserver sends for pods/binding, judged on the pod they name', async (t) => {
+  const env = setup();
+  const policy = examplePolicy();
+  const captured = CAPTURED.podsBinding.request;
+  t.match(captured, {
+    kind: { group: '', version: 'v1', kind: 'Binding' },
+    resource: { group: '', version: 'v1', resource: 'pods' },
+    subResource: 'binding',
+    name: 'a',
+    namespace: 'vision',
+    object: { kind: 'Binding', metadata: { name: 'a', uid: /./ }, target: { kind: 'Node', name: 'n1' } },
+  });
+  const gpuPod = (name: string, uid: string): KubePod => {
+    const admitted = admit(
+      pod(name)
+        .ns('research-a')
+        .uid(uid)
+        .label('team', 'v')
+        .label('cost-center', '1')
+        .annotate('tessera.io/gpu-fraction', '0.5')
+        .build(),
+      policy,
+    ).pod;
+    return { ...admitted, metadata: { ...admitted.metadata, namespace: 'vision' } };
+  };
+  const plain = pod('a').ns('vision').uid(captured.object.metadata.uid).build();
+  const live = new Map<string, KubePod>();
+  const reads: string[] = [];
+  let apiDown = false;
+  const hook = await startWebhook({
+    policyDir: env.policyDir,
+    host: '127.0.0.1',
+    port: 0,
+    tls: { certFile: join(env.certDir, 'tls.crt'), keyFile: join(env.certDir, 'tls.key') },
+    view: view([plain, gpuPod('train', 'uid-train')]),
+    readPod: async (namespace, name) => {
+      reads.push(`${namespace}/${name}`);
+      if (apiDown) throw new Error('connect ECONNREFUSED');
+      return live.get(`${namespace}/${name}`) ?? null;
+    },
+    systemUsers: [EXTENDER.username!],
+    log,
+  });
+  t.teardown(async () => {
+    await hook.close();
+    rmSync(env.dir, { recursive: true, force: true });
+  });
+  const ca = env.ca.certPem;
+  const send = (edit: (request: any) => void = () => {}, base = CAPTURED.podsBinding) => {
+    const body = structuredClone(base);
+    edit(body.request);
+    return post(hook.url, '/validate', body, ca).then((r) => r.body.response);
+  };
+  const bindingOf = (name: string, uid: string) => (r: any) => {
+    r.name = name;
+    r.object.metadata.name = name;
+    r.object.metadata.uid = uid;
+    delete r.object.metadata.annotations;
+  };
+
+  t.match(
+    await send(),
+    {
+      uid: captured.uid,
+      allowed: false,
+      status: {
+        code: 403,
+        message:
+          /^Tessera denied this request \(1 problem\):\n- \[tessera\/system-owned\] the Binding of pod vision\/a sets annotation tessera.io\/visible-devices, which only Tessera's extender writes, in its own Binding when it commits a placement; admin may not. Remove it from the Binding$/,
+      },
+    },
+    'system-owned annotations in a Binding by anyone else: denied, even for system:masters',
+  );
+  t.match(await send((r) => (r.userInfo = EXTENDER)), { allowed: true }, 'the extender writes them');
+  t.match(await send((r) => delete r.object.metadata.annotations), { allowed: true }, 'a plain Binding of a plain pod');
+  const scheduler = { username: 'system:kube-scheduler', groups: ['system:authenticated'] };
+  t.match(
+    await send((r) => {
+      bindingOf('train', 'uid-train')(r);
+      r.userInfo = scheduler;
+    }),
+    {
+      allowed: false,
+      status: {
+        message:
+          /\[tessera\/accounting\] pod vision\/train asks for tessera.io\/gpu-milli, so only Tessera's extender may bind it .*system:kube-scheduler may not. Leave the pod to tessera-scheduler. If kube-scheduler sent this Binding itself, it did not ask the extender: list tessera.io\/gpu-milli in the extender's managedResources/,
+      },
+    },
+    'a GPU pod bound by anyone but the extender: denied',
+  );
+  t.same(reads, [], 'the informer cache answered so far');
+
+  live.set('vision/fresh', gpuPod('fresh', 'uid-fresh'));
+  t.match(await send(bindingOf('fresh', 'uid-fresh')), {
+    allowed: false,
+    status: { message: /pod vision\/fresh asks for/ },
+  });
+  live.set('vision/a', gpuPod('a', 'uid-a-2'));
+  t.match(
+    await send(bindingOf('a', 'uid-a-2')),
+    { allowed: false, status: { message: /pod vision\/a asks for/ } },
+    'the cache holds an older pod of that name: the one the Binding names is read',
+  );
+  t.same(reads, ['vision/fresh', 'vision/a'], 'the API server is asked only when the cache lags');
+
+  t.match(
+    await send(bindingOf('b', ''), CAPTURED.legacyBindings),
+    { allowed: true },
+    'the older bindings resource; a pod the API server does not have is its own NotFound',
+  );
+  apiDown = true;
+  t.match(
+    await send(bindingOf('later', 'uid-later')),
+    { allowed: false, status: { code: 500, message: /could not evaluate this request/ } },
+    'the pod cannot be read: fail closed',
+  );
+  const metrics = await post(hook.url, '/metrics', '', ca, 'GET');
+  t.match(
+    metrics.body,
+    /tessera_webhook_review_duration_seconds_count\{webhook="validate",kind="Binding",operation="CREATE",allowed="false"\} [1-9]/,
+  );
 });
 
 t.test('without a valid policy the webhook is not ready and denies', async (t) => {

@@ -3,13 +3,15 @@
 
 import { BUILTIN, type PodCheck } from '../check.ts';
 import { formatEquivalents, withinQuota } from '../../pools/equivalents.ts';
+import { sharedAlreadyHeld } from '../../dra/quota-parts.ts';
 
 export const quotaCheck: PodCheck = (s, ctx) => {
   if (!s.gpu || s.template || ctx.operation !== 'CREATE' || !s.tenant || s.tenant.quotaGpus === null || !s.decision?.ok)
     return [];
   const quota = s.tenant.quotaGpus;
-  const mine = s.decision.plan.equivalents;
   const used = ctx.view.tenantUsage(s.tenant.name, ctx.policy, s.pod.metadata?.uid ?? null);
+  // A ResourceClaim this pod shares with running pods of the tenant is already counted.
+  const mine = s.decision.plan.equivalents - sharedAlreadyHeld(s.dra, s.namespace, s.decision.pool, used.sharedClaims);
   if (withinQuota(used.equivalents, mine, quota)) return [];
   return [
     {

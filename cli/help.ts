@@ -1,0 +1,60 @@
+// How each command is called, and UsageError: a mistake in how a command was called (unknown option, missing or
+// malformed argument), for which the CLI prints the message and the command's usage and exits 2 (a failure of the
+// work itself exits 1). The usage texts live here, apart from the commands, so that `tessera --help` and
+// `tessera version` load no command (the Kubernetes client alone takes a second or more to load).
+
+import { REPORTED_LOADS } from '../core/simulation/replay.ts';
+import { DEFAULT_STRATEGY, STRATEGIES } from '../core/scoring/strategy-registry.ts';
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+  readonly usage: string;
+
+  constructor(message: string, usage: string) {
+    super(message);
+    this.usage = usage;
+  }
+}
+
+export const SERVE_USAGE = `tessera serve webhook --policy-dir DIR [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8443]
+                     [--system-user NAME]... [--kubeconfig FILE] [--context NAME] [--audit-interval SECONDS]
+                     [--log-level info]
+tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8888]
+                     [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--lease-name NAME]
+                     [--kubeconfig FILE] [--context NAME] [--log-level info]
+  Tessera's own service accounts (--system-user, e.g. system:serviceaccount:tessera-system:tessera-extender) may write
+  system-owned annotations. Without --kubeconfig: $KUBECONFIG, ~/.kube/config, or the pod's service account. With
+  --lease-namespace the extender elects a leader through a Lease and only the leader serves. Both run until SIGTERM
+  or SIGINT (exit 0); a start that cannot serve (unreadable TLS files, port taken) exits 1.`;
+
+export const POLICY_USAGE = `tessera policy lint FILE|DIR...
+tessera policy test DIR|FILE...
+tessera policy apply --policy FILE|DIR [--context FILE] [--system-user NAME]... [-o json|yaml] REVIEW.json
+  lint exits 1 on any problem; test exits 1 when a case fails or is invalid; apply prints the AdmissionReview the
+  webhook would answer (or with -o the object after mutation) and exits 1 when the request is denied.`;
+
+export const AUDIT_USAGE = `tessera audit --policy FILE|DIR [--snapshot FILE] [--kubeconfig FILE] [--context NAME] [--json]
+  Without --snapshot it reads the live cluster: --kubeconfig, else $KUBECONFIG, ~/.kube/config or the pod's service
+  account. It exits 0 whether or not pods drifted (the report says); 1 when it cannot run.`;
+
+export const EXPLAIN_USAGE = `tessera explain --snapshot FILE --pod FILE [--policy FILE|DIR] [--strategy NAME] [--json]
+tessera explain POD -n NAMESPACE [--policy FILE|DIR] [--strategy NAME] [--kubeconfig FILE] [--context NAME] [--json]
+  The second form reads the live cluster: --kubeconfig, else $KUBECONFIG, ~/.kube/config or the pod's service account.
+  With --policy the pod goes through the webhook's admission first (mutation, then validation), as the API server
+  would send it; without, a GPU ask made only with tessera.io/ annotations is not turned into resources (it says so).`;
+
+export const CERTS_USAGE = `tessera certs issue --dir DIR --name NAME (--dns NAME | --ip ADDR)... [--now ISO-TIME]
+tessera certs rotate --dir DIR --name NAME (--dns NAME | --ip ADDR)... [--now ISO-TIME]
+  DIR receives ca.crt (the bundle to trust: caBundle, the scheduler's caFile), tls.crt and tls.key (to serve).
+  rotate renews the serving certificate 30 days before it expires (90-day leaves), re-issues it when --name, --dns or
+  --ip differ from what it serves, and replaces the CA a year before it expires (10-year CAs) through a 7-day overlap.
+  --now (an ISO 8601 time) pretends the clock says so, for rehearsals.`;
+
+export const SIMULATE_USAGE = `tessera simulate --nodes NODES.csv --pods PODS.csv [--strategy NAME[,NAME...]] [--seeds 42-51]
+                 [--tune 1.3] [--published FILE] [--decisions FILE] [--json]
+
+  Replays an Alibaba openb trace with the FGD paper's protocol and reports unallocated GPU % at
+  ${REPORTED_LOADS.join('/')} % arrived load. Strategies: ${Object.keys(STRATEGIES).join(', ')} (default ${DEFAULT_STRATEGY}; "all" runs every one).
+  --published defaults to fgd-expected-results/analysis_allo_discrete.csv beside the pod list.`;
+
+export const VERSION_USAGE = 'tessera version [--json]   (also tessera --version)';

@@ -1,0 +1,84 @@
+import t from 'tap';
+import { pino } from 'pino';
+import { SchedulingState } from '../../../core/scheduling/state.ts';
+import { fragmentationAware } from '../../../core/scoring/fragmentation-aware.ts';
+import type { ClusterWriter } from '../../../extender/cluster-writer.ts';
+import { ExtenderMetrics } from '../../../extender/metrics.ts';
+import { ExtenderScheduler } from '../../../extender/scheduler.ts';
+import { examplePolicy, NAMESPACES } from '../../fixtures/admission.ts';
+import { fractionH100, migA100 } from '../../fixtures/nodes.ts';
+import { pod } from '../../fixtures/pods.ts';
+
+t.test('per-pod GPU-equivalents for chargeback, quotas and pending pods by reason, at scrape time', async (t) => {
+  const state = new SchedulingState();
+  state.setPolicy(examplePolicy());
+  for (const ns of NAMESPACES) state.upsertNamespace(ns);
+  state.upsertNode(fractionH100('h', 2));
+  state.upsertNode(migA100('a', 1));
+  const metrics = new ExtenderMetrics();
+  const scheduler = new ExtenderScheduler({
+    state,
+    strategy: fragmentationAware,
+    writer: {} as ClusterWriter,
+    metrics,
+    log: pino({ level: 'silent' }),
+    podLookup: () => undefined,
+  });
+  const whole = pod('ft')
+    .ns('research-a')
+    .gpuMilli(2000)
+    .annotate('tessera.io/pool', 'shared-h100')
+    .annotate(
+      'tessera.io/assignment',
+      JSON.stringify({
+        node: 'h',
+        gpus: [
+          { index: 0, milli: 1000, memoryMiB: 0 },
+          { index: 1, milli: 1000, memoryMiB: 0 },
+        ],
+      }),
+    )
+    .boundTo('h')
+    .build();
+  const mig = pod('m')
+    .ns('pay')
+    .limit('nvidia.com/mig-3g.40gb', '1')
+    .annotate('tessera.io/pool', 'a100-mig')
+    .boundTo('a')
+    .build();
+  const waiting = pod('w').ns('research-a').gpuMilli(500).build();
+  waiting.status = {
+    phase: 'Pending',
+    conditions: [
+      {
+        type: 'PodScheduled',
+        status: 'False',
+        reason: 'Unschedulable',
+        message: '0/2 nodes are available: 1 GpuCompute: no GPU has enough free compute',
+      },
+    ],
+  };
+  for (const p of [whole, mig, waiting]) state.upsertPod(p);
+  scheduler.observe();
+  const text = await metrics.registry.metrics();
+  t.match(
+    text,
+    /tessera_pod_gpu_equivalents\{namespace="research-a",pod="ft",tenant="research",pool="shared-h100",node="h",gpu="0"\} 1\n/,
+  );
+  t.match(
+    text,
+    /tessera_pod_gpu_equivalents\{namespace="research-a",pod="ft",tenant="research",pool="shared-h100",node="h",gpu="1"\} 1\n/,
+  );
+  t.match(
+    text,
+    /tessera_pod_gpu_equivalents\{namespace="pay",pod="m",tenant="payments-ml",pool="a100-mig",node="a",gpu=""\} 0.428571/,
+  );
+  t.match(text, /tessera_tenant_quota_gpu_equivalents\{tenant="research"\} 12\n/);
+  t.match(text, /tessera_pending_gpu_pods\{reason="GpuCompute"\} 1\n/);
+  state.upsertPod({ ...whole, status: { phase: 'Succeeded' } });
+  state.removePod('uid-w');
+  scheduler.observe();
+  const after = await metrics.registry.metrics();
+  t.notMatch(after, /pod="ft"/, 'the series of a finished pod disappear');
+  t.notMatch(after, /tessera_pending_gpu_pods\{/, 'no pending pods left');
+});
