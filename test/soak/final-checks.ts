@@ -141,7 +141,7 @@ export function pendingFindings(snapshot: ClusterSnapshot, policy: Policy): Find
         subject: name,
         message: `pending pod ${name} has no PodScheduled=False condition with a message (${JSON.stringify(scheduled ?? null)})`,
       });
-    const e = explain(pod, snapshot.nodes, snapshot.pods, snapshot.namespaces, policy);
+    const e = explain(pod, snapshot.nodes, snapshot.pods, snapshot.namespaces, policy, undefined, { existing: true });
     if (e.choice !== null)
       out.push({
         check: 'pending-fits',
