@@ -94,22 +94,27 @@ export function gaugeFindings(metricsText: string, snapshot: ClusterSnapshot, po
 }
 
 /**
- * Pods of the load still Running `graceMs` past their run time (`kwok.tessera.io/run-for`, counted from startTime):
- * KWOK lost them. Seen after a KWOK restart, when the new process applies the pod-ready Stage twice to one pod (the
- * second patch adds a second pod IP and is rejected) and never schedules its end. Nothing of Tessera's is at fault, but
- * such a pod holds its GPUs and quota until someone deletes it, as a user would a hung job.
+ * Pods KWOK lost: bound for more than `graceMs` and never started, or still Running `graceMs` past their run time
+ * (`kwok.tessera.io/run-for`, counted from startTime). KWOK (v0.8.0) does not retry a Stage whose patch failed (while
+ * the API server restarts), ignores a pod bound to a node whose Lease a restarted KWOK has not taken over yet, and can
+ * apply the pod-ready Stage twice to one pod after a restart (the second patch adds a second pod IP and is rejected),
+ * after which the pod's end is never scheduled. Nothing of Tessera's is at fault, but such a pod holds its GPUs and
+ * quota until someone deletes it, as a user would a hung job.
  */
-export function overrunPods(snapshot: ClusterSnapshot, graceMs: number): KubePod[] {
+export function lostPods(snapshot: ClusterSnapshot, graceMs: number): KubePod[] {
   const now = Date.parse(snapshot.time);
   return snapshot.pods.filter((p) => {
+    if (p.metadata?.deletionTimestamp || !p.spec?.nodeName) return false;
+    const status = (
+      p as { status?: { startTime?: string; conditions?: { type?: string; lastTransitionTime?: string }[] } }
+    ).status;
+    if (p.status?.phase === 'Pending') {
+      const bound = status?.conditions?.find((c) => c.type === 'PodScheduled')?.lastTransitionTime;
+      return bound !== undefined && now - Date.parse(bound) > graceMs;
+    }
     const runFor = /^(\d+)s$/.exec(p.metadata?.annotations?.['kwok.tessera.io/run-for'] ?? '');
-    const started = Date.parse((p as { status?: { startTime?: string } }).status?.startTime ?? '');
-    return (
-      runFor !== null &&
-      p.status?.phase === 'Running' &&
-      !p.metadata?.deletionTimestamp &&
-      now - started > Number(runFor[1]) * 1000 + graceMs
-    );
+    const started = Date.parse(status?.startTime ?? '');
+    return runFor !== null && p.status?.phase === 'Running' && now - started > Number(runFor[1]) * 1000 + graceMs;
   });
 }
 

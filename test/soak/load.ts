@@ -77,7 +77,7 @@ export interface LoadStats {
   refusalTimes: { time: number; cause: Refusal }[];
   earlyDeletes: number;
   cleanedUp: number;
-  /** Pods KWOK lost (still Running long past their run time), deleted by their user. */
+  /** Pods KWOK lost (never started, or still Running long past their run time), deleted by their user. */
   hung: string[];
   /** A sample of unexplained refusals. */
   otherSamples: string[];

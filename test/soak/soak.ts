@@ -18,7 +18,7 @@ import { isTerminated } from '../../core/pod-lifecycle.ts';
 import type { KubePod } from '../../core/kube-objects.ts';
 import { planFaults, type FaultKind, FAULT_KINDS } from './fault-plan.ts';
 import { FaultInjector } from './faults.ts';
-import { gaugeFindings, overrunPods, pendingFindings } from './final-checks.ts';
+import { gaugeFindings, lostPods, pendingFindings } from './final-checks.ts';
 import { LoadGenerator, OUTAGE_REFUSALS, type Refusal } from './load.ts';
 import { PolicyFiles } from './policy-files.ts';
 import { Recorder, type FaultEntry } from './recorder.ts';
@@ -138,7 +138,7 @@ async function run(
     client: t.client,
   });
   recorder.onSnapshot = (snapshot) => {
-    for (const pod of overrunPods(snapshot, p.short ? 30_000 : 60_000))
+    for (const pod of lostPods(snapshot, p.short ? 30_000 : 60_000))
       if (pod.metadata?.labels?.[ROLE_LABEL] === 'load')
         void load.deleteHung(pod.metadata.namespace ?? '', pod.metadata.name ?? '');
   };
@@ -377,7 +377,7 @@ function report(
   for (const o of s.otherSamples) say(`                   e.g. ${o}`);
   if (s.hung.length > 0)
     say(
-      `  lost by KWOK     ${s.hung.length} pods still Running long past their run time, deleted by their user (${s.hung.slice(0, 5).join(', ')}); see kwok.log, "failed to apply stage"`,
+      `  lost by KWOK     ${s.hung.length} pods never started or still Running long past their run time, deleted by their user (${s.hung.slice(0, 5).join(', ')}); see kwok.log`,
     );
   const outages = attribute(s.refusalTimes, recorder.faults);
   if (outages.length > 0) say(`  during faults    ${outages.join(', ')}`);

@@ -8,7 +8,7 @@ import { examplePolicy, NAMESPACES } from '../../fixtures/admission.ts';
 import { fractionH100 } from '../../fixtures/nodes.ts';
 import { pod } from '../../fixtures/pods.ts';
 import { FAULT_KINDS, planFaults } from '../../soak/fault-plan.ts';
-import { gaugeFindings, metricSamples, overrunPods, pendingFindings } from '../../soak/final-checks.ts';
+import { gaugeFindings, lostPods, metricSamples, pendingFindings } from '../../soak/final-checks.ts';
 import { classifyRefusal } from '../../soak/load.ts';
 import { corruptions } from '../../soak/policy-files.ts';
 import { POLICY_FILES } from '../../soak/topology.ts';
@@ -100,11 +100,20 @@ t.test('a pending pod needs a reason, and must not fit', async (t) => {
   ]);
 });
 
-t.test('pods KWOK lost are the ones Running well past their run time', async (t) => {
+t.test('pods KWOK lost: bound and never started, or Running well past their run time', async (t) => {
   const running = (name: string, runFor: string | null, startTime: string): KubePod => {
     const p = pod(name).ns('research-a').gpuMilli(250).boundTo('h').build();
     if (runFor !== null) p.metadata!.annotations = { ...p.metadata!.annotations, 'kwok.tessera.io/run-for': runFor };
     (p as { status?: unknown }).status = { phase: 'Running', startTime };
+    return p;
+  };
+  const bound = (name: string, at: string, node: string | null = 'h'): KubePod => {
+    const p = pod(name).ns('research-a').gpuMilli(250).build();
+    if (node !== null) p.spec = { ...p.spec, nodeName: node };
+    (p as { status?: unknown }).status = {
+      phase: 'Pending',
+      conditions: [{ type: 'PodScheduled', status: 'True', lastTransitionTime: at }],
+    };
     return p;
   };
   const snapshot = {
@@ -115,11 +124,14 @@ t.test('pods KWOK lost are the ones Running well past their run time', async (t)
       running('lost', '10s', '2026-11-27T00:00:00Z'),
       running('on-time', '90s', '2026-11-27T00:00:00Z'),
       running('resident', null, '2026-11-27T00:00:00Z'),
+      bound('never-started', '2026-11-27T00:00:30Z'),
+      bound('just-bound', '2026-11-27T00:01:50Z'),
+      bound('unbound', '2026-11-27T00:00:00Z', null),
     ],
   };
   t.same(
-    overrunPods(snapshot, 30_000).map((p) => p.metadata?.name),
-    ['lost'],
+    lostPods(snapshot, 30_000).map((p) => p.metadata?.name),
+    ['lost', 'never-started'],
   );
 });
 
