@@ -393,21 +393,24 @@ function report(
   if (recorder.violations.length > 50) say(`    ... and ${recorder.violations.length - 50} more`);
 }
 
-/** Outage refusals by cause, each with the fault it followed (within 30 s), e.g. "api-unavailable 7 (apiserver-restart 7)". */
+/**
+ * Outage refusals by cause, each with the faults injected in the 30 s before it (a restart takes a while, so the one
+ * that began last is not always the one to blame), e.g. "api-unavailable 7 (apiserver-restart 7)".
+ */
 function attribute(refusals: readonly { time: number; cause: Refusal }[], faults: readonly FaultEntry[]): string[] {
-  const times = faults.map((f) => ({ at: Date.parse(f.time), kind: f.kind })).sort((a, b) => a.at - b.at);
+  const times = faults.map((f) => ({ at: Date.parse(f.time), kind: f.kind }));
   const byCause = new Map<Refusal, Map<string, number>>();
   for (const r of refusals) {
     if (!OUTAGE_REFUSALS.includes(r.cause)) continue;
-    let after = 'no fault';
-    for (const f of times) if (f.at <= r.time && r.time - f.at <= 30_000) after = f.kind;
+    const near = [...new Set(times.filter((f) => f.at <= r.time && r.time - f.at <= 30_000).map((f) => f.kind))];
+    const after = near.length === 0 ? 'no fault' : near.sort().join(' or ');
     const m = byCause.get(r.cause) ?? new Map<string, number>();
     m.set(after, (m.get(after) ?? 0) + 1);
     byCause.set(r.cause, m);
   }
   return [...byCause].map(([cause, m]) => {
     const total = [...m.values()].reduce((a, b) => a + b, 0);
-    return `${cause} ${total} (${[...m].map(([k, n]) => `after ${k} ${n}`).join(', ')})`;
+    return `${cause} ${total} (${[...m].map(([k, n]) => `${n} within 30 s of ${k}`).join(', ')})`;
   });
 }
 
