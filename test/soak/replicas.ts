@@ -25,8 +25,6 @@ export class Replica implements Backend {
   readonly spec: ReplicaSpec;
   private child: ChildProcess | null = null;
   private restartTimer: NodeJS.Timeout | null = null;
-  /** Starts of this replica, the first included. */
-  starts = 0;
 
   constructor(spec: ReplicaSpec) {
     this.spec = spec;
@@ -54,7 +52,6 @@ export class Replica implements Backend {
 
   start(): void {
     if (this.running) return;
-    this.starts++;
     this.child = startProcess(
       this.spec.name,
       process.execPath,

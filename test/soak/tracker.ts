@@ -18,8 +18,6 @@ export interface PodRecord {
   bound: boolean;
   finished: 'Succeeded' | 'Failed' | null;
   preempted: boolean;
-  deletedByUser: boolean;
-  gone: boolean;
 }
 
 export function preemptedByScheduler(pod: V1Pod): boolean {
@@ -35,20 +33,15 @@ export class PodTracker {
   private stopped = false;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly onFinished: (r: PodRecord) => void;
-  /** Watch restarts after errors. */
-  restarts = 0;
 
   constructor(kc: KubeConfig, onFinished: (r: PodRecord) => void) {
     this.kc = kc;
     this.onFinished = onFinished;
     const core = kc.makeApiClient(CoreV1Api);
     this.informer = makeInformer<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces());
-    this.informer.on('add', (p) => this.see(p, false));
-    this.informer.on('update', (p) => this.see(p, false));
-    this.informer.on('delete', (p) => this.see(p, true));
+    for (const event of ['add', 'update', 'delete'] as const) this.informer.on(event, (p) => this.see(p));
     this.informer.on('error', () => {
       if (this.stopped) return;
-      this.restarts++;
       const t = setTimeout(() => {
         this.timers.delete(t);
         if (!this.stopped) this.informer.start().catch(() => {});
@@ -61,7 +54,7 @@ export class PodTracker {
     await this.informer.start();
   }
 
-  private see(pod: V1Pod, deleted: boolean): void {
+  private see(pod: V1Pod): void {
     const meta = pod.metadata;
     const uid = meta?.uid;
     if (!uid || !meta?.namespace || !(meta.namespace in NAMESPACES)) return;
@@ -77,8 +70,6 @@ export class PodTracker {
         bound: false,
         finished: null,
         preempted: false,
-        deletedByUser: false,
-        gone: false,
       };
       this.pods.set(uid, r);
     }
@@ -89,7 +80,6 @@ export class PodTracker {
       r.finished = phase;
       this.onFinished(r);
     }
-    if (deleted) r.gone = true;
   }
 
   /** Adds the victims named by kube-scheduler's "Preempted" events (for pods whose condition the watch missed). */
