@@ -43,15 +43,20 @@ export class SchedulingState {
   /** Unbound GPU pods: uid -> why they wait. */
   private readonly waiting = new Map<string, string>();
   private readonly nominatedNodes = new Map<string, Nomination[]>();
+  /** Live pods (not finished) as last applied, to apply again when their tenant or the policy changes. */
+  private readonly pods = new Map<string, KubePod>();
 
   get policy(): Policy | null {
     return this.currentPolicy;
   }
 
   setPolicy(policy: Policy | null): void {
+    const changed = policy !== this.currentPolicy;
     this.currentPolicy = policy;
     this.isolated = policy === null ? new Set() : isolatedTenants(policy);
     this.version++;
+    // What a pod holds against its tenant's quota depends on the policy (pools, replicas): count again under this one.
+    if (changed) this.rederive(() => true);
   }
 
   upsertNode(node: KubeNode): NodeInventory {
@@ -72,12 +77,19 @@ export class SchedulingState {
     if (this.tenants.get(name) !== tenant) {
       this.tenants.set(name, tenant);
       this.version++;
+      this.rederive((p) => p.metadata?.namespace === name);
     }
   }
 
   removeNamespace(name: string): void {
     this.tenants.delete(name);
     this.version++;
+    this.rederive((p) => p.metadata?.namespace === name);
+  }
+
+  /** Applies the live pods that `which` selects again: what they hold depends on their tenant and the policy too. */
+  private rederive(which: (pod: KubePod) => boolean): void {
+    for (const pod of [...this.pods.values()]) if (which(pod)) this.upsertPod(pod);
   }
 
   /** Physical GPUs per model, for the scoring context's model pressure. */
@@ -151,11 +163,14 @@ export class SchedulingState {
     if (uid === '') return;
     this.trackNomination(pod, uid);
     this.trackPending(pod, uid);
-    if (isTerminated(pod) || pod.metadata?.deletionTimestamp) {
-      // Terminating pods keep their GPUs until they are gone; finished pods free them now.
-      if (isTerminated(pod)) this.removePod(uid);
+    if (isTerminated(pod)) {
+      // Finished pods free their GPUs now.
+      this.removePod(uid);
       return;
     }
+    this.pods.set(uid, pod);
+    // Terminating pods keep their GPUs until they are gone.
+    if (pod.metadata?.deletionTimestamp) return;
     const node = pod.spec?.nodeName;
     const { allocation, problem } = allocationOfPod(
       pod,
@@ -192,6 +207,7 @@ export class SchedulingState {
   }
 
   removePod(uid: string): void {
+    this.pods.delete(uid);
     this.setNomination(uid, null);
     this.waiting.delete(uid);
     this.ledger.remove(uid);

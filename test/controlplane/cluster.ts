@@ -81,6 +81,9 @@ export interface LocalCluster {
   restartKwok(options?: KwokOptions): Promise<void>;
   /** KWOK's log (kwok.log in the cluster's directory, appended to across restarts). */
   readonly kwokLog: string;
+  /** Stops kube-apiserver (SIGTERM, SIGKILL after 5 s) and starts it again with the same flags, port, certificates
+   * and etcd, then waits for /readyz: a control-plane restart fault. Clients reconnect by themselves. */
+  restartApiserver(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -161,7 +164,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-function start(name: string, binary: string, args: string[], dir: string, env?: Record<string, string>): ChildProcess {
+/** Starts a child in its own process group, logging to NAME.log in `dir`; it is killed when this process exits, and
+ * reaped by a later run if this process dies without cleaning up. */
+export function startProcess(
+  name: string,
+  binary: string,
+  args: string[],
+  dir: string,
+  env?: Record<string, string>,
+): ChildProcess {
   const out = openSync(join(dir, `${name}.log`), 'a');
   const child = spawn(binary, args, {
     detached: true,
@@ -178,7 +189,8 @@ function start(name: string, binary: string, args: string[], dir: string, env?: 
   return child;
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+/** SIGTERM to the child's process group, SIGKILL after 5 s; resolves once it has exited. */
+export async function stopProcess(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   killGroup(child.pid, 'SIGTERM');
@@ -252,6 +264,7 @@ const IDENTITIES: readonly { user: string; groups: string[] }[] = [
   { user: 'bob@acme.example', groups: ['researchers'] },
   { user: 'carol@acme.example', groups: ['payments'] },
   { user: 'mallory@acme.example', groups: ['researchers'] },
+  { user: 'dave@acme.example', groups: ['genomics'] },
 ];
 
 export async function startCluster(options: ClusterOptions = {}): Promise<LocalCluster> {
@@ -270,7 +283,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
   writeFileSync(join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
 
   const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
-  const etcd = start(
+  const etcd = startProcess(
     'etcd',
     binaries.etcd,
     [
@@ -297,12 +310,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
   let scheduler: ChildProcess | null = null;
   let controllerManager: ChildProcess | null = null;
   let kwok: ChildProcess | null = null;
+  let apiserver: ChildProcess | null = null;
   const stopAll = async (): Promise<void> => {
-    if (kwok) await stopChild(kwok);
-    if (controllerManager) await stopChild(controllerManager);
-    if (scheduler) await stopChild(scheduler);
-    await stopChild(apiserver);
-    await stopChild(etcd);
+    if (kwok) await stopProcess(kwok);
+    if (controllerManager) await stopProcess(controllerManager);
+    if (scheduler) await stopProcess(scheduler);
+    if (apiserver) await stopProcess(apiserver);
+    await stopProcess(etcd);
   };
   await waitFor(
     'etcd',
@@ -311,55 +325,56 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     join(dir, 'etcd.log'),
   );
 
-  const apiserver = start(
-    'kube-apiserver',
-    binaries.apiserver,
-    [
-      '--etcd-servers',
-      `http://127.0.0.1:${etcdClient}`,
-      '--bind-address',
-      '127.0.0.1',
-      '--advertise-address',
-      '127.0.0.1',
-      '--secure-port',
-      String(apiPort),
-      '--cert-dir',
-      join(dir, 'apiserver-certs'),
-      '--token-auth-file',
-      join(dir, 'tokens.csv'),
-      '--authorization-mode',
-      'Node,RBAC',
-      '--service-account-issuer',
-      'https://kubernetes.default.svc.cluster.local',
-      '--service-account-key-file',
-      join(dir, 'sa.pub'),
-      '--service-account-signing-key-file',
-      join(dir, 'sa.key'),
-      '--service-cluster-ip-range',
-      '10.96.0.0/16',
-      '--allow-privileged=true',
-      '--profiling=false',
-      '--endpoint-reconciler-type',
-      'none',
-      '--enable-priority-and-fairness=false',
-      '--max-requests-inflight',
-      '2000',
-      '--max-mutating-requests-inflight',
-      '1000',
-      ...(options.apiserverFlags ?? []),
-    ],
-    dir,
-  );
+  const apiserverArgs = [
+    '--etcd-servers',
+    `http://127.0.0.1:${etcdClient}`,
+    '--bind-address',
+    '127.0.0.1',
+    '--advertise-address',
+    '127.0.0.1',
+    '--secure-port',
+    String(apiPort),
+    '--cert-dir',
+    join(dir, 'apiserver-certs'),
+    '--token-auth-file',
+    join(dir, 'tokens.csv'),
+    '--authorization-mode',
+    'Node,RBAC',
+    '--service-account-issuer',
+    'https://kubernetes.default.svc.cluster.local',
+    '--service-account-key-file',
+    join(dir, 'sa.pub'),
+    '--service-account-signing-key-file',
+    join(dir, 'sa.key'),
+    '--service-cluster-ip-range',
+    '10.96.0.0/16',
+    '--allow-privileged=true',
+    '--profiling=false',
+    '--endpoint-reconciler-type',
+    'none',
+    '--enable-priority-and-fairness=false',
+    '--max-requests-inflight',
+    '2000',
+    '--max-mutating-requests-inflight',
+    '1000',
+    ...(options.apiserverFlags ?? []),
+  ];
   const server = `https://127.0.0.1:${apiPort}`;
   const admin = tokens.get('admin')!;
-  try {
+  // The same flags, port, serving certificates (generated into cert-dir on the first start) and etcd on every start.
+  const startApiserver = async (): Promise<ChildProcess> => {
+    const child = startProcess('kube-apiserver', binaries.apiserver, apiserverArgs, dir);
     await waitFor(
       'kube-apiserver',
       () => httpsOk(`${server}/readyz`, admin.token),
-      apiserver,
+      child,
       join(dir, 'kube-apiserver.log'),
       120_000,
     );
+    return child;
+  };
+  try {
+    apiserver = await startApiserver();
   } catch (e) {
     await stopAll();
     throw e;
@@ -396,7 +411,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
   };
 
   const startScheduler = async (config?: string): Promise<void> => {
-    if (scheduler) await stopChild(scheduler);
+    if (scheduler) await stopProcess(scheduler);
     const kubeconfig = kubeconfigFor('system:kube-scheduler');
     const port = await freePort();
     const text =
@@ -407,7 +422,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
       ).replace(/\n?$/, '\n') +
       `clientConnection:\n  kubeconfig: ${kubeconfig}\n  qps: 2000\n  burst: 4000\nleaderElection:\n  leaderElect: false\n`;
     writeFileSync(join(dir, 'scheduler.yaml'), text);
-    scheduler = start(
+    scheduler = startProcess(
       'kube-scheduler',
       binaries.scheduler,
       [
@@ -435,15 +450,15 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     );
   };
   const stopScheduler = async (): Promise<void> => {
-    if (scheduler) await stopChild(scheduler);
+    if (scheduler) await stopProcess(scheduler);
     scheduler = null;
   };
   const startControllerManager = async (controllers: readonly string[] = DEFAULT_CONTROLLERS): Promise<void> => {
-    if (controllerManager) await stopChild(controllerManager);
+    if (controllerManager) await stopProcess(controllerManager);
     const { controllerManager: binary } = ensureControllerManager(log);
     const kubeconfig = kubeconfigFor('system:kube-controller-manager');
     const port = await freePort();
-    controllerManager = start(
+    controllerManager = startProcess(
       'kube-controller-manager',
       binary,
       [
@@ -479,14 +494,14 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     );
   };
   const stopControllerManager = async (): Promise<void> => {
-    if (controllerManager) await stopChild(controllerManager);
+    if (controllerManager) await stopProcess(controllerManager);
     controllerManager = null;
   };
 
   const kwokLog = join(dir, 'kwok.log');
   let kwokOptions: KwokOptions = typeof options.kwok === 'object' ? options.kwok : {};
   const startKwok = async (o: KwokOptions = kwokOptions): Promise<void> => {
-    if (kwok) await stopChild(kwok);
+    if (kwok) await stopProcess(kwok);
     kwokOptions = o;
     const binary = ensureKwok(log).kwok;
     const port = await freePort();
@@ -496,12 +511,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
       ...(o.leaseDurationSeconds !== undefined ? { leaseDurationSeconds: o.leaseDurationSeconds } : {}),
     });
     // KWOK_WORKDIR: never pick up a ~/.kwok/kwok.yaml of the machine's user.
-    kwok = start('kwok', binary, args, dir, { KWOK_WORKDIR: join(dir, 'kwok') });
+    kwok = startProcess('kwok', binary, args, dir, { KWOK_WORKDIR: join(dir, 'kwok') });
     const started = kwok;
     await waitFor('kwok', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, started, kwokLog);
   };
   const stopKwok = async (): Promise<void> => {
-    if (kwok) await stopChild(kwok);
+    if (kwok) await stopProcess(kwok);
     kwok = null;
   };
 
@@ -534,6 +549,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
       await startKwok(o ?? kwokOptions);
     },
     kwokLog,
+    async restartApiserver() {
+      if (apiserver) await stopProcess(apiserver);
+      apiserver = null;
+      apiserver = await startApiserver();
+    },
     async stop() {
       await stopAll();
       if (!process.env.TESSERA_KEEP_CLUSTER_DIR) rmSync(dir, { recursive: true, force: true });

@@ -186,7 +186,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     progress('starting the Tessera webhook and extender');
     await stack.startWebhook();
     await stack.startExtender();
-    await registerWebhooks(admin, ca, webhookPort);
+    await registerWebhooks(admin, ca.certPem, `https://127.0.0.1:${webhookPort}`);
     progress('starting kube-scheduler as tessera-scheduler with the extender');
     await cluster.startScheduler(schedulerConfig(extenderPort));
   } catch (e) {
@@ -196,9 +196,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   return stack;
 }
 
-async function registerWebhooks(admin: KubeConfig, ca: KeyPair, port: number): Promise<void> {
+/** Registers the Mutating/ValidatingWebhookConfigurations `tessera` (fail closed) at `baseUrl` (https://host:port),
+ * trusting the PEM bundle `caPem` (one or more CA certificates). */
+export async function registerWebhooks(admin: KubeConfig, caPem: string, baseUrl: string): Promise<void> {
   const api = admin.makeApiClient(AdmissionregistrationV1Api);
-  const caBundle = Buffer.from(ca.certPem).toString('base64');
+  const caBundle = Buffer.from(caPem).toString('base64');
   const namespaceSelector = {
     matchExpressions: [
       {
@@ -219,7 +221,7 @@ async function registerWebhooks(admin: KubeConfig, ca: KeyPair, port: number): P
           failurePolicy: 'Fail',
           timeoutSeconds: 5,
           reinvocationPolicy: 'IfNeeded',
-          clientConfig: { url: `https://127.0.0.1:${port}/mutate`, caBundle },
+          clientConfig: { url: `${baseUrl}/mutate`, caBundle },
           namespaceSelector,
           rules: [
             { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] },
@@ -239,7 +241,7 @@ async function registerWebhooks(admin: KubeConfig, ca: KeyPair, port: number): P
           sideEffects: 'None',
           failurePolicy: 'Fail',
           timeoutSeconds: 5,
-          clientConfig: { url: `https://127.0.0.1:${port}/validate`, caBundle },
+          clientConfig: { url: `${baseUrl}/validate`, caBundle },
           namespaceSelector,
           rules: [
             {

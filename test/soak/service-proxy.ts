@@ -22,7 +22,7 @@ export interface ServiceProxy {
 }
 
 /** A readiness probe as the kubelet runs it: HTTP(S) GET, 2xx/3xx passes, certificates not verified. */
-function probe(url: string): Promise<boolean> {
+export function probe(url: string): Promise<boolean> {
   return new Promise((resolve) => {
     const get = url.startsWith('https:') ? httpsGet : httpGet;
     const req = get(url, { rejectUnauthorized: false, timeout: 1_000 }, (res) => {

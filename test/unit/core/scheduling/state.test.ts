@@ -127,3 +127,47 @@ t.test('the state version moves with nodes, namespaces and the policy, not with 
   state.upsertNamespace({ metadata: { name: 'research-a', labels: { 'tessera.io/tenant': 'payments-ml' } } });
   t.equal(state.version, w, 'an unchanged namespace does not invalidate verdicts');
 });
+
+t.test('what pods hold against quota follows the policy and the namespace tenant', async (t) => {
+  // An extender that starts while the policy files are broken has no policy: pods count 0 GPU-equivalents until one
+  // loads. Then they must count, or bind's quota check would let the tenant past its quota.
+  const state = new SchedulingState();
+  state.setPolicy(null);
+  for (const ns of NAMESPACES) state.upsertNamespace(ns);
+  state.upsertNode(fractionH100('h', 2));
+  state.upsertNode(timeSlicedL4('l'));
+  state.upsertPod(
+    pod('f')
+      .ns('research-a')
+      .gpuMilli(500)
+      .annotate('tessera.io/pool', 'shared-h100')
+      .annotate('tessera.io/assignment', assignment('h', 1, 500))
+      .boundTo('h')
+      .build(),
+  );
+  state.upsertPod(
+    pod('r')
+      .ns('research-a')
+      .limit('nvidia.com/gpu.shared', '1')
+      .annotate('tessera.io/pool', 'l4-timesliced')
+      .boundTo('l')
+      .build(),
+  );
+  const done = pod('d')
+    .ns('research-a')
+    .gpuMilli(250)
+    .annotate('tessera.io/assignment', assignment('h', 0, 250))
+    .boundTo('h')
+    .build();
+  state.upsertPod({ ...done, status: { phase: 'Succeeded' } });
+  t.equal(state.ledger.tenantEquivalents('research'), 0, 'no policy, no equivalents');
+  state.setPolicy(examplePolicy());
+  t.equal(state.ledger.tenantEquivalents('research'), 0.75, 'half a GPU and a quarter-GPU replica, once it loads');
+  t.equal(state.ledger.usage('h').milliOn(1), 500, 'the GPUs held are unchanged');
+  t.equal(state.ledger.usage('h').milliOn(0), 0, 'a finished pod stays released');
+  state.upsertNamespace({ metadata: { name: 'research-a', labels: { 'tessera.io/tenant': 'payments-ml' } } });
+  t.equal(state.ledger.tenantEquivalents('research'), 0, 'relabelled: no longer research');
+  t.equal(state.ledger.tenantEquivalents('payments-ml'), 0.75, 'counted against the new tenant');
+  state.removeNamespace('research-a');
+  t.equal(state.ledger.tenantEquivalents('payments-ml'), 0, 'a namespace gone: its pods belong to no tenant');
+});
