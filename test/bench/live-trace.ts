@@ -170,6 +170,8 @@ export interface SchedulerKnobs {
   /** 'extender': no managedResources, so kube-scheduler asks the extender about every pod, CPU-only ones too;
    * 'kube': managedResources lists the GPU resources, so CPU-only pods are placed by kube-scheduler alone. */
   readonly cpuPods?: 'extender' | 'kube';
+  /** The extender's httpTimeout (a Go duration): kube-scheduler gives up on a call after it and retries the pod. */
+  readonly httpTimeout?: string;
 }
 
 const MANAGED = [
@@ -256,6 +258,7 @@ export function benchSchedulerConfig(
   extender.enableHTTPS = false;
   delete extender.tlsConfig;
   if (knobs.weight !== undefined) extender.weight = knobs.weight;
+  if (knobs.httpTimeout !== undefined) extender.httpTimeout = knobs.httpTimeout;
   if (knobs.cpuPods === 'extender') delete extender.managedResources;
   if (knobs.cpuPods === 'kube')
     extender.managedResources = MANAGED.map((name) => ({ name, ignoredByScheduler: false }));
@@ -272,6 +275,7 @@ export function benchSchedulerConfig(
       percentageOfNodesToScore: String(config.percentageOfNodesToScore ?? 'adaptive'),
       parallelism: String(config.parallelism ?? 16),
       'extender weight': String(extender.weight ?? 1),
+      'extender httpTimeout': String(extender.httpTimeout ?? '30s'),
       'resource scores': resourceScoresOff ? 'off' : `on (${fitConfig ?? 'LeastAllocated'})`,
       'CPU-only pods': extender.managedResources === undefined ? 'extender' : 'kube-scheduler alone',
     },

@@ -9,6 +9,7 @@
 //
 //   npm run bench:live -- --seed 42 [--snapshot FILE] [--nodes 150] [--json FILE]
 //     [--percentage P] [--parallelism N] [--weight W] [--resource-scores on|off] [--cpu-pods extender|kube]
+//     [--http-timeout 2s]
 //
 // Exits non-zero on errors only; a missed goal is reported, not failed.
 
@@ -55,6 +56,7 @@ const { values } = parseArgs({
     weight: { type: 'string' },
     'resource-scores': { type: 'string' },
     'cpu-pods': { type: 'string' },
+    'http-timeout': { type: 'string' },
     concurrency: { type: 'string', default: '32' },
     'timeout-minutes': { type: 'string', default: '45' },
   },
@@ -85,6 +87,7 @@ const knobs: SchedulerKnobs = {
   ...(values['resource-scores'] !== undefined
     ? { resourceScores: oneOf('resource-scores', values['resource-scores'], ['on', 'off'] as const)! }
     : {}),
+  ...(values['http-timeout'] !== undefined ? { httpTimeout: values['http-timeout'] } : {}),
   ...(values['cpu-pods'] !== undefined
     ? { cpuPods: oneOf('cpu-pods', values['cpu-pods'], ['extender', 'kube'] as const)! }
     : {}),
@@ -243,7 +246,18 @@ async function extenderCounters(port: number): Promise<Record<string, number>> {
     if (bind) out[`binds ${bind[1]}`] = Number(bind[2]);
     const other = /^(tessera_extender_(?:assumptions_expired|bind_rollbacks)_total) (\S+)$/.exec(line);
     if (other) out[other[1]!.replace('tessera_extender_', '')] = Number(other[2]);
+    // Binds the extender took longer than 1 s to answer (in process: the reservation and the API write).
+    const bucket = /^tessera_extender_request_duration_seconds_bucket\{(.*)\} (\S+)$/.exec(line);
+    if (bucket && /verb="bind"/.test(bucket[1]!)) {
+      const le = /le="([^"]+)"/.exec(bucket[1]!)?.[1];
+      if (le === '1') out['binds <= 1 s'] = (out['binds <= 1 s'] ?? 0) + Number(bucket[2]);
+      if (le === '+Inf') out['binds all'] = (out['binds all'] ?? 0) + Number(bucket[2]);
+    }
   }
+  const all = out['binds all'] ?? 0;
+  out['binds > 1 s'] = all - (out['binds <= 1 s'] ?? 0);
+  delete out['binds all'];
+  delete out['binds <= 1 s'];
   return out;
 }
 
@@ -251,8 +265,9 @@ async function extenderCounters(port: number): Promise<Record<string, number>> {
 async function failedSchedulingEvents(
   core: CoreV1Api,
   boundNames: ReadonlySet<string>,
-): Promise<{ events: number; retriedBound: number; bindErrors: number }> {
+): Promise<{ events: number; retriedBound: number; bindErrors: number; kinds: Record<string, number> }> {
   const pods = new Set<string>();
+  const kinds: Record<string, number> = {};
   let events = 0;
   let bindErrors = 0;
   let cont: string | undefined;
@@ -266,12 +281,19 @@ async function failedSchedulingEvents(
     for (const e of page.items) {
       const count = e.series?.count ?? e.count ?? 1;
       events += count;
-      if (/bind/i.test(e.message ?? '')) bindErrors += count;
+      const message = e.message ?? '';
+      if (/bind/i.test(message)) bindErrors += count;
+      // The message without numbers and names: what kind of failure it was.
+      const kind = message
+        .replace(/\d+/g, 'N')
+        .replace(/"[^"]*"/g, '"…"')
+        .slice(0, 120);
+      kinds[kind] = (kinds[kind] ?? 0) + count;
       if (e.involvedObject?.name) pods.add(e.involvedObject.name);
     }
     cont = page.metadata?._continue || undefined;
   } while (cont);
-  return { events, retriedBound: [...pods].filter((p) => boundNames.has(p)).length, bindErrors };
+  return { events, retriedBound: [...pods].filter((p) => boundNames.has(p)).length, bindErrors, kinds };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -405,6 +427,10 @@ try {
   const width = Math.max(...rows.map(([k]) => k.length));
   console.log(`\nlive packing: the openb trace through kube-scheduler + the Tessera extender (${strategy.name})`);
   for (const [k, v] of rows) console.log(`  ${k.padEnd(width)}  ${v}`);
+  for (const [kind, n] of Object.entries(events.kinds)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5))
+    console.log(`  FailedScheduling x${n}: ${kind}`);
   for (const v of violations.slice(0, 10)) console.log(`  violation: ${v.invariant} ${v.subject}: ${v.message}`);
   if (values.json)
     writeFileSync(
