@@ -69,6 +69,7 @@ async function viewFor(req: AdmissionRequest, view: ClusterView, deps: WebhookDe
     tenantUsage: (tenant, policy, exceptUid) => view.tenantUsage(tenant, policy, exceptUid),
     pod: (namespace, name) =>
       namespace === target.namespace && name === target.name ? live : view.pod(namespace, name),
+    ...(view.dra ? { dra: view.dra } : {}),
   };
 }
 

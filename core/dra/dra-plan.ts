@@ -7,7 +7,7 @@ import { lookupModel } from '../catalog/gpu-models.ts';
 import { MIG_PROFILE_PATTERN, type MigGeometry } from '../catalog/mig-geometry.ts';
 import type { Pool } from '../policy/model.ts';
 import { NVIDIA_GPU, NVIDIA_MIG_PREFIX } from '../well-known-names.ts';
-import type { GpuAsk, PlanResult } from '../pools/gpu-plan.ts';
+import type { GpuAsk, PlanResult } from '../pools/gpu-ask.ts';
 
 /** The MIG geometry of a pool's GPU model, when the policy names a MIG-capable model. */
 export function poolGeometry(pool: Pool): MigGeometry | null {

@@ -5,7 +5,8 @@ import { parseDemand, type PodDemand } from '../demand.ts';
 import type { KubePod } from '../kube-objects.ts';
 import { GPU_MILLI, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX } from '../well-known-names.ts';
 import { poolNamed, type Policy } from '../policy/model.ts';
-import { gpuAsk, planInPool } from './gpu-plan.ts';
+import { gpuAsk } from './gpu-ask.ts';
+import { planInPool } from './gpu-plan.ts';
 
 /** Equivalents from resources alone, for pods outside any known pool. */
 function fromResources(resources: Readonly<Record<string, number>>): number {

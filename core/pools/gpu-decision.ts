@@ -5,7 +5,8 @@ import { modelMatches } from '../catalog/gpu-models.ts';
 import type { PodDemand } from '../demand.ts';
 import { POOL_ANNOTATION } from '../well-known-names.ts';
 import { poolNamed, type Policy, type Pool, type Tenant } from '../policy/model.ts';
-import { describeAsk, gpuAsk, planInPool, type GpuAsk, type GpuPlan } from './gpu-plan.ts';
+import { describeAsk, gpuAsk, type GpuAsk, type GpuPlan } from './gpu-ask.ts';
+import { planInPool } from './gpu-plan.ts';
 
 export type GpuDecision =
   | { readonly ok: true; readonly ask: GpuAsk; readonly pool: Pool; readonly plan: GpuPlan }

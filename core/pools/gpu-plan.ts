@@ -4,68 +4,10 @@
 
 import { lookupModel } from '../catalog/gpu-models.ts';
 import type { MigGeometry, MigProfile } from '../catalog/mig-geometry.ts';
-import type { PodDemand } from '../demand.ts';
-import { GPU_MILLI, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX } from '../well-known-names.ts';
+import { GPU_MILLI, NVIDIA_GPU, NVIDIA_MIG_PREFIX } from '../well-known-names.ts';
 import type { Pool } from '../policy/model.ts';
 import { planDra } from '../dra/dra-plan.ts';
-
-export type GpuAsk =
-  | { readonly kind: 'none' }
-  /** A share of one GPU by compute (milli) and/or memory. */
-  | { readonly kind: 'share'; readonly milli: number | null; readonly memoryMiB: number | null }
-  | { readonly kind: 'whole'; readonly count: number }
-  | { readonly kind: 'mig'; readonly profile: string; readonly count: number }
-  | { readonly kind: 'replica'; readonly resource: string; readonly count: number }
-  | { readonly kind: 'milli'; readonly milli: number };
-
-export interface GpuPlan {
-  /** GPU resources for the GPU container's limits (and requests), as quantities. */
-  readonly limits: Readonly<Record<string, string>>;
-  /** What the pod counts against quota: whole GPU 1, fraction f, MIG compute/7, replica 1/replicas. */
-  readonly equivalents: number;
-}
-
-export type PlanResult =
-  | { readonly ok: true; readonly plan: GpuPlan }
-  | { readonly ok: false; readonly message: string };
-
-/** The ask stated by annotations, else by native GPU resources. */
-export function gpuAsk(demand: PodDemand): GpuAsk {
-  const i = demand.intent;
-  if (i.migProfile !== null) return { kind: 'mig', profile: i.migProfile, count: i.count ?? 1 };
-  if (i.milli !== null || i.memoryMiB !== null) return { kind: 'share', milli: i.milli, memoryMiB: i.memoryMiB };
-  if (i.count !== null) return { kind: 'whole', count: i.count };
-  const r = demand.gpuResources;
-  if (r[GPU_MILLI] !== undefined) return { kind: 'milli', milli: r[GPU_MILLI] };
-  const mig = Object.keys(r).filter((k) => k.startsWith(NVIDIA_MIG_PREFIX));
-  if (mig.length === 1) return { kind: 'mig', profile: mig[0]!.slice(NVIDIA_MIG_PREFIX.length), count: r[mig[0]!]! };
-  if (r[NVIDIA_GPU_SHARED] !== undefined)
-    return { kind: 'replica', resource: NVIDIA_GPU_SHARED, count: r[NVIDIA_GPU_SHARED] };
-  if (r[NVIDIA_GPU] !== undefined) return { kind: 'whole', count: r[NVIDIA_GPU] };
-  return { kind: 'none' };
-}
-
-export function describeAsk(ask: GpuAsk): string {
-  switch (ask.kind) {
-    case 'none':
-      return 'no GPU';
-    case 'share':
-      return [
-        ask.milli !== null ? `${ask.milli / 1000} of a GPU` : null,
-        ask.memoryMiB !== null ? `${ask.memoryMiB} MiB of GPU memory` : null,
-      ]
-        .filter(Boolean)
-        .join(' with ');
-    case 'whole':
-      return `${ask.count} whole GPU(s)`;
-    case 'mig':
-      return `${ask.count} x MIG ${ask.profile}`;
-    case 'replica':
-      return `${ask.count} x ${ask.resource}`;
-    case 'milli':
-      return `${ask.milli} ${GPU_MILLI}`;
-  }
-}
+import { describeAsk, type GpuAsk, type PlanResult } from './gpu-ask.ts';
 
 /**
  * The smallest MIG profile (fewest compute slices, then least memory) whose shares of the model's compute and memory

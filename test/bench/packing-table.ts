@@ -34,6 +34,20 @@ export interface TableRun {
 
 const LOAD = '100';
 
+const FAMILIES = ['default', 'cpu', 'gpushare', 'multigpu', 'gpuspec'];
+
+/** The table's row order: default first, then each family of workloads by its number (cpu050 before cpu100). */
+export function workloadOrder(a: string, b: string): number {
+  const parse = (w: string) => {
+    const m = /^([a-z]+?)(\d*)$/.exec(w);
+    const family = FAMILIES.indexOf(m?.[1] ?? w);
+    return [family === -1 ? FAMILIES.length : family, Number(m?.[2] || 0)] as const;
+  };
+  const [fa, na] = parse(a);
+  const [fb, nb] = parse(b);
+  return fa - fb || na - nb || (a < b ? -1 : a > b ? 1 : 0);
+}
+
 /** "42-51", or "42,44,45" when not a range. */
 export function seedText(seeds: readonly number[]): string {
   const contiguous = seeds.every((s, i) => i === 0 || s === seeds[i - 1]! + 1);
@@ -66,7 +80,7 @@ export function packingSection(run: TableRun): string {
   const rows: string[][] = [header];
   const better: string[] = [];
   const worse: string[] = [];
-  for (const r of run.results) {
+  for (const r of [...run.results].sort((a, b) => workloadOrder(a.workload, b.workload))) {
     const mine = meanAndSd(r.tessera);
     const published = PUBLISHED_COLUMNS.map((c) => r.published.find((p) => p.policy === c.policy));
     const values = [mine.mean, ...published.map((p) => p?.mean[LOAD] ?? Number.NaN)];

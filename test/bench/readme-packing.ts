@@ -5,7 +5,8 @@
 //   node test/bench/readme-packing.ts [--seeds 42-51] [--jobs 2] [--workloads default,cpu050] [--data DIR]
 //                                     [--readme README.md] [--print]
 //
-// All 17 workloads x 10 seeds take about 14 CPU minutes (4-7 s per run); with two jobs on two idle cores, 7-8 minutes.
+// All 17 workloads x 10 seeds take about 20 CPU minutes (measured 19.6; 4-10 s per run), so about 10 minutes with two
+// jobs on two idle cores: within the 15 minutes a README refresh may take, so every seed the paper used is run.
 
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';

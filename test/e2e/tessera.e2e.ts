@@ -655,24 +655,27 @@ t.test('Tessera on a real kube-apiserver and kube-scheduler', async (t) => {
       },
     });
     const custom = kc.makeApiClient(CustomObjectsApi);
+    type Report = { results: { rule: string; result: string; resources: { name: string }[] }[] };
+    const reported = (r: Report) =>
+      r.results.some(
+        (x) => x.rule === 'chargeback-labels' && x.result === 'warn' && x.resources[0]!.name === 'unlabelled',
+      );
+    // The audit runs periodically: wait for a report that has seen the new pod, not just for the report.
     const report = await until(
-      'a PolicyReport in vision',
-      async () =>
-        custom.getNamespacedCustomObject({
+      'a PolicyReport in vision naming the unlabelled pod',
+      async () => {
+        const r = (await custom.getNamespacedCustomObject({
           group: 'wgpolicyk8s.io',
           version: 'v1alpha2',
           namespace: 'vision',
           plural: 'policyreports',
           name: 'tessera-drift',
-        }) as Promise<{ results: { rule: string; result: string; resources: { name: string }[] }[] }>,
-      30_000,
+        })) as Report;
+        return reported(r) ? r : null;
+      },
+      60_000,
     );
-    t.ok(
-      report.results.some(
-        (r) => r.rule === 'chargeback-labels' && r.result === 'warn' && r.resources[0]!.name === 'unlabelled',
-      ),
-      'the unlabelled pod is reported under chargeback-labels',
-    );
+    t.ok(reported(report), 'the unlabelled pod is reported under chargeback-labels');
   });
 
   await t.test('high availability: a second extender replica stays unready until the leader goes away', async (t) => {
@@ -687,13 +690,20 @@ t.test('Tessera on a real kube-apiserver and kube-scheduler', async (t) => {
       log: pino({ level: 'silent' }),
     });
     t.teardown(() => standby.close());
-    await new Promise((r) => setTimeout(r, 3000));
-    t.equal(standby.ready(), false, 'the standby is not Ready while the leader holds the lease');
-    const refused = await fetch(`http://127.0.0.1:${port}/filter`, {
-      method: 'POST',
-      body: JSON.stringify({ Pod: {}, NodeNames: ['h100-0'] }),
-    }).then((r) => r.json());
+    // Once its caches are synced (slow on a busy machine), the standby still refuses: it does not hold the lease.
+    const refused = await until(
+      'the synced standby refusing as a standby',
+      async () => {
+        const r = (await fetch(`http://127.0.0.1:${port}/filter`, {
+          method: 'POST',
+          body: JSON.stringify({ Pod: {}, NodeNames: ['h100-0'] }),
+        }).then((x) => x.json())) as { Error?: string };
+        return /not the leader/.test(r.Error ?? '') ? r : null;
+      },
+      60_000,
+    );
     t.match(refused, { Error: /not the leader/ }, 'and refuses to decide');
+    t.equal(standby.ready(), false, 'the standby is not Ready while the leader holds the lease');
     await stack.stopExtender();
     await until('the standby takes over', async () => standby.ready(), 30_000);
     t.pass('the standby became leader after the old leader released the lease');

@@ -36,10 +36,6 @@ class Writer implements ClusterWriter {
   async readPod(ns: string, name: string) {
     return structuredClone(this.pods.get(`${ns}/${name}`) ?? null);
   }
-  async annotatePod(_ns: string, name: string) {
-    this.calls.push(`annotate ${name}`);
-    return null as unknown as KubePod;
-  }
   async bindPod(ns: string, name: string, _uid: string, nodeName: string) {
     const p = this.pods.get(`${ns}/${name}`)!;
     p.spec!.nodeName = nodeName;

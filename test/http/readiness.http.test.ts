@@ -107,7 +107,10 @@ t.test('webhook: ready only once synced; lost when the API server goes; back whe
   t.equal(hook.ready(), false);
   const lost = (await post(`${hook.url}/mutate`, review('research-a'))).response;
   t.equal(lost.allowed, false);
-  t.match(lost.status.message, /^Tessera (cannot reach the Kubernetes API|has not synced its (namespaces|pods) cache)/);
+  t.match(
+    lost.status.message,
+    /^Tessera (cannot reach the Kubernetes API|has not synced its (namespaces|pods|deviceclasses|resourceclaims|resourceclaimtemplates) cache)/,
+  );
 
   // Changes made while Tessera could not see them are there after the re-list.
   api.put('namespaces', { metadata: { name: 'late', labels: { 'tessera.io/tenant': 'research' } } });

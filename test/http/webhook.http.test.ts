@@ -10,7 +10,19 @@ import { pino } from 'pino';
 import { createCa, issueLeaf } from '../../certs/authority.ts';
 import { startWebhook } from '../../webhook/server.ts';
 import { pod } from '../fixtures/pods.ts';
-import { EXAMPLE_POLICY_TEXT, view, BOB, ALICE, admit, examplePolicy, EXTENDER } from '../fixtures/admission.ts';
+import {
+  EXAMPLE_POLICY_TEXT,
+  view,
+  BOB,
+  ALICE,
+  admit,
+  examplePolicy,
+  EXTENDER,
+  NAMESPACES,
+} from '../fixtures/admission.ts';
+import { claimTemplate, exactly, NVIDIA_CLASSES } from '../fixtures/dra.ts';
+import { staticClusterView } from '../../core/admission/cluster-view.ts';
+import { staticDraLookup } from '../../core/dra/lookup.ts';
 import type { KubePod } from '../../core/kube-objects.ts';
 
 const log = pino({ level: 'silent' });
@@ -301,7 +313,11 @@ t.test('Bindings: the reviews kube-apiserver sends for pods/binding, judged on t
     host: '127.0.0.1',
     port: 0,
     tls: { certFile: join(env.certDir, 'tls.crt'), keyFile: join(env.certDir, 'tls.key') },
-    view: view([plain, gpuPod('train', 'uid-train')]),
+    view: staticClusterView(
+      NAMESPACES,
+      [plain, gpuPod('train', 'uid-train')],
+      staticDraLookup([...NVIDIA_CLASSES, claimTemplate('one-gpu', 'vision', [exactly('gpu', 'gpu.nvidia.com')])]),
+    ),
     readPod: async (namespace, name) => {
       reads.push(`${namespace}/${name}`);
       if (apiDown) throw new Error('connect ECONNREFUSED');
@@ -370,7 +386,15 @@ t.test('Bindings: the reviews kube-apiserver sends for pods/binding, judged on t
     { allowed: false, status: { message: /pod vision\/a asks for/ } },
     'the cache holds an older pod of that name: the one the Binding names is read',
   );
-  t.same(reads, ['vision/fresh', 'vision/a'], 'the API server is asked only when the cache lags');
+  const claimer = pod('claimer').ns('vision').uid('uid-claimer').build();
+  claimer.spec!.resourceClaims = [{ name: 'c', resourceClaimTemplateName: 'one-gpu' }];
+  live.set('vision/claimer', claimer);
+  t.match(
+    await send(bindingOf('claimer', 'uid-claimer')),
+    { allowed: false, status: { message: /pod vision\/claimer asks for GPU claims \(c\)/ } },
+    'a pod read from the API is judged with the cluster’s DRA objects too',
+  );
+  t.same(reads, ['vision/fresh', 'vision/a', 'vision/claimer'], 'the API server is asked only when the cache lags');
 
   t.match(
     await send(bindingOf('b', ''), CAPTURED.legacyBindings),

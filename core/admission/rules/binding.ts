@@ -6,6 +6,9 @@
 // system-owned names in a Binding; Bindings of other pods without them (kube-scheduler, other schedulers) pass.
 
 import { parseDemand, wantsGpu } from '../../demand.ts';
+import { NO_DRA } from '../../dra/lookup.ts';
+import { DRA_CLAIMS_RESOURCE } from '../../dra/names.ts';
+import { readPodDra } from '../../dra/pod-claims.ts';
 import type { KubePod, ObjectMeta } from '../../kube-objects.ts';
 import { POLICY_REVISION, SYSTEM_OWNED_ANNOTATIONS, TENANT_LABEL } from '../../well-known-names.ts';
 import { BUILTIN, type CheckContext, type Violation } from '../check.ts';
@@ -42,17 +45,33 @@ export function bindingTarget(req: AdmissionRequest): BindingTarget {
   };
 }
 
-/** What a pod asks of GPUs, for a message (and the extended resources among it); null for a pod that asks for none. */
-function gpuAsk(pod: KubePod): { readonly text: string; readonly resources: readonly string[] } | null {
+/**
+ * What a pod asks of GPUs, for a message (and the extended resources among it); null for a pod that asks for none. A
+ * GPU pod is what pod admission takes for one: GPU resources or intent, or DRA claims and extended resources that
+ * reach GPUs.
+ */
+function gpuAsk(
+  pod: KubePod,
+  namespace: string,
+  ctx: CheckContext,
+): { readonly text: string; readonly resources: readonly string[] } | null {
   const parsed = parseDemand(pod);
   if (!parsed.ok)
     return {
       text: `a GPU request Tessera cannot read (${parsed.error.field}: ${parsed.error.message})`,
       resources: [],
     };
-  if (!wantsGpu(parsed.demand)) return null;
-  const resources = Object.keys(parsed.demand.gpuResources).sort();
-  return { text: resources.length > 0 ? resources.join(', ') : 'GPUs through tessera.io annotations', resources };
+  const dra = readPodDra(pod, namespace, ctx.policy, ctx.view.dra ?? NO_DRA);
+  if (!wantsGpu(parsed.demand) && !dra.gpu) return null;
+  const asked = [...new Set([...Object.keys(parsed.demand.gpuResources), ...dra.extended.map((e) => e.resource)])];
+  asked.sort();
+  const parts = [...asked];
+  if (dra.gpuClaimNames.size > 0) parts.push(`GPU claims (${[...dra.gpuClaimNames].sort().join(', ')})`);
+  // What would make kube-scheduler ask the extender: the names it can manage (never kubernetes.io ones), and the
+  // marker the webhook puts on pods that reach GPUs through claims.
+  const resources = asked.filter((r) => !r.includes('kubernetes.io/'));
+  if (dra.gpuClaimNames.size > 0) resources.push(DRA_CLAIMS_RESOURCE);
+  return { text: parts.length > 0 ? parts.join(', ') : 'GPUs through tessera.io annotations', resources };
 }
 
 /**
@@ -90,7 +109,7 @@ export function bindingViolations(
       message: `${subject} sets label ${TENANT_LABEL}, which Tessera sets at admission from the namespace's tenant; remove it from the Binding`,
     });
   }
-  const ask = pod === undefined ? null : gpuAsk(pod);
+  const ask = pod === undefined ? null : gpuAsk(pod, target.namespace, ctx);
   if (ask !== null) {
     const managed =
       ask.resources.length === 0

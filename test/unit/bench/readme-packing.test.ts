@@ -5,7 +5,7 @@ import t from 'tap';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packingSection, replaceBetweenMarkers, seedText } from '../../bench/packing-table.ts';
+import { packingSection, replaceBetweenMarkers, seedText, workloadOrder } from '../../bench/packing-table.ts';
 import { runCli } from '../../fixtures/cli.ts';
 
 const SCRIPT = new URL('../../bench/readme-packing.ts', import.meta.url).pathname;
@@ -51,6 +51,13 @@ t.test('the section states what was run and computes the summary from the figure
     'prose wrapped at 120 columns',
   );
   t.equal(seedText([42, 43, 44]), '42-44');
+  t.same(
+    ['gpuspec25', 'cpu250', 'multigpu20', 'default', 'gpushare100', 'cpu050', 'gpushare40', 'gpuspec10'].sort(
+      workloadOrder,
+    ),
+    ['default', 'cpu050', 'cpu250', 'gpushare40', 'gpushare100', 'multigpu20', 'gpuspec10', 'gpuspec25'],
+    'rows: default first, then each family by number',
+  );
   t.equal(seedText([42, 45]), '42,45');
 });
 

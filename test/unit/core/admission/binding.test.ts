@@ -1,9 +1,11 @@
 import t from 'tap';
+import { staticClusterView } from '../../../../core/admission/cluster-view.ts';
 import { runAdmission } from '../../../../core/admission/pipeline.ts';
 import type { UserInfo } from '../../../../core/admission/request.ts';
 import { validationResponse } from '../../../../core/admission/responses.ts';
 import { validateRequest } from '../../../../core/admission/validation.ts';
 import { pod } from '../../../fixtures/pods.ts';
+import { staticDraLookup } from '../../../../core/dra/lookup.ts';
 import {
   admit,
   ALICE,
@@ -12,8 +14,10 @@ import {
   CONFIG,
   examplePolicy,
   EXTENDER,
+  NAMESPACES,
   view,
 } from '../../../fixtures/admission.ts';
+import { claimTemplate, DRA_POLICY_TEXT, exactly, NVIDIA_CLASSES } from '../../../fixtures/dra.ts';
 
 const policy = examplePolicy();
 const SCHEDULER: UserInfo = { username: 'system:kube-scheduler', groups: ['system:authenticated'] };
@@ -134,4 +138,39 @@ t.test('the admission pipeline leaves Bindings unmutated', async (t) => {
     ).response.allowed,
     true,
   );
+});
+
+t.test('a pod that reaches GPUs through DRA claims is a GPU pod here too', async (t) => {
+  const dra = examplePolicy(DRA_POLICY_TEXT);
+  const objects = [
+    ...NVIDIA_CLASSES,
+    claimTemplate('one-gpu', 'research-a', [exactly('gpu', 'gpu.nvidia.com')]),
+    claimTemplate('nic', 'research-a', [exactly('nic', 'nic.example.com')]),
+  ];
+  const withClaim = (name: string, template: string) => {
+    const p = pod(name).ns('research-a').uid(`uid-${name}`).limit('tessera.io/dra-claims', '1').build();
+    p.spec!.resourceClaims = [{ name: 'c', resourceClaimTemplateName: template }];
+    p.spec!.containers![0]!.resources!.claims = [{ name: 'c' }];
+    return p;
+  };
+  const claims = staticClusterView(
+    NAMESPACES,
+    [withClaim('trainer', 'one-gpu'), withClaim('router', 'nic')],
+    staticDraLookup(objects),
+  );
+  const bind = (name: string, user: UserInfo) =>
+    validateRequest(
+      bindingRequest({ namespace: 'research-a', name, uid: `uid-${name}` }, 'n1', { user }),
+      dra,
+      claims,
+      CONFIG,
+    );
+  const denied = bind('trainer', SCHEDULER);
+  t.notOk(denied.allowed);
+  t.match(
+    denied.violations[0]!.message,
+    /pod research-a\/trainer asks for GPU claims \(c\), so only Tessera's extender may bind it.*list tessera.io\/dra-claims in the extender's managedResources/,
+  );
+  t.ok(bind('trainer', EXTENDER).allowed, 'the extender binds it');
+  t.ok(bind('router', SCHEDULER).allowed, 'a claim for something else than GPUs is not a GPU pod');
 });

@@ -2,7 +2,8 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { compilePolicy, formatProblem } from '../../../../core/policy/compile.ts';
 import { poolNamed, tenantNamed } from '../../../../core/policy/model.ts';
-import { gpuAsk, planInPool } from '../../../../core/pools/gpu-plan.ts';
+import { gpuAsk } from '../../../../core/pools/gpu-ask.ts';
+import { planInPool } from '../../../../core/pools/gpu-plan.ts';
 import { parseDemand } from '../../../../core/demand.ts';
 import { pod } from '../../../fixtures/pods.ts';
 

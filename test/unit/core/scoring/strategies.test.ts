@@ -97,10 +97,27 @@ t.test('normalising to the extender range 0..10', async (t) => {
   t.same(normaliseScores([5]), [10]);
   t.same(normaliseScores([1, 2, 3]), [0, 5, 10]);
   t.same(normaliseScores([-4, -4]), [10, 10]);
+  // A near-best node does not tie with the best: kube-scheduler would pick among ties at random.
+  t.same(normaliseScores([0, 999, 1000, 1000]), [0, 9, 10, 10]);
   fc.assert(
     fc.property(fc.array(fc.double({ min: -1e6, max: 1e6, noNaN: true })), (scores) =>
       normaliseScores(scores).every((s) => Number.isInteger(s) && s >= 0 && s <= 10),
     ),
+  );
+  fc.assert(
+    fc.property(fc.array(fc.double({ min: -1e6, max: 1e6, noNaN: true }), { minLength: 1 }), (scores) => {
+      const max = Math.max(...scores);
+      const normalised = normaliseScores(scores);
+      return scores.every((s, i) => (normalised[i] === 10) === (s === max));
+    }),
+    { numRuns: 500 },
+  );
+  fc.assert(
+    fc.property(fc.array(fc.double({ min: -1e6, max: 1e6, noNaN: true }), { minLength: 2 }), (scores) => {
+      const normalised = normaliseScores(scores);
+      return scores.every((a, i) => scores.every((b, j) => !(a < b) || normalised[i]! <= normalised[j]!));
+    }),
+    { numRuns: 200 },
   );
 });
 
