@@ -3,20 +3,26 @@
 // them (pre-mutated), the scheduler configuration that manifests/base/scheduler.yaml ships (with the benchmark's
 // knobs), and the simulator's figure for exactly the same arrivals. Pure apart from reading the manifest.
 
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { V1Pod } from '@kubernetes/client-node';
-import { parseAllDocuments, stringify } from 'yaml';
 import { parseAssignment } from '../../core/assignment.ts';
 import type { KubePod } from '../../core/kube-objects.ts';
 import { arrivalsUntilLoad, planArrivals, replay, type ArrivalPlan } from '../../core/simulation/replay.ts';
 import type { TraceNode, TracePod } from '../../core/simulation/trace.ts';
 import type { Strategy } from '../../core/scoring/strategy.ts';
 import { ASSIGNMENT, GFD, GPU_MILLI, GPU_MODEL, SHARING_LABEL } from '../../core/well-known-names.ts';
+import { localSchedulerConfig, type SchedulerConfig, schedulerConfigYaml } from '../controlplane/scheduler-config.ts';
 import type { FakeNode } from '../e2e/stack.ts';
 
 export const SCHEDULER_NAME = 'tessera-scheduler';
 export const NAMESPACE = 'trace';
+/**
+ * The extender learns its typical pods (the workload profile its fragmentation term scores against) from the pods in
+ * the cluster, refreshed every minute; the simulator knows the trace's from the start. To compare scheduling rather
+ * than learning, a warm run first creates a copy of the arrivals here under a scheduler name that nothing serves: they
+ * stay Pending, hold nothing, and the extender counts their shapes (the same ones, so the profile is the same).
+ */
+export const PROFILE_NAMESPACE = 'trace-profile';
+export const PROFILE_SCHEDULER = 'tessera-bench-profile-only';
 /** The trace has no GPU memory; any consistent value works, since a fraction reserves the same share of memory. */
 export const GPU_MEMORY_MIB = '16384';
 /** The simulator has no pod-count limit; this is far above what any node receives. */
@@ -25,7 +31,7 @@ export const PODS_PER_NODE = '10000';
 /** The scope of one run: the seed's node order (optionally its first N nodes), and the arrivals up to 100 % load. */
 export interface LiveScope {
   readonly seed: number;
-  /** The trace nodes in the run, in the seed's order. */
+  /** The trace nodes in the run: the trace's GPU nodes as listed, or the first N in the seed's order. */
   readonly nodes: readonly TraceNode[];
   readonly plan: ArrivalPlan;
   /** Arrivals submitted: those until their GPU demand reaches 100 % of the nodes' capacity. */
@@ -39,11 +45,16 @@ export function liveScope(
   nodeLimit: number | null,
 ): LiveScope {
   const gpuNodes = traceNodes.filter((n) => n.gpus > 0);
-  const byName = new Map(gpuNodes.map((n) => [n.name, n]));
-  const order = planArrivals(gpuNodes, tracePods, seed).nodes.map((n) => byName.get(n.name)!);
-  const nodes = nodeLimit === null ? order : order.slice(0, nodeLimit);
-  // For a subset, the subset is the cluster: its own node order and arrivals tuned to its capacity, as replay sees it.
-  const plan = nodeLimit === null ? planArrivals(gpuNodes, tracePods, seed) : planArrivals(nodes, tracePods, seed);
+  let nodes = gpuNodes;
+  if (nodeLimit !== null) {
+    // For a subset, the subset is the cluster: its own node order and arrivals tuned to its capacity, as replay sees it.
+    const byName = new Map(gpuNodes.map((n) => [n.name, n]));
+    nodes = planArrivals(gpuNodes, tracePods, seed)
+      .nodes.slice(0, nodeLimit)
+      .map((n) => byName.get(n.name)!);
+  }
+  // The same call replay makes, so that the arrivals and the node order are the simulator's.
+  const plan = planArrivals(nodes, tracePods, seed);
   const count = arrivalsUntilLoad(plan, 1.0);
   return { seed, nodes, plan, arrivals: plan.arrivals.slice(0, count) };
 }
@@ -101,7 +112,7 @@ export function traceNode(n: TraceNode): { node: FakeNode; resources: Record<str
   };
 }
 
-/** Names sort in arrival order, so kube-scheduler's initial list queues the pods in the simulator's order. */
+/** Zero-padded, so that listings sort in arrival order. */
 export const podName = (index: number): string => `p-${String(index).padStart(6, '0')}`;
 
 /**
@@ -109,7 +120,7 @@ export const podName = (index: number): string => `p-${String(index).padStart(6,
  * limit (gpus x milli: a share of one GPU, or whole GPUs), and GPU-model constraints as the model annotation plus the
  * required node affinity the webhook adds.
  */
-export function tracePod(p: TracePod, index: number): V1Pod {
+export function tracePod(p: TracePod, index: number, schedulerName = SCHEDULER_NAME): V1Pod {
   if (p.gpus > 1 && p.milliPerGpu !== 1000)
     throw new Error(`trace pod ${p.name}: ${p.gpus} GPUs of ${p.milliPerGpu} milli each cannot be asked for`);
   const models = p.models === null ? null : [...new Set(p.models)];
@@ -120,7 +131,7 @@ export function tracePod(p: TracePod, index: number): V1Pod {
       ...(models ? { annotations: { [GPU_MODEL]: models.join('|') } } : {}),
     },
     spec: {
-      schedulerName: SCHEDULER_NAME,
+      schedulerName,
       automountServiceAccountToken: false,
       terminationGracePeriodSeconds: 0,
       containers: [
@@ -181,39 +192,16 @@ const MANAGED = [
   ...['1g.10gb', '1g.20gb', '2g.20gb', '3g.40gb', '4g.40gb', '7g.80gb'].map((p) => `nvidia.com/mig-${p}`),
 ];
 
-export const SHIPPED_SCHEDULER_MANIFEST = fileURLToPath(
-  new URL('../../manifests/base/scheduler.yaml', import.meta.url),
-);
-
-type Config = Record<string, unknown> & {
-  profiles?: Record<string, unknown>[];
-  extenders?: Record<string, unknown>[];
-};
-
-/** The KubeSchedulerConfiguration in the tessera-scheduler-config ConfigMap of a scheduler manifest. */
-export function shippedSchedulerConfig(manifest = SHIPPED_SCHEDULER_MANIFEST): Config {
-  for (const doc of parseAllDocuments(readFileSync(manifest, 'utf8'))) {
-    const o = doc.toJS() as { kind?: string; metadata?: { name?: string }; data?: Record<string, string> } | null;
-    if (o?.kind === 'ConfigMap' && o.data?.['config.yaml'] !== undefined) {
-      const [inner] = parseAllDocuments(o.data['config.yaml']);
-      return inner!.toJS() as Config;
-    }
-  }
-  throw new Error(`${manifest}: no ConfigMap with config.yaml`);
-}
-
 /**
  * The shipped configuration, pointed at a local extender over plain HTTP (the harness fills in the client connection
  * and turns leader election off), with the knobs applied. Returns the YAML and what it came to, for the report.
  */
 export function benchSchedulerConfig(
-  shipped: Config,
+  shipped: SchedulerConfig,
   extenderPort: number,
   knobs: SchedulerKnobs,
 ): { yaml: string; effective: Record<string, string> } {
-  const config = structuredClone(shipped);
-  delete config.leaderElection;
-  delete config.clientConnection;
+  const config = localSchedulerConfig(extenderPort, {}, shipped);
   if (knobs.percentage !== undefined) {
     if (knobs.percentage === 0) delete config.percentageOfNodesToScore;
     else config.percentageOfNodesToScore = knobs.percentage;
@@ -251,12 +239,7 @@ export function benchSchedulerConfig(
     if (pluginConfig.length > 0) profile.pluginConfig = pluginConfig;
     else delete profile.pluginConfig;
   }
-  const extenders = config.extenders ?? [];
-  if (extenders.length !== 1) throw new Error(`the shipped configuration has ${extenders.length} extenders, not 1`);
-  const extender = extenders[0]!;
-  extender.urlPrefix = `http://127.0.0.1:${extenderPort}`;
-  extender.enableHTTPS = false;
-  delete extender.tlsConfig;
+  const extender = config.extenders![0]!;
   if (knobs.weight !== undefined) extender.weight = knobs.weight;
   if (knobs.httpTimeout !== undefined) extender.httpTimeout = knobs.httpTimeout;
   if (knobs.cpuPods === 'extender') delete extender.managedResources;
@@ -270,7 +253,7 @@ export function benchSchedulerConfig(
   ).find((c) => c.name === 'NodeResourcesFit')?.args?.scoringStrategy?.type;
   const resourceScoresOff = disabledScores.some((d) => d.name === 'NodeResourcesFit' || d.name === '*');
   return {
-    yaml: stringify(config),
+    yaml: schedulerConfigYaml(config),
     effective: {
       percentageOfNodesToScore: String(config.percentageOfNodesToScore ?? 'adaptive'),
       parallelism: String(config.parallelism ?? 16),

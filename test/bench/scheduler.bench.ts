@@ -245,9 +245,9 @@ try {
   await createPods(core, 'tessera', 'tessera-scheduler');
   const tessera = await accounted(cluster.dir, { 'tessera extender': extender.pid ?? 0 }, async () => {
     await cluster.startScheduler(
-      schedulerConfig(port).replace(
-        'kind: KubeSchedulerConfiguration\n',
-        `kind: KubeSchedulerConfiguration\n${percentage}`,
+      schedulerConfig(
+        port,
+        process.env.BENCH_PERCENTAGE ? { percentageOfNodesToScore: Number(process.env.BENCH_PERCENTAGE) } : {},
       ),
     );
     return timeUntilBound(core, 'tessera');

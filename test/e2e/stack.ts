@@ -17,6 +17,11 @@ import { createCa, issueLeaf, type KeyPair } from '../../certs/authority.ts';
 import { startExtender, type RunningExtender } from '../../extender/server.ts';
 import { startWebhook, type RunningWebhook } from '../../webhook/server.ts';
 import { freePort, startCluster, type KwokOptions, type LocalCluster } from '../controlplane/cluster.ts';
+import {
+  type LocalSchedulerOptions,
+  localSchedulerConfig,
+  schedulerConfigYaml,
+} from '../controlplane/scheduler-config.ts';
 import { kwokNodeAnnotations } from '../kwok/kwok.ts';
 
 export const EXTENDER_USER = 'system:serviceaccount:tessera-system:tessera-extender';
@@ -47,46 +52,12 @@ export interface StackOptions {
   readonly controllers?: readonly string[];
 }
 
-export function schedulerConfig(extenderPort: number): string {
-  const managed = [
-    'tessera.io/gpu-milli',
-    'nvidia.com/gpu',
-    'nvidia.com/gpu.shared',
-    'nvidia.com/mig-1g.10gb',
-    'nvidia.com/mig-1g.20gb',
-    'nvidia.com/mig-2g.20gb',
-    'nvidia.com/mig-3g.40gb',
-    'nvidia.com/mig-4g.40gb',
-    'nvidia.com/mig-7g.80gb',
-  ];
-  // The marker of claim-only pods (core/dra/names.ts): kube-scheduler skips it, the extender is called for it.
-  const ignored = ['tessera.io/dra-claims'];
-  return [
-    'apiVersion: kubescheduler.config.k8s.io/v1',
-    'kind: KubeSchedulerConfiguration',
-    'profiles:',
-    '- schedulerName: tessera-scheduler',
-    // Pack with the extender rather than against it: kube-scheduler's default LeastAllocated scoring spreads pods.
-    '  pluginConfig:',
-    '  - name: NodeResourcesFit',
-    '    args:',
-    '      scoringStrategy:',
-    '        type: MostAllocated',
-    '        resources: [{name: cpu, weight: 1}, {name: memory, weight: 1}]',
-    'extenders:',
-    `- urlPrefix: http://127.0.0.1:${extenderPort}`,
-    '  filterVerb: filter',
-    '  prioritizeVerb: prioritize',
-    '  bindVerb: bind',
-    '  preemptVerb: preempt',
-    '  weight: 10',
-    '  nodeCacheCapable: true',
-    '  httpTimeout: 5s',
-    '  managedResources:',
-    ...managed.map((m) => `  - name: ${m}\n    ignoredByScheduler: false`),
-    ...ignored.map((m) => `  - name: ${m}\n    ignoredByScheduler: true`),
-    '',
-  ].join('\n');
+/**
+ * The scheduler configuration the manifests ship, calling a local extender over HTTP. httpTimeout is longer than
+ * shipped: on a loaded 2-core machine a bind can take seconds, and a timed-out bind only retries the pod.
+ */
+export function schedulerConfig(extenderPort: number, options: LocalSchedulerOptions = {}): string {
+  return schedulerConfigYaml(localSchedulerConfig(extenderPort, { httpTimeout: '5s', ...options }));
 }
 
 async function untilReady(what: string, server: { ready(): boolean }, timeoutMs = 30_000): Promise<void> {
