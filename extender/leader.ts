@@ -1,5 +1,8 @@
 // Lease-based leader election (coordination.k8s.io/v1): only the replica holding the lease is Ready and serves, so two
-// replicas never bind at once. A leader that cannot renew before the lease runs out steps down on its own.
+// replicas never bind at once. A leader that cannot renew before the lease runs out steps down on its own. A replica
+// that could not serve (no valid policy, caches not synced) neither takes the lease nor keeps it: otherwise a replica
+// started with a broken policy would hold the lease, and every scheduling call would fail while a healthy standby
+// waits.
 
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -12,18 +15,27 @@ export interface LeaderOptions {
   readonly retryMs?: number;
   readonly log: Logger;
   readonly onChange?: (leader: boolean) => void;
+  /** Why this replica may not lead now, or null when it may. */
+  readonly unfit?: () => string | null;
 }
 
+/** The Lease calls the elector makes (CoordinationV1Api's), so that tests can hold a Lease in memory. */
+export type LeaseApi = Pick<
+  CoordinationV1Api,
+  'readNamespacedLease' | 'createNamespacedLease' | 'replaceNamespacedLease'
+>;
+
 export class LeaderElector {
-  private readonly api: CoordinationV1Api;
+  private readonly api: LeaseApi;
   private readonly o: LeaderOptions;
   private leading = false;
   private renewedAt = 0;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
+  private unfitReason: string | null = null;
 
-  constructor(kc: KubeConfig, options: LeaderOptions) {
-    this.api = kc.makeApiClient(CoordinationV1Api);
+  constructor(kc: KubeConfig | LeaseApi, options: LeaderOptions) {
+    this.api = 'makeApiClient' in kc ? kc.makeApiClient(CoordinationV1Api) : kc;
     this.o = options;
   }
 
@@ -40,7 +52,18 @@ export class LeaderElector {
     this.o.onChange?.(leader);
   }
 
-  private async tryOnce(): Promise<void> {
+  /** One round: take or renew the lease, or give it up when this replica may not lead. */
+  async tryOnce(): Promise<void> {
+    const unfit = this.o.unfit?.() ?? null;
+    if (unfit !== this.unfitReason) {
+      if (unfit !== null) this.o.log.warn({ identity: this.o.identity, reason: unfit }, 'may not lead: ' + unfit);
+      else this.o.log.info({ identity: this.o.identity }, 'may lead again');
+      this.unfitReason = unfit;
+    }
+    if (unfit !== null) {
+      if (this.leading) await this.release();
+      return;
+    }
     const duration = this.o.leaseSeconds ?? 15;
     const now = new Date();
     const spec = {
@@ -110,7 +133,10 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    if (!this.leading) return;
+    if (this.leading) await this.release();
+  }
+
+  private async release(): Promise<void> {
     this.set(false);
     try {
       const lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });

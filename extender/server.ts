@@ -78,9 +78,15 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
     upkeep.refreshProfile();
     log.info({ nodes: state.nodes.size, allocations: state.ledger.size }, 'state rebuilt from the API');
   });
-  leader = electLeader(options, metrics, () => {
-    for (const n of cluster.nodes.list()) reconcile(n as KubeNode);
-  });
+  leader = electLeader(
+    options,
+    metrics,
+    () => {
+      for (const n of cluster.nodes.list()) reconcile(n as KubeNode);
+    },
+    // What would keep a leader from serving keeps this replica from leading.
+    () => cluster.connection.problem() ?? policyProblem(policies),
+  );
   const notReady = readiness(cluster.connection, policies, isLeader, () => closed);
   let serving: Serving;
   try {
@@ -236,6 +242,7 @@ function electLeader(
   options: ExtenderOptions,
   metrics: ExtenderMetrics,
   reconcileAll: () => void,
+  unfit: () => string | null,
 ): LeaderElector | null {
   if (!options.leaseNamespace) {
     metrics.leader.set(1);
@@ -247,6 +254,7 @@ function electLeader(
     name: options.leaseName ?? 'tessera-extender',
     identity: options.identity ?? `${hostname()}-${process.pid}`,
     log: options.log,
+    unfit,
     onChange: (lead) => {
       metrics.leader.set(lead ? 1 : 0);
       if (lead) reconcileAll();
@@ -255,6 +263,9 @@ function electLeader(
   leader.start();
   return leader;
 }
+
+const policyProblem = (policies: PolicyStore | null): string | null =>
+  policies !== null && policies.current() === null ? `no valid policy: ${policies.status().problems.join('; ')}` : null;
 
 /** Why this replica must not serve now (what /readyz reports and every verb answers), or null when it may. */
 function readiness(
@@ -267,8 +278,8 @@ function readiness(
     if (closed()) return 'shut down';
     const problem = connection.problem();
     if (problem !== null) return problem;
-    if (policies !== null && policies.current() === null)
-      return `no valid policy: ${policies.status().problems.join('; ')}`;
+    const policy = policyProblem(policies);
+    if (policy !== null) return policy;
     if (!isLeader()) return 'not the leader (another replica holds the lease)';
     return null;
   };
