@@ -68,7 +68,7 @@ async function api<T>(what: string, call: () => Promise<T>): Promise<T> {
     const status = code(e);
     const hint =
       status === 403
-        ? ' (the service account lacks this permission: see the chart\'s certs RBAC)'
+        ? " (the service account lacks this permission: see the chart's certs RBAC)"
         : status === 409
           ? ' (it changed while this run read it: another run? run again)'
           : '';

@@ -85,7 +85,9 @@ export function certsCommand(argv: string[]): number | Promise<number> {
   if (sub === 'issue' || (state === null && values['issue-if-missing'])) {
     if (state) throw new Error(`${dir} already holds certificates; use "tessera certs rotate"`);
     saveState(dir, initialState(policy, now), now);
-    console.log(`issued a CA and a serving certificate for ${[...policy.dnsNames, ...policy.ips].join(', ')} into ${dir}`);
+    console.log(
+      `issued a CA and a serving certificate for ${[...policy.dnsNames, ...policy.ips].join(', ')} into ${dir}`,
+    );
     return 0;
   }
   if (!state) throw new Error(`${dir} holds no certificates; use "tessera certs issue" first`);

@@ -34,12 +34,16 @@ export function ensureGoInstalled(tool: GoTool, log: (line: string) => void = ()
     log(`building ${tool.packages.map((p) => p.split('/').at(-1)).join(', ')} ${tool.version} (first run only)...`);
     const started = Date.now();
     const ldflags = tool.ldflags ? [`-ldflags=${tool.ldflags}`] : [];
-    execFileSync(goBinary(), ['install', '-trimpath', ...ldflags, ...tool.packages.map((p) => `${p}@${tool.version}`)], {
-      // Outside any Go module, so that `go install pkg@version` resolves the module's own requirements.
-      cwd: staging,
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, CGO_ENABLED: '0', GOBIN: staging, GOFLAGS: '', GOWORK: 'off' },
-    });
+    execFileSync(
+      goBinary(),
+      ['install', '-trimpath', ...ldflags, ...tool.packages.map((p) => `${p}@${tool.version}`)],
+      {
+        // Outside any Go module, so that `go install pkg@version` resolves the module's own requirements.
+        cwd: staging,
+        stdio: ['ignore', 'inherit', 'inherit'],
+        env: { ...process.env, CGO_ENABLED: '0', GOBIN: staging, GOFLAGS: '', GOWORK: 'off' },
+      },
+    );
     rmSync(dir, { recursive: true, force: true });
     renameSync(staging, dir);
     log(`built in ${Math.round((Date.now() - started) / 1000)} s into ${dir}`);

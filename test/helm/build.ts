@@ -44,7 +44,9 @@ export function ensureHelm(log: (line: string) => void = () => {}): HelmBinary {
   const helm = join(dir, 'helm');
   const reported = execFileSync(helm, ['version', '--template', '{{.Version}}'], { encoding: 'utf8' }).trim();
   if (reported !== HELM_VERSION)
-    throw new Error(`${helm} says it is ${reported}, not ${HELM_VERSION}: it was built without the version stamps; delete ${dir} to rebuild it`);
+    throw new Error(
+      `${helm} says it is ${reported}, not ${HELM_VERSION}: it was built without the version stamps; delete ${dir} to rebuild it`,
+    );
   return { dir, helm, version: HELM_VERSION };
 }
 
