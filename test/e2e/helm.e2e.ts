@@ -3,7 +3,7 @@
 // server-side dry run; bad values refused with the schema's message. Then a real `helm install` (hooks run by hand:
 // there is no kubelet here to run the Job's pod), the certificate jobs' own commands run as their service accounts
 // (their RBAC is the chart's, checked by the API server's authorizer), `helm upgrade` keeping what the jobs wrote, and
-// `helm uninstall`.
+// `helm uninstall`, and a move from the kustomize base to the chart.
 
 import t from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -18,6 +18,7 @@ import { CHART, parseObjects, type KubeObject } from '../helm/render.ts';
 import { BUNDLE_ANNOTATION, sha256 } from '../../cli/certs-kube.ts';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
+const BASE = fileURLToPath(new URL('../../manifests/base', import.meta.url));
 const EXAMPLE_POLICY = fileURLToPath(new URL('../../../shared/examples/policy.yaml', import.meta.url));
 const NS = 'tessera-system';
 
@@ -271,5 +272,16 @@ t.test('the Helm chart on a real API server', async (t) => {
       ['tessera-extender-ca', 'tessera-extender-tls', 'tessera-webhook-ca', 'tessera-webhook-tls'],
       'the certificates the jobs made stay (documented): a reinstall keeps its CA',
     );
+
+    // Moving from the kustomize base: `helm install --take-ownership` adopts the base's objects (README).
+    kubectl(['apply', '--server-side', '--field-manager=kustomize-user', '-k', BASE]);
+    ok(['install', 'tessera', CHART, '-n', NS, '--no-hooks', '--take-ownership']);
+    const adopted = JSON.parse(kubectl(['get', 'deployment', 'tessera-webhook', '-n', NS, '-o', 'json'])).metadata;
+    t.equal(adopted.labels['app.kubernetes.io/managed-by'], 'Helm', 'the base’s Deployment is now the release’s');
+    t.equal(adopted.annotations['meta.helm.sh/release-name'], 'tessera');
+    const [webhookAdopted] = await runJob(job.spec.template.spec, hookKubeconfig);
+    t.match(webhookAdopted, /nothing to rotate/, 'the certificates kept across the move');
+    t.match(webhookAdopted, /set the caBundle of MutatingWebhookConfiguration tessera/);
+    t.equal(caBundle('validatingwebhookconfiguration'), served.data['ca.crt'], 'the same CA trusted');
   });
 });

@@ -430,6 +430,11 @@ t.test('cert-manager: a self-signed CA chain, Certificates for both Services, th
     secretName: 'tessera-ca',
     issuerRef: { name: 'tessera-selfsigned', kind: 'Issuer' },
   });
+  t.equal(
+    cm('Certificate', 'tessera-ca')?.spec.privateKey.rotationPolicy,
+    'Never',
+    'the CA keeps its key when renewed: leaves signed before and after verify against either copy',
+  );
   t.same(cm('Issuer', 'tessera-ca')?.spec, { ca: { secretName: 'tessera-ca' } });
   for (const c of ['webhook', 'extender'])
     t.match(cm('Certificate', `tessera-${c}`)?.spec, {
@@ -512,5 +517,38 @@ t.test('bad values fail with the schema’s message, before anything is rendered
     t.not(r.status, 0, args.join(' '));
     t.match(r.stderr, message, args.join(' '));
     t.equal(r.stdout, '', 'nothing rendered');
+  }
+});
+
+t.test('the README documents every value', async (t) => {
+  const readme = read('README.md');
+  const start = readme.indexOf('## Install with Helm');
+  t.ok(start >= 0, 'the section exists');
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+  const perComponent = section.slice(section.indexOf('Each of `webhook`, `extender` and `scheduler` also takes'));
+  // Maps whose content is Kubernetes' or the user's own (resources, labels, affinity...) are one value each.
+  const opaque = new Set(['resources', 'scoringStrategy', 'labels', 'podAnnotations', 'podLabels', 'nodeSelector']);
+  for (const k of ['affinity', 'annotations', 'commonLabels', 'issuerRef', 'privateKey', 'namespaceSelector'])
+    opaque.add(k);
+  const leaves: string[] = [];
+  const walk = (o: Record<string, unknown>, path: string) => {
+    for (const [k, v] of Object.entries(o)) {
+      const p = path ? `${path}.${k}` : k;
+      const isMap = v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0;
+      if (isMap && !(opaque.has(k) && path !== '')) walk(v as Record<string, unknown>, p);
+      else leaves.push(p);
+    }
+  };
+  walk(parse(read('charts/tessera/values.yaml')) as Record<string, unknown>, '');
+  t.ok(leaves.length > 80, `${leaves.length} values`);
+  for (const path of leaves) {
+    const [component, ...rest] = path.split('.');
+    const documented =
+      section.includes(`\`${path}\``) ||
+      // `a.b`, `.c` lists siblings of one group in a row
+      (section.includes(`.${path.split('.').at(-1)}\``) &&
+        section.includes(`\`${path.split('.').slice(0, -1).join('.')}.`)) ||
+      (['webhook', 'extender', 'scheduler'].includes(component!) && perComponent.includes(`\`${rest.join('.')}\``));
+    t.ok(documented, `${path} is in the README's values tables`);
   }
 });
