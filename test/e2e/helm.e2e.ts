@@ -273,15 +273,46 @@ t.test('the Helm chart on a real API server', async (t) => {
       'the certificates the jobs made stay (documented): a reinstall keeps its CA',
     );
 
-    // Moving from the kustomize base: `helm install --take-ownership` adopts the base's objects (README).
+    // Moving from the kustomize base, as the README says: certificates issued by hand into directories and created as
+    // generic Secrets, the base applied, then the CA's files put into the CA Secrets and `helm install
+    // --take-ownership` adopting the base's objects.
+    kubectl([
+      'delete',
+      'secret',
+      '-n',
+      NS,
+      'tessera-webhook-tls',
+      'tessera-webhook-ca',
+      'tessera-extender-tls',
+      'tessera-extender-ca',
+    ]);
+    for (const c of ['webhook', 'extender']) {
+      const dir = join(cluster.dir, `tls-${c}`);
+      const issued = await runCli([
+        'certs',
+        'issue',
+        '--dir',
+        dir,
+        '--name',
+        `tessera-${c}`,
+        '--dns',
+        `tessera-${c}.${NS}.svc`,
+      ]);
+      t.equal(issued.code, 0, `tessera certs issue --dir for the ${c}`);
+      const from = (files: string[]) => files.map((f) => `--from-file=${join(dir, f)}`);
+      kubectl(['-n', NS, 'create', 'secret', 'generic', `tessera-${c}-tls`, ...from(['tls.crt', 'tls.key', 'ca.crt'])]);
+      kubectl(['-n', NS, 'create', 'secret', 'generic', `tessera-${c}-ca`, ...from(['ca-signing.crt', 'ca.key'])]);
+    }
+    const byHand = secret('tessera-webhook-tls');
     kubectl(['apply', '--server-side', '--field-manager=kustomize-user', '-k', BASE]);
     ok(['install', 'tessera', CHART, '-n', NS, '--no-hooks', '--take-ownership']);
     const adopted = JSON.parse(kubectl(['get', 'deployment', 'tessera-webhook', '-n', NS, '-o', 'json'])).metadata;
     t.equal(adopted.labels['app.kubernetes.io/managed-by'], 'Helm', 'the base’s Deployment is now the release’s');
     t.equal(adopted.annotations['meta.helm.sh/release-name'], 'tessera');
     const [webhookAdopted] = await runJob(job.spec.template.spec, hookKubeconfig);
-    t.match(webhookAdopted, /nothing to rotate/, 'the certificates kept across the move');
+    t.match(webhookAdopted, /nothing to rotate/, 'the certificates issued by hand are kept');
     t.match(webhookAdopted, /set the caBundle of MutatingWebhookConfiguration tessera/);
-    t.equal(caBundle('validatingwebhookconfiguration'), served.data['ca.crt'], 'the same CA trusted');
+    t.equal(caBundle('validatingwebhookconfiguration'), byHand.data['ca.crt'], 'their CA trusted');
+    t.equal(secret('tessera-webhook-tls').type, 'Opaque', 'the Secret left as it was made');
   });
 });
