@@ -34,13 +34,16 @@ function newKey(): { forgeKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rs
   return { forgeKey, publicKey: forge.pki.setRsaPublicKey(forgeKey.n, forgeKey.e), pem };
 }
 
+/** How far a certificate's notBefore is back-dated from the time it was issued. */
+export const BACKDATE_MS = 5 * 60_000;
+
 function baseCert(publicKey: forge.pki.rsa.PublicKey, now: Date, days: number): forge.pki.Certificate {
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
   // A positive serial: forge writes it as hex, and X.509 serials must not be negative.
   cert.serialNumber = `01${randomBytes(15).toString('hex')}`;
   // Back-date by five minutes so that a freshly issued certificate is valid on clocks slightly behind.
-  cert.validity.notBefore = new Date(now.getTime() - 5 * 60_000);
+  cert.validity.notBefore = new Date(now.getTime() - BACKDATE_MS);
   cert.validity.notAfter = new Date(now.getTime() + days * DAY);
   return cert;
 }

@@ -201,6 +201,9 @@ const FILES = {
   nextKey: 'next-ca.key',
 } as const;
 
+/** The files a client or a server reads (the bundle and the served pair); the rest is the CA's, for rotation only. */
+export const SERVING_FILES: readonly string[] = [FILES.bundle, FILES.leafCert, FILES.leafKey];
+
 export function loadState(dir: string): CertState | null {
   if (!existsSync(join(dir, FILES.leafCert))) return null;
   const read = (f: string) => readFileSync(join(dir, f), 'utf8');
@@ -210,6 +213,39 @@ export function loadState(dir: string): CertState | null {
     ca: { certPem: read(FILES.caCert), keyPem: read(FILES.caKey) },
     leaf: { certPem: read(FILES.leafCert), keyPem: read(FILES.leafKey) },
     next: hasNext ? { certPem: read(FILES.nextCert), keyPem: read(FILES.nextKey) } : null,
+  };
+}
+
+/**
+ * The state held as file name -> content (a Secret's data), as loadState reads a directory: null when there is no
+ * serving certificate; an error naming the missing files when only part of a state is there (never guessed).
+ */
+export function stateFromFiles(files: Readonly<Record<string, string>>): CertState | null {
+  if (files[FILES.leafCert] === undefined) return null;
+  const required: string[] = [FILES.bundle, FILES.caCert, FILES.caKey, FILES.leafCert, FILES.leafKey];
+  if (files[FILES.nextCert] !== undefined) required.push(FILES.nextKey);
+  const missing = required.filter((f) => files[f] === undefined);
+  if (missing.length > 0) throw new Error(`incomplete certificate state: ${missing.join(', ')} missing`);
+  const read = (f: string) => files[f]!;
+  return {
+    bundle: splitPem(read(FILES.bundle)),
+    ca: { certPem: read(FILES.caCert), keyPem: read(FILES.caKey) },
+    leaf: { certPem: read(FILES.leafCert), keyPem: read(FILES.leafKey) },
+    next: files[FILES.nextCert] !== undefined ? { certPem: read(FILES.nextCert), keyPem: read(FILES.nextKey) } : null,
+  };
+}
+
+/** The state as file name -> content, the files saveState writes (after checking it the same way). */
+export function stateToFiles(state: CertState, now: Date = new Date()): Record<string, string> {
+  const problems = stateProblems(state, now);
+  if (problems.length > 0) throw new Error(`refusing to write the certificates: ${problems.join('; ')}`);
+  return {
+    [FILES.bundle]: state.bundle.join(''),
+    ...(state.next ? { [FILES.nextCert]: state.next.certPem, [FILES.nextKey]: state.next.keyPem } : {}),
+    [FILES.caCert]: state.ca.certPem,
+    [FILES.caKey]: state.ca.keyPem,
+    [FILES.leafKey]: state.leaf.keyPem,
+    [FILES.leafCert]: state.leaf.certPem,
   };
 }
 

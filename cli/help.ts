@@ -44,11 +44,20 @@ tessera explain POD -n NAMESPACE [--policy FILE|DIR] [--strategy NAME] [--kubeco
   would send it; without, a GPU ask made only with tessera.io/ annotations is not turned into resources (it says so).`;
 
 export const CERTS_USAGE = `tessera certs issue --dir DIR --name NAME (--dns NAME | --ip ADDR)... [--now ISO-TIME]
-tessera certs rotate --dir DIR --name NAME (--dns NAME | --ip ADDR)... [--now ISO-TIME]
+tessera certs rotate --dir DIR --name NAME (--dns NAME | --ip ADDR)... [--issue-if-missing] [--now ISO-TIME]
+tessera certs issue|rotate --secret NAMESPACE/NAME [--ca-secret NAME] --name NAME (--dns NAME | --ip ADDR)...
+    [--issue-if-missing] [--webhook-configuration NAME]... [--restart-deployment NAME]... [--kubeconfig FILE]
+    [--context NAME] [--now ISO-TIME]
   DIR receives ca.crt (the bundle to trust: caBundle, the scheduler's caFile), tls.crt and tls.key (to serve).
   rotate renews the serving certificate 30 days before it expires (90-day leaves), re-issues it when --name, --dns or
   --ip differ from what it serves, and replaces the CA a year before it expires (10-year CAs) through a 7-day overlap.
-  --now (an ISO 8601 time) pretends the clock says so, for rehearsals.`;
+  --issue-if-missing: rotate issues when there are no certificates yet (a Job that runs at install and after).
+  --now (an ISO 8601 time) pretends the clock says so, for rehearsals.
+  --secret keeps them in the cluster: the Secret NAME (type kubernetes.io/tls) gets ca.crt, tls.crt and tls.key, the
+  Secret --ca-secret (default NAME-ca) the CA's key; both are updated only under the resourceVersion read. Then every
+  webhook of the Mutating and Validating WebhookConfigurations --webhook-configuration gets ca.crt as its caBundle,
+  and each --restart-deployment (in NAMESPACE; kube-scheduler reads an extender's caFile once) rolls when its pods
+  started before a CA they must trust (the pod template records the bundle's SHA-256 in the annotation tessera.io/ca-bundle-sha256).`;
 
 export const SIMULATE_USAGE = `tessera simulate --nodes NODES.csv --pods PODS.csv [--strategy NAME[,NAME...]] [--seeds 42-51]
                  [--tune 1.3] [--published FILE] [--decisions FILE] [--json]

@@ -17,6 +17,8 @@ export interface GoTool {
   readonly version: string;
   /** Import paths of the commands to build from that module version, e.g. sigs.k8s.io/kwok/cmd/kwok. */
   readonly packages: readonly string[];
+  /** `-ldflags` for the build, e.g. the `-X` version stamps a project's release Makefile sets. */
+  readonly ldflags?: string;
 }
 
 /** The folder holding the built commands (one file per package, named after its last path element). */
@@ -31,12 +33,17 @@ export function ensureGoInstalled(tool: GoTool, log: (line: string) => void = ()
     mkdirSync(staging, { recursive: true });
     log(`building ${tool.packages.map((p) => p.split('/').at(-1)).join(', ')} ${tool.version} (first run only)...`);
     const started = Date.now();
-    execFileSync(goBinary(), ['install', '-trimpath', ...tool.packages.map((p) => `${p}@${tool.version}`)], {
-      // Outside any Go module, so that `go install pkg@version` resolves the module's own requirements.
-      cwd: staging,
-      stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, CGO_ENABLED: '0', GOBIN: staging, GOFLAGS: '', GOWORK: 'off' },
-    });
+    const ldflags = tool.ldflags ? [`-ldflags=${tool.ldflags}`] : [];
+    execFileSync(
+      goBinary(),
+      ['install', '-trimpath', ...ldflags, ...tool.packages.map((p) => `${p}@${tool.version}`)],
+      {
+        // Outside any Go module, so that `go install pkg@version` resolves the module's own requirements.
+        cwd: staging,
+        stdio: ['ignore', 'inherit', 'inherit'],
+        env: { ...process.env, CGO_ENABLED: '0', GOBIN: staging, GOFLAGS: '', GOWORK: 'off' },
+      },
+    );
     rmSync(dir, { recursive: true, force: true });
     renameSync(staging, dir);
     log(`built in ${Math.round((Date.now() - started) / 1000)} s into ${dir}`);
