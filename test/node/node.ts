@@ -70,7 +70,8 @@ export interface ApiserverTls {
 export function prepareHost(changes: HostChanges): { dir: string; tls: ApiserverTls } {
   const dir = mkdtempSync(join(tmpdir(), 'tessera-node-'));
   changes.add(`remove ${dir}`, () => {
-    if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
+    if (process.env.TESSERA_KEEP_CLUSTER_DIR) changes.log(`kept ${dir} (TESSERA_KEEP_CLUSTER_DIR)`);
+    else if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
     else changes.log(`teardown: ${dir} kept, mounts remain: ${mountsUnder(dir).join(' ')}`);
   });
   changes.keepSysctls(KEPT_SYSCTLS);
