@@ -55,6 +55,8 @@ export async function startNodeStack(progress: (line: string) => void): Promise<
     timings.push(['teardown', (Date.now() - started) / 1000]);
     progress(`teardown: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   };
+  if (process.getuid?.() !== 0)
+    throw new Error('the real-node test runs a kubelet, containerd and kube-proxy: it needs root (sudo npm run test:node)');
   try {
     await phase('packages (apt-get when a command is missing)', () => ensurePackages(progress));
     const binaries = await phase('kubelet and kube-proxy', () => ensureNodeBinaries(progress));

@@ -69,10 +69,11 @@ export function ensurePackages(log: (line: string) => void = () => {}): string[]
   return missing;
 }
 
-/** The cgroup v1 hierarchies mounted here (subsystem folders under /sys/fs/cgroup), and in hybrid mode the cgroup2
- * one beside them (/sys/fs/cgroup/unified, where runc creates the containers' cgroups too); [] on cgroup v2. */
-export function cgroupV1Hierarchies(): string[] {
-  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) return [];
+/** The cgroup hierarchies a pod's cgroups are made in: on cgroup v1 each subsystem's folder under /sys/fs/cgroup and,
+ * in hybrid mode, the cgroup2 one beside them (/sys/fs/cgroup/unified, where runc makes them too); on cgroup v2 (not
+ * tried here: this machine has v1) /sys/fs/cgroup itself. */
+export function cgroupHierarchies(): string[] {
+  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) return ['/sys/fs/cgroup'];
   return readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .map((l) => l.split(' '))

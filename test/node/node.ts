@@ -21,7 +21,7 @@ import { freePort, type LocalCluster, startProcess, stopProcess } from '../contr
 import type { LocalImage, NodeBinaries } from './build.ts';
 import { type ClusterDns, startClusterDns } from './dns.ts';
 import {
-  cgroupV1Hierarchies,
+  cgroupHierarchies,
   type HostChanges,
   mountsUnder,
   removeCgroupTree,
@@ -225,8 +225,8 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
   admin.loadFromString(cluster.kubeconfigText('admin'));
   const core = admin.makeApiClient(CoreV1Api);
 
-  // The pods' cgroups: one folder per v1 hierarchy, the kubelet's cgroupRoot (it must exist before the kubelet starts).
-  const hierarchies = cgroupV1Hierarchies();
+  // The pods' cgroups: one folder per hierarchy, the kubelet's cgroupRoot (it must exist before the kubelet starts).
+  const hierarchies = cgroupHierarchies();
   for (const h of hierarchies) {
     mkdirSync(join(h, cgroupRoot), { recursive: true });
     changes.add(`cgroup ${h}/${cgroupRoot}`, () => removeCgroupTree(join(h, cgroupRoot)));

@@ -469,7 +469,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
   );
 
   await t.test('each Deployment rolls out again (kubectl rollout restart), as an upgrade would', async (t) => {
-    const wanted: Record<string, number> = { 'tessera-webhook': 1, 'tessera-extender': 1, 'tessera-scheduler': 2 };
+    const wanted: Record<string, number> = { 'tessera-webhook': 2, 'tessera-extender': 1, 'tessera-scheduler': 2 };
     for (const [name, readyWanted] of Object.entries(wanted)) {
       const started = Date.now();
       const before = new Set((await stack.tesseraPods()).filter((p) => app(p) === name).map((p) => p.metadata!.name!));
