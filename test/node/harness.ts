@@ -3,9 +3,9 @@
 // all, also when a phase fails half-way, and runs on process exit too.
 
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { type LocalCluster, startCluster } from '../controlplane/cluster.ts';
+import { type LocalCluster, reapOrphans, startCluster } from '../controlplane/cluster.ts';
 import { ensureNodeBinaries, ensurePauseImage, ensureSchedulerImage, ensureTesseraImage } from './build.ts';
-import { ensurePackages, HostChanges } from './host.ts';
+import { ensurePackages, HostChanges, reapStaleNodes } from './host.ts';
 import { type Installed, installTessera, kubectlFor } from './install.ts';
 import { clusterOptionsForNode, prepareHost, type RealNode, startRealNode } from './node.ts';
 
@@ -56,8 +56,13 @@ export async function startNodeStack(progress: (line: string) => void): Promise<
     progress(`teardown: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   };
   if (process.getuid?.() !== 0)
-    throw new Error('the real-node test runs a kubelet, containerd and kube-proxy: it needs root (sudo npm run test:node)');
+    throw new Error(
+      'the real-node test runs a kubelet, containerd and kube-proxy: it needs root (sudo npm run test:node)',
+    );
   try {
+    // A run killed without teardown (SIGKILL): its processes first (cluster.ts's registry), then its changes.
+    reapOrphans();
+    reapStaleNodes(progress);
     await phase('packages (apt-get when a command is missing)', () => ensurePackages(progress));
     const binaries = await phase('kubelet and kube-proxy', () => ensureNodeBinaries(progress));
     const images = await phase('images: pause, kube-scheduler, tessera', () => ({

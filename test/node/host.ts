@@ -3,8 +3,9 @@
 // machine back as it was, also from a process 'exit' handler (every undo is synchronous).
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** Runs a command, returning its stdout; throws with its stderr on failure. */
 export function sh(command: string, args: readonly string[], input?: string): string {
@@ -190,18 +191,35 @@ export function removeKubeChains(): string[] {
 export class HostChanges {
   private readonly undos: { what: string; undo: () => void }[] = [];
   readonly log: (line: string) => void;
+  /** What a later run needs to undo this one's changes if this process dies without undoing them (SIGKILL). */
+  private readonly journal: Journal = { pid: process.pid, sysctls: {} };
+  private readonly journalFile: string;
   constructor(log: (line: string) => void = () => {}) {
     this.log = log;
+    this.journalFile = join(JOURNALS, `${process.pid}.json`);
+  }
+  /** Records facts for the journal (the folder, the bridge, the cgroup root, ...). */
+  note(facts: Partial<Omit<Journal, 'pid' | 'sysctls'>>): void {
+    Object.assign(this.journal, facts);
+    mkdirSync(JOURNALS, { recursive: true });
+    writeFileSync(this.journalFile, JSON.stringify(this.journal));
   }
   /** Records an undo for a change already made. */
   add(what: string, undo: () => void): void {
     this.undos.push({ what, undo });
+  }
+  private keepSysctl(key: string, old: string): void {
+    if (!(key in this.journal.sysctls)) {
+      this.journal.sysctls[key] = old;
+      this.note({});
+    }
   }
   /** Sets a sysctl (under /proc/sys), recording its old value, unless it already has this value. */
   sysctl(key: string, value: string): void {
     const file = join('/proc/sys', ...key.split('.'));
     const old = readFileSync(file, 'utf8').trim();
     if (old === value) return;
+    this.keepSysctl(key, old);
     writeFileSync(file, value);
     this.add(`sysctl ${key}=${old}`, () => writeFileSync(file, old));
   }
@@ -211,6 +229,7 @@ export class HostChanges {
       const file = join('/proc/sys', ...key.split('.'));
       if (!existsSync(file)) continue;
       const old = readFileSync(file, 'utf8').trim();
+      this.keepSysctl(key, old);
       this.add(`sysctl ${key}=${old}`, () => {
         if (readFileSync(file, 'utf8').trim() !== old) writeFileSync(file, old);
       });
@@ -228,6 +247,71 @@ export class HostChanges {
       }
     }
     for (const e of errors) this.log(`teardown: ${e}`);
+    if (errors.length === 0) rmSync(this.journalFile, { force: true });
     return errors;
   }
+}
+
+const JOURNALS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.cache', 'node', 'running');
+
+interface Journal {
+  pid: number;
+  sysctls: Record<string, string>;
+  dir?: string;
+  bridge?: string;
+  route?: string;
+  cgroupRoot?: string;
+  containerdSocket?: string;
+}
+
+/**
+ * Undoes what a real-node run whose process died without tearing down (SIGKILL, a machine stop) left: it's shims and
+ * containers, cgroups, mounts, iptables chains, bridge and route, sysctls and folder, from its journal. Returns the
+ * pids of the runs reaped.
+ */
+export function reapStaleNodes(log: (line: string) => void = () => {}): number[] {
+  if (!existsSync(JOURNALS)) return [];
+  const reaped: number[] = [];
+  for (const file of readdirSync(JOURNALS)) {
+    let j: Journal;
+    try {
+      j = JSON.parse(readFileSync(join(JOURNALS, file), 'utf8')) as Journal;
+    } catch {
+      rmSync(join(JOURNALS, file), { force: true });
+      continue;
+    }
+    try {
+      process.kill(j.pid, 0);
+      continue; // still running
+    } catch {
+      // dead: undo its changes
+    }
+    log(`undoing what real-node run ${j.pid} left (it died without tearing down)`);
+    const step = (what: string, f: () => void): void => {
+      try {
+        f();
+      } catch (e) {
+        log(`reap ${j.pid}: ${what}: ${(e as Error).message}`);
+      }
+    };
+    if (j.containerdSocket)
+      for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p)))
+        step('shim', () => {
+          const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+          if (cmdline.includes(j.containerdSocket!)) process.kill(Number(pid), 'SIGKILL');
+        });
+    if (j.cgroupRoot)
+      for (const h of cgroupHierarchies()) step('cgroups', () => removeCgroupTree(join(h, j.cgroupRoot!)));
+    if (j.dir) step('mounts', () => unmountUnder(j.dir!));
+    step('iptables', () => removeKubeChains());
+    if (j.route) step('route', () => sh('ip', ['route', 'del', j.route!]));
+    if (j.bridge) step('bridge', () => sh('ip', ['link', 'del', j.bridge!]));
+    for (const [key, old] of Object.entries(j.sysctls))
+      step(`sysctl ${key}`, () => writeFileSync(join('/proc/sys', ...key.split('.')), old));
+    if (j.dir && mountsUnder(j.dir).length === 0)
+      step('folder', () => rmSync(j.dir!, { recursive: true, force: true }));
+    rmSync(join(JOURNALS, file), { force: true });
+    reaped.push(j.pid);
+  }
+  return reaped;
 }

@@ -80,6 +80,7 @@ export function prepareHost(changes: HostChanges): { dir: string; tls: Apiserver
     changes.sysctl('net.bridge.bridge-nf-call-iptables', '1');
   if (sh('ip', ['-o', 'link', 'show']).includes(` ${NETWORK.bridge}:`))
     throw new Error(`a link ${NETWORK.bridge} exists already: another real-node run is going on, or one left it`);
+  changes.note({ dir, bridge: NETWORK.bridge, route: NETWORK.serviceCidr });
   sh('ip', ['link', 'add', NETWORK.bridge, 'type', 'bridge']);
   changes.add(`ip link del ${NETWORK.bridge}`, () => sh('ip', ['link', 'del', NETWORK.bridge]));
   sh('ip', ['addr', 'add', `${NETWORK.gateway}/24`, 'dev', NETWORK.bridge]);
@@ -226,6 +227,7 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
   const core = admin.makeApiClient(CoreV1Api);
 
   // The pods' cgroups: one folder per hierarchy, the kubelet's cgroupRoot (it must exist before the kubelet starts).
+  changes.note({ cgroupRoot, containerdSocket: sock });
   const hierarchies = cgroupHierarchies();
   for (const h of hierarchies) {
     mkdirSync(join(h, cgroupRoot), { recursive: true });
