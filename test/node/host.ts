@@ -262,6 +262,8 @@ interface Journal {
   route?: string;
   cgroupRoot?: string;
   containerdSocket?: string;
+  /** /run/containerd was made by this run (containerd 1.6 keeps shim sockets and FIFOs there). */
+  runContainerd?: boolean;
 }
 
 /**
@@ -291,7 +293,8 @@ export function reapStaleNodes(log: (line: string) => void = () => {}): number[]
       try {
         f();
       } catch (e) {
-        log(`reap ${j.pid}: ${what}: ${(e as Error).message}`);
+        // A process that ended while /proc was read is not worth a line.
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log(`reap ${j.pid}: ${what}: ${(e as Error).message}`);
       }
     };
     if (j.containerdSocket)
@@ -310,6 +313,8 @@ export function reapStaleNodes(log: (line: string) => void = () => {}): number[]
       step(`sysctl ${key}`, () => writeFileSync(join('/proc/sys', ...key.split('.')), old));
     if (j.dir && mountsUnder(j.dir).length === 0)
       step('folder', () => rmSync(j.dir!, { recursive: true, force: true }));
+    // Made by that run: its killed shims left their sockets there.
+    if (j.runContainerd) step('/run/containerd', () => rmSync('/run/containerd', { recursive: true, force: true }));
     rmSync(join(JOURNALS, file), { force: true });
     reaped.push(j.pid);
   }

@@ -12,7 +12,7 @@
 // (cmd/kubelet/app/server.go, getCgroupDriverFromCRI; that fallback is announced to go in 1.38).
 
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
@@ -305,17 +305,12 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
       '',
     ].join('\n'),
   );
-  // containerd 1.6 keeps shim sockets and FIFOs under /run/containerd whatever its state dir: emptied by the shims,
-  // the folders themselves go if this run made them.
-  if (!existsSync('/run/containerd'))
-    changes.add('/run/containerd', () => {
-      for (const d of ['/run/containerd/s', '/run/containerd/fifo', '/run/containerd/runc', '/run/containerd'])
-        try {
-          rmdirSync(d);
-        } catch {
-          // not empty or not there
-        }
-    });
+  // containerd 1.6 keeps shim sockets and FIFOs under /run/containerd whatever its state dir: removed if this run
+  // made it.
+  if (!existsSync('/run/containerd')) {
+    changes.note({ runContainerd: true });
+    changes.add('/run/containerd', () => rmSync('/run/containerd', { recursive: true, force: true }));
+  }
   const ctr = (args: readonly string[]): string => sh('ctr', ['--address', sock, '--namespace', 'k8s.io', ...args]);
   const containerd = startProcess(
     'containerd',
