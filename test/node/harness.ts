@@ -2,7 +2,7 @@
 // nodes), the real node, images, Tessera installed from the shipped manifests, and its pods Ready. stop() undoes it
 // all, also when a phase fails half-way, and runs on process exit too.
 
-import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { type LocalCluster, reapOrphans, startCluster } from '../controlplane/cluster.ts';
 import { ensureNodeBinaries, ensurePauseImage, ensureSchedulerImage, ensureTesseraImage } from './build.ts';
 import { ensurePackages, HostChanges, reapStaleNodes } from './host.ts';
@@ -94,7 +94,7 @@ export async function startNodeStack(progress: (line: string) => void): Promise<
     const installed = await phase('Tessera installed (kubectl apply -k manifests/overlays/local-image)', () =>
       installTessera(c, host.dir),
     );
-    const admin = new (await import('@kubernetes/client-node')).KubeConfig();
+    const admin = new KubeConfig();
     admin.loadFromString(c.kubeconfigText('admin'));
     const core = admin.makeApiClient(CoreV1Api);
     const tesseraPods = async (): Promise<V1Pod[]> =>
@@ -108,7 +108,7 @@ export async function startNodeStack(progress: (line: string) => void): Promise<
       installed,
       timings,
       client(user) {
-        const kc = new (admin.constructor as typeof KubeConfig)();
+        const kc = new KubeConfig();
         kc.loadFromString(c.kubeconfigText(user));
         return kc;
       },

@@ -15,7 +15,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
 import { createCa, issueLeaf } from '../../certs/authority.ts';
 import { freePort, type LocalCluster, startProcess, stopProcess } from '../controlplane/cluster.ts';
 import type { LocalImage, NodeBinaries } from './build.ts';
@@ -171,8 +171,8 @@ export interface RealNode {
   logTail(component: 'containerd' | 'kubelet' | 'kube-proxy', lines?: number): string;
   /** The containers' logs of a pod (from the kubelet's pod log folder). */
   podLogs(namespace: string, pod: string): string;
-  /** Stops kube-proxy, the kubelet (after its pods are gone, if `drain`), containerd and every container, and undoes
-   * the node's changes. The control plane is the caller's. */
+  /** Stops kube-proxy, the kubelet, containerd and every container, and undoes the node's changes (drain the node
+   * first for a clean stop of its pods). The control plane is the caller's. */
   stop(): Promise<void>;
 }
 
@@ -222,7 +222,7 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
   const cniConf = join(dir, 'cni');
   const cgroupRoot = `tessera-node-${process.pid}`;
   for (const d of [join(dir, 'containerd'), kubeletRoot, podLogsDir, cniConf]) mkdirSync(d, { recursive: true });
-  const admin = new (await import('@kubernetes/client-node')).KubeConfig();
+  const admin = new KubeConfig();
   admin.loadFromString(cluster.kubeconfigText('admin'));
   const core = admin.makeApiClient(CoreV1Api);
 
@@ -531,5 +531,3 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
     stop,
   };
 }
-
-export type { KubeConfig };
