@@ -92,7 +92,7 @@ export async function startNodeStack(progress: (line: string) => void): Promise<
       n.importImage(images.tessera);
     });
     const installed = await phase('Tessera installed (kubectl apply -k manifests/overlays/local-image)', () =>
-      installTessera(c, host.dir),
+      installTessera(c, host.dir, images.tessera.ref),
     );
     const admin = new KubeConfig();
     admin.loadFromString(c.kubeconfigText('admin'));

@@ -54,8 +54,12 @@ function issue(dir: string, name: string): void {
   );
 }
 
-export function installTessera(cluster: LocalCluster, workDir: string): Installed {
+export function installTessera(cluster: LocalCluster, workDir: string, image: string): Installed {
   const kubectl = kubectlFor(cluster);
+  // The overlay names the image by the package's version: a version bump must bump it too.
+  const overlay = readFileSync(join(OVERLAY, 'kustomization.yaml'), 'utf8');
+  const named = `${/newName: (\S+)/.exec(overlay)?.[1]}:${/newTag: (\S+)/.exec(overlay)?.[1]}`;
+  if (named !== image) throw new Error(`${OVERLAY}/kustomization.yaml names ${named}, but the image built is ${image}`);
   const tls = join(workDir, 'tessera-tls');
   for (const name of ['tessera-webhook', 'tessera-extender']) issue(join(tls, name.replace('tessera-', '')), name);
   kubectl(['create', 'namespace', 'tessera-system']);
