@@ -356,6 +356,30 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     },
   );
 
+  await t.test('the extender leader can be evicted, as kubectl drain does, and the standby takes over', async (t) => {
+    const leader = await until('an extender leader', async () =>
+      (await stack.tesseraPods()).find((p) => app(p) === 'tessera-extender' && ready(p)),
+    );
+    const name = leader.metadata!.name!;
+    await admin
+      .createNamespacedPodEviction({
+        name,
+        namespace: 'tessera-system',
+        body: { metadata: { name, namespace: 'tessera-system' } },
+      })
+      .then(
+        () => t.pass(`${name} evicted`),
+        (e) => t.fail(`the Eviction API refused to evict the extender leader: ${message(e)}`),
+      );
+    await until(
+      'another extender pod the Ready leader',
+      async () =>
+        (await stack.tesseraPods()).some((p) => app(p) === 'tessera-extender' && ready(p) && p.metadata?.name !== name),
+      180_000,
+    );
+    t.pass('another extender pod is the Ready leader');
+  });
+
   await t.test('device-plugin modes: MIG and time-slicing pools are placed through the extender pod too', async (t) => {
     const nodes: { name: string; pool: string; labels: Record<string, string>; resources: Record<string, string> }[] = [
       {
