@@ -5,10 +5,33 @@
 // its Service by its DNS name, and the extender binds pods on KWOK's GPU nodes under the shipped RBAC.
 
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { connect } from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import { CoreV1Api, type KubeConfig, RbacAuthorizationV1Api, type V1Pod, Watch } from '@kubernetes/client-node';
 import { createFakeNode } from '../e2e/stack.ts';
 import { NODE_NAME, type NodeStack, startNodeStack } from './harness.ts';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The serial number of the certificate a pod serves on 8443 (as X509Certificate spells it). */
+function servedSerial(ip: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: ip, port: 8443, rejectUnauthorized: false, timeout: 3000 }, () => {
+      const serial = socket.getPeerX509Certificate()?.serialNumber ?? null;
+      socket.destroy();
+      resolve(serial);
+    });
+    socket.once('error', () => resolve(null));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(null);
+    });
+  });
+}
 
 function api(kc: KubeConfig): CoreV1Api {
   return kc.makeApiClient(CoreV1Api);
@@ -431,6 +454,78 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
       t.same(p.spec!.containers[0]!.resources!.limits, limits);
     }
   });
+
+  await t.test(
+    'a rotated serving certificate reaches the webhook pods through their Secret, without a restart',
+    async (t) => {
+      const dir = join(stack.node.dir, 'tessera-tls', 'webhook');
+      const webhooks = async () =>
+        (await stack.tesseraPods()).filter((p) => app(p) === 'tessera-webhook' && ready(p) && p.status?.podIP);
+      const before = await webhooks();
+      const restarts = before.map((p) => p.status?.containerStatuses?.[0]?.restartCount ?? 0);
+      const oldSerial = new X509Certificate(readFileSync(join(dir, 'tls.crt'))).serialNumber;
+      // A new name on the certificate: `tessera certs rotate` re-issues it under the same CA (the caBundle stays).
+      const out = execFileSync(
+        process.execPath,
+        [
+          join(REPO, 'cli', 'tessera.ts'),
+          'certs',
+          'rotate',
+          '--dir',
+          dir,
+          '--name',
+          'tessera-webhook',
+          '--dns',
+          'tessera-webhook.tessera-system.svc',
+          '--dns',
+          'tessera-webhook.tessera-system.svc.cluster.local',
+        ],
+        { encoding: 'utf8' },
+      );
+      const newSerial = new X509Certificate(readFileSync(join(dir, 'tls.crt'))).serialNumber;
+      t.not(newSerial, oldSerial, `tessera certs rotate re-issued the leaf: ${out.trim().split('\n')[0]}`);
+      const secret = stack.kubectl([
+        '-n',
+        'tessera-system',
+        'create',
+        'secret',
+        'generic',
+        'tessera-webhook-tls',
+        `--from-file=${join(dir, 'tls.crt')}`,
+        `--from-file=${join(dir, 'tls.key')}`,
+        `--from-file=${join(dir, 'ca.crt')}`,
+        '--dry-run=client',
+        '-o',
+        'yaml',
+      ]);
+      stack.kubectl(['apply', '-f', '-'], secret);
+      const started = Date.now();
+      await until(
+        'every webhook pod serving the new certificate',
+        async () => {
+          const serials = await Promise.all(before.map((p) => servedSerial(p.status!.podIP!)));
+          return serials.every((x) => x === newSerial);
+        },
+        180_000,
+      );
+      t.pass(
+        `both webhook pods serve the new certificate ${((Date.now() - started) / 1000).toFixed(0)} s after the Secret changed`,
+      );
+      const after = await webhooks();
+      t.same(
+        before.map(
+          (p) => after.find((a) => a.metadata?.name === p.metadata?.name)?.status?.containerStatuses?.[0]?.restartCount,
+        ),
+        restarts,
+        'no restart: the files were re-read',
+      );
+      await bob.createNamespacedPod({
+        namespace: 'vision',
+        body: gpuPod('after-rotation', 'vision', { 'tessera.io/gpu-fraction': '0.1' }),
+      });
+      t.pass('the API server still trusts it (same CA in the caBundle): a GPU pod is admitted');
+    },
+  );
 
   await t.test(
     'the webhook scaled to zero: GPU pods are rejected (fail closed), kube-system still runs pods',
