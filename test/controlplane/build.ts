@@ -29,7 +29,7 @@ function pinned(module: string): string {
   return m[1]!;
 }
 
-function binaries(): ControlPlaneBinaries {
+export function binaries(): ControlPlaneBinaries {
   const kubernetesVersion = pinned('k8s.io/kubernetes');
   const etcdVersion = pinned('go.etcd.io/etcd/server/v3');
   const dir = join(REPO, '.cache', 'controlplane', `k8s-${kubernetesVersion}_etcd-${etcdVersion}`);
@@ -61,7 +61,7 @@ function sleep(ms: number): void {
 }
 
 /** `go build` of main packages from the module beside this file into `out` (a directory). */
-function goBuild(b: ControlPlaneBinaries, out: string, packages: readonly string[]): void {
+export function goBuild(b: ControlPlaneBinaries, out: string, packages: readonly string[]): void {
   // Stamp the version the binaries would carry from a release build, so that clients and skew checks see it.
   const minor = /^v1\.(\d+)\./.exec(b.kubernetesVersion)?.[1] ?? '0';
   const ldflags = [

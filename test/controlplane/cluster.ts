@@ -40,6 +40,10 @@ export interface ClusterOptions {
   readonly controllerManager?: boolean | readonly string[];
   /** Start KWOK too, to run the nodes annotated kwok.tessera.io/node=fake and the pods bound to them. */
   readonly kwok?: boolean | KwokOptions;
+  /** Extra kube-controller-manager flags, e.g. --root-ca-file for the kube-root-ca.crt ConfigMaps of real pods. */
+  readonly controllerManagerFlags?: readonly string[];
+  /** Token identities beside the built-in ones, e.g. a real kubelet's system:node:NAME in group system:nodes. */
+  readonly identities?: readonly { readonly user: string; readonly groups: readonly string[] }[];
   readonly log?: (line: string) => void;
 }
 
@@ -272,7 +276,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
   reapOrphans();
   const binaries = ensureControlPlane(log);
   const dir = mkdtempSync(join(tmpdir(), 'tessera-cp-'));
-  const tokens = new Map(IDENTITIES.map((i) => [i.user, { ...i, token: randomBytes(16).toString('hex') }]));
+  const tokens = new Map(
+    [...IDENTITIES, ...(options.identities ?? [])].map((i) => [
+      i.user,
+      { user: i.user, groups: [...i.groups], token: randomBytes(16).toString('hex') },
+    ]),
+  );
   writeFileSync(
     join(dir, 'tokens.csv'),
     [...tokens.values()].map((i) => `${i.token},${i.user},${i.user},"${i.groups.join(',')}"`).join('\n') + '\n',
@@ -482,6 +491,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
         '2000',
         '--v',
         '1',
+        ...(options.controllerManagerFlags ?? []),
       ],
       dir,
     );

@@ -1,12 +1,15 @@
 //go:build tools
 
-// Package tools pins the upstream commands that test/controlplane/build.ts compiles; nothing else is Go.
+// Package tools pins the upstream commands that test/controlplane/build.ts (and test/node/build.ts: kubelet and
+// kube-proxy for the real-node test) compile; nothing else is Go.
 package tools
 
 import (
 	_ "go.etcd.io/etcd/server/v3"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )

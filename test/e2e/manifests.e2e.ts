@@ -6,7 +6,7 @@ import { startCluster } from '../controlplane/cluster.ts';
 const MANIFESTS = fileURLToPath(new URL('../../manifests/', import.meta.url));
 
 t.test(
-  'every object of the kustomize base and the local overlay is valid for a real API server (server-side dry run)',
+  'every object of the kustomize base and its overlays is valid for a real API server (server-side dry run)',
   async (t) => {
     const cluster = await startCluster({ log: (l) => t.comment(l) });
     t.teardown(() => cluster.stop());
@@ -19,7 +19,9 @@ t.test(
     // The base ships a PrometheusRule: give the API server the Prometheus Operator's kind first.
     kubectl(['apply', '-f', fileURLToPath(new URL('../fixtures/prometheus-rule-crd.yaml', import.meta.url))]);
     kubectl(['wait', '--for=condition=Established', 'crd/prometheusrules.monitoring.coreos.com', '--timeout=30s']);
-    for (const dir of ['base', 'overlays/local', 'overlays/no-prometheus-operator']) {
+    // local-image is the base without its PrometheusRule too (it builds on no-prometheus-operator).
+    const withoutRule = ['overlays/no-prometheus-operator', 'overlays/local-image'];
+    for (const dir of ['base', 'overlays/local', ...withoutRule]) {
       const rendered = execFileSync(cluster.binaries.kubectl, ['kustomize', `${MANIFESTS}${dir}`], {
         encoding: 'utf8',
       });
@@ -29,7 +31,7 @@ t.test(
           kinds.includes('Deployment') &&
           kinds.includes('PodDisruptionBudget') &&
           kinds.includes('NetworkPolicy') &&
-          kinds.includes('PrometheusRule') === (dir !== 'overlays/no-prometheus-operator'),
+          kinds.includes('PrometheusRule') === !withoutRule.includes(dir),
         `${dir} renders the whole stack`,
       );
       // Namespaced objects can only be dry-run into a namespace that exists.

@@ -1,0 +1,626 @@
+// Tessera installed on a real node as a user would install it (npm run test:node): the image `npm run image` builds,
+// imported into the node's containerd, the shipped kustomize base applied (manifests/overlays/local-image), and the
+// e2e suite's admission and scheduling checks run against the installed pods: the API server calls the webhook
+// through its Service (kube-proxy), tessera-scheduler (the stock kube-scheduler in a pod) calls the extender through
+// its Service by its DNS name, and the extender binds pods on KWOK's GPU nodes under the shipped RBAC.
+
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { connect } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { CoreV1Api, type KubeConfig, RbacAuthorizationV1Api, type V1Pod, Watch } from '@kubernetes/client-node';
+import { createFakeNode } from '../e2e/stack.ts';
+import { NODE_NAME, type NodeStack, startNodeStack } from './harness.ts';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The serial number of the certificate a pod serves on 8443 (as X509Certificate spells it). */
+function servedSerial(ip: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: ip, port: 8443, rejectUnauthorized: false, timeout: 3000 }, () => {
+      const serial = socket.getPeerX509Certificate()?.serialNumber ?? null;
+      socket.destroy();
+      resolve(serial);
+    });
+    socket.once('error', () => resolve(null));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(null);
+    });
+  });
+}
+
+function api(kc: KubeConfig): CoreV1Api {
+  return kc.makeApiClient(CoreV1Api);
+}
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | null | undefined | false>,
+  timeoutMs = 90_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => null);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function message(e: unknown): string {
+  const err = e as { body?: unknown; message?: string };
+  const body = typeof err.body === 'string' ? err.body : JSON.stringify(err.body ?? '');
+  return `${err.message ?? ''} ${body}`;
+}
+
+const ready = (p: V1Pod): boolean =>
+  p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+const app = (p: V1Pod): string => p.metadata?.labels?.['app.kubernetes.io/name'] ?? '';
+
+const fractionNode = (name: string) => ({
+  metadata: {
+    name,
+    labels: {
+      'tessera.io/pool': 'shared-h100',
+      'tessera.io/sharing': 'fraction',
+      'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3',
+      'nvidia.com/gpu.count': '8',
+      'nvidia.com/gpu.memory': '81559',
+      'nvidia.com/gpu.sharing-strategy': 'none',
+    },
+  },
+  spec: { taints: [{ key: 'tessera.io/pool', value: 'shared-h100', effect: 'NoSchedule' }] },
+});
+
+const gpuPod = (name: string, namespace: string, annotations: Record<string, string>) => ({
+  metadata: { name, namespace, labels: { team: 'vision', 'cost-center': '1234' }, annotations },
+  spec: {
+    containers: [
+      { name: 'main', image: 'registry.example/train:1', resources: { requests: { cpu: '1', memory: '1Gi' } } },
+    ],
+  },
+});
+
+/** The /proc status of the container's main process (found through the node's containerd). */
+function containerStatus(stack: NodeStack, pod: V1Pod): Record<string, string> {
+  const id = pod.status!.containerStatuses![0]!.containerID!.replace(/^containerd:\/\//, '');
+  const line = stack.node
+    .ctr(['tasks', 'ls'])
+    .split('\n')
+    .find((l) => l.startsWith(id));
+  const pid = line?.split(/\s+/)[1];
+  if (!pid) throw new Error(`no task for container ${id}`);
+  const status = Object.fromEntries(
+    readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .map((l) => l.split(/:\s*/, 2) as [string, string])
+      .filter((kv) => kv.length === 2),
+  );
+  const root = readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+    .split('\n')
+    .find((l) => l.split(' ')[4] === '/');
+  return { ...status, rootMount: root?.split(' ')[5] ?? '' };
+}
+
+t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs as shipped', async (t) => {
+  const stack = await startNodeStack((l) => t.comment(l));
+  t.teardown(async () => {
+    await stack.stop();
+    t.comment(`phases (s): ${stack.timings.map(([n, s]) => `${n} ${s.toFixed(1)}`).join('; ')}`);
+  });
+  const admin = api(stack.client('admin'));
+  const alice = api(stack.client('alice@acme.example'));
+  const bob = api(stack.client('bob@acme.example'));
+  const rbac = stack.client('admin').makeApiClient(RbacAuthorizationV1Api);
+
+  await t.test('Tessera’s pods run on the real node under the shipped securityContext', async (t) => {
+    const pods = await stack.tesseraPods();
+    for (const name of ['tessera-webhook', 'tessera-extender', 'tessera-scheduler']) {
+      const running = pods.filter((p) => app(p) === name && p.status?.phase === 'Running');
+      t.ok(running.length >= 1, `${name} runs`);
+      for (const p of running) {
+        t.equal(p.spec?.nodeName, NODE_NAME, `${p.metadata?.name} on the real node`);
+        const s = containerStatus(stack, p);
+        t.match(s.Uid, /^65532\s/, `${p.metadata?.name}: runs as 65532 (runAsNonRoot)`);
+        t.equal(s.CapEff, '0000000000000000', 'no capabilities (drop ALL)');
+        t.equal(s.NoNewPrivs, '1', 'allowPrivilegeEscalation: false');
+        t.equal(s.Seccomp, '2', 'seccomp RuntimeDefault (filter mode)');
+        t.match(s.rootMount, /^ro\b/, 'readOnlyRootFilesystem');
+      }
+    }
+    const webhooks = pods.filter((p) => app(p) === 'tessera-webhook');
+    t.equal(
+      webhooks.filter((p) => p.spec?.nodeName === NODE_NAME).length,
+      2,
+      'both webhook replicas run, on one node (preferred anti-affinity)',
+    );
+    t.equal(
+      pods.filter((p) => app(p) === 'tessera-extender' && ready(p)).length,
+      1,
+      'one extender replica Ready: the leader; the standby stays unready',
+    );
+    t.same(
+      pods
+        .flatMap((p) => p.status?.containerStatuses ?? [])
+        .filter((c) => c.restartCount > 0)
+        .map((c) => c.name),
+      [],
+      'no container restarted (probes pass from the start)',
+    );
+  });
+
+  // The fleet: two fraction H100 nodes run by KWOK; tenant namespaces by an admin.
+  for (const name of ['h100-0', 'h100-1'])
+    await createFakeNode(admin, fractionNode(name), { cpu: '96', memory: '1Ti', pods: '110' });
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: 'platform-admins' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+      subjects: [{ kind: 'Group', name: 'platform-admins', apiGroup: 'rbac.authorization.k8s.io' }],
+    },
+  });
+  await alice.createNamespace({ body: { metadata: { name: 'vision', labels: { 'tessera.io/tenant': 'research' } } } });
+  await alice.createNamespace({ body: { metadata: { name: 'scratch' } } });
+  await rbac.createClusterRole({
+    body: {
+      metadata: { name: 'tenant-user' },
+      rules: [
+        {
+          apiGroups: [''],
+          resources: ['pods', 'pods/ephemeralcontainers', 'pods/binding', 'bindings'],
+          verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+        },
+        { apiGroups: [''], resources: ['namespaces'], verbs: ['create'] },
+      ],
+    },
+  });
+  for (const ns of ['vision', 'scratch'])
+    await rbac.createNamespacedRoleBinding({
+      namespace: ns,
+      body: {
+        metadata: { name: 'bob-edit' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'tenant-user' },
+        subjects: [{ kind: 'User', name: 'bob@acme.example', apiGroup: 'rbac.authorization.k8s.io' }],
+      },
+    });
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: 'bob-namespaces' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'tenant-user' },
+      subjects: [{ kind: 'User', name: 'bob@acme.example', apiGroup: 'rbac.authorization.k8s.io' }],
+    },
+  });
+  // The service account controller gives each namespace its `default` account: wait for it.
+  for (const ns of ['vision', 'scratch'])
+    await until(`serviceaccount default in ${ns}`, () =>
+      admin.readNamespacedServiceAccount({ name: 'default', namespace: ns }),
+    );
+
+  await t.test('the extender pod advertises fraction capacity on fraction nodes (RBAC: nodes/status)', async (t) => {
+    const node = await until('tessera.io/gpu-milli on h100-0', async () => {
+      const n = await admin.readNode({ name: 'h100-0' });
+      return ['8k', '8000'].includes(String(n.status?.allocatable?.['tessera.io/gpu-milli'])) && n;
+    });
+    t.match(node.status!.capacity!['tessera.io/gpu-milli'], /^(8k|8000)$/);
+  });
+
+  await t.test('the API server calls the webhook through its Service: denials reach the client', async (t) => {
+    await bob
+      .createNamespace({ body: { metadata: { name: 'mine', labels: { 'tessera.io/tenant': 'research' } } } })
+      .then(
+        () => t.fail('should be denied'),
+        (e) => t.match(message(e), /bob@acme.example may not set tessera.io\/tenant=research on namespace mine/),
+      );
+    await bob
+      .createNamespacedPod({
+        namespace: 'scratch',
+        body: gpuPod('nogo', 'scratch', { 'tessera.io/gpu-fraction': '0.5' }),
+      })
+      .then(
+        () => t.fail('should be denied'),
+        (e) => t.match(message(e), /namespace scratch has no tessera.io\/tenant label/),
+      );
+    const forged = gpuPod('forged', 'vision', {
+      'tessera.io/gpu-fraction': '0.5',
+      'tessera.io/assignment': '{"node":"h100-0","gpus":[{"index":0,"milli":1000,"memoryMiB":1}]}',
+    });
+    await bob.createNamespacedPod({ namespace: 'vision', body: forged }).then(
+      () => t.fail('should be denied'),
+      (e) => t.match(message(e), /tessera.io\/assignment is written only by Tessera/),
+    );
+  });
+
+  await t.test(
+    'a fraction pod is admitted, scheduled by the tessera-scheduler pod through the extender Service, and wired',
+    async (t) => {
+      const seen: V1Pod[] = [];
+      const watching = await new Watch(stack.client('admin')).watch(
+        '/api/v1/namespaces/vision/pods',
+        { fieldSelector: 'metadata.name=quarter' },
+        (_phase, pod: V1Pod) => seen.push(pod),
+        () => {},
+      );
+      t.teardown(() => watching.abort());
+      await bob.createNamespacedPod({
+        namespace: 'vision',
+        body: gpuPod('quarter', 'vision', { 'tessera.io/gpu-fraction': '0.25' }),
+      });
+      const p = await until('quarter bound', async () => {
+        const pod = await bob.readNamespacedPod({ name: 'quarter', namespace: 'vision' });
+        return pod.spec?.nodeName ? pod : null;
+      });
+      t.equal(p.spec!.schedulerName, 'tessera-scheduler');
+      t.match(p.spec!.nodeName, /^h100-[01]$/);
+      t.same(p.spec!.containers[0]!.resources!.limits, { 'tessera.io/gpu-milli': '250' });
+      t.match(p.spec!.containers[0]!.env, [
+        {
+          name: 'NVIDIA_VISIBLE_DEVICES',
+          valueFrom: { fieldRef: { fieldPath: "metadata.annotations['tessera.io/visible-devices']" } },
+        },
+      ]);
+      const assignment = JSON.parse(p.metadata!.annotations!['tessera.io/assignment']!);
+      t.equal(assignment.node, p.spec!.nodeName);
+      t.match(assignment.gpus, [{ milli: 250, memoryMiB: 20389 }]);
+      t.match(p.metadata!.annotations!['tessera.io/policy-revision'], /^[0-9a-f]{8,}$/);
+      const annotated = (x: V1Pod) => x.metadata?.annotations?.['tessera.io/assignment'] !== undefined;
+      await until('the watch saw it bound', async () => seen.some((x) => x.spec?.nodeName));
+      t.same(
+        seen.filter((x) => annotated(x) !== Boolean(x.spec?.nodeName)).map((x) => x.metadata?.resourceVersion),
+        [],
+        'bind is one write: no version with the assignment and no node, or a node and no assignment',
+      );
+      t.ok(
+        stack.node.dns.asked.includes('tessera-extender.tessera-system.svc.cluster.local'),
+        'tessera-scheduler resolved the extender’s Service name through the cluster DNS',
+      );
+    },
+  );
+
+  await t.test('Bindings by a user are judged by the webhook through the API server', async (t) => {
+    const held = gpuPod('held', 'vision', { 'tessera.io/gpu-fraction': '0.25' });
+    (held.spec as { schedulingGates?: { name: string }[] }).schedulingGates = [{ name: 'example.com/hold' }];
+    await bob.createNamespacedPod({ namespace: 'vision', body: held });
+    await bob
+      .createNamespacedPodBinding({
+        name: 'held',
+        namespace: 'vision',
+        body: {
+          apiVersion: 'v1',
+          kind: 'Binding',
+          metadata: { name: 'held', namespace: 'vision' },
+          target: { apiVersion: 'v1', kind: 'Node', name: 'h100-0' },
+        },
+      })
+      .then(
+        () => t.fail('should be denied'),
+        (e) =>
+          t.match(
+            message(e),
+            /pod vision\/held asks for tessera.io\/gpu-milli, so only Tessera's extender may bind it/,
+          ),
+      );
+    await bob.deleteNamespacedPod({ name: 'held', namespace: 'vision', gracePeriodSeconds: 0 });
+  });
+
+  await t.test('quota: the tenant cannot go over 12 GPU-equivalents', async (t) => {
+    await bob.createNamespacedPod({
+      namespace: 'vision',
+      body: gpuPod('eight', 'vision', { 'tessera.io/gpu-count': '8' }),
+    });
+    await until(
+      'eight bound',
+      async () => (await bob.readNamespacedPod({ name: 'eight', namespace: 'vision' })).spec?.nodeName,
+    );
+    await bob
+      .createNamespacedPod({ namespace: 'vision', body: gpuPod('four', 'vision', { 'tessera.io/gpu-count': '4' }) })
+      .then(
+        () => t.fail('should be denied'),
+        (e) =>
+          t.match(
+            message(e),
+            /tenant research has a quota of 12 GPU-equivalents; 8.25 are held by 2 pod\(s\) and this pod needs 4/,
+          ),
+      );
+    await bob.deleteNamespacedPod({ name: 'eight', namespace: 'vision', gracePeriodSeconds: 0 });
+    await new Promise((r) => setTimeout(r, 1000));
+  });
+
+  await t.test(
+    'the extender leader pod dies in the middle of a burst: the standby pod takes over, no GPU is double-allocated',
+    async (t) => {
+      for (let i = 0; i < 12; i++)
+        await bob.createNamespacedPod({
+          namespace: 'vision',
+          body: gpuPod(`burst-${i}`, 'vision', { 'tessera.io/gpu-fraction': '0.3' }),
+        });
+      await until(
+        'some burst pods bound',
+        async () =>
+          (await bob.listNamespacedPod({ namespace: 'vision' })).items.filter(
+            (p) => p.metadata?.name?.startsWith('burst-') && p.spec?.nodeName,
+          ).length >= 3,
+      );
+      const leader = (await stack.tesseraPods()).find((p) => app(p) === 'tessera-extender' && ready(p))!;
+      await admin.deleteNamespacedPod({ name: leader.metadata!.name!, namespace: 'tessera-system' });
+      const pods = await until(
+        'all burst pods bound',
+        async () => {
+          const list = (await bob.listNamespacedPod({ namespace: 'vision' })).items;
+          return list.filter((p) => p.metadata?.name?.startsWith('burst-')).every((p) => p.spec?.nodeName) && list;
+        },
+        180_000,
+      );
+      const perGpu = new Map<string, number>();
+      for (const p of pods) {
+        const a = p.metadata?.annotations?.['tessera.io/assignment'];
+        if (!a) continue;
+        const assignment = JSON.parse(a) as { node: string; gpus: { index: number; milli: number }[] };
+        t.equal(assignment.node, p.spec!.nodeName, `${p.metadata!.name}: assignment matches its node`);
+        for (const g of assignment.gpus)
+          perGpu.set(`${assignment.node}/${g.index}`, (perGpu.get(`${assignment.node}/${g.index}`) ?? 0) + g.milli);
+      }
+      t.ok(
+        [...perGpu.values()].every((m) => m <= 1000),
+        `no GPU above 1000m: ${JSON.stringify(Object.fromEntries(perGpu))}`,
+      );
+      await until(
+        'another extender pod the Ready leader',
+        async () =>
+          (await stack.tesseraPods()).some(
+            (p) => app(p) === 'tessera-extender' && ready(p) && p.metadata?.name !== leader.metadata?.name,
+          ),
+        180_000,
+      );
+      t.pass('another extender pod is the Ready leader');
+    },
+  );
+
+  await t.test('the extender leader can be evicted, as kubectl drain does, and the standby takes over', async (t) => {
+    const leader = await until('an extender leader', async () =>
+      (await stack.tesseraPods()).find((p) => app(p) === 'tessera-extender' && ready(p)),
+    );
+    const name = leader.metadata!.name!;
+    await admin
+      .createNamespacedPodEviction({
+        name,
+        namespace: 'tessera-system',
+        body: { metadata: { name, namespace: 'tessera-system' } },
+      })
+      .then(
+        () => t.pass(`${name} evicted`),
+        (e) => t.fail(`the Eviction API refused to evict the extender leader: ${message(e)}`),
+      );
+    await until(
+      'another extender pod the Ready leader',
+      async () =>
+        (await stack.tesseraPods()).some((p) => app(p) === 'tessera-extender' && ready(p) && p.metadata?.name !== name),
+      180_000,
+    );
+    t.pass('another extender pod is the Ready leader');
+  });
+
+  await t.test('device-plugin modes: MIG and time-slicing pools are placed through the extender pod too', async (t) => {
+    const nodes: { name: string; pool: string; labels: Record<string, string>; resources: Record<string, string> }[] = [
+      {
+        name: 'a100-0',
+        pool: 'a100-mig',
+        labels: {
+          'nvidia.com/gpu.product': 'NVIDIA-A100-SXM4-80GB',
+          'nvidia.com/gpu.count': '1',
+          'nvidia.com/mig.strategy': 'mixed',
+          'nvidia.com/mig-2g.20gb.count': '3',
+        },
+        resources: { 'nvidia.com/mig-2g.20gb': '3' },
+      },
+      {
+        name: 'l4-0',
+        pool: 'l4-timesliced',
+        labels: {
+          'nvidia.com/gpu.product': 'NVIDIA-L4',
+          'nvidia.com/gpu.count': '1',
+          'nvidia.com/gpu.sharing-strategy': 'time-slicing',
+          'nvidia.com/gpu.replicas': '4',
+        },
+        resources: { 'nvidia.com/gpu.shared': '4' },
+      },
+    ];
+    for (const n of nodes)
+      await createFakeNode(
+        admin,
+        {
+          metadata: { name: n.name, labels: { ...n.labels, 'tessera.io/pool': n.pool } },
+          spec: { taints: [{ key: 'tessera.io/pool', value: n.pool, effect: 'NoSchedule' }] },
+        },
+        { cpu: '32', memory: '256Gi', pods: '110', ...n.resources },
+      );
+    const asks: [string, string, string, Record<string, string>][] = [
+      ['mig-quarter', 'a100-mig', 'a100-0', { 'nvidia.com/mig-2g.20gb': '1' }],
+      ['ts-quarter', 'l4-timesliced', 'l4-0', { 'nvidia.com/gpu.shared': '1' }],
+    ];
+    for (const [name, pool, node, limits] of asks) {
+      await bob.createNamespacedPod({
+        namespace: 'vision',
+        body: gpuPod(name, 'vision', { 'tessera.io/pool': pool, 'tessera.io/gpu-fraction': '0.25' }),
+      });
+      const p = await until(`${name} bound`, async () => {
+        const pod = await bob.readNamespacedPod({ name, namespace: 'vision' });
+        return pod.spec?.nodeName ? pod : null;
+      });
+      t.equal(p.spec!.nodeName, node, `${name} placed on ${node}`);
+      t.same(p.spec!.containers[0]!.resources!.limits, limits);
+    }
+  });
+
+  await t.test(
+    'a rotated serving certificate reaches the webhook pods through their Secret, without a restart',
+    async (t) => {
+      const dir = join(stack.node.dir, 'tessera-tls', 'webhook');
+      const webhooks = async () =>
+        (await stack.tesseraPods()).filter((p) => app(p) === 'tessera-webhook' && ready(p) && p.status?.podIP);
+      const before = await webhooks();
+      const restarts = before.map((p) => p.status?.containerStatuses?.[0]?.restartCount ?? 0);
+      const oldSerial = new X509Certificate(readFileSync(join(dir, 'tls.crt'))).serialNumber;
+      // A new name on the certificate: `tessera certs rotate` re-issues it under the same CA (the caBundle stays).
+      const out = execFileSync(
+        process.execPath,
+        [
+          join(REPO, 'cli', 'tessera.ts'),
+          'certs',
+          'rotate',
+          '--dir',
+          dir,
+          '--name',
+          'tessera-webhook',
+          '--dns',
+          'tessera-webhook.tessera-system.svc',
+          '--dns',
+          'tessera-webhook.tessera-system.svc.cluster.local',
+        ],
+        { encoding: 'utf8' },
+      );
+      const newSerial = new X509Certificate(readFileSync(join(dir, 'tls.crt'))).serialNumber;
+      t.not(newSerial, oldSerial, `tessera certs rotate re-issued the leaf: ${out.trim().split('\n')[0]}`);
+      const secret = stack.kubectl([
+        '-n',
+        'tessera-system',
+        'create',
+        'secret',
+        'generic',
+        'tessera-webhook-tls',
+        `--from-file=${join(dir, 'tls.crt')}`,
+        `--from-file=${join(dir, 'tls.key')}`,
+        `--from-file=${join(dir, 'ca.crt')}`,
+        '--dry-run=client',
+        '-o',
+        'yaml',
+      ]);
+      stack.kubectl(['apply', '-f', '-'], secret);
+      const started = Date.now();
+      await until(
+        'every webhook pod serving the new certificate',
+        async () => {
+          const serials = await Promise.all(before.map((p) => servedSerial(p.status!.podIP!)));
+          return serials.every((x) => x === newSerial);
+        },
+        180_000,
+      );
+      t.pass(
+        `both webhook pods serve the new certificate ${((Date.now() - started) / 1000).toFixed(0)} s after the Secret changed`,
+      );
+      const after = await webhooks();
+      t.same(
+        before.map(
+          (p) => after.find((a) => a.metadata?.name === p.metadata?.name)?.status?.containerStatuses?.[0]?.restartCount,
+        ),
+        restarts,
+        'no restart: the files were re-read',
+      );
+      await bob.createNamespacedPod({
+        namespace: 'vision',
+        body: gpuPod('after-rotation', 'vision', { 'tessera.io/gpu-fraction': '0.1' }),
+      });
+      t.pass('the API server still trusts it (same CA in the caBundle): a GPU pod is admitted');
+    },
+  );
+
+  await t.test(
+    'the webhook scaled to zero: GPU pods are rejected (fail closed), kube-system still runs pods',
+    async (t) => {
+      stack.kubectl(['-n', 'tessera-system', 'scale', 'deployment', 'tessera-webhook', '--replicas=0']);
+      await until(
+        'no webhook pod left',
+        async () => !(await stack.tesseraPods()).some((p) => app(p) === 'tessera-webhook'),
+      );
+      await bob
+        .createNamespacedPod({
+          namespace: 'vision',
+          body: gpuPod('closed', 'vision', { 'tessera.io/gpu-fraction': '0.5' }),
+        })
+        .then(
+          () => t.fail('should fail closed'),
+          (e) =>
+            t.match(
+              message(e),
+              /failed calling webhook \W{0,4}(mutate|validate)\.tessera\.io\W{0,4}: failed to call webhook: Post \W{0,4}https:\/\/tessera-webhook\.tessera-system\.svc:443\/\w+\?timeout=5s\W{0,4}: (dial tcp 10\.96\.\d+\.\d+:443: connect: connection refused|context deadline exceeded)/,
+              'through the Service: refused once kube-proxy knows it has no endpoint (a timeout before)',
+            ),
+        );
+      // A real pod in kube-system, on the real node, from an image the node has: the webhook is not asked.
+      await admin.createNamespacedPod({
+        namespace: 'kube-system',
+        body: {
+          metadata: { name: 'still-works' },
+          spec: {
+            nodeSelector: { 'kubernetes.io/hostname': NODE_NAME },
+            automountServiceAccountToken: false,
+            containers: [{ name: 'pause', image: 'registry.k8s.io/pause:3.10.2', imagePullPolicy: 'Never' }],
+          },
+        },
+      });
+      const sys = await until('still-works Running on the real node', async () => {
+        const p = await admin.readNamespacedPod({ name: 'still-works', namespace: 'kube-system' });
+        return p.status?.phase === 'Running' ? p : null;
+      });
+      t.equal(sys.spec?.nodeName, NODE_NAME);
+      stack.kubectl(['-n', 'tessera-system', 'scale', 'deployment', 'tessera-webhook', '--replicas=2']);
+      await until(
+        'a webhook pod Ready again',
+        async () => (await stack.tesseraPods()).some((p) => app(p) === 'tessera-webhook' && ready(p)),
+        180_000,
+      );
+      await until(
+        'GPU pods admitted again',
+        () =>
+          bob
+            .createNamespacedPod({
+              namespace: 'vision',
+              body: gpuPod('reopened', 'vision', { 'tessera.io/gpu-fraction': '0.1' }),
+            })
+            .then(() => true),
+        60_000,
+      );
+      t.pass('admission works again once a webhook pod is Ready behind the Service');
+    },
+  );
+
+  await t.test('each Deployment rolls out again (kubectl rollout restart), as an upgrade would', async (t) => {
+    const wanted: Record<string, number> = { 'tessera-webhook': 2, 'tessera-extender': 1, 'tessera-scheduler': 2 };
+    for (const [name, readyWanted] of Object.entries(wanted)) {
+      const started = Date.now();
+      const before = new Set((await stack.tesseraPods()).filter((p) => app(p) === name).map((p) => p.metadata!.name!));
+      stack.kubectl(['-n', 'tessera-system', 'rollout', 'restart', `deployment/${name}`]);
+      const done = await until(
+        `${name} rolled out`,
+        async () => {
+          const pods = (await stack.tesseraPods()).filter((p) => app(p) === name);
+          return (
+            pods.every((p) => !before.has(p.metadata!.name!)) &&
+            pods.filter((p) => ready(p)).length >= readyWanted &&
+            pods
+          );
+        },
+        180_000,
+      ).catch(async (e: Error) => {
+        const pods = (await stack.tesseraPods()).filter((p) => app(p) === name);
+        t.fail(
+          `${name}: ${e.message}; pods: ${pods.map((p) => `${p.metadata?.name} ${before.has(p.metadata!.name!) ? 'old' : 'new'} ${p.spec?.nodeName ?? 'unscheduled'} ready=${ready(p)}`).join(', ')}`,
+        );
+        return null;
+      });
+      if (done)
+        t.pass(`${name}: every pod replaced, ${readyWanted} Ready, in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    }
+  });
+
+  await t.test('no Tessera pod was refused anything by the API server under the shipped RBAC', async (t) => {
+    const pods = await stack.tesseraPods();
+    for (const p of pods.filter((x) => x.spec?.nodeName)) {
+      const logs = stack.node.podLogs('tessera-system', p.metadata!.name!);
+      t.notMatch(logs, /forbidden|\b403\b/i, `${p.metadata!.name}: no 403 in its log`);
+    }
+  });
+});
