@@ -6,7 +6,7 @@ import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { type LocalCluster, reapOrphans, startCluster } from '../controlplane/cluster.ts';
 import { ensureNodeBinaries, ensurePauseImage, ensureSchedulerImage, ensureTesseraImage } from './build.ts';
 import { ensurePackages, HostChanges, reapStaleNodes } from './host.ts';
-import { type Installed, installTessera, kubectlFor } from './install.ts';
+import { type Installed, installMethod, installTessera, installWithHelm, kubectlFor } from './install.ts';
 import { clusterOptionsForNode, prepareHost, type RealNode, startRealNode } from './node.ts';
 
 export const NODE_NAME = 'real-node-0';
@@ -91,8 +91,12 @@ export async function startNodeStack(progress: (line: string) => void): Promise<
       n.importImage(images.scheduler);
       n.importImage(images.tessera);
     });
-    const installed = await phase('Tessera installed (kubectl apply -k manifests/overlays/local-image)', () =>
-      installTessera(c, host.dir, images.tessera.ref),
+    const how = installMethod();
+    const installed = await phase(
+      how === 'helm'
+        ? 'Tessera installed (helm install charts/tessera, certificates by its hook Job)'
+        : 'Tessera installed (kubectl apply -k manifests/overlays/local-image)',
+      () => (how === 'helm' ? installWithHelm(c, images.tessera.ref) : installTessera(c, host.dir, images.tessera.ref)),
     );
     const admin = new KubeConfig();
     admin.loadFromString(c.kubeconfigText('admin'));

@@ -1,24 +1,33 @@
-// Installs Tessera on a cluster the way the README's "Installing on a cluster" tells a user to: certificates from
+// Installs Tessera on a cluster the two ways the README tells a user to. `installWithHelm` (what test:node runs): the
+// namespace labelled restricted, then `helm install` of charts/tessera with the locally built image and
+// imagePullPolicy Never, the certificates made by the chart's own hook Job (a pod on the real node) and the caBundle
+// set by it. `installTessera` ("Installing on a cluster", TESSERA_NODE_INSTALL=kustomize): certificates from
 // `tessera certs issue`, the TLS Secrets, `kubectl apply -k` of the shipped kustomize base (through
 // manifests/overlays/local-image, which only names the locally built image and sets imagePullPolicy: Never), and the
-// caBundle patched into the webhook configurations. One function, so that another way of installing (the Helm chart)
-// can take its place.
+// caBundle patched into the webhook configurations.
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LocalCluster } from '../controlplane/cluster.ts';
+import { ensureHelm } from '../helm/build.ts';
+import { CHART } from '../helm/render.ts';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const OVERLAY = join(REPO, 'manifests', 'overlays', 'local-image');
 
 export interface Installed {
+  /** How: `helm install` of the chart, or `kubectl apply -k` of the base. */
+  readonly how: 'helm' | 'kustomize';
   /** The webhook's CA bundle (PEM), as published in the webhook configurations. */
   readonly webhookCa: string;
-  /** What `kubectl apply -k` said. */
+  /** What `helm install` or `kubectl apply -k` said. */
   readonly applied: string;
 }
+
+export const installMethod = (): 'helm' | 'kustomize' =>
+  process.env.TESSERA_NODE_INSTALL === 'kustomize' ? 'kustomize' : 'helm';
 
 export function kubectlFor(cluster: LocalCluster): (args: readonly string[], input?: string) => string {
   return (args, input) => {
@@ -89,5 +98,53 @@ export function installTessera(cluster: LocalCluster, workDir: string, image: st
       '-p',
       JSON.stringify([{ op: 'add', path: '/webhooks/0/clientConfig/caBundle', value: caBundle }]),
     ]);
-  return { webhookCa, applied };
+  return { how: 'kustomize', webhookCa, applied };
+}
+
+/**
+ * `helm install` as the README's "Install with Helm" runs it, with the image the node has. The PrometheusRule is off
+ * (no Prometheus Operator here). Certificates are the chart's default, self-managed: its pre-install hook Job issues
+ * them into the Secrets and its post-install hook sets the caBundle; Helm waits for both hooks.
+ */
+export function installWithHelm(cluster: LocalCluster, image: string): Installed {
+  const kubectl = kubectlFor(cluster);
+  const [repository, tag] = [image.slice(0, image.lastIndexOf(':')), image.slice(image.lastIndexOf(':') + 1)];
+  kubectl(['create', 'namespace', 'tessera-system']);
+  kubectl(['label', 'namespace', 'tessera-system', 'pod-security.kubernetes.io/enforce=restricted']);
+  const helm = ensureHelm().helm;
+  let applied: string;
+  try {
+    applied = execFileSync(
+      helm,
+      [
+        'install',
+        'tessera',
+        CHART,
+        '--namespace',
+        'tessera-system',
+        '--kubeconfig',
+        cluster.kubeconfigFor('admin'),
+        '--timeout',
+        '10m',
+        '--set',
+        `image.repository=${repository},image.tag=${tag},image.pullPolicy=Never`,
+        '--set',
+        'scheduler.image.pullPolicy=Never,monitoring.prometheusRule.enabled=false',
+      ],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`helm install: ${err.stderr?.trim() || err.message}`);
+  }
+  const caBundle = kubectl([
+    'get',
+    'validatingwebhookconfiguration',
+    'tessera',
+    '-o',
+    'jsonpath={.webhooks[0].clientConfig.caBundle}',
+  ]);
+  if (!caBundle)
+    throw new Error('helm install left the webhooks without a caBundle (the post-install hook did not run)');
+  return { how: 'helm', webhookCa: Buffer.from(caBundle, 'base64').toString('utf8'), applied };
 }

@@ -1,5 +1,6 @@
 // Tessera installed on a real node as a user would install it (npm run test:node): the image `npm run image` builds,
-// imported into the node's containerd, the shipped kustomize base applied (manifests/overlays/local-image), and the
+// imported into the node's containerd, the Helm chart installed (charts/tessera, certificates by its own hook Job;
+// TESSERA_NODE_INSTALL=kustomize applies the kustomize base through manifests/overlays/local-image instead), and the
 // e2e suite's admission and scheduling checks run against the installed pods: the API server calls the webhook
 // through its Service (kube-proxy), tessera-scheduler (the stock kube-scheduler in a pod) calls the extender through
 // its Service by its DNS name, and the extender binds pods on KWOK's GPU nodes under the shipped RBAC.
@@ -463,42 +464,75 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
         (await stack.tesseraPods()).filter((p) => app(p) === 'tessera-webhook' && ready(p) && p.status?.podIP);
       const before = await webhooks();
       const restarts = before.map((p) => p.status?.containerStatuses?.[0]?.restartCount ?? 0);
-      const oldSerial = new X509Certificate(readFileSync(join(dir, 'tls.crt'))).serialNumber;
+      const secretSerial = () =>
+        new X509Certificate(
+          Buffer.from(
+            stack.kubectl([
+              '-n',
+              'tessera-system',
+              'get',
+              'secret',
+              'tessera-webhook-tls',
+              '-o',
+              'jsonpath={.data.tls\\.crt}',
+            ]),
+            'base64',
+          ),
+        ).serialNumber;
+      const helm = stack.installed.how === 'helm';
+      const oldSerial = helm ? secretSerial() : new X509Certificate(readFileSync(join(dir, 'tls.crt'))).serialNumber;
       // A new name on the certificate: `tessera certs rotate` re-issues it under the same CA (the caBundle stays).
+      // Installed by the chart, the certificates live in its Secrets: the command is the chart's CronJob's, run from
+      // here with one more name.
+      const names = [
+        '--dns',
+        'tessera-webhook.tessera-system.svc',
+        '--dns',
+        'tessera-webhook.tessera-system.svc.cluster.local',
+      ];
       const out = execFileSync(
         process.execPath,
         [
           join(REPO, 'cli', 'tessera.ts'),
           'certs',
           'rotate',
-          '--dir',
-          dir,
+          ...(helm
+            ? [
+                '--secret',
+                'tessera-system/tessera-webhook-tls',
+                '--ca-secret',
+                'tessera-webhook-ca',
+                '--webhook-configuration',
+                'tessera',
+                '--kubeconfig',
+                stack.cluster.kubeconfigFor('admin'),
+              ]
+            : ['--dir', dir]),
           '--name',
           'tessera-webhook',
-          '--dns',
-          'tessera-webhook.tessera-system.svc',
-          '--dns',
-          'tessera-webhook.tessera-system.svc.cluster.local',
+          ...names,
         ],
         { encoding: 'utf8' },
       );
-      const newSerial = new X509Certificate(readFileSync(join(dir, 'tls.crt'))).serialNumber;
+      const newSerial = helm ? secretSerial() : new X509Certificate(readFileSync(join(dir, 'tls.crt'))).serialNumber;
       t.not(newSerial, oldSerial, `tessera certs rotate re-issued the leaf: ${out.trim().split('\n')[0]}`);
-      const secret = stack.kubectl([
-        '-n',
-        'tessera-system',
-        'create',
-        'secret',
-        'generic',
-        'tessera-webhook-tls',
-        `--from-file=${join(dir, 'tls.crt')}`,
-        `--from-file=${join(dir, 'tls.key')}`,
-        `--from-file=${join(dir, 'ca.crt')}`,
-        '--dry-run=client',
-        '-o',
-        'yaml',
-      ]);
-      stack.kubectl(['apply', '-f', '-'], secret);
+      if (!helm) {
+        const secret = stack.kubectl([
+          '-n',
+          'tessera-system',
+          'create',
+          'secret',
+          'generic',
+          'tessera-webhook-tls',
+          `--from-file=${join(dir, 'tls.crt')}`,
+          `--from-file=${join(dir, 'tls.key')}`,
+          `--from-file=${join(dir, 'ca.crt')}`,
+          '--dry-run=client',
+          '-o',
+          'yaml',
+        ]);
+        stack.kubectl(['apply', '-f', '-'], secret);
+      }
       const started = Date.now();
       await until(
         'every webhook pod serving the new certificate',
@@ -545,8 +579,9 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
           (e) =>
             t.match(
               message(e),
-              /failed calling webhook \W{0,4}(mutate|validate)\.tessera\.io\W{0,4}: failed to call webhook: Post \W{0,4}https:\/\/tessera-webhook\.tessera-system\.svc:443\/\w+\?timeout=5s\W{0,4}: (dial tcp 10\.96\.\d+\.\d+:443: connect: connection refused|context deadline exceeded)/,
-              'through the Service: refused once kube-proxy knows it has no endpoint (a timeout before)',
+              /failed calling webhook \W{0,4}(mutate|validate)\.tessera\.io\W{0,4}: failed to call webhook: Post \W{0,4}https:\/\/tessera-webhook\.tessera-system\.svc:443\/\w+\?timeout=5s\W{0,4}: (dial tcp 10\.96\.\d+\.\d+:443: connect: (connection refused|no route to host)|context deadline exceeded)/,
+              // Refused once kube-proxy knows the Service has no endpoint; before, the gone pod's IP: no route, or a timeout.
+              'through the Service: fail closed with the reason',
             ),
         );
       // A real pod in kube-system, on the real node, from an image the node has: the webhook is not asked.
