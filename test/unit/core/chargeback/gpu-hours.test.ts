@@ -48,8 +48,12 @@ t.test('between two snapshots a pod counts what it holds in the earlier one', as
 t.test('the Prometheus query integrates at a fixed step; its answer is read strictly', async (t) => {
   t.equal(
     gpuHoursQuery(3600, 15),
-    'sum by (tenant, namespace, pool) (sum_over_time((sum by (tenant, namespace, pool) (max without (instance, job) (tessera_pod_gpu_equivalents)))[3600s:15s])) * 15 / 3600',
+    'sum by (tenant, namespace, pool) (sum_over_time((sum by (tenant, namespace, pool) (max by (namespace, pod, tenant, pool, node, gpu) (tessera_pod_gpu_equivalents)))[3600s:15s])) * 15 / 3600',
   );
+  // Replicas are deduplicated by the pod's own labels, never by naming the target labels to drop: a scrape config
+  // may add any (a replica or pod name), and instance may change when a replica restarts elsewhere.
+  t.notMatch(gpuHoursQuery(3600, 15), /without/);
+  t.match(gpuHoursQuery(59.6, 0.6), /\[60s:1s\]\)\) \* 1 \/ 3600$/, 'whole seconds, the step the same in both places');
   const from = new Date(at(0));
   const to = new Date(at(60));
   const ok = usageFromQueryResult(
