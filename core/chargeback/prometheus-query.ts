@@ -2,10 +2,13 @@
 // (tessera_pod_gpu_equivalents) over the window with a subquery at a fixed step, so that the answer does not depend
 // on recording rules being installed or on the scrape interval.
 //
-// Every extender replica exports the series from its own informers (the standby too, so a leader change leaves no
-// gap), and each replica is a separate target: the query first takes, at every step, the largest value per pod
-// identity (namespace, pod, node, gpu and the tenant and pool it is billed to) across instances and any other target
-// label, so two replicas, or a replica restarted under another instance name, never count a pod twice.
+// Every extender replica exports the per-pod series from its own informers, the standby too, and each replica is its
+// own target. At every step the query takes the leader's series (tessera_extender_leader == 1 on the same target),
+// and only while no replica leads (a killed leader's series went stale and the standby has not taken the Lease yet)
+// the largest value per pod across the replicas that still export: a leader change neither double counts nor leaves
+// a gap. Taking the largest value across replicas all the time would not double count either, but would count each
+// pod from the first replica's scrape that sees it to the last one's that still does: up to one scrape interval too
+// much per pod. Pods are told apart by their own labels, never by naming target labels to drop.
 //
 // At each step a series counts with its latest sample. A pod that ends leaves the next scrape, and Prometheus writes a
 // staleness marker then (also for every series of a target whose scrape fails), so an ended pod stops counting within
@@ -19,8 +22,14 @@ export const POD_GPU_EQUIVALENTS = 'tessera_pod_gpu_equivalents';
 /** The labels that name one pod's share of one GPU (what the extender exports), instance and job excluded. */
 export const POD_IDENTITY = ['namespace', 'pod', 'tenant', 'pool', 'node', 'gpu'] as const;
 
-/** GPU-equivalents held per pod and GPU, each counted once whatever the number of replicas scraped. */
-export const heldPerPod = (): string => `max by (${POD_IDENTITY.join(', ')}) (${POD_GPU_EQUIVALENTS})`;
+export const EXTENDER_LEADER = 'tessera_extender_leader';
+
+/** GPU-equivalents held per pod and GPU: the leader's series, or while no replica leads, the largest across replicas. */
+export function heldPerPod(): string {
+  const max = `max by (${POD_IDENTITY.join(', ')})`;
+  const leaders = `${EXTENDER_LEADER} == 1`;
+  return `${max} (${POD_GPU_EQUIVALENTS} and on (instance, job) (${leaders})) or (${max} (${POD_GPU_EQUIVALENTS}) unless on () max(${leaders}))`;
+}
 
 /** GPU-equivalents held per `by` labels at the query time (the plot's and the dashboard's shape). */
 export const heldBy = (by: readonly string[]): string => `sum by (${by.join(', ')}) (${heldPerPod()})`;
