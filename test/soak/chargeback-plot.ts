@@ -38,6 +38,7 @@ const FAULT_LABELS: Readonly<Record<string, string>> = {
 
 const esc = (s: string) =>
   s.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
+const utc = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
 const fmt = (n: number) => (Math.round(n * 10) / 10).toString();
 
 /** A "nice" tick step for a range: 1, 2 or 5 times a power of ten, about `count` ticks. */
@@ -70,7 +71,9 @@ export function renderChargebackSvg(input: PlotInput): string {
   const stackH = 170;
   const panelH = 90;
   const gap = 34;
-  const top = 64;
+  // The faults' names stand in a band above the first panel.
+  const band = input.faults.length > 0 ? 104 : 0;
+  const top = 70 + band;
   const tenants = [...input.tenants].sort((a, b) => a.tenant.localeCompare(b.tenant));
   const height = top + stackH + gap + tenants.length * (panelH + gap) + 20;
   const span = Math.max(1, input.to - input.from);
@@ -80,7 +83,8 @@ export function renderChargebackSvg(input: PlotInput): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text x="${left}" y="22" font-size="15" font-weight="bold">${esc(input.title)}</text>`,
-    `<text x="${left}" y="40" fill="#555">GPU-equivalents held per tenant (Prometheus: tessera_pod_gpu_equivalents, max across replicas per pod); ${new Date(input.from).toISOString()} to ${new Date(input.to).toISOString()}</text>`,
+    `<text x="${left}" y="40" fill="#555">GPU-equivalents held, from Prometheus (tessera_pod_gpu_equivalents, the extender leader's series), ${utc(input.from)} to ${utc(input.to)} UTC</text>`,
+    `<text x="${left}" y="56" fill="#555">Dashed red lines: faults injected. Dashed black lines: the tenant's quota. GPU-hours: tessera usage's query over the same window.</text>`,
   );
   const minutes = span / 60_000;
   const xStep = tickStep(minutes, 8);
@@ -102,16 +106,21 @@ export function renderChargebackSvg(input: PlotInput): string {
     }
   };
   const faultLines = (y0: number, h: number, labels: boolean) => {
-    for (const f of input.faults) {
+    let lastLabel = Number.NEGATIVE_INFINITY;
+    for (const f of [...input.faults].sort((a, b) => a.time - b.time)) {
       if (f.time < input.from || f.time > input.to) continue;
-      const px = fmt(x(f.time));
+      const px = x(f.time);
       out.push(
-        `<line x1="${px}" y1="${y0}" x2="${px}" y2="${y0 + h}" stroke="#c44" stroke-dasharray="2,3" stroke-width="0.8"/>`,
+        `<line x1="${fmt(px)}" y1="${y0}" x2="${fmt(px)}" y2="${y0 + h}" stroke="#c44" stroke-dasharray="2,3" stroke-width="0.8"/>`,
       );
-      if (labels)
-        out.push(
-          `<text transform="translate(${px},${y0 + 4}) rotate(90)" fill="#a33" font-size="9">${esc(FAULT_LABELS[f.kind] ?? f.kind)}</text>`,
-        );
+      if (!labels) continue;
+      // Rotated names, read bottom-up, ending just above the panel; nudged right when two faults are close.
+      const lx = Math.max(px, lastLabel + 11);
+      lastLabel = lx;
+      out.push(
+        `<line x1="${fmt(px)}" y1="${y0}" x2="${fmt(lx)}" y2="${y0 - 6}" stroke="#c44" stroke-width="0.8"/>`,
+        `<text transform="translate(${fmt(lx + 3)},${y0 - 8}) rotate(-90)" fill="#a33" font-size="10">${esc(FAULT_LABELS[f.kind] ?? f.kind)}</text>`,
+      );
     }
   };
 

@@ -27,7 +27,7 @@ const TESSERA = join(REPO, 'cli', 'tessera.ts');
 export const RULES_FILE = join(REPO, 'manifests', 'monitoring', 'tessera.rules.yml');
 
 /** Prometheus scrapes every replica this often (also its scrape timeout). */
-export const SCRAPE_INTERVAL_S = 2;
+export const SCRAPE_INTERVAL_S = 1;
 /** `tessera usage --step`: finer than the scrape interval, so that every scrape's value counts for its own span. */
 export const USAGE_STEP_S = 1;
 
@@ -38,7 +38,7 @@ export interface Tolerance {
   readonly floorGpuHours: number;
 }
 
-export const TOLERANCE: Tolerance = { relative: 0.02, floorGpuHours: 0.05 };
+export const TOLERANCE: Tolerance = { relative: 0.02, floorGpuHours: 0.1 };
 
 export interface RowComparison {
   readonly tenant: string;

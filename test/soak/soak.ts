@@ -71,7 +71,7 @@ function profile(values: { minutes?: string; seconds?: string; rate?: string; sh
     short,
     durationMs,
     ratePerSecond: rate,
-    snapshotEveryMs: short ? 3_000 : 5_000,
+    snapshotEveryMs: short ? 1_000 : 2_000,
     warmupMs: short ? 8_000 : 30_000,
     cooldownMs: short ? 12_000 : 60_000,
     minGapMs: short ? 7_000 : 20_000,
@@ -462,15 +462,30 @@ function chargebackReport(c: ChargebackResult): void {
     `  chargeback       ${c.from} to ${c.to}: Prometheus ${total.prometheus.toFixed(4)} GPU-h, snapshots ${total.snapshots.toFixed(4)} GPU-h (${pct(total.relative)} apart); peak ${c.peak.toFixed(2)} GPU-equivalents held at once`,
   );
   say(
-    `                   ${rows.length} rows, ${rows.filter((r) => r.ok).length} within ${pct(TOLERANCE.relative)} (rows under ${TOLERANCE.floorGpuHours} GPU-h within ${(TOLERANCE.relative * TOLERANCE.floorGpuHours).toFixed(4)} GPU-h); worst ${worst ? describeRow(worst) : 'none'}`,
+    `                   ${rows.filter((r) => r.ok).length} of ${rows.length} rows agree (within ${pct(TOLERANCE.relative)}, or ${(TOLERANCE.relative * TOLERANCE.floorGpuHours).toFixed(4)} GPU-h under ${TOLERANCE.floorGpuHours} GPU-h); nearest its tolerance: ${worst ? describeRow(worst) : 'none'}`,
   );
+  const cells = rows.map((r) => [
+    `${r.tenant || '-'}/${r.namespace}/${r.pool || '-'}`,
+    r.prometheus.toFixed(4),
+    r.snapshots.toFixed(4),
+    r.diff.toFixed(4),
+    pct(r.relative),
+    r.allowed.toFixed(4),
+    r.ok ? '' : 'VIOLATION',
+  ]);
+  const head = ['tenant/namespace/pool', 'Prometheus', 'snapshots', '|diff|', 'relative', 'allowed', ''];
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((x) => x[i]!.length)));
+  for (const line of [head, ...cells])
+    say(
+      `                     ${line.map((x, i) => (i === 0 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  ')}`.trimEnd(),
+    );
   say(
-    `  scrapes          ${c.scrapes.perReplica.map((r) => `${r.replica} ${r.scrapes - r.failed}/${r.scrapes}${r.failed ? ` (${r.whileDown} failed while it was down)` : ''}`).join(', ')}; ${c.scrapes.unexplained.length} failed otherwise, ${c.scrapes.certificate.length} on TLS`,
+    `  scrapes          every ${SCRAPE_INTERVAL_S} s: ${c.scrapes.perReplica.map((r) => `${r.replica} ${r.scrapes - r.failed}/${r.scrapes}${r.failed ? ` (${r.whileDown} failed while it was down)` : ''}`).join(', ')}; ${c.scrapes.unexplained.length} failed otherwise, ${c.scrapes.certificate.length} on TLS`,
   );
   say(
     `  per-pod series   exported by ${c.exporters.join(', ') || 'no replica'}; recording rules ${c.rules.healthy}/${c.rules.total} healthy, tenant:tessera_gpu_hours:5m for ${c.rules.tenants} tenants`,
   );
-  say('  tessera usage --prometheus (the soak’s window):');
+  say('  tessera usage --prometheus URL --from FROM --to TO --step 1s:');
   for (const line of c.table.split('\n')) say(`    ${line}`);
 }
 
