@@ -119,3 +119,19 @@ t.test('promtool: the usage query follows the leader, across a failover, and sto
   t.ok(run.ok, run.out);
   t.match(run.out, /SUCCESS/);
 });
+
+t.test('a Prometheus that cannot start fails loudly, with its log', async (t) => {
+  const { startPrometheus } = await import('../prometheus/server.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-prometheus-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'broken.rules.yml'), 'groups:\n  - name: x\n    rules:\n      - record: a:b\n        expr: sum by (\n');
+  await t.rejects(
+    startPrometheus({
+      dir,
+      logDir: dir,
+      config: { scrapeIntervalSeconds: 1, ruleFiles: [join(dir, 'broken.rules.yml')], jobs: [] },
+      timeoutMs: 30_000,
+    }),
+    /Prometheus exited[\s\S]*broken\.rules\.yml/,
+  );
+});
