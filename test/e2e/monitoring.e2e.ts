@@ -124,7 +124,10 @@ t.test('a Prometheus that cannot start fails loudly, with its log', async (t) =>
   const { startPrometheus } = await import('../prometheus/server.ts');
   const dir = mkdtempSync(join(tmpdir(), 'tessera-prometheus-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'broken.rules.yml'), 'groups:\n  - name: x\n    rules:\n      - record: a:b\n        expr: sum by (\n');
+  writeFileSync(
+    join(dir, 'broken.rules.yml'),
+    'groups:\n  - name: x\n    rules:\n      - record: a:b\n        expr: sum by (\n',
+  );
   await t.rejects(
     startPrometheus({
       dir,

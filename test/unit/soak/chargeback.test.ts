@@ -70,7 +70,11 @@ t.test('a failed scrape is explained only while its replica was down', async (t)
     { replica: 'webhook-a', scrapes: 1, failed: 1, whileDown: 0 },
   ]);
   t.equal(r.unexplained.length, 2);
-  t.match(r.unexplained[0], /^extender-a at 2026-11-27T09:00:40.000Z$/, '22 s after it was back, past the 10 s of grace');
+  t.match(
+    r.unexplained[0],
+    /^extender-a at 2026-11-27T09:00:40.000Z$/,
+    '22 s after it was back, past the 10 s of grace',
+  );
   t.match(r.unexplained[1], /webhook-a .*x509/, 'with the error Prometheus gave');
   t.same(r.certificate, ['webhook-a at 2026-11-27T09:00:15.000Z: x509: certificate signed by unknown authority']);
 });
