@@ -81,6 +81,7 @@ export function renderChargebackSvg(input: PlotInput): string {
   const out: string[] = [];
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
+    `<title>${esc(input.title)}</title>`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text x="${left}" y="22" font-size="15" font-weight="bold">${esc(input.title)}</text>`,
     `<text x="${left}" y="40" fill="#555">GPU-equivalents held, from Prometheus (tessera_pod_gpu_equivalents, the extender leader's series), ${utc(input.from)} to ${utc(input.to)} UTC</text>`,

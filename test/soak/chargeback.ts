@@ -299,9 +299,14 @@ export async function checkChargeback(c: ChargebackCheck): Promise<ChargebackRes
   if (settled > 0) await new Promise((r) => setTimeout(r, settled));
   const window = ['--from', c.from.toISOString(), '--to', c.to.toISOString()];
   const fromProm = ['--prometheus', c.prom.url, '--step', `${USAGE_STEP_S}s`];
-  const prometheus = JSON.parse(await tesseraUsage([...window, ...fromProm, '--json'])) as UsageReport;
-  const snapshots = JSON.parse(await tesseraUsage([...window, '--snapshots', c.dir, '--json'])) as UsageReport;
-  const table = (await tesseraUsage([...window, ...fromProm])).trimEnd();
+  const [fromPrometheus, fromSnapshots, printed] = await Promise.all([
+    tesseraUsage([...window, ...fromProm, '--json']),
+    tesseraUsage([...window, '--snapshots', c.dir, '--json']),
+    tesseraUsage([...window, ...fromProm]),
+  ]);
+  const prometheus = JSON.parse(fromPrometheus) as UsageReport;
+  const snapshots = JSON.parse(fromSnapshots) as UsageReport;
+  const table = printed.trimEnd();
   const comparison = compareUsage(snapshots, prometheus);
   for (const r of [...comparison.rows, comparison.total])
     if (!r.ok) findings.push({ invariant: 'chargeback-agrees', subject: 'usage', message: describeRow(r) });

@@ -128,7 +128,7 @@ t.test('the plot: nice ticks, every tenant and fault drawn, text escaped', async
   });
   t.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   t.match(svg, /<\/svg>\n$/);
-  t.match(svg, /GPUs &lt;&amp;&gt; tenants/);
+  t.match(svg, /^<svg [^>]*>\n<title>GPUs &lt;&amp;&gt; tenants<\/title>/, 'a title first, for screen readers');
   t.notMatch(svg, /NaN|undefined|Infinity/);
   t.match(svg, /research<\/text>/);
   t.match(svg, /genomics<\/text>/);
