@@ -71,7 +71,7 @@ function profile(values: { minutes?: string; seconds?: string; rate?: string; sh
     short,
     durationMs,
     ratePerSecond: rate,
-    snapshotEveryMs: short ? 1_000 : 2_000,
+    snapshotEveryMs: 1_000,
     warmupMs: short ? 8_000 : 30_000,
     cooldownMs: short ? 12_000 : 60_000,
     minGapMs: short ? 7_000 : 20_000,
