@@ -135,7 +135,8 @@ export function renderChargebackSvg(input: PlotInput): string {
   const totals = grid.map((_, i) => stacked.reduce((n, s) => n + s[i]!, 0));
   const stackMax = Math.max(1, ...totals) * 1.1;
   const y0 = top;
-  out.push(`<text x="${left}" y="${y0 - 6}" font-weight="bold">all tenants, stacked</text>`);
+  // Its name to the right, above the legend: the faults' names take the space above the panel.
+  out.push(`<text x="${left + plotW + 16}" y="${y0 - 6}" font-weight="bold">all tenants, stacked</text>`);
   yAxis(y0, stackH, stackMax);
   xAxis(y0, stackH, true);
   const base = grid.map(() => 0);
