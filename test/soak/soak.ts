@@ -4,10 +4,12 @@
 // Load: three tenants submit and delete fractional, MIG, time-sliced and whole-GPU pods and Jobs with run times, at a
 // steady rate, some at priorities that preempt others. Faults, at seeded random times: the extender leader killed with
 // SIGKILL (the standby takes over), a webhook replica killed, kube-scheduler, kube-apiserver and KWOK restarted, a
-// policy file corrupted and repaired, the certificates rotated. Record: snapshot-NNNN.json every few seconds and at the
+// policy file corrupted and repaired, the certificates rotated. Record: snapshot-NNNN.json every second and at the
 // end, policy/, faults.json. Invariants: every snapshot checked with core's checkInvariants; at the end, with the
-// cluster quiet, the extender's gauges against the API and every pending pod's reason and fit. Output: pods submitted,
-// finished and preempted, faults by kind, violations; exit code 1 on any violation.
+// cluster quiet, the extender's gauges against the API and every pending pod's reason and fit. Chargeback: a real
+// Prometheus scrapes every replica throughout (chargeback.ts); at the end `tessera usage` from it and from the
+// snapshots must agree. Output: pods submitted, finished and preempted, faults by kind, the chargeback comparison,
+// violations; exit code 1 on any violation.
 
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +32,7 @@ import {
   describeRow,
   SCRAPE_INTERVAL_S,
   ScrapeWatch,
+  SnapshotGaps,
   startSoakPrometheus,
   TOLERANCE,
 } from './chargeback.ts';
@@ -177,7 +180,9 @@ async function runWithPrometheus(
     maxInFlight: 16,
     client: t.client,
   });
+  const gaps = new SnapshotGaps(p.snapshotEveryMs, () => policy.inForce());
   recorder.onSnapshot = (snapshot) => {
+    gaps.add(snapshot);
     for (const pod of lostPods(snapshot, p.short ? 30_000 : 60_000))
       if (pod.metadata?.labels?.[ROLE_LABEL] === 'load')
         void load.deleteHung(pod.metadata.namespace ?? '', pod.metadata.name ?? '');
@@ -250,17 +255,23 @@ async function runWithPrometheus(
     await tracker.addPreemptionEvents().catch(() => 0);
     admissionFindings(load, recorder);
     progress('chargeback: tessera usage from Prometheus and from the snapshots over the soak’s window');
-    const chargeback = await checkChargeback({
-      prom,
-      watch,
-      promStartedAt,
-      dir,
-      from: windowFrom,
-      to: new Date(recorder.lastTime ?? Date.now()),
-      replicas: [...t.extenders, ...t.webhooks],
-    });
-    for (const f of chargeback.findings) recorder.violation('chargeback', f.invariant, f.subject, f.message);
-    if (plot !== null) {
+    let chargeback: ChargebackResult | null = null;
+    try {
+      chargeback = await checkChargeback({
+        prom,
+        watch,
+        promStartedAt,
+        dir,
+        from: windowFrom,
+        to: new Date(recorder.lastTime ?? Date.now()),
+        replicas: [...t.extenders, ...t.webhooks],
+        gaps,
+      });
+      for (const f of chargeback.findings) recorder.violation('chargeback', f.invariant, f.subject, f.message);
+    } catch (e) {
+      recorder.violation('chargeback', 'chargeback-checked', 'usage', e instanceof Error ? e.message : String(e));
+    }
+    if (plot !== null && chargeback !== null) {
       const { writeChargebackPlot } = await import('./chargeback-plot.ts');
       await writeChargebackPlot(prom.url, windowFrom, new Date(chargeback.to), recorder.faults, plot);
       progress(`plot written to ${plot}`);
@@ -407,7 +418,7 @@ function report(
   faults: Partial<Record<FaultKind, number>>,
   recorder: Recorder,
   final: FinalResult,
-  chargeback: ChargebackResult,
+  chargeback: ChargebackResult | null,
 ): void {
   const pods = [...tracker.pods.values()].filter((r) => r.role === 'load');
   const jobPods = pods.filter((r) => r.fromJob).length;
@@ -449,7 +460,8 @@ function report(
     `  snapshots        ${recorder.written} written${recorder.skipped.length ? `, ${recorder.skipped.length} not taken (API unavailable)` : ''}; final ${final.snapshot ?? 'none'}`,
   );
   say(`  end of run       ${final.gauges} gauge samples compared with the API; ${final.pending} pending pods checked`);
-  chargebackReport(chargeback);
+  if (chargeback !== null) chargebackReport(chargeback);
+  else say('  chargeback       not checked (see the violations)');
   say(`  violations       ${recorder.violations.length}`);
   for (const v of recorder.violations.slice(0, 50)) say(`    ${v.where}: [${v.invariant}] ${v.message}`);
   if (recorder.violations.length > 50) say(`    ... and ${recorder.violations.length - 50} more`);
@@ -471,13 +483,18 @@ function chargebackReport(c: ChargebackResult): void {
     r.diff.toFixed(4),
     pct(r.relative),
     r.allowed.toFixed(4),
+    r.gapAllowance > 0 ? `(${r.gapAllowance.toFixed(4)} for gaps)` : '',
     r.ok ? '' : 'VIOLATION',
   ]);
-  const head = ['tenant/namespace/pool', 'Prometheus', 'snapshots', '|diff|', 'relative', 'allowed', ''];
+  const head = ['tenant/namespace/pool', 'Prometheus', 'snapshots', '|diff|', 'relative', 'allowed', '', ''];
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((x) => x[i]!.length)));
   for (const line of [head, ...cells])
     say(
-      `                     ${line.map((x, i) => (i === 0 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  ')}`.trimEnd(),
+      `                     ${line.map((x, i) => (i === 0 || i >= 6 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  ')}`.trimEnd(),
+    );
+  if (c.gaps.length > 0)
+    say(
+      `                   ${c.gaps.length} snapshot gap(s) while the API server was down (${c.gaps.map((g) => `${(g / 1000).toFixed(1)} s`).join(', ')}): the pods that changed across them may differ by the gap, ${total.gapAllowance.toFixed(4)} GPU-h in all, added to their rows' tolerance`,
     );
   say(
     `  scrapes          every ${SCRAPE_INTERVAL_S} s: ${c.scrapes.perReplica.map((r) => `${r.replica} ${r.scrapes - r.failed}/${r.scrapes}${r.failed ? ` (${r.whileDown} failed while it was down)` : ''}`).join(', ')}; ${c.scrapes.unexplained.length} failed otherwise, ${c.scrapes.certificate.length} on TLS`,

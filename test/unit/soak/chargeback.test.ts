@@ -6,7 +6,11 @@ import { parse } from 'yaml';
 import type { UsageReport } from '../../../core/chargeback/gpu-hours.ts';
 import { prometheusConfigYaml } from '../../prometheus/server.ts';
 import { renderChargebackSvg, tickStep } from '../../soak/chargeback-plot.ts';
-import { compareUsage, scrapeFindings, TOLERANCE } from '../../soak/chargeback.ts';
+import { usageKey } from '../../../core/chargeback/gpu-hours.ts';
+import type { ClusterSnapshot } from '../../../core/invariants/cluster-snapshot.ts';
+import { examplePolicy, NAMESPACES } from '../../fixtures/admission.ts';
+import { pod } from '../../fixtures/pods.ts';
+import { compareUsage, scrapeFindings, SnapshotGaps, TOLERANCE } from '../../soak/chargeback.ts';
 
 const report = (rows: [string, string, string, number][]): UsageReport => ({
   from: '2026-11-27T09:00:00.000Z',
@@ -43,6 +47,39 @@ t.test('usage reports are compared per row and in total: 2 % relative, absolutel
   t.notOk(off.rows.find((r) => r.namespace === 'nlp')!.ok, 'a row of 0.05 GPU-h missing altogether');
   t.equal(off.worst?.namespace, 'nlp');
   t.same(compareUsage(report([]), report([])).worst, null);
+
+  const gaps = new Map([[usageKey('research', 'nlp', 'a100-mig'), 0.003]]);
+  const loose = compareUsage(snapshots, report([['research', 'vision', 'shared-h100', 1.0]]), TOLERANCE, gaps);
+  const nlp = loose.rows.find((r) => r.namespace === 'nlp')!;
+  t.equal(nlp.gapAllowance, 0.003);
+  t.equal(nlp.allowed, 0.005, 'the floor, and what the snapshots could not see');
+  t.notOk(nlp.ok, 'a row of 0.05 GPU-h missing is still too much');
+  t.equal(loose.total.gapAllowance, 0.003);
+});
+
+t.test('a snapshot gap widens the rows of the pods that changed across it, by the change times the gap', async (t) => {
+  const policy = examplePolicy();
+  const running = (name: string, milli: number) =>
+    pod(name).ns('research-a').gpuMilli(milli).annotate('tessera.io/pool', 'shared-h100').boundTo('h').build();
+  const at = (s: number, pods: ReturnType<typeof running>[]): ClusterSnapshot => ({
+    time: new Date(Date.UTC(2026, 10, 27, 9, 0, s)).toISOString(),
+    nodes: [],
+    pods,
+    namespaces: NAMESPACES,
+  });
+  const stays = running('stays', 500);
+  const ends = running('ends', 250);
+  const starts = running('starts', 1000);
+  const gaps = new SnapshotGaps(1_000, () => policy);
+  gaps.add(at(0, [stays, ends]));
+  gaps.add(at(1, [stays, ends]));
+  gaps.add(at(2, [stays]));
+  t.same(gaps.gaps, [], 'the ordinary cadence is what the tolerance is for');
+  gaps.add(at(9, [stays, starts]));
+  t.same(gaps.gaps, [7_000]);
+  const key = usageKey('research', 'research-a', 'shared-h100');
+  t.equal(gaps.allowance.get(key), (1 * 6) / 3600, 'one GPU started during the 7 s, 6 s beyond the cadence');
+  t.equal(gaps.allowance.size, 1);
 });
 
 t.test('a failed scrape is explained only while its replica was down', async (t) => {
