@@ -1,5 +1,7 @@
 import t from 'tap';
 import { pino } from 'pino';
+import { newAllocation } from '../../../core/allocation.ts';
+import { parseDemand } from '../../../core/demand.ts';
 import { SchedulingState } from '../../../core/scheduling/state.ts';
 import { fragmentationAware } from '../../../core/scoring/fragmentation-aware.ts';
 import type { ClusterWriter } from '../../../extender/cluster-writer.ts';
@@ -59,8 +61,24 @@ t.test('per-pod GPU-equivalents for chargeback, quotas and pending pods by reaso
     ],
   };
   for (const p of [whole, mig, waiting]) state.upsertPod(p);
+  // Reserved at bind, its Binding not seen yet: it holds its GPU for quota and fit, but is not billed until it is bound.
+  const reserved = parseDemand(pod('r').ns('research-a').gpuMilli(500).build());
+  if (!reserved.ok) throw new Error('fixture');
+  state.assume(
+    newAllocation({
+      pod: reserved.demand,
+      tenant: 'research',
+      node: 'h',
+      holding: { resources: {}, gpus: [{ index: 0, milli: 500, memoryMiB: 0 }], sharing: true },
+      equivalents: 0.5,
+      assumedUntil: Date.now() + 30_000,
+      pool: 'shared-h100',
+    }),
+  );
   scheduler.observe();
   const text = await metrics.registry.metrics();
+  t.notMatch(text, /pod="r"/, 'a reservation the API does not show yet is not billed');
+  t.match(text, /tessera_tenant_gpu_equivalents\{tenant="research"\} 2.5\n/, 'but it counts toward the tenant');
   t.match(
     text,
     /tessera_pod_gpu_equivalents\{namespace="research-a",pod="ft",tenant="research",pool="shared-h100",node="h",gpu="0"\} 1\n/,
