@@ -78,7 +78,7 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
     upkeep.refreshProfile();
     log.info({ nodes: state.nodes.size, allocations: state.ledger.size }, 'state rebuilt from the API');
   });
-  leader = electLeader(options, metrics, () => {
+  leader = electLeader(options, () => {
     for (const n of cluster.nodes.list()) reconcile(n as KubeNode);
   });
   const notReady = readiness(cluster.connection, policies, isLeader, () => closed);
@@ -232,13 +232,8 @@ function startUpkeep(
  * With a lease namespace a Lease picks the one replica that serves; without, this replica leads. A new leader
  * reconciles every node's capacity.
  */
-function electLeader(
-  options: ExtenderOptions,
-  metrics: ExtenderMetrics,
-  reconcileAll: () => void,
-): LeaderElector | null {
+function electLeader(options: ExtenderOptions, reconcileAll: () => void): LeaderElector | null {
   if (!options.leaseNamespace) {
-    metrics.leader.set(1);
     reconcileAll();
     return null;
   }
@@ -248,7 +243,6 @@ function electLeader(
     identity: options.identity ?? `${hostname()}-${process.pid}`,
     log: options.log,
     onChange: (lead) => {
-      metrics.leader.set(lead ? 1 : 0);
       if (lead) reconcileAll();
     },
   });

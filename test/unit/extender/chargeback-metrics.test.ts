@@ -100,3 +100,34 @@ t.test('per-pod GPU-equivalents for chargeback, quotas and pending pods by reaso
   t.notMatch(after, /pod="ft"/, 'the series of a finished pod disappear');
   t.notMatch(after, /tessera_pending_gpu_pods\{/, 'no pending pods left');
 });
+
+t.test(
+  'tessera_extender_leader is 1 only while the replica serves (leads with synced caches), read at scrape time',
+  async (t) => {
+    const { createExtenderApp } = await import('../../../extender/app.ts');
+    const { createServer } = await import('node:http');
+    const state = new SchedulingState();
+    const metrics = new ExtenderMetrics();
+    const log = pino({ level: 'silent' });
+    const scheduler = new ExtenderScheduler({
+      state,
+      strategy: fragmentationAware,
+      writer: {} as ClusterWriter,
+      metrics,
+      log,
+      podLookup: () => undefined,
+    });
+    let why: string | null = 'not the leader (another replica holds the lease)';
+    const server = createServer(createExtenderApp({ scheduler, metrics, log, notReady: () => why }));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+    const { port } = server.address() as { port: number };
+    const leader = async () =>
+      /^tessera_extender_leader (\d)$/m.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1];
+    t.equal(await leader(), '0', 'a standby');
+    why = 'caches not synced yet';
+    t.equal(await leader(), '0', 'holding the Lease with its caches still filling');
+    why = null;
+    t.equal(await leader(), '1', 'leads and serves');
+  },
+);
