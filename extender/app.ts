@@ -95,6 +95,9 @@ export function createExtenderApp(deps: ExtenderAppDeps): express.Express {
       .json({ ready: blocked === null, reason: blocked ?? 'leader with synced caches' });
   });
   app.get('/metrics', async (_req, res) => {
+    // Leads and serves: holds the Lease with caches synced from a reachable API server (what /readyz says). A replica
+    // that has just taken the Lease with its caches still filling is not yet the one whose series chargeback reads.
+    metrics.leader.set(deps.notReady() === null ? 1 : 0);
     scheduler.observe();
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });

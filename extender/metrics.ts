@@ -45,7 +45,7 @@ export class ExtenderMetrics {
   });
   readonly leader = new Gauge({
     name: 'tessera_extender_leader',
-    help: '1 while this replica holds the lease and serves',
+    help: '1 while this replica holds the lease and serves (ready: caches synced from a reachable API server), at scrape time',
     registers: [this.registry],
   });
   readonly gpuAllocated = new Gauge({

@@ -283,14 +283,18 @@ export class ExtenderScheduler {
     return { NodeNameToMetaVictims: out };
   }
 
-  /** Per-pod allocation (chargeback), quotas and pending pods; series of ended pods disappear at the next scrape. */
+  /**
+   * Per-pod allocation (chargeback), quotas and pending pods; series of ended pods disappear at the next scrape. A pod
+   * counts once the API shows it bound (the informer has seen its binding), not from this replica's own reservation at
+   * bind: a Binding that fails is never billed, and the leader bills what a standby and the API see.
+   */
   private observePods(): void {
     const m = this.o.metrics;
     m.podAllocated.reset();
     m.tenantQuota.reset();
     m.pending.reset();
     for (const a of this.o.state.ledger.all()) {
-      if (a.equivalents <= 0) continue;
+      if (a.equivalents <= 0 || a.assumedUntil !== null) continue;
       const labels = { namespace: a.namespace, pod: a.name, tenant: a.tenant ?? '', pool: a.pool ?? '', node: a.node };
       const milli = a.gpus.reduce((s, g) => s + g.milli, 0);
       if (a.gpus.length === 0 || milli === 0) m.podAllocated.set({ ...labels, gpu: '' }, a.equivalents);

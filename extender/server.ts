@@ -80,7 +80,6 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
   });
   leader = electLeader(
     options,
-    metrics,
     () => {
       for (const n of cluster.nodes.list()) reconcile(n as KubeNode);
     },
@@ -240,12 +239,10 @@ function startUpkeep(
  */
 function electLeader(
   options: ExtenderOptions,
-  metrics: ExtenderMetrics,
   reconcileAll: () => void,
   unfit: () => string | null,
 ): LeaderElector | null {
   if (!options.leaseNamespace) {
-    metrics.leader.set(1);
     reconcileAll();
     return null;
   }
@@ -256,7 +253,6 @@ function electLeader(
     log: options.log,
     unfit,
     onChange: (lead) => {
-      metrics.leader.set(lead ? 1 : 0);
       if (lead) reconcileAll();
     },
   });

@@ -49,6 +49,28 @@ function held(pod: KubePod, policy: Policy): number {
   return parsed.ok && wantsGpu(parsed.demand) ? podEquivalents(parsed.demand, policy) : 0;
 }
 
+export interface PodHolding {
+  /** usageKey(tenant, namespace, pool) */
+  readonly key: string;
+  readonly equivalents: number;
+}
+
+/** What each pod holds in one snapshot, by pod UID (namespace/name without one): only pods that hold something. */
+export function podHoldings(snapshot: ClusterSnapshot, policy: Policy): Map<string, PodHolding> {
+  const tenants = new Map(
+    snapshot.namespaces.map((n) => [n.metadata?.name ?? '', n.metadata?.labels?.[TENANT_LABEL] ?? '']),
+  );
+  const holdings = new Map<string, PodHolding>();
+  for (const pod of snapshot.pods) {
+    const equivalents = held(pod, policy);
+    if (equivalents <= 0) continue;
+    const namespace = pod.metadata?.namespace ?? '';
+    const key = usageKey(tenants.get(namespace) ?? '', namespace, pod.metadata?.annotations?.[POOL_ANNOTATION] ?? '');
+    holdings.set(pod.metadata?.uid || `${namespace}/${pod.metadata?.name ?? ''}`, { key, equivalents });
+  }
+  return holdings;
+}
+
 /**
  * GPU-hours in [from, to] from snapshots: between two consecutive snapshots a pod counts what it holds in the earlier
  * one. Time outside the snapshots' span is not counted (nothing is known of it).
@@ -66,17 +88,8 @@ export function gpuHoursFromSnapshots(
     const end = Math.min(Date.parse(ordered[i + 1]!.time), to.getTime());
     if (end <= start) continue;
     const span = (end - start) / 3_600_000;
-    const snapshot = ordered[i]!;
-    const tenants = new Map(
-      snapshot.namespaces.map((n) => [n.metadata?.name ?? '', n.metadata?.labels?.[TENANT_LABEL] ?? '']),
-    );
-    for (const pod of snapshot.pods) {
-      const equivalents = held(pod, policy);
-      if (equivalents <= 0) continue;
-      const namespace = pod.metadata?.namespace ?? '';
-      const key = usageKey(tenants.get(namespace) ?? '', namespace, pod.metadata?.annotations?.[POOL_ANNOTATION] ?? '');
+    for (const { key, equivalents } of podHoldings(ordered[i]!, policy).values())
       hours.set(key, (hours.get(key) ?? 0) + equivalents * span);
-    }
   }
   return usageReport(from, to, hours);
 }

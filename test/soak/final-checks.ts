@@ -112,7 +112,7 @@ export function lostPods(snapshot: ClusterSnapshot, graceMs: number): KubePod[] 
       const bound = status?.conditions?.find((c) => c.type === 'PodScheduled')?.lastTransitionTime;
       return bound !== undefined && now - Date.parse(bound) > graceMs;
     }
-    const runFor = /^(\d+)s$/.exec(p.metadata?.annotations?.['kwok.tessera.io/run-for'] ?? '');
+    const runFor = /^(\d+(?:\.\d+)?)s$/.exec(p.metadata?.annotations?.['kwok.tessera.io/run-for'] ?? '');
     const started = Date.parse(status?.startTime ?? '');
     return runFor !== null && p.status?.phase === 'Running' && now - started > Number(runFor[1]) * 1000 + graceMs;
   });

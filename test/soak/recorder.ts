@@ -30,6 +30,8 @@ export class Recorder {
   readonly violations: Violation[] = [];
   readonly faults: FaultEntry[] = [];
   written = 0;
+  /** The time of the last snapshot written (ms since the epoch). */
+  lastTime: number | null = null;
   /** Snapshot attempts that failed (the API server down during a fault), with why. */
   readonly skipped: string[] = [];
   private readonly kc: KubeConfig;
@@ -57,6 +59,7 @@ export class Recorder {
     }
     const file = `snapshot-${String(this.written++).padStart(4, '0')}.json`;
     writeSnapshot(join(this.dir, file), snapshot);
+    this.lastTime = Date.parse(snapshot.time);
     for (const v of checkInvariants(snapshot, this.policy()))
       this.violations.push({ where: file, invariant: v.invariant, subject: v.subject, message: v.message });
     this.onSnapshot(snapshot);

@@ -25,6 +25,9 @@ export class Replica implements Backend {
   readonly spec: ReplicaSpec;
   private child: ChildProcess | null = null;
   private restartTimer: NodeJS.Timeout | null = null;
+  /** When it was killed and when started again (ms since the epoch; `to` null while down): a scrape that failed
+   * then is explained. */
+  readonly outages: { from: number; to: number | null }[] = [];
 
   constructor(spec: ReplicaSpec) {
     this.spec = spec;
@@ -52,6 +55,8 @@ export class Replica implements Backend {
 
   start(): void {
     if (this.running) return;
+    const outage = this.outages.at(-1);
+    if (outage && outage.to === null) outage.to = Date.now();
     this.child = startProcess(
       this.spec.name,
       process.execPath,
@@ -69,6 +74,7 @@ export class Replica implements Backend {
     } catch {
       return null;
     }
+    this.outages.push({ from: Date.now(), to: null });
     return pid;
   }
 

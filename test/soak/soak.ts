@@ -4,10 +4,12 @@
 // Load: three tenants submit and delete fractional, MIG, time-sliced and whole-GPU pods and Jobs with run times, at a
 // steady rate, some at priorities that preempt others. Faults, at seeded random times: the extender leader killed with
 // SIGKILL (the standby takes over), a webhook replica killed, kube-scheduler, kube-apiserver and KWOK restarted, a
-// policy file corrupted and repaired, the certificates rotated. Record: snapshot-NNNN.json every few seconds and at the
+// policy file corrupted and repaired, the certificates rotated. Record: snapshot-NNNN.json every second and at the
 // end, policy/, faults.json. Invariants: every snapshot checked with core's checkInvariants; at the end, with the
-// cluster quiet, the extender's gauges against the API and every pending pod's reason and fit. Output: pods submitted,
-// finished and preempted, faults by kind, violations; exit code 1 on any violation.
+// cluster quiet, the extender's gauges against the API and every pending pod's reason and fit. Chargeback: a real
+// Prometheus scrapes every replica throughout (chargeback.ts); at the end `tessera usage` from it and from the
+// snapshots must agree. Output: pods submitted, finished and preempted, faults by kind, the chargeback comparison,
+// violations; exit code 1 on any violation.
 
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,12 +26,24 @@ import { PolicyFiles } from './policy-files.ts';
 import { Recorder, type FaultEntry } from './recorder.ts';
 import { until } from './replicas.ts';
 import { CERT_CALENDAR } from './certs.ts';
+import {
+  type ChargebackResult,
+  checkChargeback,
+  describeRow,
+  SCRAPE_INTERVAL_S,
+  ScrapeWatch,
+  SnapshotGaps,
+  startSoakPrometheus,
+  TOLERANCE,
+} from './chargeback.ts';
 import { NAMESPACES, POLICY_FILES, startTopology, type Topology } from './topology.ts';
 import { PodTracker } from './tracker.ts';
+import type { RunningPrometheus } from '../prometheus/server.ts';
 import { neverFits, residents, ROLE_LABEL, WorkloadStream } from './workloads.ts';
 
-const USAGE = `npm run soak -- [--minutes N | --seconds N] [--snapshots DIR] [--seed N] [--rate PODS_PER_SECOND]
-npm run soak:short            (90 s, its own temporary snapshot directory, removed when the run is clean)`;
+const USAGE = `npm run soak -- [--minutes N | --seconds N] [--snapshots DIR] [--seed N] [--rate PODS_PER_SECOND] [--plot FILE.svg]
+npm run soak:short            (90 s, its own temporary snapshot directory, removed when the run is clean)
+  --plot FILE.svg   GPU-equivalents per tenant over the run, from the soak's Prometheus, with the faults marked`;
 
 interface Profile {
   readonly short: boolean;
@@ -60,7 +74,7 @@ function profile(values: { minutes?: string; seconds?: string; rate?: string; sh
     short,
     durationMs,
     ratePerSecond: rate,
-    snapshotEveryMs: short ? 3_000 : 5_000,
+    snapshotEveryMs: 1_000,
     warmupMs: short ? 8_000 : 30_000,
     cooldownMs: short ? 12_000 : 60_000,
     minGapMs: short ? 7_000 : 20_000,
@@ -82,6 +96,7 @@ async function main(argv: string[]): Promise<number> {
       seed: { type: 'string', default: '1' },
       rate: { type: 'string' },
       short: { type: 'boolean', default: false },
+      plot: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -108,7 +123,7 @@ async function main(argv: string[]): Promise<number> {
   const topology = await startTopology({ start, progress });
   let code = 1;
   try {
-    code = await run(topology, p, seed, dir, start, progress);
+    code = await run(topology, p, seed, dir, start, progress, values.plot ? resolve(values.plot) : null);
   } catch (e) {
     console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
   } finally {
@@ -127,6 +142,34 @@ async function run(
   dir: string,
   start: Date,
   progress: (line: string) => void,
+  plot: string | null,
+): Promise<number> {
+  progress(
+    `starting Prometheus: every extender and webhook replica scraped every ${SCRAPE_INTERVAL_S} s, the recording rules loaded, its TSDB in ${join(dir, 'prometheus')}`,
+  );
+  const promStartedAt = Date.now();
+  const prom = await startSoakPrometheus(t, dir);
+  const watch = new ScrapeWatch(prom);
+  watch.start();
+  try {
+    return await runWithPrometheus(t, p, seed, dir, start, progress, plot, prom, watch, promStartedAt);
+  } finally {
+    watch.stop();
+    await prom.stop();
+  }
+}
+
+async function runWithPrometheus(
+  t: Topology,
+  p: Profile,
+  seed: number,
+  dir: string,
+  start: Date,
+  progress: (line: string) => void,
+  plot: string | null,
+  prom: RunningPrometheus,
+  watch: ScrapeWatch,
+  promStartedAt: number,
 ): Promise<number> {
   const admin = t.client('admin');
   const policy = new PolicyFiles(t.policyDir, POLICY_FILES);
@@ -137,7 +180,9 @@ async function run(
     maxInFlight: 16,
     client: t.client,
   });
+  const gaps = new SnapshotGaps(p.snapshotEveryMs, () => policy.inForce());
   recorder.onSnapshot = (snapshot) => {
+    gaps.add(snapshot);
     for (const pod of lostPods(snapshot, p.short ? 30_000 : 60_000))
       if (pod.metadata?.labels?.[ROLE_LABEL] === 'load')
         void load.deleteHung(pod.metadata.namespace ?? '', pod.metadata.name ?? '');
@@ -146,9 +191,13 @@ async function run(
     if (!r.fromJob && r.role === 'load') load.cleanUpLater(r.namespace, r.name);
   });
   await tracker.start();
-  recorder.start(p.snapshotEveryMs);
   let injector: FaultInjector | null = null;
   try {
+    // The chargeback window opens at a snapshot taken before any pod of the soak exists.
+    const first = await recorder.snapshot();
+    if (first === null) throw new Error('the first snapshot could not be taken');
+    const windowFrom = new Date(first.snapshot.time);
+    recorder.start(p.snapshotEveryMs);
     progress('residents: long-running pods of each tenant that must survive every fault');
     for (const s of residents())
       if (!(await load.submit(s))) throw new Error(`resident ${s.namespace}/${s.name} was not admitted`);
@@ -205,7 +254,29 @@ async function run(
     const final = await finalChecks(t, recorder, policy);
     await tracker.addPreemptionEvents().catch(() => 0);
     admissionFindings(load, recorder);
-    report(p, load, tracker, injector.counts, recorder, final);
+    progress('chargeback: tessera usage from Prometheus and from the snapshots over the soak’s window');
+    let chargeback: ChargebackResult | null = null;
+    try {
+      chargeback = await checkChargeback({
+        prom,
+        watch,
+        promStartedAt,
+        dir,
+        from: windowFrom,
+        to: new Date(recorder.lastTime ?? Date.now()),
+        replicas: [...t.extenders, ...t.webhooks],
+        gaps,
+      });
+      for (const f of chargeback.findings) recorder.violation('chargeback', f.invariant, f.subject, f.message);
+    } catch (e) {
+      recorder.violation('chargeback', 'chargeback-checked', 'usage', e instanceof Error ? e.message : String(e));
+    }
+    if (plot !== null && chargeback !== null) {
+      const { writeChargebackPlot } = await import('./chargeback-plot.ts');
+      await writeChargebackPlot(prom.url, windowFrom, new Date(chargeback.to), recorder.faults, plot);
+      progress(`plot written to ${plot}`);
+    }
+    report(p, load, tracker, injector.counts, recorder, final, chargeback);
     return recorder.violations.length === 0 ? 0 : 1;
   } finally {
     tracker.stop();
@@ -347,6 +418,7 @@ function report(
   faults: Partial<Record<FaultKind, number>>,
   recorder: Recorder,
   final: FinalResult,
+  chargeback: ChargebackResult | null,
 ): void {
   const pods = [...tracker.pods.values()].filter((r) => r.role === 'load');
   const jobPods = pods.filter((r) => r.fromJob).length;
@@ -388,9 +460,50 @@ function report(
     `  snapshots        ${recorder.written} written${recorder.skipped.length ? `, ${recorder.skipped.length} not taken (API unavailable)` : ''}; final ${final.snapshot ?? 'none'}`,
   );
   say(`  end of run       ${final.gauges} gauge samples compared with the API; ${final.pending} pending pods checked`);
+  if (chargeback !== null) chargebackReport(chargeback);
+  else say('  chargeback       not checked (see the violations)');
   say(`  violations       ${recorder.violations.length}`);
   for (const v of recorder.violations.slice(0, 50)) say(`    ${v.where}: [${v.invariant}] ${v.message}`);
   if (recorder.violations.length > 50) say(`    ... and ${recorder.violations.length - 50} more`);
+}
+
+function chargebackReport(c: ChargebackResult): void {
+  const { total, worst, rows } = c.comparison;
+  const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
+  say(
+    `  chargeback       ${c.from} to ${c.to}: Prometheus ${total.prometheus.toFixed(4)} GPU-h, snapshots ${total.snapshots.toFixed(4)} GPU-h (${pct(total.relative)} apart); peak ${c.peak.toFixed(2)} GPU-equivalents held at once`,
+  );
+  say(
+    `                   ${rows.filter((r) => r.ok).length} of ${rows.length} rows agree (within ${pct(TOLERANCE.relative)}, or ${(TOLERANCE.relative * TOLERANCE.floorGpuHours).toFixed(4)} GPU-h under ${TOLERANCE.floorGpuHours} GPU-h); nearest its tolerance: ${worst ? describeRow(worst) : 'none'}`,
+  );
+  const cells = rows.map((r) => [
+    `${r.tenant || '-'}/${r.namespace}/${r.pool || '-'}`,
+    r.prometheus.toFixed(4),
+    r.snapshots.toFixed(4),
+    r.diff.toFixed(4),
+    pct(r.relative),
+    r.allowed.toFixed(4),
+    r.gapAllowance > 0 ? `(${r.gapAllowance.toFixed(4)} for gaps)` : '',
+    r.ok ? '' : 'VIOLATION',
+  ]);
+  const head = ['tenant/namespace/pool', 'Prometheus', 'snapshots', '|diff|', 'relative', 'allowed', '', ''];
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((x) => x[i]!.length)));
+  for (const line of [head, ...cells])
+    say(
+      `                     ${line.map((x, i) => (i === 0 || i >= 6 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  ')}`.trimEnd(),
+    );
+  if (c.gaps.length > 0)
+    say(
+      `                   ${c.gaps.length} snapshot gap(s) while the API server was down (${c.gaps.map((g) => `${(g / 1000).toFixed(1)} s`).join(', ')}): the pods that changed across them may differ by the gap, ${total.gapAllowance.toFixed(4)} GPU-h in all, added to their rows' tolerance`,
+    );
+  say(
+    `  scrapes          every ${SCRAPE_INTERVAL_S} s: ${c.scrapes.perReplica.map((r) => `${r.replica} ${r.scrapes - r.failed}/${r.scrapes}${r.failed ? ` (${r.whileDown} failed while it was down)` : ''}`).join(', ')}; ${c.scrapes.unexplained.length} failed otherwise, ${c.scrapes.certificate.length} on TLS`,
+  );
+  say(
+    `  per-pod series   exported by ${c.exporters.join(', ') || 'no replica'}; recording rules ${c.rules.healthy}/${c.rules.total} healthy, tenant:tessera_gpu_hours:5m for ${c.rules.tenants} tenants`,
+  );
+  say('  tessera usage --prometheus URL --from FROM --to TO --step 1s:');
+  for (const line of c.table.split('\n')) say(`    ${line}`);
 }
 
 /**

@@ -164,6 +164,18 @@ const MIX: readonly (readonly [Draw, number])[] = [
   [['genomics', 'time-sliced'], 5],
 ];
 
+/**
+ * Milliseconds to add to a run time, from the pod's name (not drawn from the seeded stream, which stays as it was). KWOK
+ * counts a run time from status.startTime, which has whole seconds: run times of whole seconds would end every pod on a
+ * whole second, as no real workload does, and a sampler whose period is whole seconds (snapshots, Prometheus scrapes)
+ * would then see every end at the same phase, which biases GPU-hours measured from it by up to a period per pod.
+ */
+export function subSecond(name: string): string {
+  let h = 2166136261;
+  for (const c of name) h = Math.imul(h ^ c.charCodeAt(0), 16777619);
+  return String((h >>> 0) % 1000).padStart(3, '0');
+}
+
 export class WorkloadStream {
   private readonly rng: SeededRandom;
   private readonly o: WorkloadOptions;
@@ -179,6 +191,7 @@ export class WorkloadStream {
     return (-Math.log(1 - this.rng.next()) / ratePerSecond) * 1000;
   }
 
+  /** Whole seconds; the run time gets a sub-second part as well (subSecond). */
   private runForSeconds(): number {
     const r = this.rng;
     if (this.o.short) return 3 + r.below(10);
@@ -194,7 +207,11 @@ export class WorkloadStream {
     const name = `${shape}-${String(seq).padStart(5, '0')}`;
     const runFor = this.runForSeconds();
     const fails = r.next() < 0.08;
-    const life = lifecycleAnnotations(`${runFor}s`, fails ? 'failed' : 'succeeded', fails ? 1 + r.below(3) : undefined);
+    const life = lifecycleAnnotations(
+      `${runFor}.${subSecond(name)}s`,
+      fails ? 'failed' : 'succeeded',
+      fails ? 1 + r.below(3) : undefined,
+    );
     const priority =
       tenant === 'research'
         ? weighted<string | null>(r, [

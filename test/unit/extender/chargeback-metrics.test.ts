@@ -1,5 +1,7 @@
 import t from 'tap';
 import { pino } from 'pino';
+import { newAllocation } from '../../../core/allocation.ts';
+import { parseDemand } from '../../../core/demand.ts';
 import { SchedulingState } from '../../../core/scheduling/state.ts';
 import { fragmentationAware } from '../../../core/scoring/fragmentation-aware.ts';
 import type { ClusterWriter } from '../../../extender/cluster-writer.ts';
@@ -59,8 +61,24 @@ t.test('per-pod GPU-equivalents for chargeback, quotas and pending pods by reaso
     ],
   };
   for (const p of [whole, mig, waiting]) state.upsertPod(p);
+  // Reserved at bind, its Binding not seen yet: it holds its GPU for quota and fit, but is not billed until it is bound.
+  const reserved = parseDemand(pod('r').ns('research-a').gpuMilli(500).build());
+  if (!reserved.ok) throw new Error('fixture');
+  state.assume(
+    newAllocation({
+      pod: reserved.demand,
+      tenant: 'research',
+      node: 'h',
+      holding: { resources: {}, gpus: [{ index: 0, milli: 500, memoryMiB: 0 }], sharing: true },
+      equivalents: 0.5,
+      assumedUntil: Date.now() + 30_000,
+      pool: 'shared-h100',
+    }),
+  );
   scheduler.observe();
   const text = await metrics.registry.metrics();
+  t.notMatch(text, /pod="r"/, 'a reservation the API does not show yet is not billed');
+  t.match(text, /tessera_tenant_gpu_equivalents\{tenant="research"\} 2.5\n/, 'but it counts toward the tenant');
   t.match(
     text,
     /tessera_pod_gpu_equivalents\{namespace="research-a",pod="ft",tenant="research",pool="shared-h100",node="h",gpu="0"\} 1\n/,
@@ -82,3 +100,34 @@ t.test('per-pod GPU-equivalents for chargeback, quotas and pending pods by reaso
   t.notMatch(after, /pod="ft"/, 'the series of a finished pod disappear');
   t.notMatch(after, /tessera_pending_gpu_pods\{/, 'no pending pods left');
 });
+
+t.test(
+  'tessera_extender_leader is 1 only while the replica serves (leads with synced caches), read at scrape time',
+  async (t) => {
+    const { createExtenderApp } = await import('../../../extender/app.ts');
+    const { createServer } = await import('node:http');
+    const state = new SchedulingState();
+    const metrics = new ExtenderMetrics();
+    const log = pino({ level: 'silent' });
+    const scheduler = new ExtenderScheduler({
+      state,
+      strategy: fragmentationAware,
+      writer: {} as ClusterWriter,
+      metrics,
+      log,
+      podLookup: () => undefined,
+    });
+    let why: string | null = 'not the leader (another replica holds the lease)';
+    const server = createServer(createExtenderApp({ scheduler, metrics, log, notReady: () => why }));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+    const { port } = server.address() as { port: number };
+    const leader = async () =>
+      /^tessera_extender_leader (\d)$/m.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1];
+    t.equal(await leader(), '0', 'a standby');
+    why = 'caches not synced yet';
+    t.equal(await leader(), '0', 'holding the Lease with its caches still filling');
+    why = null;
+    t.equal(await leader(), '1', 'leads and serves');
+  },
+);

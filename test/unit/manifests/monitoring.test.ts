@@ -12,6 +12,14 @@ t.test('the PrometheusRule in the kustomize base holds exactly the plain rules f
   t.same(rule.spec.groups, file.groups, 'edit both files together');
 });
 
+t.test('the rules and the dashboard select per-pod series as `tessera usage --prometheus` does', async (t) => {
+  const { heldBy } = await import('../../../core/chargeback/prometheus-query.ts');
+  const file = read('monitoring/tessera.rules.yml') as { groups: { rules: { record?: string; expr: string }[] }[] };
+  const held = file.groups[0]!.rules.find((r) => r.record === 'tenant_namespace_pool:tessera_gpu_equivalents:sum');
+  t.equal(held?.expr, heldBy(['tenant', 'namespace', 'pool']));
+  t.ok(dashboardQueries().includes(heldBy(['pool'])), 'GPU-equivalents per pool on the dashboard');
+});
+
 /** Every PromQL expression of the Grafana dashboard. */
 export function dashboardQueries(): string[] {
   const dashboard = JSON.parse(

@@ -121,8 +121,8 @@ t.test('pods KWOK lost: bound and never started, or Running well past their run 
     nodes: [],
     namespaces: NAMESPACES,
     pods: [
-      running('lost', '10s', '2026-11-27T00:00:00Z'),
-      running('on-time', '90s', '2026-11-27T00:00:00Z'),
+      running('lost', '10.250s', '2026-11-27T00:00:00Z'),
+      running('on-time', '90.999s', '2026-11-27T00:00:00Z'),
       running('resident', null, '2026-11-27T00:00:00Z'),
       bound('never-started', '2026-11-27T00:00:30Z'),
       bound('just-bound', '2026-11-27T00:01:50Z'),
@@ -204,6 +204,17 @@ t.test('the workload stream is seeded and covers every mode of sharing', async (
     ),
     'every pod of the load has a run time',
   );
+  // KWOK's clock starts at a whole second (status.startTime): a sub-second part keeps the ends off the second's grid.
+  const fractions = pods
+    .filter((s) => s.shape !== 'never-fits')
+    .map((s) =>
+      Number(/^\d+\.(\d{3})s$/.exec((s.body as KubePod).metadata?.annotations?.['kwok.tessera.io/run-for'] ?? '')?.[1]),
+    );
+  t.ok(
+    fractions.every((f) => f >= 0 && f < 1000),
+    'run times in seconds with milliseconds, a Go duration',
+  );
+  t.ok(new Set(fractions.map((f) => Math.floor(f / 100))).size >= 8, 'spread over the second');
 });
 
 t.test('every corruption of the soak policy files breaks the policy, and the files in force compile', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { gpuHoursFromSnapshots } from '../../../../core/chargeback/gpu-hours.ts';
-import { gpuHoursQuery, usageFromQueryResult } from '../../../../core/chargeback/prometheus-query.ts';
+import { gpuHoursQuery, heldPerPod, usageFromQueryResult } from '../../../../core/chargeback/prometheus-query.ts';
 import type { KubePod } from '../../../../core/kube-objects.ts';
 import { examplePolicy, NAMESPACES } from '../../../fixtures/admission.ts';
 import { pod } from '../../../fixtures/pods.ts';
@@ -46,10 +46,18 @@ t.test('between two snapshots a pod counts what it holds in the earlier one', as
 });
 
 t.test('the Prometheus query integrates at a fixed step; its answer is read strictly', async (t) => {
+  const leaderOrAny =
+    'max by (namespace, pod, tenant, pool, node, gpu) (tessera_pod_gpu_equivalents and on (instance, job) (tessera_extender_leader == 1))' +
+    ' or (max by (namespace, pod, tenant, pool, node, gpu) (tessera_pod_gpu_equivalents) unless on () max(tessera_extender_leader == 1))';
+  t.equal(heldPerPod(), leaderOrAny, 'the leader’s series; while none leads, the largest per pod across replicas');
   t.equal(
     gpuHoursQuery(3600, 15),
-    'sum by (tenant, namespace, pool) (sum_over_time((sum by (tenant, namespace, pool) (max without (instance, job) (tessera_pod_gpu_equivalents)))[3600s:15s])) * 15 / 3600',
+    `sum by (tenant, namespace, pool) (sum_over_time((sum by (tenant, namespace, pool) (${leaderOrAny}))[3600s:15s])) * 15 / 3600`,
   );
+  // Replicas are told apart by the target (instance, job) only to find the leader's series; pods by their own labels,
+  // never by naming target labels to drop (a scrape config may add any, e.g. a replica or pod name).
+  t.notMatch(gpuHoursQuery(3600, 15), /without/);
+  t.match(gpuHoursQuery(59.6, 0.6), /\[60s:1s\]\)\) \* 1 \/ 3600$/, 'whole seconds, the same step in both places');
   const from = new Date(at(0));
   const to = new Date(at(60));
   const ok = usageFromQueryResult(
