@@ -7,31 +7,13 @@ import { readFileSync } from 'node:fs';
 import { CoreV1Api, RbacAuthorizationV1Api, SchedulingV1Api, type V1Pod } from '@kubernetes/client-node';
 import { lifecycleAnnotations } from '../kwok/kwok.ts';
 import { createFakeNode, startStack } from './stack.ts';
+import { until } from '../fixtures/waiting.ts';
 
 // research gets a quota of 3 GPU-equivalents here, so that quota release is quick to see.
 const POLICY = readFileSync(new URL('../../../shared/examples/policy.yaml', import.meta.url), 'utf8').replace(
   'quota: { gpus: 12 }',
   'quota: { gpus: 3 }',
 );
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | null | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    const v = await probe().catch((e: unknown) => {
-      last = e;
-      return null;
-    });
-    if (v) return v;
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const LABELS = { team: 'vision', 'cost-center': '1234' };
 

@@ -30,26 +30,10 @@ import {
   profileSelector,
 } from '../fixtures/dra.ts';
 import { createFakeNode, startStack, type Stack } from './stack.ts';
+import { type Probe, until as waitUntil, apiErrorMessage as message } from '../fixtures/waiting.ts';
 
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | null | undefined | false>,
-  timeoutMs = 90_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => null);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-function message(e: unknown): string {
-  const err = e as { body?: unknown; message?: string };
-  const body = typeof err.body === 'string' ? err.body : JSON.stringify(err.body ?? '');
-  return `${err.message ?? ''} ${body}`;
-}
+/** This suite's waits are longer than the default: a real node (or DRA's controllers) on a busy machine. */
+const until = <T>(what: string, probe: Probe<T>, timeoutMs = 90_000) => waitUntil(what, probe, timeoutMs);
 
 const labels = { team: 'vision', 'cost-center': '1234' };
 

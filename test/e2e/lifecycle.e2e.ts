@@ -6,22 +6,9 @@ import { readFileSync } from 'node:fs';
 import { BatchV1Api, CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { lifecycleAnnotations } from '../kwok/kwok.ts';
 import { createFakeNode, startStack, type Stack } from './stack.ts';
+import { until } from '../fixtures/waiting.ts';
 
 const POLICY = readFileSync(new URL('../../../shared/examples/policy.yaml', import.meta.url), 'utf8');
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | null | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => null);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const LABELS = { team: 'vision', 'cost-center': '1234' };
 

@@ -14,6 +14,7 @@ import {
 } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { createFakeNode, startStack, type Stack } from './stack.ts';
+import { until, apiErrorMessage as message } from '../fixtures/waiting.ts';
 
 // The node-side GPU doors through a real kube-apiserver: device-list volume mounts and device-injection annotations
 // are denied with their messages (pods, ephemeral containers, an UPDATE, a Deployment), the drift audit reports a pod
@@ -25,30 +26,10 @@ const SMOKE_TEST = fileURLToPath(new URL('../../manifests/fraction-nodes/smoke-t
 const BOB = 'bob@acme.example';
 const WIRING = "metadata.annotations['tessera.io/visible-devices']";
 
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | null | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => null);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 /** What deniedWith needs of a tap test. */
 interface Asserts {
   fail(message: string): unknown;
   match(found: unknown, wanted: RegExp, message: string): unknown;
-}
-
-function message(e: unknown): string {
-  const err = e as { body?: unknown; message?: string };
-  const body = typeof err.body === 'string' ? err.body : JSON.stringify(err.body ?? '');
-  return `${err.message ?? ''} ${body}`;
 }
 
 const labels = { team: 'vision', 'cost-center': '1234' };

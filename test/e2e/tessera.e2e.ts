@@ -16,31 +16,12 @@ import { startExtender } from '../../extender/server.ts';
 import { explainCommand } from '../../cli/explain.ts';
 import { freePort } from '../controlplane/cluster.ts';
 import { createFakeNode, EXTENDER_USER, startStack, type Stack } from './stack.ts';
+import { until, apiErrorMessage as message } from '../fixtures/waiting.ts';
 
 const POLICY = readFileSync(new URL('../../../shared/examples/policy.yaml', import.meta.url), 'utf8');
 
 function api(kc: KubeConfig): CoreV1Api {
   return kc.makeApiClient(CoreV1Api);
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | null | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => null);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-function message(e: unknown): string {
-  const err = e as { body?: unknown; message?: string };
-  const body = typeof err.body === 'string' ? err.body : JSON.stringify(err.body ?? '');
-  return `${err.message ?? ''} ${body}`;
 }
 
 const fractionNode = (name: string) => ({

@@ -15,6 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { CoreV1Api, type KubeConfig, RbacAuthorizationV1Api, type V1Pod, Watch } from '@kubernetes/client-node';
 import { createFakeNode } from '../e2e/stack.ts';
 import { NODE_NAME, type NodeStack, startNodeStack } from './harness.ts';
+import { type Probe, until as waitUntil, apiErrorMessage as message } from '../fixtures/waiting.ts';
+
+/** This suite's waits are longer than the default: a real node (or DRA's controllers) on a busy machine. */
+const until = <T>(what: string, probe: Probe<T>, timeoutMs = 90_000) => waitUntil(what, probe, timeoutMs);
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -36,26 +40,6 @@ function servedSerial(ip: string): Promise<string | null> {
 
 function api(kc: KubeConfig): CoreV1Api {
   return kc.makeApiClient(CoreV1Api);
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | null | undefined | false>,
-  timeoutMs = 90_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => null);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-function message(e: unknown): string {
-  const err = e as { body?: unknown; message?: string };
-  const body = typeof err.body === 'string' ? err.body : JSON.stringify(err.body ?? '');
-  return `${err.message ?? ''} ${body}`;
 }
 
 const ready = (p: V1Pod): boolean =>
