@@ -170,14 +170,18 @@ export class LoadGenerator {
     this.timers.add(t);
   }
 
-  private async deleteEarly(s: Submission): Promise<void> {
+  private async deleteEarly(s: Submission, attempt = 0): Promise<void> {
     const key = `${s.namespace}/${s.name}`;
     this.userDeleted.add(key);
     try {
       await this.core.get(this.userOf(s.namespace))!.deleteNamespacedPod({ name: s.name, namespace: s.namespace });
       this.stats.earlyDeletes++;
-    } catch {
-      // already gone (finished and cleaned up, or preempted), or the API was down: the user shrugs
+    } catch (e) {
+      // Already gone (finished and cleaned up, or preempted): nothing to do. Refused while a fault lasts (the API server
+      // restarting): the user tries again, as they would; a pod that never fits would otherwise stay for good (seen in
+      // a 15-minute soak: its deletion fell into the API server's restart).
+      if ((e as { code?: number }).code !== 404 && attempt < 60)
+        this.later(2_000, () => this.deleteEarly(s, attempt + 1));
     }
   }
 
