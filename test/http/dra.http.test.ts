@@ -3,7 +3,6 @@
 
 import t from 'tap';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jsonPatch from 'fast-json-patch';
@@ -12,34 +11,11 @@ import { createCa, issueLeaf } from '../../certs/authority.ts';
 import { staticClusterView } from '../../core/admission/cluster-view.ts';
 import { staticDraLookup } from '../../core/dra/lookup.ts';
 import { startWebhook } from '../../webhook/server.ts';
+import { postJson as post } from '../fixtures/https-json.ts';
 import { ALICE, BOB, NAMESPACES } from '../fixtures/admission.ts';
 import { claim, claimTemplate, DRA_POLICY_TEXT, exactly, NVIDIA_CLASSES } from '../fixtures/dra.ts';
 
 const log = pino({ level: 'silent' });
-
-function post(url: string, path: string, body: object, ca: string): Promise<{ status: number; body: any }> {
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      `${url}${path}`,
-      {
-        method: 'POST',
-        ca,
-        agent: false,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString()) }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(data);
-  });
-}
 
 let uid = 0;
 const review = (kind: string, group: string, resource: string, object: any, extra: object = {}) => ({

@@ -1,6 +1,5 @@
 import t from 'tap';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -8,34 +7,11 @@ import { createCa, issueLeaf } from '../../certs/authority.ts';
 import type { KubePod } from '../../core/kube-objects.ts';
 import { INJECTION_DOMAINS } from '../../core/admission/rules/node-doors.ts';
 import { startWebhook } from '../../webhook/server.ts';
+import { postJson as post } from '../fixtures/https-json.ts';
 import { BOB, EXAMPLE_POLICY_TEXT, view } from '../fixtures/admission.ts';
 import { pod } from '../fixtures/pods.ts';
 
 // The node-side GPU doors over HTTPS with real AdmissionReview payloads: each one is denied with a 403 that names it.
-
-function post(url: string, path: string, body: object, ca: string): Promise<{ status: number; body: any }> {
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      `${url}${path}`,
-      {
-        method: 'POST',
-        ca,
-        agent: false,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString()) }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(data);
-  });
-}
 
 let uid = 0;
 const review = (request: object) => ({
