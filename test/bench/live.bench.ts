@@ -13,8 +13,8 @@
 //
 // Exits non-zero on errors only; a missed goal is reported, not failed.
 
-import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -26,8 +26,9 @@ import type { KubePod } from '../../core/kube-objects.ts';
 import { DEFAULT_STRATEGY, strategyNamed } from '../../core/scoring/strategy-registry.ts';
 import { parseTraceNodes, parseTracePods } from '../../core/simulation/trace.ts';
 import { WatchedResource } from '../../server/watched-resource.ts';
-import { freePort, startCluster, type LocalCluster } from '../controlplane/cluster.ts';
+import { startCluster } from '../controlplane/cluster.ts';
 import { shippedSchedulerConfig } from '../controlplane/scheduler-config.ts';
+import { startExtenderProcess } from './extender-process.ts';
 import { createFakeNode, nodeSchedulable } from '../e2e/stack.ts';
 import {
   assignedMilli,
@@ -203,43 +204,6 @@ async function waitForCompletion(watch: PodWatch, total: number, quietMs = 8_000
     if (Date.now() > deadline)
       throw new Error(`not settled after ${timeoutMs / 60_000} minutes: ${unbound.length} pods unbound`);
     await sleep(1000);
-  }
-}
-
-async function startExtenderProcess(cluster: LocalCluster): Promise<{ port: number; child: ChildProcess }> {
-  const port = await freePort();
-  const out = createWriteStream(join(cluster.dir, 'extender.log'));
-  const child = spawn(
-    process.execPath,
-    [
-      fileURLToPath(new URL('../../cli/tessera.ts', import.meta.url)),
-      'serve',
-      'extender',
-      '--kubeconfig',
-      cluster.kubeconfigFor('system:serviceaccount:tessera-system:tessera-extender'),
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--log-level',
-      'warn',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  child.stdout!.pipe(out);
-  child.stderr!.pipe(out);
-  // The harness kills its own children on exit and on SIGINT/SIGTERM (process.exit); this one too.
-  process.once('exit', () => child.kill('SIGKILL'));
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the extender exited with ${child.exitCode}; see ${cluster.dir}`);
-    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ready) return { port, child };
-    if (Date.now() > deadline) throw new Error('the extender did not become ready within 2 minutes');
-    await sleep(200);
   }
 }
 

@@ -6,12 +6,11 @@
 // rest of the machine used meanwhile (the noise), and the extender's own time per call and bind outcomes.
 
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freePort, startCluster } from '../controlplane/cluster.ts';
+import { startCluster } from '../controlplane/cluster.ts';
 import { createFakeNode, schedulerConfig, waitForNodesReady } from '../e2e/stack.ts';
+import { startExtenderProcess } from './extender-process.ts';
 
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
 const PODS = Number(process.env.BENCH_PODS ?? 2000);
@@ -215,33 +214,10 @@ try {
 
   console.log(`with the extender: ${PODS} pods, kube-scheduler + Tessera extender (filter, prioritize, bind)`);
   // The extender runs as its own process, as it does in a cluster.
-  const port = await freePort();
-  const extender = spawn(
-    process.execPath,
-    [
-      ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
-      fileURLToPath(new URL('../../cli/tessera.ts', import.meta.url)),
-      'serve',
-      'extender',
-      '--kubeconfig',
-      cluster.kubeconfigFor('system:serviceaccount:tessera-system:tessera-extender'),
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--log-level',
-      'warn',
-    ],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
-  );
-  for (let i = 0; i < 300; i++) {
-    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ready) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const { port, child: extender } = await startExtenderProcess(cluster, {
+    output: 'inherit',
+    nodeArgs: process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
+  });
   await createPods(core, 'tessera', 'tessera-scheduler');
   const tessera = await accounted(cluster.dir, { 'tessera extender': extender.pid ?? 0 }, async () => {
     await cluster.startScheduler(
