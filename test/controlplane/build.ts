@@ -4,9 +4,12 @@
 // wait on one lock. kube-controller-manager came later: a cache built without it gets it added on its own.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withBuildLock } from './build-lock.ts';
+
+export { withBuildLock };
 
 const MODULE_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO = join(MODULE_DIR, '..', '..');
@@ -56,10 +59,6 @@ export function goBinary(): string {
   return onPath ? 'go' : '/usr/local/go/bin/go';
 }
 
-function sleep(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
 /** `go build` of main packages from the module beside this file into `out` (a directory). */
 export function goBuild(b: ControlPlaneBinaries, out: string, packages: readonly string[]): void {
   // Stamp the version the binaries would carry from a release build, so that clients and skew checks see it.
@@ -75,33 +74,6 @@ export function goBuild(b: ControlPlaneBinaries, out: string, packages: readonly
     stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
   });
-}
-
-/**
- * Runs `build` under a lock directory `<dir>.lock` unless `complete()` already holds, so that concurrent callers
- * (parallel test files) build once and the others wait for the result.
- */
-export function withBuildLock(dir: string, complete: () => boolean, build: () => void): void {
-  if (complete()) return;
-  mkdirSync(dirname(dir), { recursive: true });
-  const lock = `${dir}.lock`;
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch {
-      // Another process is building; a lock older than 40 minutes is from a build that died.
-      const since = statSync(lock, { throwIfNoEntry: false })?.mtimeMs;
-      if (since !== undefined && Date.now() - since > 40 * 60_000) rmSync(lock, { recursive: true, force: true });
-      sleep(2000);
-      if (complete()) return;
-    }
-  }
-  try {
-    if (!complete()) build();
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
 }
 
 /** Returns the binaries, building them first if this version set has not been built on this machine. */
