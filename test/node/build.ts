@@ -7,6 +7,7 @@
 //   .cache/node/, built with buildah in private storage (nothing is left in the machine's buildah/podman store).
 
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   copyFileSync,
   existsSync,
@@ -166,6 +167,39 @@ export function ensureSchedulerImage(log: (line: string) => void = () => {}): Lo
           archive,
           { '/usr/local/bin/kube-scheduler': join(work, 'kube-scheduler') },
           { user: '65532:65532', env: ['PATH=/usr/local/bin'] },
+        );
+      } finally {
+        rmSync(work, { recursive: true, force: true });
+      }
+    },
+  );
+  return { ref, archive };
+}
+
+/**
+ * The image fraction pods on the real node run: gpu-reporter/reporter.c compiled static, FROM scratch. It prints what
+ * its container sees of GPUs (variables, device nodes, device-list mounts) and waits. Named under the registry the
+ * example policy allows tenant payments-ml (rule eu-registry-only), so both tenants can run it; tagged by its source's
+ * hash, so that a changed reporter is a new image.
+ */
+export function ensureGpuReporterImage(log: (line: string) => void = () => {}): LocalImage {
+  const source = join(REPO, 'test', 'node', 'gpu-reporter', 'reporter.c');
+  const tag = createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 12);
+  const ref = `registry.eu.acme.example/tessera-gpu-reporter:${tag}`;
+  const archive = join(REPO, '.cache', 'node', `gpu-reporter-${tag}.oci.tar`);
+  withBuildLock(
+    archive,
+    () => existsSync(archive),
+    () => {
+      log(`building ${ref} from ${source}`);
+      const work = mkdtempSync(join(tmpdir(), 'tessera-gpu-reporter-'));
+      try {
+        execFileSync('gcc', ['-Os', '-Wall', '-Werror', '-static', '-o', join(work, 'reporter'), source]);
+        scratchImage(
+          ref,
+          archive,
+          { '/reporter': join(work, 'reporter') },
+          { entrypoint: ['/reporter'], user: '65532:65532' },
         );
       } finally {
         rmSync(work, { recursive: true, force: true });

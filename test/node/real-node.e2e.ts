@@ -14,6 +14,17 @@ import { connect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, type KubeConfig, RbacAuthorizationV1Api, type V1Pod, Watch } from '@kubernetes/client-node';
 import { createFakeNode } from '../e2e/stack.ts';
+import {
+  checkBurst,
+  checkNoNvidiaRuntime,
+  type DeliveryResult,
+  deleteBurst,
+  FractionReport,
+  labelFractionNode,
+  prepareTenants,
+  runBurst,
+  summarize,
+} from './fraction-delivery.ts';
 import { NODE_NAME, type NodeStack, startNodeStack } from './harness.ts';
 import { type Probe, until as waitUntil, apiErrorMessage as message } from '../fixtures/waiting.ts';
 
@@ -633,6 +644,42 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
       if (done)
         t.pass(`${name}: every pod replaced, ${readyWanted} Ready, in ${((Date.now() - started) / 1000).toFixed(0)} s`);
     }
+  });
+
+  const report = new FractionReport();
+  const results: DeliveryResult[] = [];
+  t.teardown(() => {
+    const file = report.writeIfAsked();
+    if (file) t.comment(`report of ${report.pods.length} fraction pods written to ${file}`);
+  });
+
+  await t.test('fraction pods on the real node through the downward API (the policy as shipped)', async (t) => {
+    await prepareTenants(stack);
+    await labelFractionNode(stack, 1000 * stack.gpus.gpus.length);
+    checkNoNvidiaRuntime(t, stack);
+    const burst = await runBurst({
+      stack,
+      admin,
+      user: api(stack.client('carol@acme.example')),
+      adminConfig: stack.client('admin'),
+      delivery: 'downward-api',
+      prefix: 'dapi',
+      perTenant: 4,
+      fraction: '0.25',
+      log: (l) => t.comment(l),
+    });
+    for (const p of burst.pods) report.add(p);
+    checkBurst(t, burst, stack.gpus.gpus.length);
+    t.ok(burst.bindSpreadMs <= 1000, `${burst.pods.length} pods bound within ${burst.bindSpreadMs} ms`);
+    results.push(summarize('downward-api', burst));
+    await deleteBurst({ admin, stack }, burst);
+  });
+
+  t.teardown(() => {
+    for (const r of results)
+      t.comment(
+        `delivery ${r.delivery}: ${r.pods} pods bound within ${r.bindSpreadMs} ms; bind to running p50 ${r.bindToRunningMs.p50} ms, p99 ${r.bindToRunningMs.p99} ms, max ${r.bindToRunningMs.max} ms`,
+      );
   });
 
   await t.test('no Tessera pod was refused anything by the API server under the shipped RBAC', async (t) => {
