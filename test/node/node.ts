@@ -14,6 +14,7 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
@@ -172,6 +173,8 @@ export interface RealNode {
   /** Stops the kubelet (SIGTERM, as a service manager does) and starts it again with the same flags; resolves once
    * it is healthy. Containers keep running. */
   restartKubelet(): Promise<void>;
+  /** The kubelet's /metrics (Prometheus text), read with the admin's token (the kubelet's webhook authn/authz). */
+  kubeletMetrics(): Promise<string>;
   /** `ctr` against this node's containerd, in the k8s.io namespace. */
   ctr(args: readonly string[]): string;
   importImage(image: LocalImage): void;
@@ -182,6 +185,23 @@ export interface RealNode {
   /** Stops kube-proxy, the kubelet, containerd and every container, and undoes the node's changes (drain the node
    * first for a clean stop of its pods). The control plane is the caller's. */
   stop(): Promise<void>;
+}
+
+/** GET from the kubelet's HTTPS port (its serving certificate is self-signed) with a bearer token. */
+function kubeletGet(url: string, token: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(url, { headers: { authorization: `Bearer ${token}` }, rejectUnauthorized: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+      });
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: ${res.statusCode} ${body}`)),
+      );
+    });
+    req.on('error', reject);
+  });
 }
 
 function tailFile(file: string, lines: number): string {
@@ -548,6 +568,7 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
     dns,
     ctr,
     restartKubelet,
+    kubeletMetrics: () => kubeletGet(`https://${NETWORK.gateway}:${kubeletPort}/metrics`, cluster.admin.token),
     importImage,
     logTail: (component, lines = 40) => tailFile(join(dir, `${component}.log`), lines),
     podLogs(namespace, pod) {
