@@ -71,3 +71,9 @@ export function orderGpus(found: readonly GpuInformation[]): NodeGpu[] {
     .sort(compare)
     .map((g, index) => ({ index, uuid: g.uuid, minor: g.minor, busId: g.busId, model: g.model }));
 }
+
+/** UUIDs of the known GPUs the driver no longer lists (or now excludes): their devices turn Unhealthy. */
+export function missingGpus(known: readonly NodeGpu[], found: readonly GpuInformation[]): Set<string> {
+  const present = new Set(found.filter((g) => !g.excluded).map((g) => g.uuid));
+  return new Set(known.filter((g) => !present.has(g.uuid)).map((g) => g.uuid));
+}
