@@ -75,7 +75,8 @@ export function mutatePod(
   const meta = (pod.metadata ??= {});
   const warnings: string[] = [];
   let gpu: KubeContainer[] = [];
-  let fractionPool = false;
+  // Fraction pools without Tessera's node agent get NVIDIA_VISIBLE_DEVICES through the downward API.
+  let downwardApi = false;
 
   // Malformed GPU input is the validating stage's to deny with its field; mutate nothing GPU-related.
   const parsed = parseDemand(pod);
@@ -105,7 +106,7 @@ export function mutatePod(
     if (claims.gpu) markForExtender(gpu, claims);
     requireNodeLabels(spec, pool.nodeSelector);
     if (pool.taint) ensureToleration(spec, pool.taint);
-    fractionPool = pool.fractionMode === 'fraction';
+    downwardApi = pool.fractionMode === 'fraction' && pool.delivery === null;
     if (pool.fractionMode === 'time-slicing')
       warnings.push(
         `pool ${pool.name} time-slices GPUs: there is no memory or fault isolation between the pods sharing a GPU`,
@@ -118,8 +119,9 @@ export function mutatePod(
   for (const c of allContainers(spec)) {
     if (hasEnv(c, VISIBLE_DEVICES_ENV)) continue;
     if (gpu.includes(c)) {
-      // On fraction pools the extender picks the GPUs at bind; the kubelet resolves this when the container starts.
-      if (fractionPool)
+      // On fraction pools the extender picks the GPUs at bind; the kubelet resolves this when the container starts. Where
+      // the node agent serves the pool, its Allocate answer delivers the GPUs and nothing is wired here.
+      if (downwardApi)
         ensureEnv(c, {
           name: VISIBLE_DEVICES_ENV,
           valueFrom: { fieldRef: { fieldPath: `metadata.annotations['${VISIBLE_DEVICES}']` } },
