@@ -5,17 +5,20 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, RbacAuthorizationV1Api, type V1Pod } from '@kubernetes/client-node';
+import { parseDocument, type YAMLMap, type YAMLSeq } from 'yaml';
 import type { Test } from 'tap';
 import { until } from '../fixtures/waiting.ts';
 import {
   type Burst,
+  containerLog,
   type Delivery,
   deleteBurst,
   FractionReport,
   fractionNodeLabels,
   percentile,
   type RanPod,
+  reporterPod,
   runBurst,
   TENANT_NAMESPACES,
 } from './fractions.ts';
@@ -146,3 +149,82 @@ export function checkNoNvidiaRuntime(t: Test, stack: NodeStack): void {
 }
 
 export { type Burst, deleteBurst, FractionReport, runBurst };
+
+/** The example policy's pool shared-h100, with `delivery` set or removed, written into the chart's policy
+ * ConfigMap; resolves once the webhook admits with it and every extender pod has loaded it. */
+export async function setPoolDelivery(stack: NodeStack, mode: string | null): Promise<string> {
+  const current = stack.kubectl(['-n', 'tessera-system', 'get', 'configmap', 'tessera-policy', '-o', 'json']);
+  const cm = JSON.parse(current) as { data: Record<string, string> };
+  const [file, text] = Object.entries(cm.data).find(([, t]) => /kind:\s*TesseraPolicy/.test(t))!;
+  const doc = parseDocument(text);
+  const pools = doc.getIn(['spec', 'pools']) as YAMLSeq<YAMLMap>;
+  const pool = pools.items.find((p) => p.get('name') === 'shared-h100')!;
+  if (mode === null) pool.delete('delivery');
+  else pool.set('delivery', doc.createNode({ mode }));
+  stack.kubectl(
+    ['-n', 'tessera-system', 'patch', 'configmap', 'tessera-policy', '--type=merge', '-p', '-'],
+    JSON.stringify({ data: { [file]: doc.toString() } }),
+  );
+  const carol = stack.client('carol@acme.example').makeApiClient(CoreV1Api);
+  const probe = reporterPod('policy-probe', TENANT_NAMESPACES.research, stack.reporterImage, '0.25');
+  const wired = (p: V1Pod) => p.spec?.containers[0]?.env?.some((e) => e.name === 'NVIDIA_VISIBLE_DEVICES') ?? false;
+  const admitted = await until(
+    `the webhook admitting with pool delivery ${mode ?? '(none)'}`,
+    async () => {
+      const p = await carol.createNamespacedPod({ namespace: probe.metadata!.namespace!, body: probe, dryRun: 'All' });
+      return wired(p) === (mode === null) && p;
+    },
+    180_000,
+    1000,
+  );
+  const revision = admitted.metadata!.annotations!['tessera.io/policy-revision']!;
+  const admin = stack.client('admin').makeApiClient(CoreV1Api);
+  await until(
+    `every extender pod loaded policy revision ${revision}`,
+    async () => {
+      const pods = (await admin.listNamespacedPod({ namespace: 'tessera-system' })).items.filter(
+        (p) => p.metadata?.labels?.['app.kubernetes.io/name'] === 'tessera-extender' && p.status?.phase === 'Running',
+      );
+      return (
+        pods.length > 0 &&
+        pods.every((p) =>
+          containerLog(stack, 'tessera-system', p.metadata!.name!, p.spec!.containers[0]!.name).includes(
+            `"revision":"${revision}"`,
+          ),
+        )
+      );
+    },
+    180_000,
+    1000,
+  );
+  return revision;
+}
+
+/** The agent's ClusterRole, bound to its identity: what it reads and writes (agent/cluster.ts): its node's pods, one
+ * pod by name, its node (get, patch labels), Events. Used when the chart ships none. */
+export async function bindAgentRole(stack: NodeStack, user: string): Promise<string> {
+  const rbac = stack.client('admin').makeApiClient(RbacAuthorizationV1Api);
+  const shipped = await rbac.readClusterRole({ name: 'tessera-node-agent' }).then(
+    () => true,
+    () => false,
+  );
+  if (!shipped)
+    await rbac.createClusterRole({
+      body: {
+        metadata: { name: 'tessera-node-agent' },
+        rules: [
+          { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+          { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'patch'] },
+          { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
+        ],
+      },
+    });
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: 'tessera-node-agent-real-node' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'tessera-node-agent' },
+      subjects: [{ kind: 'User', name: user, apiGroup: 'rbac.authorization.k8s.io' }],
+    },
+  });
+  return shipped ? 'the shipped ClusterRole tessera-node-agent' : 'a ClusterRole of the test (none shipped)';
+}

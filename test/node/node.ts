@@ -21,6 +21,7 @@ import { CoreV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
 import { createCa, issueLeaf } from '../../certs/authority.ts';
 import { freePort, type LocalCluster, startProcess, stopProcess } from '../controlplane/cluster.ts';
 import type { LocalImage, NodeBinaries } from './build.ts';
+import { AGENT_GROUPS, AGENT_USER } from './agent-process.ts';
 import type { ContainerdBinaries } from './containerd.ts';
 import { CDI_SPEC_DIR } from './fake-gpus.ts';
 import { type ClusterDns, startClusterDns } from './dns.ts';
@@ -157,6 +158,8 @@ export function clusterOptionsForNode(nodeName: string, tls: ApiserverTls) {
     identities: [
       { user: `system:node:${nodeName}`, groups: ['system:nodes'] },
       { user: 'system:kube-proxy', groups: [] },
+      // Tessera's node agent, run on the host from this checkout (agent-process.ts), under its service account's name.
+      { user: AGENT_USER, groups: AGENT_GROUPS },
     ],
     scheduler: true,
     kwok: true,

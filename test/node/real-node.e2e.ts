@@ -5,7 +5,7 @@
 // through its Service (kube-proxy), tessera-scheduler (the stock kube-scheduler in a pod) calls the extender through
 // its Service by its DNS name, and the extender binds pods on KWOK's GPU nodes under the shipped RBAC.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -19,12 +19,16 @@ import {
   checkNoNvidiaRuntime,
   type DeliveryResult,
   deleteBurst,
+  bindAgentRole,
   FractionReport,
   labelFractionNode,
   prepareTenants,
   runBurst,
+  setPoolDelivery,
   summarize,
 } from './fraction-delivery.ts';
+import { AGENT_USER, histogram, histogramPercentile, type NodeAgent, startNodeAgent } from './agent-process.ts';
+import type { Delivery } from './fractions.ts';
 import { NODE_NAME, type NodeStack, startNodeStack } from './harness.ts';
 import { type Probe, until as waitUntil, apiErrorMessage as message } from '../fixtures/waiting.ts';
 
@@ -673,6 +677,100 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     t.ok(burst.bindSpreadMs <= 1000, `${burst.pods.length} pods bound within ${burst.bindSpreadMs} ms`);
     results.push(summarize('downward-api', burst));
     await deleteBurst({ admin, stack }, burst);
+  });
+
+  // Tessera's node agent serves the real node from here on; its Allocate latencies are summed over its processes (a
+  // restart starts its histogram afresh), read before each restart.
+  let agent: NodeAgent | null = null;
+  const allocateBuckets = new Map<number, number>();
+  const collectAllocate = async (): Promise<void> => {
+    if (!agent) return;
+    for (const [le, n] of histogram(await agent.metrics(), 'tessera_agent_allocate_duration_seconds'))
+      allocateBuckets.set(le, (allocateBuckets.get(le) ?? 0) + n);
+  };
+  t.teardown(async () => {
+    await agent?.stop();
+  });
+  const agentBurst = async (t: Test, delivery: Delivery, prefix: string, midRun?: () => Promise<void>) => {
+    const burst = await runBurst({
+      stack,
+      admin,
+      user: api(stack.client('carol@acme.example')),
+      adminConfig: stack.client('admin'),
+      delivery,
+      prefix,
+      perTenant: 4,
+      fraction: '0.25',
+      midRun,
+      log: (l) => t.comment(l),
+    });
+    for (const p of burst.pods) report.add(p);
+    checkBurst(t, burst, stack.gpus.gpus.length);
+    t.ok(burst.bindSpreadMs <= 1000, `${burst.pods.length} pods bound within ${burst.bindSpreadMs} ms`);
+    await deleteBurst({ admin, stack }, burst);
+    return burst;
+  };
+  const agentServing = (delivery: string) =>
+    until(
+      `${NODE_NAME} served by the agent in ${delivery}, 2000 gpu-milli from the kubelet`,
+      async () => {
+        const n = await admin.readNode({ name: NODE_NAME });
+        const l = n.metadata?.labels ?? {};
+        const a = String(n.status?.allocatable?.['tessera.io/gpu-milli'] ?? '');
+        return (
+          l['tessera.io/node-agent'] === 'serving' &&
+          l['tessera.io/gpu-delivery'] === delivery &&
+          ['2k', '2000'].includes(a)
+        );
+      },
+      120_000,
+    );
+
+  await t.test(
+    'fraction pods through the node agent, cdi-cri (picked from the node’s CDI spec): containerd injects exactly the assigned GPUs',
+    async (t) => {
+      t.comment(`agent RBAC: ${await bindAgentRole(stack, AGENT_USER)}`);
+      const revision = await setPoolDelivery(stack, 'auto');
+      t.pass(
+        `pool shared-h100 has delivery: {mode: auto} (policy revision ${revision}); the webhook no longer wires NVIDIA_VISIBLE_DEVICES`,
+      );
+      agent = await startNodeAgent({ cluster: stack.cluster, node: stack.node, gpus: stack.gpus, delivery: 'auto' });
+      await agentServing('cdi-cri');
+      const burst = await agentBurst(t, 'cdi-cri', 'cdi');
+      results.push(summarize('cdi-cri', burst));
+    },
+  );
+
+  await t.test('cdi-cri through concurrent binds with the agent and the kubelet restarted mid-run', async (t) => {
+    await agentBurst(t, 'cdi-cri', 'restart', async () => {
+      await collectAllocate();
+      await agent!.restart();
+      t.comment('the agent restarted');
+      await stack.node.restartKubelet();
+      t.comment('the kubelet restarted');
+    });
+  });
+
+  for (const mode of ['envvar', 'volume-mounts'] as const)
+    await t.test(`fraction pods through the node agent, ${mode} (set by --delivery)`, async (t) => {
+      await collectAllocate();
+      await agent!.restart(mode);
+      await agentServing(mode);
+      const burst = await agentBurst(t, mode, mode === 'envvar' ? 'env' : 'mounts');
+      results.push(summarize(mode, burst));
+    });
+
+  await t.test('Allocate latency, from the agent’s histogram over every Allocate of the run', async (t) => {
+    await collectAllocate();
+    const buckets = [...allocateBuckets.entries()].sort((a, b) => a[0] - b[0]);
+    const total = buckets.at(-1)?.[1] ?? 0;
+    t.ok(total >= 32, `${total} Allocate calls observed`);
+    t.comment(
+      `Allocate p50 <= ${histogramPercentile(buckets, 50)} s, p99 <= ${histogramPercentile(buckets, 99)} s (bucket bounds), over ${total} calls`,
+    );
+    t.comment(
+      `kubelet_device_plugin_alloc_duration_seconds (this kubelet process): ${JSON.stringify(histogram(await stack.node.kubeletMetrics(), 'kubelet_device_plugin_alloc_duration_seconds', (l) => l.includes('tessera.io/gpu-milli')))}`,
+    );
   });
 
   t.teardown(() => {
