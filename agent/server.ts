@@ -109,7 +109,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   let delivery: DeliveryChoice = { mode: 'envvar', because: 'not decided yet' };
   let enforcement: { kind: EnforcementKind; because: string } = { kind: 'none', because: 'not decided yet' };
   const decide = () => {
-    const facts = readDeliveryFacts(options.cdiDirs, options.toolkitConfig, options.writeCdiSpec);
+    const facts = readDeliveryFacts(options.cdiDirs, options.toolkitConfig);
     for (const p of facts.problems) log.warn({ problem: p }, 'CDI specs');
     const next = chooseDelivery(
       options.delivery,
