@@ -54,10 +54,13 @@ t.test('Allocate in every delivery mode hands out exactly the assigned GPU', asy
       t.same(answer.cdi_devices, [{ name: `nvidia.com/gpu=${uuid}` }]);
       t.equal(answer.envs.NVIDIA_VISIBLE_DEVICES, 'void');
     } else if (mode === 'envvar') {
-      t.same(answer.envs, { NVIDIA_VISIBLE_DEVICES: uuid });
+      t.same(answer.envs, { NVIDIA_VISIBLE_DEVICES: uuid, TESSERA_GPU_DELIVERY: 'envvar' });
       t.same(answer.cdi_devices, []);
     } else {
-      t.same(answer.envs, { NVIDIA_VISIBLE_DEVICES: '/var/run/nvidia-container-devices' });
+      t.same(answer.envs, {
+        NVIDIA_VISIBLE_DEVICES: '/var/run/nvidia-container-devices',
+        TESSERA_GPU_DELIVERY: 'volume-mounts',
+      });
       t.same(answer.mounts, [
         { container_path: `/var/run/nvidia-container-devices/${uuid}`, host_path: '/dev/null', read_only: true },
       ]);
