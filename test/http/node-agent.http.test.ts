@@ -98,6 +98,30 @@ t.test('auto mode: a CDI spec naming the GPUs by UUID means cdi-cri; the agent c
   t.same(r.responses.main?.cdi_devices, [{ name: `tessera.io/gpu=${uuidOf(1)}` }]);
 });
 
+t.test(
+  "the pool's mode (the webhook's tessera.io/gpu-delivery) overrides the node's default; the flag overrides both",
+  async (t) => {
+    const rig = await nodeAgentRig(2);
+    t.teardown(() => rig.close());
+    await rig.startAgent();
+    t.equal(rig.agent.state().delivery.mode, 'envvar', 'the node shows no CDI spec');
+    await eventually('registered', () => rig.kubelet.healthy === 2000);
+    const p = rig.fractionPod('pooled', 250, [{ index: 0, milli: 250 }], (x) => {
+      x.metadata!.annotations!['tessera.io/gpu-delivery'] = 'volume-mounts';
+    });
+    rig.api.put('pods', p);
+    t.equal((await rig.kubelet.admit(p)).responses.main?.envs.TESSERA_GPU_DELIVERY, 'volume-mounts');
+    await rig.agent.close();
+    await rig.startAgent({ delivery: 'cdi-cri' });
+    await eventually('registered', () => rig.kubelet.healthy === 2000 && rig.agent.plugin.registered);
+    const q = rig.fractionPod('flagged', 250, [{ index: 1, milli: 250 }], (x) => {
+      x.metadata!.annotations!['tessera.io/gpu-delivery'] = 'volume-mounts';
+    });
+    rig.api.put('pods', q);
+    t.equal((await rig.kubelet.admit(q)).responses.main?.envs.TESSERA_GPU_DELIVERY, 'cdi-cri');
+  },
+);
+
 t.test('8 pods bound within a second, equal requests, different GPUs: each gets its own', async (t) => {
   const rig = await nodeAgentRig(8);
   t.teardown(() => rig.close());
