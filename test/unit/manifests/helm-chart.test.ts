@@ -35,7 +35,7 @@ const ALLOWED = {
     'helm.sh/chart': `tessera-${chartYaml.version}`,
   },
   /** Only with namespace.create=true: `helm install` needs the release namespace to exist before it starts. */
-  notRenderedByDefault: [`v1/Namespace//${NS}`],
+  notRenderedByDefault: [`v1/Namespace//${NS}`, 'v1/Namespace//tessera-node-agent'],
   /** Self-managed certificates (the base leaves them to `tessera certs issue` by hand). */
   chartOnly: [
     `v1/ServiceAccount/${NS}/tessera-certs`,
