@@ -29,7 +29,7 @@ export interface AllocatorDeps {
   readonly gpus: () => { gpus: readonly NodeGpu[]; unhealthy: ReadonlySet<string> };
   readonly schedulerNames: readonly string[];
   /** The answer's mode, CDI kind, enforcement and paths, as the node is now. */
-  readonly answerOptions: () => AnswerOptions;
+  readonly answerOptions: (pod: KubePod) => AnswerOptions;
   readonly metrics: AgentMetrics;
   readonly log: Logger;
 }
@@ -167,7 +167,7 @@ export class Allocator {
       this.deps.log.warn({ pod: keyOf(found.pod), why: checked.message }, 'Allocate refused');
       throw new AllocateRefused(`Tessera's node agent on ${this.deps.nodeName}: ${checked.message}`);
     }
-    const options = this.deps.answerOptions();
+    const options = this.deps.answerOptions(found.pod);
     const answer = containerAnswer(checked.shares, options);
     const gpus = checked.shares.map((s) => `${s.gpu.index} (${s.gpu.uuid}, ${s.milli} milli)`).join(', ');
     this.deps.log.info(

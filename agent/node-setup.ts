@@ -8,10 +8,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { cdiDeviceNames, type EnforcementKind, type NodeDeliveryFacts } from '../core/node-agent/delivery.ts';
 
-export function readCdiDevices(
-  dirs: readonly string[],
-  skipFile: string | null,
-): { names: Set<string>; problems: string[] } {
+export function readCdiDevices(dirs: readonly string[]): { names: Set<string>; problems: string[] } {
   const names = new Set<string>();
   const problems: string[] = [];
   for (const dir of dirs) {
@@ -24,7 +21,6 @@ export function readCdiDevices(
     for (const f of files.sort()) {
       if (!/\.(json|ya?ml)$/.test(f)) continue;
       const path = join(dir, f);
-      if (path === skipFile) continue;
       try {
         for (const n of cdiDeviceNames(parseYaml(readFileSync(path, 'utf8')))) names.add(n);
       } catch (e) {
@@ -47,9 +43,8 @@ export function toolkitAcceptsVolumeMounts(configFile: string): boolean {
 export function readDeliveryFacts(
   cdiDirs: readonly string[],
   toolkitConfig: string,
-  ownSpec: string | null,
 ): NodeDeliveryFacts & { problems: string[] } {
-  const cdi = readCdiDevices(cdiDirs, ownSpec);
+  const cdi = readCdiDevices(cdiDirs);
   return {
     cdiDevices: cdi.names,
     toolkitAcceptsVolumeMounts: toolkitAcceptsVolumeMounts(toolkitConfig),

@@ -13,6 +13,7 @@ import type { AnswerOptions } from '../core/node-agent/allocation-answer.ts';
 import { cdiSpecFor } from '../core/node-agent/cdi-spec.ts';
 import {
   chooseDelivery,
+  DELIVERY_MODES,
   type DeliveryChoice,
   type DeliveryMode,
   type EnforcementKind,
@@ -21,16 +22,15 @@ import { deviceIdsOf } from '../core/node-agent/device-ids.ts';
 import { missingGpus, orderGpus, type NodeGpu } from '../core/node-agent/node-gpus.ts';
 import { parseAssignment } from '../core/assignment.ts';
 import type { KubePod } from '../core/kube-objects.ts';
-import type { Policy } from '../core/policy/model.ts';
 import {
   ASSIGNMENT,
+  GPU_DELIVERY_ANNOTATION,
   GPU_DELIVERY_LABEL,
   GPU_ENFORCEMENT_LABEL,
   GPU_MILLI,
   NODE_AGENT_LABEL,
   NODE_AGENT_SERVING,
 } from '../core/well-known-names.ts';
-import { PolicyStore } from '../server/policy-store.ts';
 import { serve } from '../server/serve.ts';
 import { Allocator } from './allocator.ts';
 import { type AgentCluster, kubernetesAgentCluster } from './cluster.ts';
@@ -59,7 +59,6 @@ export interface AgentOptions {
   readonly hamiCoreDir: string;
   readonly mpsPipeDir: string;
   readonly schedulerNames: readonly string[];
-  readonly policyDir: string | null;
   readonly host: string;
   readonly port: number;
   readonly healthIntervalMs: number;
@@ -85,8 +84,6 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const log = options.log;
   const metrics = new AgentMetrics();
   const cluster = options.cluster ?? kubernetesAgentCluster(options.kubeconfig!, options.nodeName, log);
-  const policies = options.policyDir ? new PolicyStore(options.policyDir, log) : null;
-  policies?.watch();
 
   // The GPUs are fixed at start, numbered in bus order; later readings only change their health.
   const first = readGpuTree(options.driverRoot);
@@ -98,22 +95,14 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
 
   if (options.writeCdiSpec) writeOwnCdiSpec(options.writeCdiSpec, options.cdiKind, gpus, options.devRoot, log);
 
-  let nodeLabels: Record<string, string> = {};
-  const poolMode = (): DeliveryMode | 'auto' | null => {
-    const policy: Policy | null = policies?.current() ?? null;
-    const pool = policy?.pools.find(
-      (p) => p.fractionMode === 'fraction' && Object.entries(p.nodeSelector).every(([k, v]) => nodeLabels[k] === v),
-    );
-    return pool?.delivery?.mode ?? null;
-  };
   let delivery: DeliveryChoice = { mode: 'envvar', because: 'not decided yet' };
   let enforcement: { kind: EnforcementKind; because: string } = { kind: 'none', because: 'not decided yet' };
   const decide = () => {
-    const facts = readDeliveryFacts(options.cdiDirs, options.toolkitConfig, options.writeCdiSpec);
+    const facts = readDeliveryFacts(options.cdiDirs, options.toolkitConfig);
     for (const p of facts.problems) log.warn({ problem: p }, 'CDI specs');
     const next = chooseDelivery(
       options.delivery,
-      poolMode(),
+      null,
       facts,
       options.cdiKind,
       gpus.map((g) => g.uuid),
@@ -131,8 +120,12 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const devices = (): WireDevice[] =>
     gpus.flatMap((g) => deviceIdsOf(g.uuid).map((ID) => ({ ID, health: unhealthy.has(g.uuid) ? UNHEALTHY : HEALTHY })));
 
-  const answerOptions = (): AnswerOptions => ({
-    mode: delivery.mode,
+  // The flag wins; then the pod's pool (the webhook's tessera.io/gpu-delivery annotation); then the node's default.
+  const answerOptions = (pod: KubePod): AnswerOptions => ({
+    mode:
+      options.delivery !== 'auto'
+        ? options.delivery
+        : (deliveryModeOf(pod.metadata?.annotations?.[GPU_DELIVERY_ANNOTATION]) ?? delivery.mode),
     cdiKind: options.cdiKind,
     enforcement: enforcement.kind,
     paths: { hamiCoreDir: options.hamiCoreDir, mpsPipeDir: options.mpsPipeDir },
@@ -207,12 +200,6 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   };
 
   await cluster.start();
-  try {
-    const node = await cluster.readNode();
-    nodeLabels = (node?.metadata?.labels ?? {}) as Record<string, string>;
-  } catch (e) {
-    log.warn({ err: (e as Error).message }, 'could not read the node; the pool policy is not applied');
-  }
   decide();
   await labelNode();
   await plugin.start();
@@ -255,7 +242,6 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     async close() {
       clearInterval(healthTimer);
       clearInterval(decideTimer);
-      policies?.close();
       await plugin.close();
       await http.close();
       await cluster.stop();
@@ -271,4 +257,8 @@ function writeOwnCdiSpec(path: string, kind: string, gpus: readonly NodeGpu[], d
   writeFileSync(`${path}.tmp`, `${JSON.stringify(spec, null, 2)}\n`);
   renameSync(`${path}.tmp`, path);
   log.info({ path, kind, devices: gpus.length }, 'wrote the agent’s CDI spec');
+}
+
+function deliveryModeOf(value: string | undefined): DeliveryMode | null {
+  return (DELIVERY_MODES as readonly string[]).includes(value ?? '') ? (value as DeliveryMode) : null;
 }

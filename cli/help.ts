@@ -31,7 +31,7 @@ tessera serve node-agent --node-name NAME [--driver-root /] [--device-plugin-dir
                      [--delivery auto|cdi-cri|envvar|volume-mounts] [--cdi-kind nvidia.com/gpu] [--cdi-dir DIR]...
                      [--write-cdi-spec FILE] [--dev-root /] [--toolkit-config FILE]
                      [--enforcement auto|hami-core|mps|none] [--hami-core-dir /usr/local/vgpu]
-                     [--mps-pipe-dir /tmp/nvidia-mps] [--scheduler-name tessera-scheduler]... [--policy-dir DIR]
+                     [--mps-pipe-dir /tmp/nvidia-mps] [--scheduler-name tessera-scheduler]...
                      [--host 0.0.0.0] [--port 9400] [--health-interval 5] [--kubelet-check-interval 1]
                      [--kubeconfig FILE] [--context NAME] [--log-level info]
   The kubelet device plugin for tessera.io/gpu-milli on one fraction node (docs/node-agent.md). --node-name defaults

@@ -25,6 +25,8 @@ export const NODE_AGENT_LABEL = 'tessera.io/node-agent';
 export const NODE_AGENT_SERVING = 'serving';
 export const GPU_ENFORCEMENT_LABEL = 'tessera.io/gpu-enforcement';
 export const GPU_DELIVERY_LABEL = 'tessera.io/gpu-delivery';
+/** Pod annotation the webhook writes on pools whose policy fixes `delivery.mode`: the node agent answers that way. */
+export const GPU_DELIVERY_ANNOTATION = 'tessera.io/gpu-delivery';
 export const NVIDIA_GPU = 'nvidia.com/gpu';
 export const NVIDIA_GPU_SHARED = 'nvidia.com/gpu.shared';
 export const NVIDIA_MIG_PREFIX = 'nvidia.com/mig-';

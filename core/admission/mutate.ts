@@ -5,7 +5,14 @@
 import jsonPatch from 'fast-json-patch';
 import { parseDemand, wantsGpu } from '../demand.ts';
 import type { KubeContainer, KubePod, PodSpec } from '../kube-objects.ts';
-import { isGpuResource, POLICY_REVISION, POOL_ANNOTATION, TENANT_LABEL, VISIBLE_DEVICES } from '../well-known-names.ts';
+import {
+  GPU_DELIVERY_ANNOTATION,
+  isGpuResource,
+  POLICY_REVISION,
+  POOL_ANNOTATION,
+  TENANT_LABEL,
+  VISIBLE_DEVICES,
+} from '../well-known-names.ts';
 import { tenantNamed, type Policy } from '../policy/model.ts';
 import { decidePodGpu } from '../dra/decision.ts';
 import { NO_DRA, type DraLookup } from '../dra/lookup.ts';
@@ -107,6 +114,9 @@ export function mutatePod(
     requireNodeLabels(spec, pool.nodeSelector);
     if (pool.taint) ensureToleration(spec, pool.taint);
     downwardApi = pool.fractionMode === 'fraction' && pool.delivery === null;
+    // The node agent answers in the pool's mode when the policy fixes one; `auto` leaves it to each node.
+    if (pool.delivery && pool.delivery.mode !== 'auto') meta.annotations[GPU_DELIVERY_ANNOTATION] = pool.delivery.mode;
+    else delete meta.annotations[GPU_DELIVERY_ANNOTATION];
     if (pool.fractionMode === 'time-slicing')
       warnings.push(
         `pool ${pool.name} time-slices GPUs: there is no memory or fault isolation between the pods sharing a GPU`,

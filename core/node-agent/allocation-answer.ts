@@ -120,12 +120,14 @@ export interface AnswerOptions {
 }
 
 export const DEVICE_LIST_MOUNT_ROOT = '/var/run/nvidia-container-devices';
+export const DELIVERY_ENV = 'TESSERA_GPU_DELIVERY';
 
 /** The container's part of the Allocate answer. */
 export function containerAnswer(shares: readonly AssignedShare[], options: AnswerOptions): ContainerAnswer {
   const uuids = shares.map((s) => s.gpu.uuid);
   const edits = enforcementEdits(options.enforcement, shares, options.paths);
-  const envs: Record<string, string> = { ...edits.envs };
+  // Tells the container (and the smoke-test Job) that the node agent delivered its GPUs, and how.
+  const envs: Record<string, string> = { ...edits.envs, [DELIVERY_ENV]: options.mode };
   const mounts = [...edits.mounts];
   let cdiDevices: string[] = [];
   switch (options.mode) {

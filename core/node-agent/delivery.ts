@@ -29,8 +29,8 @@ export interface DeliveryChoice {
 }
 
 /**
- * The per-node mode: the agent's --delivery flag wins, then the pool's policy (`delivery.mode`), then what the node
- * shows: CDI specs naming GPUs by UUID → cdi-cri; a toolkit that reads volume mounts → volume-mounts; else envvar.
+ * The mode: the agent's --delivery flag wins, then the pool's policy (`delivery.mode`, which the webhook writes on the
+ * pod as tessera.io/gpu-delivery), then what the node shows: CDI specs naming GPUs by UUID → cdi-cri; a toolkit that reads volume mounts → volume-mounts; else envvar.
  */
 export function chooseDelivery(
   flag: DeliveryMode | 'auto',

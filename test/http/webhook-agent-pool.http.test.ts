@@ -86,6 +86,7 @@ t.test('agent pool: gpu-milli as a container resource, no downward API, void els
   t.equal(envOf(main, 'NVIDIA_VISIBLE_DEVICES'), undefined, 'the agent, not the downward API, delivers the GPU');
   t.same(envOf(sidecar, 'NVIDIA_VISIBLE_DEVICES'), { name: 'NVIDIA_VISIBLE_DEVICES', value: 'void' });
   t.equal(patched.spec.schedulerName, 'tessera-scheduler');
+  t.equal(patched.metadata.annotations['tessera.io/gpu-delivery'], 'cdi-cri', "the pool's mode, for the agent");
 });
 
 t.test('pool without delivery: the downward API wiring stays', async (t) => {
@@ -99,4 +100,5 @@ t.test('pool without delivery: the downward API wiring stays', async (t) => {
     valueFrom: { fieldRef: { fieldPath: "metadata.annotations['tessera.io/visible-devices']" } },
   });
   t.same(envOf(sidecar, 'NVIDIA_VISIBLE_DEVICES'), { name: 'NVIDIA_VISIBLE_DEVICES', value: 'void' });
+  t.equal(patched.metadata.annotations['tessera.io/gpu-delivery'], undefined);
 });

@@ -35,7 +35,7 @@ const ALLOWED = {
     'helm.sh/chart': `tessera-${chartYaml.version}`,
   },
   /** Only with namespace.create=true: `helm install` needs the release namespace to exist before it starts. */
-  notRenderedByDefault: [`v1/Namespace//${NS}`],
+  notRenderedByDefault: [`v1/Namespace//${NS}`, 'v1/Namespace//tessera-node-agent'],
   /** Self-managed certificates (the base leaves them to `tessera certs issue` by hand). */
   chartOnly: [
     `v1/ServiceAccount/${NS}/tessera-certs`,
@@ -547,6 +547,8 @@ t.test('the README documents every value', async (t) => {
     }
   };
   walk(parse(read('charts/tessera/values.yaml')) as Record<string, unknown>, '');
+  // The node agent's values are documented with the agent.
+  const agentDoc = read('docs/node-agent.md');
   t.ok(leaves.length > 80, `${leaves.length} values`);
   for (const path of leaves) {
     const [component, ...rest] = path.split('.');
@@ -555,7 +557,8 @@ t.test('the README documents every value', async (t) => {
       // `a.b`, `.c` lists siblings of one group in a row
       (section.includes(`.${path.split('.').at(-1)}\``) &&
         section.includes(`\`${path.split('.').slice(0, -1).join('.')}.`)) ||
-      (['webhook', 'extender', 'scheduler'].includes(component!) && perComponent.includes(`\`${rest.join('.')}\``));
+      (['webhook', 'extender', 'scheduler'].includes(component!) && perComponent.includes(`\`${rest.join('.')}\``)) ||
+      (component === 'nodeAgent' && agentDoc.includes(`\`${path}\``));
     t.ok(documented, `${path} is in the README's values tables`);
   }
 });

@@ -166,17 +166,17 @@ t.test('answers in every delivery mode name exactly the assigned GPUs by UUID', 
   const paths = { hamiCoreDir: '/usr/local/vgpu', mpsPipeDir: '/tmp/nvidia-mps' };
   const base = { cdiKind: 'nvidia.com/gpu', enforcement: 'none' as const, paths };
   t.same(containerAnswer(shares, { ...base, mode: 'cdi-cri' }), {
-    envs: { NVIDIA_VISIBLE_DEVICES: 'void' },
+    envs: { NVIDIA_VISIBLE_DEVICES: 'void', TESSERA_GPU_DELIVERY: 'cdi-cri' },
     mounts: [],
     cdiDevices: [`nvidia.com/gpu=${U(0)}`, `nvidia.com/gpu=${U(2)}`],
   });
   t.same(containerAnswer(shares, { ...base, mode: 'envvar' }), {
-    envs: { NVIDIA_VISIBLE_DEVICES: `${U(0)},${U(2)}` },
+    envs: { NVIDIA_VISIBLE_DEVICES: `${U(0)},${U(2)}`, TESSERA_GPU_DELIVERY: 'envvar' },
     mounts: [],
     cdiDevices: [],
   });
   t.same(containerAnswer(shares, { ...base, mode: 'volume-mounts' }), {
-    envs: { NVIDIA_VISIBLE_DEVICES: '/var/run/nvidia-container-devices' },
+    envs: { NVIDIA_VISIBLE_DEVICES: '/var/run/nvidia-container-devices', TESSERA_GPU_DELIVERY: 'volume-mounts' },
     mounts: [
       { containerPath: `/var/run/nvidia-container-devices/${U(0)}`, hostPath: '/dev/null', readOnly: true },
       { containerPath: `/var/run/nvidia-container-devices/${U(2)}`, hostPath: '/dev/null', readOnly: true },
