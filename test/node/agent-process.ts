@@ -1,9 +1,10 @@
 // Tessera's node agent on the real node, run as a process on the host from this checkout's sources
 // (`tessera serve node-agent`, the command the DaemonSet runs), pointed at this node's kubelet (its --root-dir is the
 // test's folder, so the device plugin and PodResources sockets are there), the fake GPUs' driver root and the CDI
-// directory. It runs as the agent's service account identity, bound to the agent's shipped ClusterRole, so that it
-// can do no more than the DaemonSet could. Restarting it is a SIGTERM and a new process, as a DaemonSet pod restart
-// is for the kubelet.
+// directory. Why not the chart's DaemonSet: its hostPaths are fixed (/var/lib/kubelet/..., /proc/driver/nvidia), and
+// no fake driver tree can be put under /proc. It runs as the DaemonSet's ServiceAccount (a token identity of that
+// name), so the chart's own RBAC is all it has. Restarting it is a SIGTERM and a new process, as a DaemonSet pod
+// restart is for the kubelet.
 
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -13,8 +14,11 @@ import { CDI_KIND, CDI_SPEC_DIR, type FakeGpus } from './fake-gpus.ts';
 import type { RealNode } from './node.ts';
 import { sh } from './host.ts';
 
-export const AGENT_USER = 'system:serviceaccount:tessera-system:tessera-node-agent';
-export const AGENT_GROUPS = ['system:serviceaccounts', 'system:serviceaccounts:tessera-system'];
+/** The agent's ServiceAccount (the chart's, namespace tessera-node-agent) as a token identity: the chart's own
+ * ClusterRoleBinding applies to it, so the host process has exactly the DaemonSet's rights. */
+export const AGENT_NAMESPACE = 'tessera-node-agent';
+export const AGENT_USER = `system:serviceaccount:${AGENT_NAMESPACE}:tessera-node-agent`;
+export const AGENT_GROUPS = ['system:serviceaccounts', `system:serviceaccounts:${AGENT_NAMESPACE}`];
 
 const REPO = join(import.meta.dirname, '..', '..');
 

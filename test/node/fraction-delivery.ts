@@ -200,31 +200,12 @@ export async function setPoolDelivery(stack: NodeStack, mode: string | null): Pr
   return revision;
 }
 
-/** The agent's ClusterRole, bound to its identity: what it reads and writes (agent/cluster.ts): its node's pods, one
- * pod by name, its node (get, patch labels), Events. Used when the chart ships none. */
-export async function bindAgentRole(stack: NodeStack, user: string): Promise<string> {
+/** The chart's RBAC for the agent is in place: its ClusterRole, bound to its ServiceAccount (the host agent's
+ * identity). Returns the rules, for the log. */
+export async function shippedAgentRole(stack: NodeStack): Promise<string> {
   const rbac = stack.client('admin').makeApiClient(RbacAuthorizationV1Api);
-  const shipped = await rbac.readClusterRole({ name: 'tessera-node-agent' }).then(
-    () => true,
-    () => false,
-  );
-  if (!shipped)
-    await rbac.createClusterRole({
-      body: {
-        metadata: { name: 'tessera-node-agent' },
-        rules: [
-          { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
-          { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'patch'] },
-          { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
-        ],
-      },
-    });
-  await rbac.createClusterRoleBinding({
-    body: {
-      metadata: { name: 'tessera-node-agent-real-node' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'tessera-node-agent' },
-      subjects: [{ kind: 'User', name: user, apiGroup: 'rbac.authorization.k8s.io' }],
-    },
-  });
-  return shipped ? 'the shipped ClusterRole tessera-node-agent' : 'a ClusterRole of the test (none shipped)';
+  const role = await rbac.readClusterRole({ name: 'tessera-node-agent' });
+  const binding = await rbac.readClusterRoleBinding({ name: 'tessera-node-agent' });
+  const subject = binding.subjects?.map((s) => `${s.kind} ${s.namespace}/${s.name}`).join(', ');
+  return `ClusterRole tessera-node-agent (${JSON.stringify(role.rules)}) bound to ${subject}`;
 }

@@ -19,15 +19,15 @@ import {
   checkNoNvidiaRuntime,
   type DeliveryResult,
   deleteBurst,
-  bindAgentRole,
   FractionReport,
   labelFractionNode,
   prepareTenants,
   runBurst,
   setPoolDelivery,
+  shippedAgentRole,
   summarize,
 } from './fraction-delivery.ts';
-import { AGENT_USER, histogram, histogramPercentile, type NodeAgent, startNodeAgent } from './agent-process.ts';
+import { histogram, histogramPercentile, type NodeAgent, startNodeAgent } from './agent-process.ts';
 import type { Delivery } from './fractions.ts';
 import { NODE_NAME, type NodeStack, startNodeStack } from './harness.ts';
 import { type Probe, until as waitUntil, apiErrorMessage as message } from '../fixtures/waiting.ts';
@@ -729,7 +729,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
   await t.test(
     'fraction pods through the node agent, cdi-cri (picked from the node’s CDI spec): containerd injects exactly the assigned GPUs',
     async (t) => {
-      t.comment(`agent RBAC: ${await bindAgentRole(stack, AGENT_USER)}`);
+      t.comment(`agent RBAC, as shipped: ${await shippedAgentRole(stack)}`);
       const revision = await setPoolDelivery(stack, 'auto');
       t.pass(
         `pool shared-h100 has delivery: {mode: auto} (policy revision ${revision}); the webhook no longer wires NVIDIA_VISIBLE_DEVICES`,
