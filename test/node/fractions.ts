@@ -134,14 +134,26 @@ export interface BurstOptions {
   readonly prefix: string;
   /** Pods per tenant. */
   readonly perTenant: number;
+  /** Instead of `perTenant` pods per tenant: these pods (tenant, namespace, name), e.g. refused ones made again. */
+  readonly only?: readonly (readonly [string, string, string])[];
   readonly fraction: string;
   /** Called once the first pods are bound, while the others are still starting (agent and kubelet restarts). */
   readonly midRun?: () => Promise<void>;
   readonly log: (line: string) => void;
 }
 
+/** A pod the kubelet refused at admission (phase Failed before any container ran). */
+export interface RefusedPod {
+  readonly tenant: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly reason: string;
+  readonly message: string;
+}
+
 export interface Burst {
   readonly pods: RanPod[];
+  readonly refused: RefusedPod[];
   /** Milliseconds between the first and the last pod seen bound. */
   readonly bindSpreadMs: number;
 }
@@ -152,12 +164,14 @@ export interface Burst {
  */
 export async function runBurst(o: BurstOptions): Promise<Burst> {
   const { stack, user } = o;
-  const names: [string, string, string][] = [];
-  for (let i = 0; i < o.perTenant; i++)
-    for (const [tenant, ns] of Object.entries(TENANT_NAMESPACES))
-      names.push([tenant, ns, `${o.prefix}-${ns.slice(4)}-${i}`]);
+  const names: (readonly [string, string, string])[] = [...(o.only ?? [])];
+  if (!o.only)
+    for (let i = 0; i < o.perTenant; i++)
+      for (const [tenant, ns] of Object.entries(TENANT_NAMESPACES))
+        names.push([tenant, ns, `${o.prefix}-${ns.slice(4)}-${i}`]);
   const boundAt = new Map<string, number>();
   const runningAt = new Map<string, number>();
+  const failed = new Map<string, V1Pod>();
   const watches = await Promise.all(
     Object.values(TENANT_NAMESPACES).map((ns) =>
       new Watch(o.adminConfig).watch(
@@ -168,6 +182,7 @@ export async function runBurst(o: BurstOptions): Promise<Burst> {
           const now = Date.now();
           if (pod.spec?.nodeName && !boundAt.has(key)) boundAt.set(key, now);
           if (started(pod) && !runningAt.has(key)) runningAt.set(key, now);
+          if (pod.status?.phase === 'Failed' && !runningAt.has(key)) failed.set(key, pod);
         },
         () => {},
       ),
@@ -190,8 +205,8 @@ export async function runBurst(o: BurstOptions): Promise<Burst> {
       await o.midRun();
     }
     await until(
-      `all ${names.length} pods of ${o.prefix} started`,
-      async () => names.every(([, ns, name]) => runningAt.has(`${ns}/${name}`)),
+      `all ${names.length} pods of ${o.prefix} started (or refused by the kubelet)`,
+      async () => names.every(([, ns, name]) => runningAt.has(`${ns}/${name}`) || failed.has(`${ns}/${name}`)),
       300_000,
       500,
     ).catch(async (e: Error) => {
@@ -207,7 +222,19 @@ export async function runBurst(o: BurstOptions): Promise<Burst> {
     for (const w of watches) w.abort();
   }
   const pods: RanPod[] = [];
+  const refused: RefusedPod[] = [];
   for (const [tenant, ns, name] of names) {
+    const gone = failed.get(`${ns}/${name}`);
+    if (gone) {
+      refused.push({
+        tenant,
+        namespace: ns,
+        name,
+        reason: gone.status?.reason ?? '',
+        message: gone.status?.message ?? '',
+      });
+      continue;
+    }
     const report = await until(`${ns}/${name} printed its report`, async () => {
       const r = parseContainerReport(containerLog(stack, ns, name));
       return r.complete && r;
@@ -228,8 +255,8 @@ export async function runBurst(o: BurstOptions): Promise<Burst> {
       boundAt: boundAt.get(key)!,
     });
   }
-  const times = pods.map((p) => p.boundAt);
-  return { pods, bindSpreadMs: Math.max(...times) - Math.min(...times) };
+  const times = [...boundAt.values()];
+  return { pods, refused, bindSpreadMs: Math.max(...times) - Math.min(...times) };
 }
 
 /** Deletes a burst's pods and waits until the kubelet has stopped them (their GPU shares are free again). */
@@ -239,7 +266,7 @@ export async function deleteBurst(o: { admin: CoreV1Api; stack: NodeStack }, bur
   await until(
     'the burst’s pods gone',
     async () => {
-      for (const p of burst.pods) {
+      for (const p of [...burst.pods, ...burst.refused]) {
         const gone = await o.admin.readNamespacedPod({ name: p.name, namespace: p.namespace }).then(
           () => false,
           () => true,
