@@ -760,7 +760,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     for (const r of first.refused)
       t.match(
         `${r.reason}: ${r.message}`,
-        /tessera\.io\/gpu-milli/,
+        /tessera\.io\/gpu-milli|Tessera's node agent/,
         `${r.namespace}/${r.name} refused by the kubelet while the agent was away, saying why: ${r.reason}: ${r.message}`,
       );
     t.comment(
