@@ -161,10 +161,16 @@ export async function setPoolDelivery(stack: NodeStack, mode: string | null): Pr
   const pool = pools.items.find((p) => p.get('name') === 'shared-h100')!;
   if (mode === null) pool.delete('delivery');
   else pool.set('delivery', doc.createNode({ mode }));
-  stack.kubectl(
-    ['-n', 'tessera-system', 'patch', 'configmap', 'tessera-policy', '--type=merge', '-p', '-'],
+  stack.kubectl([
+    '-n',
+    'tessera-system',
+    'patch',
+    'configmap',
+    'tessera-policy',
+    '--type=merge',
+    '-p',
     JSON.stringify({ data: { [file]: doc.toString() } }),
-  );
+  ]);
   const carol = stack.client('carol@acme.example').makeApiClient(CoreV1Api);
   const probe = reporterPod('policy-probe', TENANT_NAMESPACES.research, stack.reporterImage, '0.25');
   const wired = (p: V1Pod) => p.spec?.containers[0]?.env?.some((e) => e.name === 'NVIDIA_VISIBLE_DEVICES') ?? false;
