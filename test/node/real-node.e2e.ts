@@ -766,6 +766,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     t.comment(
       `${first.pods.length} pods ran through the restarts, ${first.refused.length} were refused and are made again`,
     );
+    await deleteBurst({ admin, stack }, { pods: [], refused: first.refused, bindSpreadMs: 0 });
     const again = first.refused.length
       ? await burstOf(t, 'cdi-cri', 'restart', {
           only: first.refused.map((r) => [r.tenant, r.namespace, `${r.name}-again`] as const),
