@@ -403,7 +403,10 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
     join(dir, 'containerd.log'),
   );
   const importImage = (image: LocalImage): void => {
-    ctr(['images', 'import', '--no-unpack', '--index-name', image.ref, image.archive]);
+    // --local: the client-side import, as ctr 1.6 did. Through containerd 2's transfer service, an --index-name equal to
+    // the archive's own name is deleted again when the import's temporary image goes (seen here: ImageCreate, then
+    // ImageDelete of the same name 0.2 s later), and the kubelet then tries to pull the sandbox image.
+    ctr(['images', 'import', '--local', '--no-unpack', '--index-name', image.ref, image.archive]);
     if (!ctr(['images', 'ls', '-q']).split('\n').includes(image.ref))
       throw new Error(
         `${image.archive} imported, but ${image.ref} is not among containerd's images:\n${ctr(['images', 'ls', '-q'])}`,
