@@ -3,6 +3,21 @@
 // extender assigned to the pod being started, re-registers when the kubelet restarts, and labels its node so that
 // the extender stops advertising gpu-milli there (one writer) and so that pools can require enforcement.
 // HTTP: /healthz (alive), /readyz (registered with the kubelet now running, pods listed), /metrics.
+//
+// Flags of `tessera serve node-agent` (cli/serve.ts; docs/node-agent.md has the full table):
+//   --node-name NAME ($NODE_NAME)           the node served; required
+//   --driver-root DIR (/)                   reads DIR/proc/driver/nvidia/gpus/*/information (a fake tree in tests)
+//   --device-plugin-dir DIR                 /var/lib/kubelet/device-plugins: kubelet.sock, and our tessera-gpu-milli.sock
+//   --pod-resources-socket FILE             /var/lib/kubelet/pod-resources/kubelet.sock
+//   --delivery auto|cdi-cri|envvar|volume-mounts (auto)   wins over the pod's tessera.io/gpu-delivery (its pool's mode)
+//   --cdi-kind KIND (nvidia.com/gpu)        CDI kind naming GPUs by UUID; --cdi-dir DIR... (/etc/cdi, /var/run/cdi)
+//   --write-cdi-spec FILE, --dev-root DIR   write our own spec of kind --cdi-kind (device nodes only)
+//   --toolkit-config FILE                   the NVIDIA toolkit's config.toml (auto picks volume-mounts from it)
+//   --enforcement auto|hami-core|mps|none (auto), --hami-core-dir DIR, --mps-pipe-dir DIR
+//   --scheduler-name NAME... (tessera-scheduler)   schedulers whose binds carry Tessera's assignment
+//   --host, --port (9400), --health-interval S (5), --kubelet-check-interval S (1), --kubeconfig, --context, --log-level
+// Node labels it sets: tessera.io/node-agent=serving, tessera.io/gpu-enforcement=<hami-core|mps|none>,
+// tessera.io/gpu-delivery=<mode>.
 
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -1,5 +1,5 @@
 // charts/tessera with default values renders the objects of the kustomize base (manifests/base), object by object,
-// apart from the differences listed in ALLOWED below, each deliberate and documented in the README. Then what each
+// apart from the differences listed in ALLOWED below, each deliberate and documented in docs/install.md. Then what each
 // group of values changes, and that bad values fail with the schema's message.
 // Needs helm and kubectl (for kustomize), built into .cache/ by `npm run build:helm` and `npm run build:cluster`; a cold
 // cache builds them here first (minutes).
@@ -35,7 +35,7 @@ const ALLOWED = {
     'helm.sh/chart': `tessera-${chartYaml.version}`,
   },
   /** Only with namespace.create=true: `helm install` needs the release namespace to exist before it starts. */
-  notRenderedByDefault: [`v1/Namespace//${NS}`, 'v1/Namespace//tessera-node-agent'],
+  notRenderedByDefault: ['v1/Namespace//tessera-node-agent', `v1/Namespace//${NS}`],
   /** Self-managed certificates (the base leaves them to `tessera certs issue` by hand). */
   chartOnly: [
     `v1/ServiceAccount/${NS}/tessera-certs`,
@@ -332,7 +332,7 @@ t.test('webhook registration: failurePolicy, timeout, namespaces', async (t) => 
         {
           key: 'kubernetes.io/metadata.name',
           operator: 'NotIn',
-          values: ['kube-system', 'kube-public', 'monitoring', 'gpu-system'],
+          values: ['kube-system', 'kube-public', 'monitoring', 'gpu-system', 'tessera-node-agent'],
         },
         { key: 'tessera.io/tenant', operator: 'Exists' },
       ],
@@ -346,8 +346,8 @@ t.test('another release namespace reaches everything that names it', async (t) =
   const namespaced = objects.filter((o) => o.metadata.namespace !== undefined);
   t.same(
     [...new Set(namespaced.map((o) => o.metadata.namespace))].sort(),
-    ['gpu-system', 'kube-system'],
-    'one RoleBinding in kube-system (the scheduler reads the authentication ConfigMap), the rest in the release namespace',
+    ['gpu-system', 'kube-system', 'tessera-node-agent'],
+    'one RoleBinding in kube-system (the scheduler reads the authentication ConfigMap), the node agent in its own namespace, the rest in the release namespace',
   );
   const text = JSON.stringify(objects);
   t.notMatch(text, /tessera-system/, 'no object names tessera-system');
@@ -527,8 +527,8 @@ t.test('bad values fail with the schema’s message, before anything is rendered
   }
 });
 
-t.test('the README documents every value', async (t) => {
-  const readme = read('README.md');
+t.test('docs/install.md documents every value', async (t) => {
+  const readme = read('docs/install.md');
   const start = readme.indexOf('## Install with Helm');
   t.ok(start >= 0, 'the section exists');
   const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
@@ -559,6 +559,6 @@ t.test('the README documents every value', async (t) => {
         section.includes(`\`${path.split('.').slice(0, -1).join('.')}.`)) ||
       (['webhook', 'extender', 'scheduler'].includes(component!) && perComponent.includes(`\`${rest.join('.')}\``)) ||
       (component === 'nodeAgent' && agentDoc.includes(`\`${path}\``));
-    t.ok(documented, `${path} is in the README's values tables`);
+    t.ok(documented, `${path} is in docs/install.md's (or docs/node-agent.md's) values tables`);
   }
 });
