@@ -101,11 +101,19 @@ export async function prepareTenants(stack: NodeStack): Promise<void> {
   const admin = stack.client('admin').makeApiClient(CoreV1Api);
   for (const [tenant, ns] of Object.entries(TENANT_NAMESPACES)) {
     await alice.createNamespace({ body: { metadata: { name: ns, labels: { 'tessera.io/tenant': tenant } } } });
+    // A Role of its own: the aggregated `edit` ClusterRole has no rules here (no clusterrole-aggregation controller).
+    await rbac.createNamespacedRole({
+      namespace: ns,
+      body: {
+        metadata: { name: 'gpu-user' },
+        rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] }],
+      },
+    });
     await rbac.createNamespacedRoleBinding({
       namespace: ns,
       body: {
-        metadata: { name: 'carol-edit' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+        metadata: { name: 'carol-gpu-user' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'gpu-user' },
         subjects: [{ kind: 'User', name: 'carol@acme.example', apiGroup: 'rbac.authorization.k8s.io' }],
       },
     });
