@@ -10,6 +10,7 @@ import { tenantNamed, type Policy } from '../policy/model.ts';
 import { decidePodGpu } from '../dra/decision.ts';
 import { NO_DRA, type DraLookup } from '../dra/lookup.ts';
 import { DRA_CLAIMS_RESOURCE } from '../dra/names.ts';
+import { DEVICES_MARKER } from '../pools/device-plan.ts';
 import { NO_POD_DRA, readPodDra, type PodDra } from '../dra/pod-claims.ts';
 import { tenantOfNamespace, type ClusterView } from './cluster-view.ts';
 import { isVmKind, KUBEVIRT_GROUP, vmiView } from '../kubevirt/vm-objects.ts';
@@ -110,6 +111,8 @@ export function mutatePod(
       gpu = target ? [target] : [];
     }
     if (claims.gpu) markForExtender(gpu, claims);
+    if (Object.keys(demand.devices).length > 0 && gpu[0])
+      ((gpu[0].resources ??= {}).limits ??= {})[DEVICES_MARKER] = '1';
     requireNodeLabels(spec, pool.nodeSelector);
     if (pool.taint) ensureToleration(spec, pool.taint);
     fractionPool = pool.fractionMode === 'fraction';
