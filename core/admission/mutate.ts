@@ -7,7 +7,7 @@ import { parseDemand, wantsGpu } from '../demand.ts';
 import type { KubeContainer, KubePod, PodSpec } from '../kube-objects.ts';
 import { isGpuResource, POLICY_REVISION, POOL_ANNOTATION, TENANT_LABEL, VISIBLE_DEVICES } from '../well-known-names.ts';
 import { tenantNamed, type Policy } from '../policy/model.ts';
-import { decidePodGpu } from '../dra/decision.ts';
+import { decidePodGpu, withoutDraExtended } from '../dra/decision.ts';
 import { NO_DRA, type DraLookup } from '../dra/lookup.ts';
 import { DRA_CLAIMS_RESOURCE } from '../dra/names.ts';
 import { DEVICES_MARKER } from '../pools/device-plan.ts';
@@ -86,9 +86,9 @@ export function mutatePod(
 
   // Malformed GPU input is the validating stage's to deny with its field; mutate nothing GPU-related.
   const parsed = parseDemand(pod, policy.accelerators);
-  const demand = parsed.ok ? parsed.demand : null;
   const tenant = namespaceTenant === null ? undefined : tenantNamed(policy, namespaceTenant);
-  const claims = demand !== null && tenant ? readPodDra(pod, namespace, policy, dra) : NO_POD_DRA;
+  const claims = parsed.ok && tenant ? readPodDra(pod, namespace, policy, dra) : NO_POD_DRA;
+  const demand = parsed.ok ? withoutDraExtended(parsed.demand, claims) : null;
   if (demand !== null && (wantsGpu(demand) || claims.gpu) && tenant) {
     const decision = decidePodGpu(demand, claims, tenant, policy, namespace, dra);
     if (!decision.ok) return { pod: input, denial: decision.message, warnings };
