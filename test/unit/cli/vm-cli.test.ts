@@ -4,6 +4,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { explain } from '../../../cli/explain.ts';
+import { policyCommand } from '../../../cli/policy.ts';
 import { auditPods } from '../../../core/admission/audit.ts';
 import { staticClusterView } from '../../../core/admission/cluster-view.ts';
 import { gpuHoursFromSnapshots } from '../../../core/chargeback/gpu-hours.ts';
@@ -87,4 +88,19 @@ t.test('usage: GPU-hours of a VM by its devices, once during a live migration', 
     new Date(Date.UTC(2026, 11, 7, 10, 0)),
   );
   t.same(report.rows, [{ tenant: 'research', namespace: 'research-a', pool: 'vm-h100', gpuHours: 2 }]);
+});
+
+t.test('policy test runs the VM suite: the four side doors denied, the VMs the policy allows admitted', async (t) => {
+  const suite = new URL('../../policy/vm/vm-policy.test.yaml', import.meta.url).pathname;
+  const lines: string[] = [];
+  const original = console.log;
+  console.log = (...a: unknown[]) => lines.push(a.join(' '));
+  let code: number;
+  try {
+    code = policyCommand(['test', suite]);
+  } finally {
+    console.log = original;
+  }
+  t.match(lines.join('\n'), /6 passed, 0 failed/);
+  t.equal(code, 0);
 });
