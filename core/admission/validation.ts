@@ -133,6 +133,10 @@ function vmViolations(
     out.push({ rule: BUILTIN.request, action: 'enforce', message: `${s.where}${s.demand.field}: ${s.demand.message}` });
   out.push(...acceleratorsCheck(s, ctx), ...tenancyCheck(s, ctx), ...claimsCheck(s, ctx), ...accountingCheck(s, ctx));
   if (kind === 'VirtualMachineInstance' && create) out.push(...quotaCheck({ ...s, template: false }, ctx));
+  // The policy's rules about what a VM asks for and how it is labelled; not those about its images (the launcher's
+  // image is KubeVirt's, checked on the pod) or edits of a running pod.
+  const rules = ctx.policy.rules.filter((r) => r.kind !== 'ImageRegistry' && r.kind !== 'ImmutableFields');
+  out.push(...policyRuleViolations(s, { ...ctx, policy: { ...ctx.policy, rules } }));
   return out;
 }
 

@@ -178,6 +178,11 @@ t.test('tessera.io/gpu-fraction on a VM picks the smallest vGPU profile that mee
     JSON.stringify(machine.patched),
     /"gpus":\[\{"name":"tessera-vgpu","deviceName":"nvidia.com\/NVIDIA_L40S-24Q"\}\]/,
   );
+  const tiny = review(vmi({ annotations: { 'tessera.io/gpu-fraction': '0.01' } }));
+  t.match(
+    tiny.message,
+    /\[gpu-request-bounds\] VirtualMachineInstance gpu-vm: the pod asks for 0.01 of a GPU; the minimum is 0.05/,
+  );
   const tooBig = review(vmi({ annotations: { 'tessera.io/gpu-fraction': '0.75' } }));
   t.equal(tooBig.response.allowed, false);
   t.match(
