@@ -184,7 +184,7 @@ function mutateVm(
   if (vmi === null) return null;
   const choice = chooseVgpu(vmi, tenant, policy);
   if (choice === null) return null;
-  if (!choice.ok) return { patch: [], denial: `${vmi.where}${choice.message}`, warnings: [] };
+  if (!choice.ok) return { patch: [], denial: `${vmi.where}${choice.message}`, warnings: [], subject: kind };
   applyVgpu(vmi, choice);
   return { patch: jsonPatch.compare(req.object as object, copy), denial: null, warnings: [] };
 }
@@ -192,6 +192,8 @@ function mutateVm(
 export interface Mutation {
   readonly patch: jsonPatch.Operation[];
   readonly denial: string | null;
+  /** What was reviewed, for the denial's first line (default: pod). */
+  readonly subject?: string;
   readonly warnings: readonly string[];
 }
 

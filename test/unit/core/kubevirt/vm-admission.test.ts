@@ -187,7 +187,7 @@ t.test('tessera.io/gpu-fraction on a VM picks the smallest vGPU profile that mee
   t.equal(tooBig.response.allowed, false);
   t.match(
     tooBig.message,
-    /no vGPU profile of tenant research's vgpu pools is that large \(vm-l40s-vgpu: nvidia\.com\/NVIDIA_L40S-12Q \(1\/4\), nvidia\.com\/NVIDIA_L40S-24Q \(1\/2\)\)/,
+    /^Tessera denied this VirtualMachineInstance:\n- \[tessera\/kubevirt\] VirtualMachineInstance gpu-vm: tessera\.io\/gpu-fraction=0\.75 on a VM: no vGPU profile of tenant research's vgpu pools is that large \(vm-l40s-vgpu: nvidia\.com\/NVIDIA_L40S-12Q \(1\/4\), nvidia\.com\/NVIDIA_L40S-24Q \(1\/2\)\)/,
   );
 });
 
