@@ -37,6 +37,8 @@ interface RunResult {
   running: number;
   loadMs: number;
   absorb: Absorb | null;
+  /** Server CPU ms per call (p50, p99), by path. */
+  cpu: Record<string, { p50: number; p99: number }>;
 }
 
 async function run(
@@ -104,9 +106,8 @@ async function run(
     }
   }
   child.send('memory');
-  const memory = await new Promise<{ rss: number }>((resolve) =>
-    child.once('message', (m) => resolve(m as { rss: number })),
-  );
+  type Memory = { rss: number; cpu: Record<string, { p50: number; p99: number }> };
+  const memory = await new Promise<Memory>((resolve) => child.once('message', (m) => resolve(m as Memory)));
   let absorb: Absorb | null = null;
   if (dense) {
     child.send('absorb');
@@ -127,6 +128,7 @@ async function run(
     running: ready.running,
     loadMs: ready.loadMs,
     absorb,
+    cpu: memory.cpu,
   };
 }
 
@@ -137,6 +139,8 @@ const calls = Number(process.env.BENCH_CALLS ?? 2000);
 
 const line = (name: string, xs: number[]) =>
   `${name} p50 ${percentile(xs, 0.5).toFixed(3)} ms, p99 ${percentile(xs, 0.99).toFixed(3)} ms`;
+const cpuLine = (r: RunResult) =>
+  `server CPU per call: filter p50 ${r.cpu['/filter']!.p50.toFixed(3)} ms, p99 ${r.cpu['/filter']!.p99.toFixed(3)} ms, prioritize p50 ${r.cpu['/prioritize']!.p50.toFixed(3)} ms, p99 ${r.cpu['/prioritize']!.p99.toFixed(3)} ms`;
 let ok = true;
 
 async function base(): Promise<boolean> {
@@ -144,7 +148,7 @@ async function base(): Promise<boolean> {
   for (const size of [1000, 5000]) {
     const r = await run(size, calls, 'feasible');
     console.log(
-      `extender, ${size} GPU nodes, ${r.names} names per call (numFeasibleNodesToFind), nodeCacheCapable: ${line('filter', r.filter)}; ${line('prioritize', r.prioritize)}; server RSS ${r.rssMiB.toFixed(0)} MiB`,
+      `extender, ${size} GPU nodes, ${r.names} names per call (numFeasibleNodesToFind), nodeCacheCapable: ${line('filter', r.filter)}; ${line('prioritize', r.prioritize)}; ${cpuLine(r)}; server RSS ${r.rssMiB.toFixed(0)} MiB`,
     );
     if (size === 5000)
       ok =
@@ -174,7 +178,7 @@ async function scale(unit: number): Promise<boolean> {
       .map(([k, v]) => `${k} p50 ${v.p50.toFixed(1)} µs, p99 ${v.p99.toFixed(1)} µs, max ${v.max.toFixed(0)} µs`)
       .join('; ');
     console.log(
-      `extender scale ${factor}x: ${size} GPU nodes, ${r.running} running pods, ${r.names} names per call, nodeCacheCapable: ${line('filter', r.filter)}; ${line('prioritize', r.prioritize)}; server RSS ${r.rssMiB.toFixed(0)} MiB; initial list absorbed in ${(r.loadMs / 1000).toFixed(2)} s; watch events: ${events}`,
+      `extender scale ${factor}x: ${size} GPU nodes, ${r.running} running pods, ${r.names} names per call, nodeCacheCapable: ${line('filter', r.filter)}; ${line('prioritize', r.prioritize)}; ${cpuLine(r)}; server RSS ${r.rssMiB.toFixed(0)} MiB; initial list absorbed in ${(r.loadMs / 1000).toFixed(2)} s; watch events: ${events}`,
     );
   }
   const first = rows[0]!.r;
@@ -183,7 +187,7 @@ async function scale(unit: number): Promise<boolean> {
     const ratio = (x: number, y: number) => (x / y).toFixed(2);
     const worstEvent = (a: Absorb) => Math.max(...Object.values(a).map((v) => v.p99));
     console.log(
-      `  ${factor}x (${size} nodes, ${r.running} pods): filter p99 x${ratio(percentile(r.filter, 0.99), percentile(first.filter, 0.99))}, prioritize p99 x${ratio(percentile(r.prioritize, 0.99), percentile(first.prioritize, 0.99))}, RSS x${ratio(r.rssMiB, first.rssMiB)}, initial list x${ratio(r.loadMs, first.loadMs)}, slowest event p99 x${ratio(worstEvent(r.absorb!), worstEvent(first.absorb!))}`,
+      `  ${factor}x (${size} nodes, ${r.running} pods): filter p99 x${ratio(percentile(r.filter, 0.99), percentile(first.filter, 0.99))}, prioritize p99 x${ratio(percentile(r.prioritize, 0.99), percentile(first.prioritize, 0.99))}, server CPU per filter p50 x${ratio(r.cpu['/filter']!.p50, first.cpu['/filter']!.p50)}, per prioritize p50 x${ratio(r.cpu['/prioritize']!.p50, first.cpu['/prioritize']!.p50)}, RSS x${ratio(r.rssMiB, first.rssMiB)}, initial list x${ratio(r.loadMs, first.loadMs)}, slowest event p99 x${ratio(worstEvent(r.absorb!), worstEvent(first.absorb!))}`,
     );
   }
   const top = rows[rows.length - 1]!.r;
