@@ -27,7 +27,7 @@ export function feasibleToFind(nodes: number): number {
   return Math.max(100, Math.floor((nodes * percentage) / 100));
 }
 
-type Absorb = Record<string, { p50: number; p99: number; max: number }>;
+type Absorb = Record<string, { p50: number; p99: number; max: number; cpuP99: number }>;
 
 interface RunResult {
   filter: number[];
@@ -36,6 +36,7 @@ interface RunResult {
   names: number;
   running: number;
   loadMs: number;
+  loadCpuMs: number;
   absorb: Absorb | null;
   /** Server CPU ms per call (p50, p99), by path. */
   cpu: Record<string, { p50: number; p99: number }>;
@@ -52,7 +53,7 @@ async function run(
     [String(size), dense ? 'dense' : 'sparse'],
     { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
   );
-  type Ready = { port: number; pools: Record<string, string[]>; running: number; loadMs: number };
+  type Ready = { port: number; pools: Record<string, string[]>; running: number; loadMs: number; loadCpuMs: number };
   const ready = await new Promise<Ready>((resolve, reject) => {
     child.once('message', (m) => resolve(m as Ready));
     child.once('exit', (code) => reject(new Error(`extender exited with ${code}`)));
@@ -127,6 +128,7 @@ async function run(
     names: most,
     running: ready.running,
     loadMs: ready.loadMs,
+    loadCpuMs: ready.loadCpuMs,
     absorb,
     cpu: memory.cpu,
   };
@@ -175,27 +177,34 @@ async function scale(unit: number): Promise<boolean> {
     rows.push({ factor, size, r });
     const a = r.absorb!;
     const events = Object.entries(a)
-      .map(([k, v]) => `${k} p50 ${v.p50.toFixed(1)} µs, p99 ${v.p99.toFixed(1)} µs, max ${v.max.toFixed(0)} µs`)
+      .map(
+        ([k, v]) =>
+          `${k} p50 ${v.p50.toFixed(1)} µs, p99 ${v.p99.toFixed(1)} µs (CPU ${v.cpuP99.toFixed(0)} µs), max ${v.max.toFixed(0)} µs`,
+      )
       .join('; ');
     console.log(
-      `extender scale ${factor}x: ${size} GPU nodes, ${r.running} running pods, ${r.names} names per call, nodeCacheCapable: ${line('filter', r.filter)}; ${line('prioritize', r.prioritize)}; ${cpuLine(r)}; server RSS ${r.rssMiB.toFixed(0)} MiB; initial list absorbed in ${(r.loadMs / 1000).toFixed(2)} s; watch events: ${events}`,
+      `extender scale ${factor}x: ${size} GPU nodes, ${r.running} running pods, ${r.names} names per call, nodeCacheCapable: ${line('filter', r.filter)}; ${line('prioritize', r.prioritize)}; ${cpuLine(r)}; server RSS ${r.rssMiB.toFixed(0)} MiB; initial list absorbed in ${(r.loadMs / 1000).toFixed(2)} s (${(r.loadCpuMs / 1000).toFixed(2)} s of CPU); watch events: ${events}`,
     );
   }
   const first = rows[0]!.r;
   console.log('growth from 1x (ratio to the 1x figure; linear in the fleet would be 1, 2, 5):');
   for (const { factor, size, r } of rows) {
     const ratio = (x: number, y: number) => (x / y).toFixed(2);
-    const worstEvent = (a: Absorb) => Math.max(...Object.values(a).map((v) => v.p99));
+    const worstEvent = (a: Absorb) => Math.max(...Object.values(a).map((v) => v.cpuP99));
     console.log(
-      `  ${factor}x (${size} nodes, ${r.running} pods): filter p99 x${ratio(percentile(r.filter, 0.99), percentile(first.filter, 0.99))}, prioritize p99 x${ratio(percentile(r.prioritize, 0.99), percentile(first.prioritize, 0.99))}, server CPU per filter p50 x${ratio(r.cpu['/filter']!.p50, first.cpu['/filter']!.p50)}, per prioritize p50 x${ratio(r.cpu['/prioritize']!.p50, first.cpu['/prioritize']!.p50)}, RSS x${ratio(r.rssMiB, first.rssMiB)}, initial list x${ratio(r.loadMs, first.loadMs)}, slowest event p99 x${ratio(worstEvent(r.absorb!), worstEvent(first.absorb!))}`,
+      `  ${factor}x (${size} nodes, ${r.running} pods): filter p99 x${ratio(percentile(r.filter, 0.99), percentile(first.filter, 0.99))}, prioritize p99 x${ratio(percentile(r.prioritize, 0.99), percentile(first.prioritize, 0.99))}, server CPU per filter p50 x${ratio(r.cpu['/filter']!.p50, first.cpu['/filter']!.p50)}, per prioritize p50 x${ratio(r.cpu['/prioritize']!.p50, first.cpu['/prioritize']!.p50)}, RSS x${ratio(r.rssMiB, first.rssMiB)}, initial list CPU x${ratio(r.loadCpuMs, first.loadCpuMs)}, slowest event CPU p99 x${ratio(worstEvent(r.absorb!), worstEvent(first.absorb!))}`,
     );
   }
   const top = rows[rows.length - 1]!.r;
   const eventP99 = Math.max(...Object.values(top.absorb!).map((v) => v.p99));
+  const eventCpuP99 = Math.max(...Object.values(top.absorb!).map((v) => v.cpuP99));
   const pass =
     percentile(top.filter, 0.99) < 5 && percentile(top.prioritize, 0.99) < 5 && top.rssMiB < 1024 && eventP99 < 1000;
+  // On a shared machine the wall-clock figures count the time the server waited for a core; the CPU figures do not.
+  const cpuPass =
+    top.cpu['/filter']!.p99 < 5 && top.cpu['/prioritize']!.p99 < 5 && top.rssMiB < 1024 && eventCpuP99 < 1000;
   console.log(
-    `budget at ${rows[rows.length - 1]!.size} nodes with ${top.running} pods: filter and prioritize p99 < 5 ms on ${SCALE_NAMES} names, RSS < 1024 MiB, watch event p99 < 1 ms: ${pass ? 'PASS' : 'FAIL'}`,
+    `budget at ${rows[rows.length - 1]!.size} nodes with ${top.running} pods: filter and prioritize p99 < 5 ms on ${SCALE_NAMES} names, RSS < 1024 MiB, watch event p99 < 1 ms: wall-clock ${pass ? 'PASS' : 'FAIL'}; in server CPU ${cpuPass ? 'PASS' : 'FAIL'}`,
   );
   return pass;
 }
