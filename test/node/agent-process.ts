@@ -22,6 +22,9 @@ export const AGENT_GROUPS = ['system:serviceaccounts', `system:serviceaccounts:$
 
 const REPO = join(import.meta.dirname, '..', '..');
 
+/** Where the kubelet serves device plugins (fixed; node.ts removes it at teardown when the run made it). */
+export const DEVICE_PLUGIN_DIR = '/var/lib/kubelet/device-plugins';
+
 export type AgentDelivery = 'auto' | 'cdi-cri' | 'envvar' | 'volume-mounts';
 
 export interface NodeAgent {
@@ -54,8 +57,10 @@ export async function startNodeAgent(o: {
     o.node.name,
     '--driver-root',
     o.gpus.driverRoot,
+    // The kubelet serves device plugins at a fixed path, whatever its --root-dir (k8s.io/kubelet
+    // pkg/apis/deviceplugin/v1beta1/constants.go DevicePluginPath); PodResources is under the root dir.
     '--device-plugin-dir',
-    join(o.node.kubeletRoot, 'device-plugins'),
+    DEVICE_PLUGIN_DIR,
     '--pod-resources-socket',
     join(o.node.kubeletRoot, 'pod-resources', 'kubelet.sock'),
     '--delivery',

@@ -21,7 +21,7 @@ import { CoreV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
 import { createCa, issueLeaf } from '../../certs/authority.ts';
 import { freePort, type LocalCluster, startProcess, stopProcess } from '../controlplane/cluster.ts';
 import type { LocalImage, NodeBinaries } from './build.ts';
-import { AGENT_GROUPS, AGENT_USER } from './agent-process.ts';
+import { AGENT_GROUPS, AGENT_USER, DEVICE_PLUGIN_DIR } from './agent-process.ts';
 import type { ContainerdBinaries } from './containerd.ts';
 import { CDI_SPEC_DIR } from './fake-gpus.ts';
 import { type ClusterDns, startClusterDns } from './dns.ts';
@@ -259,6 +259,13 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
   admin.loadFromString(cluster.kubeconfigText('admin'));
   const core = admin.makeApiClient(CoreV1Api);
 
+  // The kubelet makes its device plugin folder at a fixed path, whatever its --root-dir: removed at teardown when this
+  // run made it (the folder, or /var/lib/kubelet itself).
+  for (const d of ['/var/lib/kubelet', DEVICE_PLUGIN_DIR])
+    if (!existsSync(d)) {
+      changes.add(`remove ${d}`, () => rmSync(d, { recursive: true, force: true }));
+      break;
+    }
   // The pods' cgroups: one folder per hierarchy, the kubelet's cgroupRoot (it must exist before the kubelet starts).
   changes.note({ cgroupRoot, containerdSocket: sock });
   const hierarchies = cgroupHierarchies();
