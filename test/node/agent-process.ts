@@ -93,7 +93,11 @@ export async function startNodeAgent(o: {
   };
   const start = async (): Promise<void> => {
     child = startProcess('node-agent', process.execPath, args(), o.node.dir);
-    await ready();
+    // An agent that never became ready is stopped: nothing else holds it, and it would keep the test process alive.
+    await ready().catch(async (e: Error) => {
+      await stopProcess(child);
+      throw e;
+    });
   };
   await start();
   return {
