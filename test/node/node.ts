@@ -259,13 +259,16 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
   admin.loadFromString(cluster.kubeconfigText('admin'));
   const core = admin.makeApiClient(CoreV1Api);
 
-  // The kubelet makes its device plugin folder at a fixed path, whatever its --root-dir: removed at teardown when this
-  // run made it (the folder, or /var/lib/kubelet itself).
+  // The kubelet makes its device plugin folder at a fixed path, whatever its --root-dir (and its pki/ beside it):
+  // removed at teardown when this run made it (the folder, or /var/lib/kubelet itself).
   for (const d of ['/var/lib/kubelet', DEVICE_PLUGIN_DIR])
     if (!existsSync(d)) {
       changes.add(`remove ${d}`, () => rmSync(d, { recursive: true, force: true }));
       break;
     }
+  // containerd 2's CNI library caches results in /var/lib/cni/results (libcni's default cache dir): removed likewise.
+  if (!existsSync('/var/lib/cni'))
+    changes.add('remove /var/lib/cni', () => rmSync('/var/lib/cni', { recursive: true, force: true }));
   // The pods' cgroups: one folder per hierarchy, the kubelet's cgroupRoot (it must exist before the kubelet starts).
   changes.note({ cgroupRoot, containerdSocket: sock });
   const hierarchies = cgroupHierarchies();
