@@ -21,6 +21,7 @@ import {
   requireNodeLabels,
   VISIBLE_DEVICES_ENV,
 } from './pod-edits.ts';
+import { resizeConflictDenial, resizeConflicts, vclusterOf } from './vcluster.ts';
 
 export interface MutationResult {
   readonly pod: KubePod;
@@ -76,6 +77,7 @@ export function mutatePod(
   const warnings: string[] = [];
   let gpu: KubeContainer[] = [];
   let fractionPool = false;
+  let planned: { readonly pool: string; readonly limits: Readonly<Record<string, string>> } | null = null;
 
   // Malformed GPU input is the validating stage's to deny with its field; mutate nothing GPU-related.
   const parsed = parseDemand(pod);
@@ -86,6 +88,7 @@ export function mutatePod(
     const decision = decidePodGpu(demand, claims, tenant, policy, namespace, dra);
     if (!decision.ok) return { pod: input, denial: decision.message, warnings };
     const { pool, plan } = decision;
+    planned = { pool: pool.name, limits: plan.limits };
     if (!spec.schedulerName || spec.schedulerName === DEFAULT_SCHEDULER) spec.schedulerName = policy.schedulerName;
     (meta.annotations ??= {})[POOL_ANNOTATION] = pool.name;
     gpu = gpuContainers(pod, claims);
@@ -129,6 +132,11 @@ export function mutatePod(
       ensureEnv(c, { name: VISIBLE_DEVICES_ENV, value: 'void' });
     }
   }
+  // A vCluster syncer resizes synced pods back to their virtual resources: only additions survive (vcluster.ts).
+  const vcluster = vclusterOf(input);
+  const conflicts = vcluster !== null && planned !== null ? resizeConflicts(input, pod) : [];
+  if (vcluster !== null && planned !== null && conflicts.length > 0)
+    return { pod: input, denial: resizeConflictDenial(vcluster, planned.pool, conflicts, planned.limits), warnings };
   return { pod, denial: null, warnings };
 }
 
