@@ -4,7 +4,7 @@
 // ones), and prints what was admitted or denied and why, where each pod landed, per-GPU occupancy, utilisation per
 // pool and tenant, a Job that runs and ends and hands its GPUs and quota back, and the drift a policy change reveals.
 // It also runs one GPU VM (KubeVirt's CRDs, with a stand-in for virt-controller) and one pod synced from a virtual
-// cluster (a stand-in for vCluster's syncer); see test/fixtures/kubevirt.ts and vcluster-syncer.ts. Then it shuts
+// cluster (a stand-in for vCluster's syncer); see test/fixtures/kubevirt-controller.ts and vcluster-syncer.ts. Then it shuts
 // everything down.
 
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -30,10 +30,10 @@ import {
   grantKubevirtController,
   gpuVmi,
   installKubevirtCrds,
-  KUBEVIRT_CONTROLLER,
+  VIRT_CONTROLLER_IDENTITY,
   VirtControllerStandIn,
   vmOf,
-} from '../fixtures/kubevirt.ts';
+} from '../fixtures/kubevirt-controller.ts';
 import { grantSyncerRole, syncerIdentity, VClusterSyncerStandIn } from '../fixtures/vcluster-syncer.ts';
 import { DEMO_USERS, FLEET, SUBMISSIONS } from './workloads.ts';
 
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   const stack = await startStack({
     policy: POLICY,
     progress: (l) => step(l),
-    identities: [KUBEVIRT_CONTROLLER, SYNCER],
+    identities: [VIRT_CONTROLLER_IDENTITY, SYNCER],
   });
   try {
     const admin = stack.client('admin').makeApiClient(CoreV1Api);
@@ -206,7 +206,7 @@ async function main(): Promise<void> {
       verdict: verdictOf(vmError),
     });
     if (vmError === null) {
-      const controller = new VirtControllerStandIn(stack.client(KUBEVIRT_CONTROLLER.user));
+      const controller = new VirtControllerStandIn(stack.client(VIRT_CONTROLLER_IDENTITY.user));
       const started = await controller.startVm('vision', 'gpu-vm');
       const launched =
         started.error === null ? await controller.launch('vision', 'gpu-vm') : { pod: null, error: started.error };

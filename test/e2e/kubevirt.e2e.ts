@@ -1,6 +1,6 @@
 // KubeVirt GPU VMs on the real control plane (kube-apiserver, kube-scheduler with Tessera's extender, KWOK nodes),
 // with ../shared/examples/vm/policy.yaml. KubeVirt itself is not run: its real VirtualMachineInstance and
-// VirtualMachine CRDs are installed, and a STAND-IN for virt-controller (test/fixtures/kubevirt.ts) creates the VMIs of
+// VirtualMachine CRDs are installed, and a STAND-IN for virt-controller (test/fixtures/kubevirt-controller.ts) creates the VMIs of
 // running VMs, the virt-launcher pods and a live-migration target as virt-controller's template code does, under its
 // service account. KWOK nodes advertise what NVIDIA's KubeVirt GPU device plugin advertises: passthrough H100s under
 // their PCI-derived name and L40S vGPU profiles, plus devices no pool maps (T4 vGPUs, AMD GPUs). The promises: a VM's
@@ -15,11 +15,11 @@ import {
   grantKubevirtController,
   gpuVmi,
   installKubevirtCrds,
-  KUBEVIRT_CONTROLLER,
+  VIRT_CONTROLLER_IDENTITY,
   type Vmi,
   VirtControllerStandIn,
   vmOf,
-} from '../fixtures/kubevirt.ts';
+} from '../fixtures/kubevirt-controller.ts';
 import { apiErrorMessage, until } from '../fixtures/waiting.ts';
 import { createFakeNode, startStack, type Stack, waitForNodesReady } from './stack.ts';
 
@@ -50,7 +50,7 @@ t.test('KubeVirt GPU VMs through Tessera, with a stand-in for virt-controller', 
   const stack: Stack = await startStack({
     policy: POLICY,
     progress: (l) => t.comment(l),
-    identities: [KUBEVIRT_CONTROLLER],
+    identities: [VIRT_CONTROLLER_IDENTITY],
     ...(logFile ? { log: pino({ level: 'debug' }, pino.destination(logFile)) } : {}),
   });
   t.teardown(() => stack.stop());
@@ -62,7 +62,7 @@ t.test('KubeVirt GPU VMs through Tessera, with a stand-in for virt-controller', 
   const bob = bobKc.makeApiClient(CoreV1Api);
   await installKubevirtCrds(adminKc);
   await grantKubevirtController(adminKc);
-  const controller = new VirtControllerStandIn(stack.client(KUBEVIRT_CONTROLLER.user));
+  const controller = new VirtControllerStandIn(stack.client(VIRT_CONTROLLER_IDENTITY.user));
 
   for (const n of ['vm-h100-0', 'vm-h100-1', 'vm-h100-2'])
     await createFakeNode(
