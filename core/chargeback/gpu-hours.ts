@@ -45,7 +45,7 @@ export const usageKey = (tenant: string, namespace: string, pool: string): strin
 /** What a pod holds in a snapshot: GPU-equivalents while it is bound and not finished, else 0. */
 function held(pod: KubePod, policy: Policy): number {
   if (!pod.spec?.nodeName || isTerminated(pod)) return 0;
-  const parsed = parseDemand(pod);
+  const parsed = parseDemand(pod, policy.accelerators);
   return parsed.ok && wantsGpu(parsed.demand) ? podEquivalents(parsed.demand, policy) : 0;
 }
 

@@ -80,6 +80,7 @@ export function tracePodDemand(p: TracePod, uid: string): PodDemand {
     cpuMilli: p.cpuMilli,
     memoryMiB: p.memoryMiB,
     gpuResources: gpu ? { [GPU_MILLI]: p.gpus * p.milliPerGpu } : {},
+    devices: {},
     fraction: gpu ? { gpus: p.gpus, milliPerGpu: p.milliPerGpu, memoryMiB: null, memoryOnly: false } : null,
     models: p.models,
     topology: null,

@@ -55,7 +55,7 @@ function gpuAsk(
   namespace: string,
   ctx: CheckContext,
 ): { readonly text: string; readonly resources: readonly string[] } | null {
-  const parsed = parseDemand(pod);
+  const parsed = parseDemand(pod, ctx.policy.accelerators);
   if (!parsed.ok)
     return {
       text: `a GPU request Tessera cannot read (${parsed.error.field}: ${parsed.error.message})`,
