@@ -200,6 +200,19 @@ export async function registerWebhooks(admin: KubeConfig, caPem: string, baseUrl
           rules: [
             { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] },
             { apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['pods/ephemeralcontainers'] },
+            // KubeVirt's VMIs and VMs where their CRDs are installed, as manifests/kubevirt registers them.
+            {
+              apiGroups: ['kubevirt.io'],
+              apiVersions: ['v1'],
+              operations: ['CREATE'],
+              resources: ['virtualmachineinstances'],
+            },
+            {
+              apiGroups: ['kubevirt.io'],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['virtualmachines'],
+            },
           ],
         },
       ],
