@@ -110,6 +110,12 @@ t.test('vCluster tenants through Tessera, with a stand-in for the vCluster synce
   const lab = new VClusterSyncerStandIn('lab', UNTENANTED_NS, stack.client(labUser.user).makeApiClient(CoreV1Api));
   const host = (name: string) =>
     admin.readNamespacedPod({ namespace: HOST_NS, name: syncer.hostName(name, 'default') });
+  /** KWOK has moved the bound host pod to Running, so no status write of its own races the stillness checks. */
+  const running = (name: string) =>
+    until(`${name} Running`, async () => {
+      const p = await host(name);
+      return p.status?.phase === 'Running' && p.status.conditions?.some((c) => c.type === 'Ready') ? p : null;
+    });
   await until('fraction capacity on h100-0', async () => {
     const n = await admin.readNode({ name: 'h100-0' });
     return ['8k', '8000'].includes(String(n.status?.allocatable?.['tessera.io/gpu-milli']));
@@ -149,6 +155,7 @@ t.test('vCluster tenants through Tessera, with a stand-in for the vCluster synce
   );
 
   await t.test('the first syncs copy Tessera stamps into the virtual pod, then the pair stays still', async (t) => {
+    await running('train');
     await settle(syncer, 'train');
     const v = syncer.virtualPod('train');
     t.equal(v.metadata!.labels!['tessera.io/tenant'], 'research', 'the tenant sees its real tenant');
@@ -299,7 +306,7 @@ t.test('vCluster tenants through Tessera, with a stand-in for the vCluster synce
     t.equal(again.error, first.error);
     // What the denial asks for is admitted, bound, and then left alone by the syncer.
     t.equal((await syncer.create(virtualPod('milli', { limits: { 'tessera.io/gpu-milli': '1000' } }))).error, null);
-    await until('milli bound', async () => (await host('milli')).spec?.nodeName);
+    await running('milli');
     await settle(syncer, 'milli');
     const rv = (await host('milli')).metadata!.resourceVersion;
     const r = await syncer.sync('milli');
