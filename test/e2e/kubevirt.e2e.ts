@@ -222,25 +222,24 @@ t.test('KubeVirt GPU VMs through Tessera, with a stand-in for virt-controller', 
     t.match(over, /quota/, 'a VMI beyond the quota is denied at its own admission, synchronously');
     t.comment(over ?? '');
     // Admitted while it fitted, launched when it no longer does: the launcher pod is the ledger.
-    t.equal(await createVmi(gpuVmi('late-vm', 'vision', [L40S_24Q])), null, '11 + 0.5 fits');
-    const filler = await bob.createNamespacedPod({
-      namespace: 'vision',
-      body: {
-        metadata: { name: 'filler', labels: { team: 'vision', 'cost-center': '1234' } },
-        spec: {
-          containers: [{ name: 'main', image: 'registry.example/app:1', resources: { limits: { [L40S_12Q]: '2' } } }],
-        },
-      },
-    });
-    t.ok(filler.metadata!.uid, 'a pod holding two 12Q vGPUs brings the tenant to 11.5');
+    t.equal(await createVmi(gpuVmi('late-vm', 'vision', [H100])), null, '11 + 1 fits');
+    t.equal(await createVmi(gpuVmi('filler-vm', 'vision', [L40S_12Q, L40S_12Q])), null, '11 + 0.5 fits');
+    const filler = await launch('vision', 'filler-vm');
     const late = await controller.launch('vision', 'late-vm');
-    t.match(late.error, /^Error creating pod: .*quota/s, 'the launcher pod is refused, reported as FailedCreate');
+    t.match(late.error, /^Error creating pod: .*quota/s, 'at 11.5, the launcher pod of late-vm is refused');
+    t.comment(late.error ?? '');
     const events = await admin.listNamespacedEvent({ namespace: 'vision' });
     t.ok(
       events.items.some((e) => e.involvedObject?.name === 'late-vm' && e.reason === 'FailedCreate'),
-      'on the VMI',
+      'reported as FailedCreate on the VMI',
     );
-    await admin.deleteNamespacedPod({ namespace: 'vision', name: 'filler', gracePeriodSeconds: 0 });
+    await admin.deleteNamespacedPod({ namespace: 'vision', name: filler.metadata!.name!, gracePeriodSeconds: 0 });
+    await until('filler-vm launcher gone', async () =>
+      admin
+        .readNamespacedPod({ namespace: 'vision', name: filler.metadata!.name! })
+        .then(() => null)
+        .catch(() => true),
+    );
   });
 
   await t.test('a live-migration target pod does not charge its VM twice', async (t) => {
