@@ -293,7 +293,7 @@ t.test('vCluster tenants through Tessera, with a stand-in for the vCluster synce
         .catch((e: unknown) => apiErrorMessage(e));
       t.ok(err, 'refused');
       t.comment(`kube-apiserver: ${err}`);
-      t.match(err, /cpu|memory|Forbidden|Invalid/);
+      t.match(err, /only cpu and memory resources are mutable/);
     },
   );
 
