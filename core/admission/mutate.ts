@@ -7,9 +7,10 @@ import { parseDemand, wantsGpu } from '../demand.ts';
 import type { KubeContainer, KubePod, PodSpec } from '../kube-objects.ts';
 import { isGpuResource, POLICY_REVISION, POOL_ANNOTATION, TENANT_LABEL, VISIBLE_DEVICES } from '../well-known-names.ts';
 import { tenantNamed, type Policy } from '../policy/model.ts';
-import { decidePodGpu } from '../dra/decision.ts';
+import { decidePodGpu, withoutDraExtended } from '../dra/decision.ts';
 import { NO_DRA, type DraLookup } from '../dra/lookup.ts';
 import { DRA_CLAIMS_RESOURCE } from '../dra/names.ts';
+import { DEVICES_MARKER } from '../pools/device-plan.ts';
 import { NO_POD_DRA, readPodDra, type PodDra } from '../dra/pod-claims.ts';
 import { tenantOfNamespace, type ClusterView } from './cluster-view.ts';
 import { isVmKind, KUBEVIRT_GROUP, vmiView } from '../kubevirt/vm-objects.ts';
@@ -87,9 +88,9 @@ export function mutatePod(
 
   // Malformed GPU input is the validating stage's to deny with its field; mutate nothing GPU-related.
   const parsed = parseDemand(pod, policy.accelerators);
-  const demand = parsed.ok ? parsed.demand : null;
   const tenant = namespaceTenant === null ? undefined : tenantNamed(policy, namespaceTenant);
-  const claims = demand !== null && tenant ? readPodDra(pod, namespace, policy, dra) : NO_POD_DRA;
+  const claims = parsed.ok && tenant ? readPodDra(pod, namespace, policy, dra) : NO_POD_DRA;
+  const demand = parsed.ok ? withoutDraExtended(parsed.demand, claims) : null;
   if (demand !== null && (wantsGpu(demand) || claims.gpu) && tenant) {
     const decision = decidePodGpu(demand, claims, tenant, policy, namespace, dra);
     if (!decision.ok) return { pod: input, denial: decision.message, warnings };
@@ -113,6 +114,8 @@ export function mutatePod(
       gpu = target ? [target] : [];
     }
     if (claims.gpu) markForExtender(gpu, claims);
+    if (Object.keys(demand.devices).length > 0 && gpu[0])
+      ((gpu[0].resources ??= {}).limits ??= {})[DEVICES_MARKER] = '1';
     requireNodeLabels(spec, pool.nodeSelector);
     if (pool.taint) ensureToleration(spec, pool.taint);
     fractionPool = pool.fractionMode === 'fraction';
@@ -189,7 +192,7 @@ function mutateVm(
   if (vmi === null) return null;
   const choice = chooseVgpu(vmi, tenant, policy);
   if (choice === null) return null;
-  if (!choice.ok) return { patch: [], denial: `${vmi.where}${choice.message}`, warnings: [] };
+  if (!choice.ok) return { patch: [], denial: `${vmi.where}${choice.message}`, warnings: [], subject: kind };
   applyVgpu(vmi, choice);
   return { patch: jsonPatch.compare(req.object as object, copy), denial: null, warnings: [] };
 }
@@ -197,6 +200,8 @@ function mutateVm(
 export interface Mutation {
   readonly patch: jsonPatch.Operation[];
   readonly denial: string | null;
+  /** What was reviewed, for the denial's first line (default: pod). */
+  readonly subject?: string;
   readonly warnings: readonly string[];
 }
 

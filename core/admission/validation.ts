@@ -5,7 +5,7 @@
 import { DemandError, parseDemand, wantsGpu } from '../demand.ts';
 import type { KubeNamespace, KubePod } from '../kube-objects.ts';
 import { tenantNamed, type Policy } from '../policy/model.ts';
-import { decidePodGpu } from '../dra/decision.ts';
+import { decidePodGpu, withoutDraExtended } from '../dra/decision.ts';
 import { NO_DRA } from '../dra/lookup.ts';
 import { readPodDra } from '../dra/pod-claims.ts';
 import { BUILTIN, type CheckContext, type PodSubject, type Violation } from './check.ts';
@@ -83,12 +83,14 @@ export function subjectOf(
   const tenantName = tenantOfNamespace(ctx.view, namespace);
   const tenant = tenantName === null ? undefined : tenantNamed(ctx.policy, tenantName);
   const parsed = parseDemand(pod, ctx.policy.accelerators);
-  const demand: PodSubject['demand'] = parsed.ok ? parsed.demand : parsed.error;
   const lookup = ctx.view.dra ?? NO_DRA;
   const dra = readPodDra(pod, namespace, ctx.policy, lookup);
-  const gpu = (parsed.ok ? wantsGpu(parsed.demand) : true) || dra.gpu;
+  const demand: PodSubject['demand'] = parsed.ok ? withoutDraExtended(parsed.demand, dra) : parsed.error;
+  const gpu = (demand instanceof DemandError ? true : wantsGpu(demand)) || dra.gpu;
   const decision =
-    parsed.ok && gpu && tenant ? decidePodGpu(parsed.demand, dra, tenant, ctx.policy, namespace, lookup) : null;
+    !(demand instanceof DemandError) && gpu && tenant
+      ? decidePodGpu(demand, dra, tenant, ctx.policy, namespace, lookup)
+      : null;
   return { pod, old, namespace, tenantName, tenant, demand, gpu, decision, where, template, dra };
 }
 
@@ -131,6 +133,10 @@ function vmViolations(
     out.push({ rule: BUILTIN.request, action: 'enforce', message: `${s.where}${s.demand.field}: ${s.demand.message}` });
   out.push(...acceleratorsCheck(s, ctx), ...tenancyCheck(s, ctx), ...claimsCheck(s, ctx), ...accountingCheck(s, ctx));
   if (kind === 'VirtualMachineInstance' && create) out.push(...quotaCheck({ ...s, template: false }, ctx));
+  // The policy's rules about what a VM asks for and how it is labelled; not those about its images (the launcher's
+  // image is KubeVirt's, checked on the pod) or edits of a running pod.
+  const rules = ctx.policy.rules.filter((r) => r.kind !== 'ImageRegistry' && r.kind !== 'ImmutableFields');
+  out.push(...policyRuleViolations(s, { ...ctx, policy: { ...ctx.policy, rules } }));
   return out;
 }
 

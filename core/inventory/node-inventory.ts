@@ -60,8 +60,9 @@ const MODE_READERS: readonly ModeReader[] = [
   readMigMixedMode,
   readMigSingleMode,
   readReplicaMode,
-  readExclusiveMode,
+  // Before exclusive: GFD may label a VM node's GPU count, and a node with devices but no nvidia.com/gpu is a VM node.
   readVmDeviceMode,
+  readExclusiveMode,
 ];
 
 /**

@@ -6,6 +6,14 @@ import { lookupModel } from '../catalog/gpu-models.ts';
 import type { DeviceResource, Policy, Pool } from '../policy/model.ts';
 import type { GpuAsk, PlanResult } from './gpu-ask.ts';
 
+/**
+ * The marker the webhook gives a pod with devices, so that kube-scheduler calls the extender for it: device names are
+ * the nodes' (PCI products, vGPU types), not a fixed list the scheduler configuration could name. The extender
+ * manages it with ignoredByScheduler: true (NodeResourcesFit skips it; the kubelet drops extended resources its node
+ * does not advertise). One unit per pod.
+ */
+export const DEVICES_MARKER = 'tessera.io/devices';
+
 /** GPU-equivalents of one device: 1/perGpu, as the first pool that lists it says (lint keeps pools consistent). */
 export function deviceWeight(policy: Policy, resource: string): number | null {
   for (const pool of policy.pools)

@@ -73,6 +73,7 @@ export function podContext(state: SchedulingState, pod: KubePod): PodContextResu
     demand.cpuMilli,
     demand.memoryMiB,
     demand.gpuResources,
+    demand.devices,
     demand.fraction,
     demand.models,
     demand.topology,
@@ -246,7 +247,7 @@ export function quotaReason(state: SchedulingState, ctx: PodContext): Reason | n
           state.ledger.vmEquivalents(ctx.tenant, existing.vm, uid);
   const held = total - own;
   const mine = vm === null ? whole : Math.max(0, whole - state.ledger.vmEquivalents(ctx.tenant, vm, uid));
-  if (withinQuota(held, mine, tenant.quotaGpus)) return null;
+  if (mine <= 1e-9 || withinQuota(held, mine, tenant.quotaGpus)) return null;
   return reason(
     'QuotaExceeded',
     `tenant ${ctx.tenant} holds ${formatEquivalents(held)} of its ${tenant.quotaGpus} GPU-equivalents; this pod needs ${formatEquivalents(mine)}`,

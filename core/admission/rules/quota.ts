@@ -16,7 +16,8 @@ export const quotaCheck: PodCheck = (s, ctx) => {
   // A migration target carries the devices its VM's source pod already holds: only the difference is new.
   const vm = vmOfPod(s.pod);
   if (vm !== null) mine = Math.max(0, mine - (used.vms?.get(vm) ?? 0));
-  if (withinQuota(used.equivalents, mine, quota)) return [];
+  // A pod that adds nothing (a migration target no larger than its source) never worsens a tenant's standing.
+  if (mine <= 1e-9 || withinQuota(used.equivalents, mine, quota)) return [];
   return [
     {
       rule: BUILTIN.quota,

@@ -12,7 +12,8 @@ export const WORKLOAD_CONFIG_LABEL = 'nvidia.com/gpu.workload.config';
 
 export const readVmDeviceMode: ModeReader = (f, found) => {
   const devices = Object.entries(f.devices).filter(([, n]) => n > 0);
-  if (devices.length === 0) return null;
+  // A node that serves container GPUs too is read in that mode (fit counts its devices all the same).
+  if (devices.length === 0 || Object.values(f.resources).some((n) => n > 0)) return null;
   const config = label(f.labels, WORKLOAD_CONFIG_LABEL);
   if (config === 'container')
     found.warnings.push(

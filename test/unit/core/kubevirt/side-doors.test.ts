@@ -129,3 +129,36 @@ t.test('only KubeVirt gives a GPU pod a launcher identity', async (t) => {
     /only KubeVirt's virt-controller gives a GPU pod the identity of a virt-launcher pod/,
   );
 });
+
+t.test('workload templates asking for an accelerator no pool maps are denied at their own admission', async (t) => {
+  const template = pod('tpl').ns('research-a').limit('habana.ai/gaudi2', '8').build();
+  const deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'train', namespace: 'research-a' },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: 'train' } },
+      template: { metadata: template.metadata, spec: template.spec },
+    },
+  };
+  const r = runAdmission(
+    {
+      uid: 'tpl',
+      kind: { group: 'apps', version: 'v1', kind: 'Deployment' },
+      namespace: 'research-a',
+      name: 'train',
+      operation: 'CREATE',
+      userInfo: { username: 'bob@acme.example' },
+      object: deployment,
+    },
+    BASE_POLICY,
+    staticClusterView(NAMESPACES, []),
+    CONFIG,
+  );
+  t.equal(r.response.allowed, false);
+  t.match(
+    r.response.status?.message,
+    /\[tessera\/accelerators\] Deployment spec\.template: habana\.ai\/gaudi2 is an accelerator resource \(habana\.ai\/\* is published by Habana's Gaudi device plugin\)/,
+  );
+});
