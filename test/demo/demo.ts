@@ -179,9 +179,9 @@ async function main(): Promise<void> {
     }
     // A GPU VM: bob creates a running VirtualMachine; the virt-controller stand-in creates its VMI and launcher pod.
     step(
-      'bob starts VirtualMachine vision/gpu-vm (2 passthrough H100s); virt-controller (stand-in) creates its VMI and virt-launcher pod',
+      'bob starts VirtualMachine vision/gpu-vm (a passthrough H100); virt-controller (stand-in) creates its VMI and virt-launcher pod',
     );
-    const vm = gpuVmi('gpu-vm', 'vision', ['nvidia.com/GH100_H100_SXM5_80GB', 'nvidia.com/GH100_H100_SXM5_80GB'], {
+    const vm = gpuVmi('gpu-vm', 'vision', ['nvidia.com/GH100_H100_SXM5_80GB'], {
       labels: { team: 'ml', 'cost-center': '4200' },
     });
     const verdictOf = (error: string | null) =>
@@ -202,7 +202,7 @@ async function main(): Promise<void> {
       user: 'bob',
       ns: 'vision',
       name: 'gpu-vm',
-      what: 'VirtualMachine, 2 passthrough H100s',
+      what: 'VirtualMachine, a passthrough H100 (the tenant already holds 10 of its 12)',
       verdict: verdictOf(vmError),
     });
     if (vmError === null) {
@@ -214,7 +214,7 @@ async function main(): Promise<void> {
         user: 'kubevirt',
         ns: 'vision',
         name: launched.pod?.metadata?.name ?? 'virt-launcher-gpu-vm-…',
-        what: 'its virt-launcher pod (nvidia.com/GH100_H100_SXM5_80GB: 2)',
+        what: 'its virt-launcher pod (nvidia.com/GH100_H100_SXM5_80GB: 1)',
         verdict: verdictOf(launched.error),
       });
     }
