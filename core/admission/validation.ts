@@ -21,7 +21,7 @@ import { quotaCheck } from './rules/quota.ts';
 import { systemOwnedCheck } from './rules/system-owned.ts';
 import { tenancyCheck } from './rules/tenancy.ts';
 import { acceleratorsCheck } from './rules/accelerators.ts';
-import { launcherCheck } from './rules/launcher.ts';
+import { fractionWithoutDevice, launcherCheck } from './rules/launcher.ts';
 import { KUBEVIRT_CONTROLLER_USERS } from '../kubevirt/launcher.ts';
 import { isVmKind, KUBEVIRT_GROUP, launcherPodOf, vmiView } from '../kubevirt/vm-objects.ts';
 
@@ -132,6 +132,14 @@ function vmViolations(
   if (s.demand instanceof DemandError)
     out.push({ rule: BUILTIN.request, action: 'enforce', message: `${s.where}${s.demand.field}: ${s.demand.message}` });
   out.push(...acceleratorsCheck(s, ctx), ...tenancyCheck(s, ctx), ...claimsCheck(s, ctx), ...accountingCheck(s, ctx));
+  // The mutating stage writes a vGPU for a fraction; one that could not be written (or a webhook that was skipped)
+  // would leave the VM a container GPU request it cannot use.
+  if (fractionWithoutDevice(s))
+    out.push({
+      rule: BUILTIN.kubevirt,
+      action: 'enforce',
+      message: `${s.where}tessera.io/gpu-fraction or gpu-memory on a VM is met with a vGPU device in spec.domain.devices.gpus, and this VM has none; check that Tessera's mutating webhook for KubeVirt is registered (mutate-vm.tessera.io), or name the vGPU in spec.domain.devices.gpus[].deviceName`,
+    });
   if (kind === 'VirtualMachineInstance' && create) out.push(...quotaCheck({ ...s, template: false }, ctx));
   // The policy's rules about what a VM asks for and how it is labelled; not those about its images (the launcher's
   // image is KubeVirt's, checked on the pod) or edits of a running pod.

@@ -8,7 +8,7 @@ import { parseDemand } from '../demand.ts';
 import { poolNamed, type Policy, type Pool, type Tenant } from '../policy/model.ts';
 import { vgpuProfileFor } from '../pools/device-plan.ts';
 import { GPU_FRACTION, POOL_ANNOTATION } from '../well-known-names.ts';
-import { launcherPodOf, type VmDevice, type VmiView } from './vm-objects.ts';
+import { deviceList, launcherPodOf, type VmDevice, type VmiView } from './vm-objects.ts';
 
 export type VgpuChoice =
   | { readonly ok: true; readonly pool: Pool; readonly deviceName: string }
@@ -16,8 +16,8 @@ export type VgpuChoice =
 
 /** The device-plugin GPUs of the VMI (gpus[] entries with a deviceName and no claim). */
 function pluginGpus(view: VmiView): VmDevice[] {
-  return (view.spec.domain?.devices?.gpus ?? []).filter(
-    (d) => typeof d?.deviceName === 'string' && d.deviceName !== '' && d.claimName === undefined,
+  return deviceList(view.spec.domain?.devices?.gpus).filter(
+    (d) => typeof d.deviceName === 'string' && d.deviceName !== '' && d.claimName === undefined,
   );
 }
 
@@ -26,6 +26,15 @@ function pluginGpus(view: VmiView): VmDevice[] {
  * lists other devices, or a vGPU of no vgpu pool of its tenant, keeps them, and is charged what they weigh).
  */
 export function chooseVgpu(view: VmiView, tenant: Tenant, policy: Policy): VgpuChoice | null {
+  // Where the profile would be written must be objects (a malformed VMI is the validating stage's to judge).
+  const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const domain = isObject(view.spec) ? view.spec.domain : null;
+  if (
+    !isObject(view.spec) ||
+    (domain != null && !isObject(domain)) ||
+    (domain?.devices != null && !isObject(domain.devices))
+  )
+    return null;
   const parsed = parseDemand(launcherPodOf(view, ''), policy.accelerators);
   if (!parsed.ok) return null;
   const { milli, memoryMiB } = parsed.demand.intent;
@@ -34,7 +43,7 @@ export function chooseVgpu(view: VmiView, tenant: Tenant, policy: Policy): VgpuC
     .map((name) => poolNamed(policy, name))
     .filter((p): p is Pool => p !== undefined && p.fractionMode === 'vgpu');
   const gpus = pluginGpus(view);
-  const hostDevices = (view.spec.domain?.devices?.hostDevices ?? []).filter((d) => d?.deviceName);
+  const hostDevices = deviceList(view.spec.domain?.devices?.hostDevices).filter((d) => d.deviceName);
   const ownVgpu = (name: string) => vgpuPools.some((p) => p.deviceResources.some((d) => d.resource === name));
   if (hostDevices.length > 0 || gpus.length > 1 || (gpus.length === 1 && !ownVgpu(gpus[0]!.deviceName!))) return null;
   const named = parsed.demand.intent.pool;
@@ -62,9 +71,9 @@ export function chooseVgpu(view: VmiView, tenant: Tenant, policy: Policy): VgpuC
 export function applyVgpu(view: VmiView, choice: { pool: Pool; deviceName: string }): void {
   const domain = (view.spec.domain ??= {});
   const devices = (domain.devices ??= {});
-  const gpus = (devices.gpus ??= []);
-  const existing = gpus.find((d) => typeof d?.deviceName === 'string' && d.deviceName !== '' && !d.claimName);
+  if (!Array.isArray(devices.gpus)) devices.gpus = [];
+  const existing = pluginGpus(view)[0];
   if (existing) existing.deviceName = choice.deviceName;
-  else gpus.push({ name: 'tessera-vgpu', deviceName: choice.deviceName });
+  else devices.gpus.push({ name: 'tessera-vgpu', deviceName: choice.deviceName });
   (view.meta.annotations ??= {})[POOL_ANNOTATION] = choice.pool.name;
 }

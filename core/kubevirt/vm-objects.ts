@@ -78,12 +78,17 @@ export function vmiView(kind: 'VirtualMachineInstance' | 'VirtualMachine', obj: 
   };
 }
 
+/** A VMI's gpus[] or hostDevices[] as a list of objects, whatever the reviewed object holds there. */
+export function deviceList(value: unknown): VmDevice[] {
+  return Array.isArray(value) ? value.filter((d): d is VmDevice => typeof d === 'object' && d !== null) : [];
+}
+
 /** The device-plugin devices a VMI asks for: 1 of each gpus[] and hostDevices[] deviceName without a claim. */
 export function vmiDevices(spec: VmiSpec): Record<string, number> {
   const out: Record<string, number> = {};
-  const devices = spec.domain?.devices ?? {};
-  for (const d of [...(devices.gpus ?? []), ...(devices.hostDevices ?? [])]) {
-    if (typeof d?.deviceName !== 'string' || d.deviceName === '' || d.claimName !== undefined) continue;
+  const devices = spec.domain?.devices;
+  for (const d of [...deviceList(devices?.gpus), ...deviceList(devices?.hostDevices)]) {
+    if (typeof d.deviceName !== 'string' || d.deviceName === '' || d.claimName !== undefined) continue;
     out[d.deviceName] = (out[d.deviceName] ?? 0) + 1;
   }
   return out;
@@ -110,13 +115,17 @@ function filteredAnnotations(annotations: Record<string, string>): Record<string
 export function launcherPodOf(view: VmiView, namespace: string): KubePod {
   const spec = view.spec;
   const devices = vmiDevices(spec);
-  const requests: ResourceList = { ...devices, ...(spec.domain?.resources?.requests ?? {}) };
-  const limits: ResourceList = { ...devices, ...(spec.domain?.resources?.limits ?? {}) };
+  const own = (list: unknown): ResourceList =>
+    typeof list === 'object' && list !== null && !Array.isArray(list) ? (list as ResourceList) : {};
+  const requests: ResourceList = { ...devices, ...own(spec.domain?.resources?.requests) };
+  const limits: ResourceList = { ...devices, ...own(spec.domain?.resources?.limits) };
   const claims: { name: string; request?: string }[] = [];
-  const all = [...(spec.domain?.devices?.gpus ?? []), ...(spec.domain?.devices?.hostDevices ?? [])];
+  const all = [...deviceList(spec.domain?.devices?.gpus), ...deviceList(spec.domain?.devices?.hostDevices)];
   for (const d of all)
-    if (typeof d?.claimName === 'string' && d.claimName !== '')
-      claims.push(d.requestName ? { name: d.claimName, request: d.requestName } : { name: d.claimName });
+    if (typeof d.claimName === 'string' && d.claimName !== '')
+      claims.push(
+        typeof d.requestName === 'string' ? { name: d.claimName, request: d.requestName } : { name: d.claimName },
+      );
   const compute: KubeContainer = {
     name: 'compute',
     resources: { requests, limits, ...(claims.length > 0 ? { claims } : {}) },

@@ -3,7 +3,7 @@
 
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseAllDocuments, type YAMLError } from 'yaml';
-import type { Action, Pool } from './model.ts';
+import type { Action, Pool, PoolDelivery } from './model.ts';
 import type { PolicyFile, PolicyProblem } from './policy-source.ts';
 import { POLICY_SCHEMA } from './schema.ts';
 
@@ -67,6 +67,7 @@ export interface RawSpec {
     replicas?: number;
     deviceClasses?: string[];
     deviceResources?: { resource: string; perGpu: number }[];
+    delivery?: { mode?: PoolDelivery['mode']; enforcement?: NonNullable<PoolDelivery['enforcement']> };
   }[];
   tenants?: {
     name: string;

@@ -108,6 +108,15 @@ export const POLICY_SCHEMA = {
                   },
                 },
               },
+              // A fraction pool whose nodes run Tessera's node agent (docs/node-agent.md); absent: the downward API.
+              delivery: {
+                type: 'object',
+                additionalProperties: false,
+                properties: {
+                  mode: { enum: ['auto', 'cdi-cri', 'envvar', 'volume-mounts'] },
+                  enforcement: { enum: ['any', 'hami-core', 'mps'] },
+                },
+              },
             },
             allOf: [
               { if: { properties: { fractionMode: { const: 'mig' } } }, then: { required: ['gpuModel'] } },

@@ -51,6 +51,12 @@ function compilePool(p: PoolSpec, file: string, path: string, problems: PolicyPr
     });
   }
   problems.push(...draPoolProblems(p, file, path), ...devicePoolProblems(p, file, path));
+  if (p.delivery !== undefined && p.fractionMode !== 'fraction')
+    problems.push({
+      file,
+      path: `${path}/delivery`,
+      message: `delivery applies to fractionMode fraction only (Tessera's node agent serves fraction nodes); remove it from this ${p.fractionMode} pool`,
+    });
   if (p.taint && p.taint.key === '')
     problems.push({ file, path: `${path}/taint/key`, message: 'taint key must not be empty' });
   const taint = p.taint ? { key: p.taint.key, value: p.taint.value ?? '', effect: p.taint.effect } : null;
@@ -66,6 +72,10 @@ function compilePool(p: PoolSpec, file: string, path: string, problems: PolicyPr
     deviceResources: isDevicePoolMode(p.fractionMode)
       ? (p.deviceResources ?? []).map((d) => ({ resource: d.resource, perGpu: d.perGpu }))
       : [],
+    delivery:
+      p.delivery === undefined || p.fractionMode !== 'fraction'
+        ? null
+        : { mode: p.delivery.mode ?? 'auto', enforcement: p.delivery.enforcement ?? null },
   };
 }
 

@@ -42,7 +42,7 @@ export function unmappedDeviceMessage(resource: string, policy: Policy): string 
     pools.length > 0
       ? `to the deviceResources of a passthrough or vgpu pool (${pools.map((p) => p.name).join(', ')})`
       : 'to the deviceResources of a pool with fractionMode passthrough (whole GPUs) or vgpu (vGPU profiles)';
-  return `${resource} is an accelerator resource (${policy.accelerators.sourceOf(resource)}) that no pool of the policy maps, so Tessera cannot account for it against tenancy and quota. Ask a platform admin to add { resource: ${resource}, perGpu: <devices per physical GPU> } ${where}, and to list that pool in your tenant's pools`;
+  return `${resource} is an accelerator resource (${policy.accelerators.sourceOf(resource)}) that no pool of the policy maps, so Tessera cannot account for it against tenancy and quota. Ask a platform admin to add { resource: ${resource}, perGpu: <devices per physical GPU> } ${where}, and to list that pool in your tenant's pools. If it is no accelerator (a NIC that NVIDIA's Network Operator publishes under nvidia.com, say), the platform admin lists it in the policy's acceleratorResources.exclude instead`;
 }
 
 function listed(pool: Pool, resource: string): DeviceResource | undefined {

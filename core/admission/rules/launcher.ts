@@ -7,7 +7,7 @@
 //   GPU request the VM cannot use.
 
 import { vmOfPod } from '../../kubevirt/launcher.ts';
-import { BUILTIN, type PodCheck, type Violation } from '../check.ts';
+import { BUILTIN, type PodCheck, type PodSubject, type Violation } from '../check.ts';
 import { DemandError } from '../../demand.ts';
 
 export const launcherCheck: PodCheck = (s, ctx) => {
@@ -21,12 +21,15 @@ export const launcherCheck: PodCheck = (s, ctx) => {
     deny(
       `only KubeVirt's virt-controller gives a GPU pod the identity of a virt-launcher pod (label kubevirt.io=virt-launcher, kubevirt.io/created-by and a VirtualMachineInstance as controller owner), and ${ctx.user.username ?? 'this user'} is not it; remove them, or run the workload as a VirtualMachineInstance`,
     );
-  if (vm !== null && !(s.demand instanceof DemandError) && Object.keys(s.demand.devices).length === 0) {
-    const i = s.demand.intent;
-    if (i.milli !== null || i.memoryMiB !== null)
-      deny(
-        `this virt-launcher pod carries tessera.io/gpu-fraction or gpu-memory from its VirtualMachineInstance but no vGPU device: a VM's GPUs are devices of its VMI (spec.domain.devices.gpus), chosen at the VMI's admission. Enable Tessera's KubeVirt webhook (chart value kubevirt.enabled, or the manifests/kubevirt component) so that the fraction picks a vGPU profile, or name the vGPU in spec.domain.devices.gpus[].deviceName`,
-      );
-  }
+  if (vm !== null && fractionWithoutDevice(s))
+    deny(
+      `this virt-launcher pod carries tessera.io/gpu-fraction or gpu-memory from its VirtualMachineInstance but no vGPU device: a VM's GPUs are devices of its VMI (spec.domain.devices.gpus), chosen at the VMI's admission. Enable Tessera's KubeVirt webhook (chart value kubevirt.enabled, or the manifests/kubevirt component) so that the fraction picks a vGPU profile, or name the vGPU in spec.domain.devices.gpus[].deviceName`,
+    );
   return out;
 };
+
+/** A VM (its launcher pod) that asks for a share of a GPU with annotations but carries no device to hold it. */
+export function fractionWithoutDevice(s: PodSubject): boolean {
+  if (s.demand instanceof DemandError || Object.keys(s.demand.devices).length > 0) return false;
+  return s.demand.intent.milli !== null || s.demand.intent.memoryMiB !== null;
+}

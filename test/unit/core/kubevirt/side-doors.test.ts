@@ -162,3 +162,20 @@ t.test('workload templates asking for an accelerator no pool maps are denied at 
     /\[tessera\/accelerators\] Deployment spec\.template: habana\.ai\/gaudi2 is an accelerator resource \(habana\.ai\/\* is published by Habana's Gaudi device plugin\)/,
   );
 });
+
+t.test('a GPUDirect pod with a NIC under nvidia.com: denied until the NIC is excluded, then admitted', async (t) => {
+  const job = () =>
+    pod('rdma').ns('research-a').annotate('tessera.io/gpu-count', '1').limit('nvidia.com/mlnxnics', '1').build();
+  const denied = admit(job(), BASE_POLICY);
+  t.equal(denied.response.allowed, false);
+  t.match(denied.message, /lists it in the policy's acceleratorResources\.exclude instead/);
+  const excluding = examplePolicy(
+    readFileSync(new URL('../../../../../shared/examples/policy.yaml', import.meta.url), 'utf8').replace(
+      'spec:\n',
+      'spec:\n  acceleratorResources: { exclude: [nvidia.com/mlnxnics] }\n',
+    ),
+  );
+  const admitted = admit(job(), excluding);
+  t.equal(admitted.response.allowed, true, admitted.message);
+  t.equal((admitted.object as KubePod).spec?.containers?.[0]?.resources?.limits?.['nvidia.com/mlnxnics'], '1');
+});

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import jsonPatch from 'fast-json-patch';
 import { staticClusterView } from '../../../../core/admission/cluster-view.ts';
 import { runAdmission } from '../../../../core/admission/pipeline.ts';
+import { validateRequest } from '../../../../core/admission/validation.ts';
 import type { KubePod } from '../../../../core/kube-objects.ts';
 import { launcherPodOf, vmiView } from '../../../../core/kubevirt/vm-objects.ts';
 import { CONFIG, examplePolicy, NAMESPACES } from '../../../fixtures/admission.ts';
@@ -211,3 +212,24 @@ t.test(
     t.match(r.response.status?.message, /Enable Tessera's KubeVirt webhook \(chart value kubevirt\.enabled/);
   },
 );
+
+t.test('a fraction on a VM without a vgpu pool, or that never got its vGPU, is denied with what to do', async (t) => {
+  const pay = review(vmi({ namespace: 'pay', annotations: { 'tessera.io/gpu-fraction': '0.25' } }));
+  t.equal(pay.response.allowed, false);
+  t.match(
+    pay.message,
+    /tessera\.io\/gpu-fraction=0\.25 on a VM is met with a vGPU, but tenant payments-ml has no vgpu pool/,
+  );
+  // The validating webhook alone (its mutating twin not registered): the VMI still holds no vGPU.
+  const verdict = validateRequest(
+    vmRequest(vmi({ annotations: { 'tessera.io/gpu-fraction': '0.25' } })),
+    POLICY,
+    staticClusterView(NAMESPACES, []),
+    CONFIG,
+  );
+  t.equal(verdict.allowed, false);
+  t.match(
+    verdict.violations.map((v) => v.message).join('\n'),
+    /check that Tessera's mutating webhook for KubeVirt is registered \(mutate-vm\.tessera\.io\)/,
+  );
+});
