@@ -71,10 +71,12 @@ tessera certs issue|rotate --secret NAMESPACE/NAME [--ca-secret NAME] --name NAM
   started before a CA they must trust (the pod template records the bundle's SHA-256 in the annotation tessera.io/ca-bundle-sha256).`;
 
 export const SIMULATE_USAGE = `tessera simulate --nodes NODES.csv --pods PODS.csv [--strategy NAME[,NAME...]] [--seeds 42-51]
-                 [--tune 1.3] [--published FILE] [--decisions FILE] [--json]
+                 [--tune 1.3] [--published FILE] [--decisions FILE] [--slivers] [--json]
 
   Replays an Alibaba openb trace with the FGD paper's protocol and reports unallocated GPU % at
   ${REPORTED_LOADS.join('/')} % arrived load. Strategies: ${Object.keys(STRATEGIES).join(', ')} (default ${DEFAULT_STRATEGY}; "all" runs every one).
-  --published defaults to fgd-expected-results/analysis_allo_discrete.csv beside the pod list.`;
+  --published defaults to fgd-expected-results/analysis_allo_discrete.csv beside the pod list.
+  --slivers also prints where the free GPU capacity sits at 100 % arrived: on CPU/memory-stranded nodes, on whole
+  GPUs, or in partial slivers by 100 m of free capacity (mean over seeds, then per seed).`;
 
 export const VERSION_USAGE = 'tessera version [--json]   (also tessera --version)';
