@@ -21,11 +21,14 @@ export const SERVE_USAGE = `tessera serve webhook --policy-dir DIR [--tls-cert F
                      [--log-level info]
 tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8888]
                      [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--lease-name NAME]
+                     [--lease-seconds 4] [--pod-name NAME [--pod-namespace NS]]
                      [--kubeconfig FILE] [--context NAME] [--log-level info]
   Tessera's own service accounts (--system-user, e.g. system:serviceaccount:tessera-system:tessera-extender) may write
   system-owned annotations. Without --kubeconfig: $KUBECONFIG, ~/.kube/config, or the pod's service account. With
-  --lease-namespace the extender elects a leader through a Lease and only the leader serves. Both run until SIGTERM
-  or SIGINT (exit 0); a start that cannot serve (unreadable TLS files, port taken) exits 1.`;
+  --lease-namespace the extender elects a leader through a Lease and only the leader serves. With --pod-name (its own
+  pod, from the downward API) every replica that can serve is Ready and the leader labels its pod
+  tessera.io/extender-role=leader for the Service to select; without it only the leader is Ready. Both run until
+  SIGTERM or SIGINT (exit 0); a start that cannot serve (unreadable TLS files, port taken) exits 1.`;
 
 export const POLICY_USAGE = `tessera policy lint FILE|DIR...
 tessera policy test DIR|FILE...
@@ -67,3 +70,8 @@ export const SIMULATE_USAGE = `tessera simulate --nodes NODES.csv --pods PODS.cs
   --published defaults to fgd-expected-results/analysis_allo_discrete.csv beside the pod list.`;
 
 export const VERSION_USAGE = 'tessera version [--json]   (also tessera --version)';
+
+export const USAGE_USAGE = `tessera usage --from TIME --to TIME (--prometheus URL [--step 15s] | --snapshots DIR [--policy FILE|DIR])
+               [-o table|csv|json] [--json]
+  TIME is RFC 3339 (2026-11-27T09:00:00Z), "now", or now minus a duration (-1h, -30m, -7d).
+  With --snapshots, the policy defaults to DIR/policy (a soak writes it there).`;
