@@ -38,16 +38,14 @@ export class RoleLabel {
 
   /** Patches until the pod carries what is wanted (one patch at a time; a failure is left for the next call). */
   sync(): Promise<void> {
-    this.running ??= (async () => {
+    if (this.running) return this.running;
+    const run = async () => {
       try {
         while (this.applied !== this.wanted) {
           const leader = this.wanted;
           await this.patch(leader ? LEADER_ROLE : null);
           this.applied = leader;
-          this.log.info(
-            { label: ROLE_LABEL, leader },
-            leader ? 'labelled this pod leader' : 'removed the leader label',
-          );
+          this.log.info({ label: ROLE_LABEL, leader }, leader ? 'labelled this pod leader' : 'removed the leader label');
         }
       } catch (e) {
         this.applied = null;
@@ -55,10 +53,12 @@ export class RoleLabel {
           { label: ROLE_LABEL, err: e instanceof Error ? e.message : String(e) },
           'could not update the leader label on this pod; trying again',
         );
-      } finally {
-        this.running = null;
       }
-    })();
+    };
+    // Cleared after it settles (never synchronously inside it, which would leave a settled promise behind).
+    this.running = run().finally(() => {
+      this.running = null;
+    });
     return this.running;
   }
 }
