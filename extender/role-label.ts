@@ -38,14 +38,17 @@ export class RoleLabel {
 
   /** Patches until the pod carries what is wanted (one patch at a time; a failure is left for the next call). */
   sync(): Promise<void> {
-    if (this.running) return this.running;
+    if (this.running !== null) return this.running;
     const run = async () => {
       try {
         while (this.applied !== this.wanted) {
           const leader = this.wanted;
           await this.patch(leader ? LEADER_ROLE : null);
           this.applied = leader;
-          this.log.info({ label: ROLE_LABEL, leader }, leader ? 'labelled this pod leader' : 'removed the leader label');
+          this.log.info(
+            { label: ROLE_LABEL, leader },
+            leader ? 'labelled this pod leader' : 'removed the leader label',
+          );
         }
       } catch (e) {
         this.applied = null;
