@@ -1,21 +1,53 @@
 // `npm run build:cli` (and `prepare`, and the image build): bundles the CLI into dist/ with esbuild, so that a command
 // starts by loading one JavaScript file instead of Node.js stripping types from a few hundred TypeScript files. Each
 // command's `import()` in cli/main.ts becomes its own chunk: `tessera version` and `--help` load neither the Kubernetes
-// client nor express. dist/inputs.json lists the project's own files the bundle was built from; the launcher
+// client nor express, and the policy schema's validator is compiled here rather than at every start. dist/inputs.json lists the project's own files the bundle was built from; the launcher
 // (cli/launcher/tessera.mjs) runs the bundle only while it is newer than every one of them.
 
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { Ajv } from 'ajv';
+import standaloneCode from 'ajv/dist/standalone/index.js';
+import { build, type Plugin } from 'esbuild';
+import { POLICY_SCHEMA } from '../core/policy/schema.ts';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const DIST = join(REPO, 'dist');
 
+/** The lines of core/policy/documents.ts that compile the policy schema when the module loads. */
+const SCHEMA_COMPILE = `const ajv = new Ajv({ allErrors: true, strict: false });
+const validate = ajv.compile(POLICY_SCHEMA);`;
+
+/**
+ * The policy schema's validator compiled at build time (ajv's standalone code, with the options documents.ts uses),
+ * so that `tessera policy lint` does not compile it at every start. The build fails if documents.ts no longer
+ * compiles it with exactly these lines.
+ */
+const precompiledPolicySchema: Plugin = {
+  name: 'precompiled-policy-schema',
+  setup(b) {
+    b.onResolve({ filter: /^tessera:policy-validator$/ }, (a) => ({ path: a.path, namespace: 'tessera' }));
+    b.onLoad({ filter: /.*/, namespace: 'tessera' }, () => {
+      const ajv = new Ajv({ allErrors: true, strict: false, code: { source: true, esm: true } });
+      return { contents: standaloneCode.default(ajv, ajv.compile(POLICY_SCHEMA)), resolveDir: REPO, loader: 'js' };
+    });
+    b.onLoad({ filter: /core\/policy\/documents\.ts$/ }, (a) => {
+      const source = readFileSync(a.path, 'utf8');
+      if (!source.includes(SCHEMA_COMPILE))
+        throw new Error(`${a.path} no longer compiles the schema as cli/bundle.ts expects:\n${SCHEMA_COMPILE}`);
+      return {
+        contents: source.replace(SCHEMA_COMPILE, "import validate from 'tessera:policy-validator';"),
+        loader: 'ts',
+      };
+    });
+  },
+};
+
 /** Builds dist/tessera.mjs and its chunks; returns the project files it was built from (repository-relative). */
-export async function bundleCli(): Promise<string[]> {
-  rmSync(DIST, { recursive: true, force: true });
-  mkdirSync(DIST, { recursive: true });
+export async function bundleCli(out: string = DIST): Promise<string[]> {
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
   const result = await build({
     absWorkingDir: REPO,
     entryPoints: { tessera: 'cli/tessera.ts' },
@@ -24,10 +56,11 @@ export async function bundleCli(): Promise<string[]> {
     format: 'esm',
     platform: 'node',
     target: 'node22',
-    outdir: DIST,
+    outdir: out,
     outExtension: { '.js': '.mjs' },
     chunkNames: 'chunks/[name]-[hash]',
     metafile: true,
+    plugins: [precompiledPolicySchema],
     legalComments: 'linked',
     logLevel: 'warning',
     // CommonJS dependencies (express, ajv, node-forge...) call require() for Node's built-ins; ESM output has none.
@@ -36,10 +69,10 @@ export async function bundleCli(): Promise<string[]> {
     },
   });
   const inputs = Object.keys(result.metafile.inputs)
-    .filter((f) => !f.startsWith('node_modules/'))
+    .filter((f) => !f.startsWith('node_modules/') && !f.startsWith('tessera:'))
     .concat('package.json', 'package-lock.json')
     .sort();
-  writeFileSync(join(DIST, 'inputs.json'), `${JSON.stringify(inputs, null, 1)}\n`);
+  writeFileSync(join(out, 'inputs.json'), `${JSON.stringify(inputs, null, 1)}\n`);
   return inputs;
 }
 

@@ -19,6 +19,7 @@ export class RoleLabel {
   /** What the pod carries as far as we know; null until the first patch succeeds. */
   private applied: boolean | null = null;
   private running: Promise<void> | null = null;
+  private lastError: string | null = null;
 
   constructor(patch: PodLabelPatch, log: Logger) {
     this.patch = patch;
@@ -52,11 +53,16 @@ export class RoleLabel {
         }
       } catch (e) {
         this.applied = null;
-        this.log.warn(
-          { label: ROLE_LABEL, err: e instanceof Error ? e.message : String(e) },
+        const err = e instanceof Error ? e.message : String(e);
+        // Once per distinct failure: it is tried again every second while the API server is away.
+        this.log[err === this.lastError ? 'debug' : 'warn'](
+          { label: ROLE_LABEL, err },
           'could not update the leader label on this pod; trying again',
         );
+        this.lastError = err;
+        return;
       }
+      this.lastError = null;
     };
     // Cleared after it settles (never synchronously inside it, which would leave a settled promise behind).
     this.running = run().finally(() => {

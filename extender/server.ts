@@ -136,7 +136,8 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
       policies?.close();
       // The label first, then the Lease: the Service stops sending calls here before the successor can take over, and
       // the successor labels its own pod as soon as it holds the Lease.
-      await role?.want(false);
+      // Bounded: with the API server away the label cannot go, and the pod's deletion takes it anyway.
+      if (role) await Promise.race([role.want(false), new Promise((r) => setTimeout(r, 2_000).unref())]);
       await leader?.stop();
       await serving.close();
       await cluster.connection.stop();

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { startProcess, stopProcess } from '../controlplane/cluster.ts';
 import { probe, type Backend } from './service-proxy.ts';
 
-const TESSERA = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'tessera.ts');
+// The `tessera` command as users run it: the launcher runs the bundle (dist/) while it is fresh, else the sources.
+const TESSERA = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'launcher', 'tessera.mjs');
 
 export interface ReplicaSpec {
   /** e.g. webhook-a; also the log file's name in `dir`. */
