@@ -21,10 +21,8 @@ t.test('a handoff with no selected backend for a while is measured as an outage 
   const a = await backend('a');
   const b = await backend('b');
   t.teardown(() => {
-    a.server.closeAllConnections();
-    b.server.closeAllConnections();
-    a.server.close();
     b.server.close();
+    b.server.closeAllConnections();
   });
   let leader: string | null = 'a';
   const proxy = await startServiceProxy(
@@ -42,7 +40,8 @@ t.test('a handoff with no selected backend for a while is measured as an outage 
 
   const stoppedAt = Date.now();
   leader = null;
-  // The old leader's kept-alive connection would still reach it: end it, as a stopped process does.
+  // The old leader stops: no new connection, and its kept-alive ones end.
+  a.server.close();
   a.server.closeAllConnections();
   await new Promise((r) => setTimeout(r, 1_500));
   leader = 'b';
