@@ -45,6 +45,20 @@ export interface ControlPlaneBinaries {
   readonly controllerManager: string;
   readonly kubernetesVersion: string;
   readonly etcdVersion: string;
+  /**
+   * Feature gates the control plane runs with at this version (the module directory's `feature-gates` file, one
+   * Name=true per line): what Tessera's docs ask of a cluster at that version (docs/operations.md).
+   */
+  readonly featureGates: readonly string[];
+}
+
+function featureGatesOf(module: string): string[] {
+  const file = join(module, 'feature-gates');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .map((l) => l.replace(/#.*/, '').trim())
+    .filter((l) => l !== '');
 }
 
 function pinned(module: string, dir: string): string {
@@ -68,6 +82,7 @@ export function binaries(module: string = moduleDir()): ControlPlaneBinaries {
     controllerManager: join(dir, 'kube-controller-manager'),
     kubernetesVersion,
     etcdVersion,
+    featureGates: featureGatesOf(module),
   };
 }
 
