@@ -97,10 +97,12 @@ export class Replica implements Backend {
     return probe(this.spec.readyUrl);
   }
 
-  /** Stops it for good: SIGTERM (the server drains and, for the extender, releases its lease), SIGKILL after 5 s. */
+  /** Stops it: SIGTERM (the server drains and, for the extender, releases its lease), SIGKILL after 5 s. */
   async stop(): Promise<void> {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = null;
+    // Down from now (a rollout starts it again): a scrape that fails meanwhile is explained.
+    if (this.running) this.outages.push({ from: Date.now(), to: null });
     if (this.child) await stopProcess(this.child);
     this.child = null;
   }
