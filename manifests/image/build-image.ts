@@ -140,7 +140,8 @@ async function smoke(image: string, work: string): Promise<void> {
     quiet: true,
   }).trim();
   log(`tessera version in the image: ${version}`);
-  if (!/^tessera \d+\.\d+\.\d+/.test(version)) throw new Error(`unexpected version output: ${version}`);
+  if (!/^tessera \d+\.\d+\.\d+ \(Node\.js v\d+\.\d+\.\d+, bundle\)$/.test(version))
+    throw new Error(`unexpected version output (the image runs the bundle): ${version}`);
   // serve webhook with real certificates and the example policy, pointed at an API server that is not there.
   const files = join(work, 'smoke');
   mkdirSync(join(files, 'policy'), { recursive: true });
