@@ -60,8 +60,6 @@ export interface RunningExtender {
   readonly metrics: ExtenderMetrics;
   /** Leader, the API server answers, caches synced from it, a policy in force (when a policy directory is given). */
   ready(): boolean;
-  /** What /readyz reports: able to serve (and, without a pod to label, leading), or why not. */
-  readiness(): string | null;
   close(): Promise<void>;
 }
 
@@ -128,7 +126,6 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
     scheduler,
     metrics,
     ready: () => notReady() === null,
-    readiness: notReadyForProbe,
     async close() {
       closed = true;
       if (labelTimer) clearInterval(labelTimer);
