@@ -198,12 +198,21 @@ export async function startTopology(options: TopologyOptions): Promise<Topology>
     // Each extender replica's pod, as its Deployment would make it: the leader labels its own (tessera.io/extender-role)
     // and the Service stand-in selects that label. No scheduler is named to run them: the replicas are the processes.
     const core = admin.makeApiClient(CoreV1Api);
+    await core.createNamespacedServiceAccount({
+      namespace: 'tessera-system',
+      body: { metadata: { name: 'tessera-extender' } },
+    });
     for (const suffix of ['a', 'b'])
       await core.createNamespacedPod({
         namespace: 'tessera-system',
         body: {
           metadata: { name: `tessera-extender-${suffix}`, labels: { 'app.kubernetes.io/name': 'tessera-extender' } },
-          spec: { schedulerName: 'soak-replica-process', containers: [{ name: 'extender', image: 'tessera' }] },
+          spec: {
+            serviceAccountName: 'tessera-extender',
+            automountServiceAccountToken: false,
+            schedulerName: 'soak-replica-process',
+            containers: [{ name: 'extender', image: 'tessera' }],
+          },
         },
       });
     const webhooks: Replica[] = [];
