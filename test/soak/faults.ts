@@ -47,13 +47,20 @@ function policyStatus(port: number): Promise<PolicyStatusReply | null> {
   });
 }
 
+export interface HandoffGap {
+  readonly kind: 'rollout' | 'leader-kill';
+  readonly ms: number;
+  /** What the first failed call got, or null when none failed. */
+  readonly why: string | null;
+}
+
 /** How long after the leader stopped an outage of the extender's Service counts as that handoff's gap. */
 const HANDOFF_WINDOW_MS = 15_000;
 
 export class FaultInjector {
   readonly counts: Partial<Record<FaultKind, number>> = {};
   /** The handoff gap of each rollout and leader kill (ms). */
-  readonly handoffGaps: { kind: 'rollout' | 'leader-kill'; ms: number }[] = [];
+  readonly handoffGaps: HandoffGap[] = [];
   private readonly probe: HandoffProbe;
   private readonly t: Topology;
   private readonly policy: PolicyFiles;
@@ -171,7 +178,7 @@ export class FaultInjector {
   private async measureGap(kind: 'rollout' | 'leader-kill', at: number): Promise<string> {
     await new Promise((r) => setTimeout(r, Math.max(0, at + HANDOFF_WINDOW_MS - Date.now())));
     const gap = this.probe.longestBetween(at - 200, at + HANDOFF_WINDOW_MS);
-    this.handoffGaps.push({ kind, ms: gap.ms });
+    this.handoffGaps.push({ kind, ms: gap.ms, why: gap.outage?.why ?? null });
     return gap.outage
       ? `; handoff gap ${secs(gap.ms)} (filter calls through the Service failed: ${gap.outage.why.slice(0, 100)})`
       : '; handoff gap 0 s (no filter call through the Service failed)';

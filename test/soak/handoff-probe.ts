@@ -1,7 +1,8 @@
 // kube-scheduler's view of the extender during the soak: a filter call for a small GPU pod through the extender's
 // Service stand-in every 100 ms, on a kept-alive connection as kube-scheduler's client makes them. A call that fails
 // (no endpoint, a reset connection, no answer within the 2 s httpTimeout, or an Error in the answer) is an outage. The
-// handoff gap of a rollout or a leader kill is the longest outage that begins in the seconds after the leader stopped.
+// handoff gap of a rollout or a leader kill is the longest outage in the seconds after the leader stopped, counted from
+// when it stopped.
 
 export interface Outage {
   /** ms since the epoch: the first failed call, and the first call that succeeded after it (null while it lasts). */
@@ -63,12 +64,16 @@ export class HandoffProbe {
     this.timer = null;
   }
 
-  /** The longest outage that began in [from, to] (ms; an outage still open counts until now), or 0. */
+  /**
+   * The longest outage in [from, to] (ms), counted from `from` when it had begun before (another fault's outage still
+   * under way when the leader stopped counts from then on), an outage still open counting until now; 0 when none.
+   */
   longestBetween(from: number, to: number): { ms: number; outage: Outage | null } {
     let best: { ms: number; outage: Outage | null } = { ms: 0, outage: null };
     for (const o of this.outages) {
-      if (o.from < from || o.from > to) continue;
-      const ms = (o.to ?? Date.now()) - o.from;
+      const end = o.to ?? Date.now();
+      if (o.from > to || end < from) continue;
+      const ms = end - Math.max(o.from, from);
       if (ms > best.ms) best = { ms, outage: o };
     }
     return best;

@@ -20,7 +20,7 @@ import { BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { isTerminated } from '../../core/pod-lifecycle.ts';
 import type { KubePod } from '../../core/kube-objects.ts';
 import { planFaults, type FaultKind, FAULT_KINDS } from './fault-plan.ts';
-import { FaultInjector } from './faults.ts';
+import { FaultInjector, type HandoffGap } from './faults.ts';
 import { gaugeFindings, lostPods, pendingFindings } from './final-checks.ts';
 import { LoadGenerator, OUTAGE_REFUSALS, type Refusal } from './load.ts';
 import { PolicyFiles } from './policy-files.ts';
@@ -420,7 +420,7 @@ function report(
   recorder: Recorder,
   final: FinalResult,
   chargeback: ChargebackResult | null,
-  handoffGaps: readonly { kind: 'rollout' | 'leader-kill'; ms: number }[],
+  handoffGaps: readonly HandoffGap[],
 ): void {
   const pods = [...tracker.pods.values()].filter((r) => r.role === 'load');
   const jobPods = pods.filter((r) => r.fromJob).length;
@@ -465,6 +465,10 @@ function report(
   say(
     `  handoff gap      extender rollout ${longest('rollout')}, leader SIGKILL ${longest('leader-kill')} (budget 5 s; filter calls through the Service failing)`,
   );
+  for (const g of handoffGaps)
+    say(
+      `                   ${g.kind} ${(g.ms / 1000).toFixed(1)} s${g.why === null ? '' : ` (first failed call: ${g.why.slice(0, 80)})`}`,
+    );
   say(
     `  snapshots        ${recorder.written} written${recorder.skipped.length ? `, ${recorder.skipped.length} not taken (API unavailable)` : ''}; final ${final.snapshot ?? 'none'}`,
   );

@@ -52,4 +52,10 @@ t.test('a handoff with no selected backend for a while is measured as an outage 
   // Wide bounds: a busy machine delays timers; the point is that the outage is seen and ends.
   t.ok(gap.ms >= 500 && gap.ms <= 8_000, `about the 1.5 s without a leader: ${gap.ms} ms`);
   t.equal(probe.longestBetween(0, stoppedAt - 300).ms, 0, 'nothing before the handoff');
+  const midway = gap.outage!.from + 500;
+  t.equal(
+    probe.longestBetween(midway, midway + 15_000).ms,
+    gap.outage!.to! - midway,
+    'an outage under way when the window opens counts from then on',
+  );
 });
