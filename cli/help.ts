@@ -21,7 +21,7 @@ export const SERVE_USAGE = `tessera serve webhook --policy-dir DIR [--tls-cert F
                      [--log-level info]
 tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8888]
                      [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--lease-name NAME]
-                     [--lease-seconds 4] [--pod-name NAME [--pod-namespace NS]]
+                     [--lease-seconds 3] [--pod-name NAME [--pod-namespace NS]]
                      [--kubeconfig FILE] [--context NAME] [--log-level info]
   Tessera's own service accounts (--system-user, e.g. system:serviceaccount:tessera-system:tessera-extender) may write
   system-owned annotations. Without --kubeconfig: $KUBECONFIG, ~/.kube/config, or the pod's service account. With

@@ -86,7 +86,7 @@ async function serveExtender(argv: string[]): Promise<number> {
       strategy: { type: 'string' },
       'lease-namespace': { type: 'string' },
       'lease-name': { type: 'string', default: 'tessera-extender' },
-      'lease-seconds': { type: 'string', default: '4' },
+      'lease-seconds': { type: 'string', default: '3' },
       'pod-name': { type: 'string' },
       'pod-namespace': { type: 'string' },
     },

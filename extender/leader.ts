@@ -33,6 +33,7 @@ export class LeaderElector {
   private readonly api: LeaseApi;
   private readonly o: LeaderOptions;
   private leading = false;
+  /** When the last successful renewal was sent (its renewTime). */
   private renewedAt = 0;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -89,7 +90,7 @@ export class LeaderElector {
           spec: { ...spec, acquireTime: new V1MicroTime(now.getTime()), leaseTransitions: 0 },
         },
       });
-      this.renewedAt = Date.now();
+      this.renewedAt = now.getTime();
       this.set(true);
       return;
     }
@@ -115,7 +116,9 @@ export class LeaderElector {
         },
       },
     });
-    this.renewedAt = Date.now();
+    // From when the renewal was asked for, not answered: the Lease says renewTime = now, and a slow answer must not
+    // stretch this replica's belief past the moment another may take over (renewTime + leaseSeconds).
+    this.renewedAt = now.getTime();
     this.set(true);
   }
 

@@ -35,7 +35,7 @@ export interface ExtenderOptions {
   /** Lease namespace for leader election; without it this replica always serves (single replica). */
   readonly leaseNamespace?: string;
   readonly leaseName?: string;
-  /** How long the Lease lasts unrenewed: a crashed leader's successor waits this long (default 4 s). */
+  /** How long the Lease lasts unrenewed: a crashed leader's successor waits this long (default 3 s). */
   readonly leaseSeconds?: number;
   /**
    * This replica's pod (the downward API's metadata.name) and its namespace (default: the lease namespace). With it,
@@ -277,7 +277,7 @@ function electLeader(
     identity: options.identity ?? `${hostname()}-${process.pid}`,
     // A short lease, renewed every second: a crashed leader's successor serves within about leaseSeconds (the handoff
     // gap, docs/operations.md). A standby looks every 500 ms, so a released lease (SIGTERM) is taken at once.
-    leaseSeconds: options.leaseSeconds ?? 4,
+    leaseSeconds: options.leaseSeconds ?? 3,
     retryMs: 1_000,
     standbyRetryMs: 500,
     log: options.log,
