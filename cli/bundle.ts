@@ -4,7 +4,7 @@
 // client nor express, and the policy schema's validator is compiled here rather than at every start. dist/inputs.json lists the project's own files the bundle was built from; the launcher
 // (cli/launcher/tessera.mjs) runs the bundle only while it is newer than every one of them.
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
@@ -68,9 +68,15 @@ export async function bundleCli(out: string = DIST): Promise<string[]> {
       js: "import { createRequire as __tesseraRequire } from 'node:module'; const require = __tesseraRequire(import.meta.url);",
     },
   });
+  // The node agent loads the kubelet's protos at run time from ./proto beside its module (agent/kubelet-protos.ts);
+  // in the bundle that module sits in a chunk, so the protos go beside the chunks.
+  const protos = readdirSync(join(REPO, 'agent', 'proto'), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.proto'))
+    .map((f) => `agent/proto/${f}`);
+  for (const dir of ['chunks', '.']) cpSync(join(REPO, 'agent', 'proto'), join(out, dir, 'proto'), { recursive: true });
   const inputs = Object.keys(result.metafile.inputs)
     .filter((f) => !f.startsWith('node_modules/') && !f.startsWith('tessera:'))
-    .concat('package.json', 'package-lock.json')
+    .concat('package.json', 'package-lock.json', ...protos)
     .sort();
   writeFileSync(join(out, 'inputs.json'), `${JSON.stringify(inputs, null, 1)}\n`);
   return inputs;

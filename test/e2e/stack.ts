@@ -50,6 +50,8 @@ export interface StackOptions {
   readonly kwok?: KwokOptions;
   /** kube-controller-manager's controllers (default: the Job and node-lifecycle ones); DRA tests add resourceclaim-controller. */
   readonly controllers?: readonly string[];
+  /** Token identities beside the built-in ones: the stand-ins' service accounts (vCluster's syncer, KubeVirt's controller). */
+  readonly identities?: readonly { readonly user: string; readonly groups: readonly string[] }[];
 }
 
 /**
@@ -77,6 +79,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     log: progress,
     controllerManager: options.controllers ?? true,
     kwok: options.kwok ?? true,
+    ...(options.identities ? { identities: options.identities } : {}),
   });
   const policyDir = join(cluster.dir, 'policy');
   mkdirSync(policyDir);
@@ -197,6 +200,19 @@ export async function registerWebhooks(admin: KubeConfig, caPem: string, baseUrl
           rules: [
             { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] },
             { apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['pods/ephemeralcontainers'] },
+            // KubeVirt's VMIs and VMs where their CRDs are installed, as manifests/kubevirt registers them.
+            {
+              apiGroups: ['kubevirt.io'],
+              apiVersions: ['v1'],
+              operations: ['CREATE'],
+              resources: ['virtualmachineinstances'],
+            },
+            {
+              apiGroups: ['kubevirt.io'],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['virtualmachines'],
+            },
           ],
         },
       ],
@@ -240,6 +256,13 @@ export async function registerWebhooks(admin: KubeConfig, caPem: string, baseUrl
               apiVersions: ['v1'],
               operations: ['CREATE', 'UPDATE'],
               resources: ['resourceclaims', 'resourceclaimtemplates'],
+            },
+            // KubeVirt's VMIs and VMs, where their CRDs are installed (a rule for an unknown resource never matches).
+            {
+              apiGroups: ['kubevirt.io'],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['virtualmachineinstances', 'virtualmachines'],
             },
           ],
         },
