@@ -90,9 +90,17 @@ async function serveExtender(argv: string[]): Promise<number> {
       strategy: { type: 'string' },
       'lease-namespace': { type: 'string' },
       'lease-name': { type: 'string', default: 'tessera-extender' },
+      'lease-seconds': { type: 'string', default: '3' },
+      'pod-name': { type: 'string' },
+      'pod-namespace': { type: 'string' },
     },
   });
   const port = portOf(values.port);
+  const leaseSeconds = Number(values['lease-seconds']);
+  if (!Number.isInteger(leaseSeconds) || leaseSeconds < 2)
+    throw new UsageError(`--lease-seconds ${values['lease-seconds']}: expected whole seconds, at least 2`, SERVE_USAGE);
+  if (values['pod-name'] && !values['lease-namespace'])
+    throw new UsageError('--pod-name labels the leader’s pod: it needs --lease-namespace', SERVE_USAGE);
   const log = pino({ level: logLevelOf(values['log-level']), base: { component: 'tessera-extender' } });
   const ext = await startExtender({
     kubeconfig: loadKubeconfig(values.kubeconfig, values.context),
@@ -103,8 +111,10 @@ async function serveExtender(argv: string[]): Promise<number> {
     ...tls(values['tls-cert'], values['tls-key']),
     ...(values.strategy ? { strategy: values.strategy } : {}),
     ...(values['lease-namespace']
-      ? { leaseNamespace: values['lease-namespace'], leaseName: values['lease-name'] }
+      ? { leaseNamespace: values['lease-namespace'], leaseName: values['lease-name'], leaseSeconds }
       : {}),
+    ...(values['pod-name'] ? { podName: values['pod-name'] } : {}),
+    ...(values['pod-namespace'] ? { podNamespace: values['pod-namespace'] } : {}),
     log,
   });
   await untilSignal();

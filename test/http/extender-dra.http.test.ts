@@ -43,6 +43,7 @@ class Writer implements ClusterWriter {
     this.calls.push(`bind ${name} ${nodeName}`);
   }
   async setNodeResources() {}
+  async labelPod() {}
 }
 
 async function start(t: { teardown(fn: () => unknown): void }) {

@@ -68,6 +68,7 @@ class FakeWriter implements ClusterWriter {
     this.pods.set(`${ns}/${name}`, { ...p, metadata: { ...p.metadata, uid: `${p.metadata!.uid}-2` } });
   }
   async setNodeResources() {}
+  async labelPod() {}
 }
 
 interface Env {
@@ -506,4 +507,30 @@ t.test('malformed requests get a clear 400; lower-case keys are read like Go doe
   t.same(lower.body.NodeNames, ['h1']);
   const bad = await call(env.url, 'filter', { Pod: pod('bad').ns('vision').gpuMilli(1500).build(), NodeNames: ['h1'] });
   t.match(bad.body.FailedAndUnresolvableNodes, { h1: /not a multiple of 1000/ });
+});
+
+t.test('a standby is Ready but answers no verb, and closes the connection so the Service re-routes it', async (t) => {
+  const env = await start(t, []);
+  const app = createExtenderApp({
+    scheduler: env.scheduler,
+    metrics: env.metrics,
+    log,
+    notReady: () => 'not the leader (another replica holds the lease)',
+    probeNotReady: () => null,
+    prefix: '/scheduler',
+  });
+  const server: Server = createServer(app);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const readyz = await fetch(`${base}/readyz`);
+  t.equal(readyz.status, 200, 'Ready: it could serve if it led');
+  t.match(await readyz.json(), { ready: true, leader: false, reason: /standby/ });
+  const filter = await fetch(`${base}/scheduler/filter`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ Pod: { metadata: { name: 'p', namespace: 'research-a' } }, NodeNames: ['n1'] }),
+  });
+  t.equal(filter.headers.get('connection'), 'close', 'kube-scheduler’s kept-alive connection is closed');
+  t.match(await filter.json(), { Error: /^Tessera extender not serving: not the leader/ });
 });
