@@ -18,13 +18,14 @@ export class UsageError extends Error {
 
 export const SERVE_USAGE = `tessera serve webhook --policy-dir DIR [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8443]
                      [--system-user NAME]... [--kubeconfig FILE] [--context NAME] [--audit-interval SECONDS]
-                     [--log-level info]
+                     [--quota-namespace tessera-system] [--log-level info]
 tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8888]
                      [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--lease-name NAME]
                      [--kubeconfig FILE] [--context NAME] [--log-level info]
   Tessera's own service accounts (--system-user, e.g. system:serviceaccount:tessera-system:tessera-extender) may write
   system-owned annotations. Without --kubeconfig: $KUBECONFIG, ~/.kube/config, or the pod's service account. With
-  --lease-namespace the extender elects a leader through a Lease and only the leader serves. Both run until SIGTERM
+  --lease-namespace the extender elects a leader through a Lease and only the leader serves. The webhook reserves GPU
+  pods' quota in ConfigMap tessera-quota-reservations of --quota-namespace (docs/quota.md). Both run until SIGTERM
   or SIGINT (exit 0); a start that cannot serve (unreadable TLS files, port taken) exits 1.`;
 
 export const POLICY_USAGE = `tessera policy lint FILE|DIR...

@@ -52,6 +52,7 @@ async function serveWebhook(argv: string[]): Promise<number> {
       port: { type: 'string', default: '8443' },
       'system-user': { type: 'string', multiple: true, default: [] },
       'audit-interval': { type: 'string', default: '60' },
+      'quota-namespace': { type: 'string', default: 'tessera-system' },
     },
   });
   if (!values['policy-dir']) throw new UsageError('--policy-dir is required', SERVE_USAGE);
@@ -68,6 +69,7 @@ async function serveWebhook(argv: string[]): Promise<number> {
     kubeconfig: loadKubeconfig(values.kubeconfig, values.context),
     systemUsers: values['system-user'],
     auditIntervalMs: auditSeconds * 1000,
+    quotaReservations: { namespace: values['quota-namespace'] },
     log,
   });
   await untilSignal();
