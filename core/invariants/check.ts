@@ -1,5 +1,5 @@
 // The invariants a churning cluster must keep, checked from a snapshot of the API alone (not from any server's memory):
-// no GPU over 1000 milli, no node over its allocatable, no tenant over quota, same-tenant isolation kept, and every
+// no GPU over 1000 milli, no node over its allocatable, no tenant over quota (all its non-terminated pods), same-tenant isolation kept, and every
 // bound fraction pod's assignment matching its node and its request.
 
 import { parseAssignment } from '../assignment.ts';
@@ -8,7 +8,8 @@ import { readNode, type NodeInventory } from '../inventory/node-inventory.ts';
 import type { KubePod } from '../kube-objects.ts';
 import { isTerminated } from '../pod-lifecycle.ts';
 import { isolatedTenants, tenantNamed, type Policy } from '../policy/model.ts';
-import { formatEquivalents, podEquivalents } from '../pools/equivalents.ts';
+import { equivalentsOfPod, formatEquivalents } from '../pools/equivalents.ts';
+import { memoryShareMilli } from '../pools/memory-share.ts';
 import { ASSIGNMENT, GPU_MILLI, isGpuResource, TENANT_LABEL, VISIBLE_DEVICES } from '../well-known-names.ts';
 import type { ClusterSnapshot } from './cluster-snapshot.ts';
 
@@ -43,6 +44,14 @@ function boundPods(snapshot: ClusterSnapshot, tenantOf: (ns: string) => string |
   return out;
 }
 
+/** The milli a fraction pod asks of GPU `index` of its node: a memory-only share takes its memory's share there. */
+function askedOn(nodes: Map<string, NodeInventory>, p: BoundPod, index: number): number {
+  const f = p.demand.fraction!;
+  const gpu = nodes.get(p.node)?.gpus.find((g) => g.index === index);
+  if (!f.memoryOnly || f.memoryMiB === null || gpu === undefined || gpu.memoryMiB <= 0) return f.milliPerGpu;
+  return memoryShareMilli(f.memoryMiB, gpu.memoryMiB, f.milliPerGpu);
+}
+
 function gpuChecks(
   nodes: Map<string, NodeInventory>,
   pods: readonly BoundPod[],
@@ -63,8 +72,9 @@ function gpuChecks(
     const mismatch =
       assignment.node !== p.node
         ? `names node ${assignment.node} but the pod is bound to ${p.node}`
-        : f !== null && (assignment.gpus.length !== f.gpus || assignment.gpus.some((g) => g.milli !== f.milliPerGpu))
-          ? `holds ${assignment.gpus.map((g) => `${g.index}:${g.milli}m`).join(',')} but the pod asks for ${f.gpus} x ${f.milliPerGpu}m`
+        : f !== null &&
+            (assignment.gpus.length !== f.gpus || assignment.gpus.some((g) => g.milli !== askedOn(nodes, p, g.index)))
+          ? `holds ${assignment.gpus.map((g) => `${g.index}:${g.milli}m`).join(',')} but the pod asks for ${f.gpus} x ${f.memoryOnly ? `${f.memoryMiB} MiB (at least ${f.milliPerGpu}m)` : `${f.milliPerGpu}m`}`
           : p.pod.metadata?.annotations?.[VISIBLE_DEVICES] !==
               [...assignment.gpus.map((g) => g.index)].sort((a, b) => a - b).join(',')
             ? `and ${VISIBLE_DEVICES} disagree`
@@ -139,18 +149,29 @@ function allocatableChecks(nodes: Map<string, NodeInventory>, pods: readonly Bou
   return out;
 }
 
-function quotaChecks(pods: readonly BoundPod[], policy: Policy): InvariantViolation[] {
+/**
+ * The quota contract: GPU-equivalents over all non-terminated pods of the tenant, bound or not (a pod admitted and
+ * still pending holds its quota), placed memory-only shares at what their assignment took.
+ */
+function quotaChecks(
+  snapshot: ClusterSnapshot,
+  tenantOf: (ns: string) => string | null,
+  policy: Policy,
+): InvariantViolation[] {
   const out: InvariantViolation[] = [];
   const used = new Map<string, number>();
-  for (const p of pods)
-    if (p.tenant !== null) used.set(p.tenant, (used.get(p.tenant) ?? 0) + podEquivalents(p.demand, policy));
+  for (const pod of snapshot.pods) {
+    if (isTerminated(pod)) continue;
+    const tenant = tenantOf(pod.metadata?.namespace ?? '');
+    if (tenant !== null) used.set(tenant, (used.get(tenant) ?? 0) + equivalentsOfPod(pod, policy));
+  }
   for (const [tenant, equivalents] of used) {
     const quota = tenantNamed(policy, tenant)?.quotaGpus ?? null;
     if (quota !== null && equivalents > quota + 1e-9) {
       out.push({
         invariant: 'tenant-quota',
         subject: tenant,
-        message: `tenant ${tenant} holds ${formatEquivalents(equivalents)} GPU-equivalents in bound pods, over its quota of ${quota}`,
+        message: `tenant ${tenant} holds ${formatEquivalents(equivalents)} GPU-equivalents in non-terminated pods, over its quota of ${quota}`,
       });
     }
   }
@@ -167,6 +188,6 @@ export function checkInvariants(snapshot: ClusterSnapshot, policy: Policy | null
   return [
     ...gpuChecks(nodes, pods, policy),
     ...allocatableChecks(nodes, pods),
-    ...(policy === null ? [] : quotaChecks(pods, policy)),
+    ...(policy === null ? [] : quotaChecks(snapshot, (ns) => tenants.get(ns) ?? null, policy)),
   ];
 }
