@@ -76,7 +76,11 @@ t.test('quota is the contract: every non-terminated pod of the tenant, bound or 
   const big = fractionH100('big', 16);
   const bound = Array.from({ length: 11 }, (_, i) => fractionPod(`q${i}`, 'research-a', 'big', i, 1000));
   const pending = [0, 1].map((i) =>
-    pod(`p${i}`).ns(i ? 'research-a' : 'research-b').annotate('tessera.io/pool', 'shared-h100').gpuMilli(600).build(),
+    pod(`p${i}`)
+      .ns(i ? 'research-a' : 'research-b')
+      .annotate('tessera.io/pool', 'shared-h100')
+      .gpuMilli(600)
+      .build(),
   );
   const quota = (pods: KubePod[]) =>
     checkInvariants({ ...snapshot(pods), nodes: [big] }, policy).filter((v) => v.invariant === 'tenant-quota');
