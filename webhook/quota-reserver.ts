@@ -30,7 +30,7 @@ export interface QuotaReserverOptions {
   readonly ttlMs?: number;
   /** Conditional writes tried per batch before giving up. */
   readonly maxAttempts?: number;
-  /** A review waits at most this long for its reservation (the API server's webhook timeout is 10 s). */
+  /** A review waits at most this long for its reservation (the shipped webhook timeoutSeconds is 5). */
   readonly deadlineMs?: number;
   readonly now?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -55,7 +55,7 @@ export class QuotaReserver {
     this.o = {
       ttlMs: DEFAULT_RESERVATION_TTL_MS,
       maxAttempts: 8,
-      deadlineMs: 5_000,
+      deadlineMs: 4_000,
       now: Date.now,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
       random: Math.random,
