@@ -3,9 +3,9 @@
 // new usage with a resourceVersion precondition before admitting; dry-run requests write nothing). Tessera's quota
 // spans namespaces, so the usage lives in one ConfigMap in Tessera's namespace: a reservation per admitted GPU pod,
 // written before the pod is admitted. A tenant holds what its pods in the informer hold plus the reservations of
-// pods the informer does not show yet. A reservation expires after a TTL, long enough for every replica's informer
-// to show the pod; a pod that was never created (a later webhook's denial, a failed create, a timeout) is thereby
-// released. Pure: the webhook does the reads and the conditional writes (webhook/quota-reserver.ts).
+// pods the informer does not show yet. A reservation is dropped once the writer's informer has shown its pod and it is
+// older than a settle time (10 s: by then every replica's informer shows the pod), and in any case after a TTL (60 s),
+// which releases the quota of a pod that was never created (a later webhook's denial, a failed create, a timeout). Pure: the webhook does the reads and the conditional writes (webhook/quota-reserver.ts).
 
 import { withinQuota } from '../pools/equivalents.ts';
 import { quotaExceededMessage, type QuotaNeed } from './rules/quota.ts';
@@ -14,6 +14,8 @@ export const RESERVATIONS_CONFIGMAP = 'tessera-quota-reservations';
 /** The ConfigMap's data key holding the reservations as JSON. */
 export const RESERVATIONS_KEY = 'reservations';
 export const DEFAULT_RESERVATION_TTL_MS = 60_000;
+/** A reservation whose pod the writer's informer shows is dropped once it is this old (every informer shows it). */
+export const DEFAULT_SETTLE_MS = 10_000;
 
 export interface Reservation {
   readonly uid: string;
@@ -21,6 +23,8 @@ export interface Reservation {
   /** `namespace/name` of the pod. */
   readonly pod: string;
   readonly equivalents: number;
+  /** Epoch milliseconds when it was written. */
+  readonly at: number;
   /** Epoch milliseconds after which the reservation no longer counts and is dropped at the next write. */
   readonly expires: number;
 }
@@ -35,7 +39,8 @@ const isReservation = (r: unknown): r is Reservation => {
     typeof x.pod === 'string' &&
     typeof x.equivalents === 'number' &&
     Number.isFinite(x.equivalents) &&
-    typeof x.expires === 'number'
+    typeof x.expires === 'number' &&
+    typeof x.at === 'number'
   );
 };
 
@@ -90,6 +95,7 @@ export function decideReservation(
   now: number,
   ttlMs: number,
   shown: ShownByInformer,
+  settleMs: number = DEFAULT_SETTLE_MS,
 ): ReservationDecision {
   const pending = reservedBeyondInformer(current, need.tenant, now, shown, need.uid);
   const held = need.held.equivalents + pending.equivalents;
@@ -100,7 +106,16 @@ export function decideReservation(
         : `${need.held.pods} pod(s)`;
     return { ok: false, held, message: quotaExceededMessage(need, held, holders) };
   }
-  const next = current.filter((r) => r.expires > now && r.uid !== need.uid);
-  next.push({ uid: need.uid, tenant: need.tenant, pod: need.pod, equivalents: need.equivalents, expires: now + ttlMs });
+  // Kept: live reservations, except those the informer has shown long enough to count the pod everywhere (this keeps
+  // the object small at high rates; the TTL alone would keep a minute of admissions).
+  const next = current.filter((r) => r.expires > now && r.uid !== need.uid && !(now - r.at >= settleMs && shown(r)));
+  next.push({
+    uid: need.uid,
+    tenant: need.tenant,
+    pod: need.pod,
+    equivalents: need.equivalents,
+    at: now,
+    expires: now + ttlMs,
+  });
   return { ok: true, next, held };
 }

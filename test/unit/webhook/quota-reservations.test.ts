@@ -31,6 +31,7 @@ const reservation = (uid: string, equivalents: number, expires = NOW + 60_000, t
   tenant,
   pod: `vision/${uid}`,
   equivalents,
+  at: expires - 60_000,
   expires,
 });
 
@@ -70,6 +71,10 @@ t.test('the written reservations drop expired ones and renew this pod', async (t
         ['p', 2, NOW + 60_000],
       ],
     );
+  // Shown by the informer and older than the settle time: dropped; shown but young: kept (other informers may lag).
+  const settled = [reservation('seen-old', 1, NOW + 45_000), reservation('seen-new', 1, NOW + 55_000)];
+  const e = decideReservation(settled, need('p', 1), NOW, 60_000, (r) => r.uid.startsWith('seen'), 10_000);
+  t.same(e.ok && e.next.map((r) => r.uid), ['seen-new', 'p']);
   t.same(parseReservations(formatReservations(current)), current, 'round trip');
   t.same(parseReservations({ reservations: '{not json' }), [], 'unreadable data holds nothing');
   t.same(parseReservations({ reservations: '[{"uid":1}]' }), [], 'malformed entries are dropped');
