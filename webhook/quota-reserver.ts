@@ -1,13 +1,14 @@
 // Reserves a GPU pod's quota on the API server before the webhook admits it (core/admission/quota-reservations.ts
 // says why and how it is counted). Reviews that arrive together are settled together, as kube-apiserver's quota
-// admission batches them (k8s.io/apiserver@v0.37.2 pkg/admission/plugin/resourcequota/controller.go): one read, each
-// decided in turn on the running total, one conditional write. A conflict (another replica wrote first) re-reads and
+// admission batches them (k8s.io/apiserver@v0.37.2 pkg/admission/plugin/resourcequota/controller.go): one fresh read,
+// each decided in turn on the running total, one conditional write. A conflict (another replica wrote first) re-reads and
 // decides again, with jittered exponential backoff, a bounded number of times. Anything else fails closed: the pod is
 // denied with the reason, never admitted unreserved.
 
 import type { Logger } from 'pino';
 import {
   DEFAULT_RESERVATION_TTL_MS,
+  DEFAULT_SETTLE_MS,
   decideReservation,
   type Reservation,
   type ShownByInformer,
@@ -28,6 +29,8 @@ export interface QuotaReserverOptions {
   readonly log: Logger;
   readonly metrics?: WebhookMetrics;
   readonly ttlMs?: number;
+  /** See DEFAULT_SETTLE_MS. */
+  readonly settleMs?: number;
   /** Conditional writes tried per batch before giving up. */
   readonly maxAttempts?: number;
   /** A review waits at most this long for its reservation (the shipped webhook timeoutSeconds is 5). */
@@ -47,13 +50,13 @@ interface Waiter {
 
 export class QuotaReserver {
   private readonly o: Required<Omit<QuotaReserverOptions, 'metrics'>> & { metrics?: WebhookMetrics };
-  private cached: ReservationObject | null = null;
   private queue: Waiter[] = [];
   private draining = false;
 
   constructor(options: QuotaReserverOptions) {
     this.o = {
       ttlMs: DEFAULT_RESERVATION_TTL_MS,
+      settleMs: DEFAULT_SETTLE_MS,
       maxAttempts: 8,
       deadlineMs: 4_000,
       now: Date.now,
@@ -113,20 +116,20 @@ export class QuotaReserver {
       }
       let current: ReservationObject;
       try {
-        current = this.cached ?? (await this.o.store.read());
+        // Always the object as it is now: a replica that trusted its own last write would win every race against one
+        // that must read after a conflict, and starve it under sustained load (seen in the benchmark).
+        current = await this.o.store.read();
       } catch (e) {
-        this.cached = null;
         for (const w of waiting) w.resolve(this.unavailable(w, (e as Error).message));
         return;
       }
-      this.cached = current;
       // Each review in turn, on the running total of those before it.
       let reservations: readonly Reservation[] = current.reservations;
       const admitted: Waiter[] = [];
       for (const w of waiting) {
         let decision: ReturnType<typeof decideReservation>;
         try {
-          decision = decideReservation(reservations, w.need, this.o.now(), this.o.ttlMs, w.shown);
+          decision = decideReservation(reservations, w.need, this.o.now(), this.o.ttlMs, w.shown, this.o.settleMs);
         } catch (e) {
           // The informer view can fail closed (API server lost) between validation and here.
           w.resolve(this.unavailable(w, (e as Error).message));
@@ -141,11 +144,10 @@ export class QuotaReserver {
       }
       if (admitted.length === 0) return;
       try {
-        this.cached = await this.o.store.write(reservations, current.resourceVersion);
+        await this.o.store.write(reservations, current.resourceVersion);
         for (const w of admitted) w.resolve({ ok: true });
         return;
       } catch (e) {
-        this.cached = null;
         if (!(e instanceof ReservationConflict)) {
           for (const w of admitted) w.resolve(this.unavailable(w, (e as Error).message));
           return;
