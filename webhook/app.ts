@@ -133,7 +133,9 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
         response = validationResponse(parsed.uid, verdict, policy);
         if (verdict.allowed && verdict.quota && deps.reserver) {
           // Last, once everything else allows it: the reservation is what makes the quota hold under concurrency.
-          const outcome = await deps.reserver.reserve(verdict.quota, shownBy(view), parsed.dryRun === true);
+          // The API server sets the pod's UID before validating admission; a review without one keys by its own uid.
+          const need = verdict.quota.uid ? verdict.quota : { ...verdict.quota, uid: `review-${parsed.uid}` };
+          const outcome = await deps.reserver.reserve(need, shownBy(view), parsed.dryRun === true);
           if (!outcome.ok) {
             metrics.decisions.inc({ webhook, rule: BUILTIN.quota, action: 'enforce' });
             response = outcome.unavailable
