@@ -170,7 +170,8 @@ t.test('a burst across two namespaces through two webhook replicas ends at or be
   t.comment(`replicas: ${JSON.stringify(metrics)} (reservations and conflicts per replica)`);
   const cm = await admin.readNamespacedConfigMap({ name: RESERVATIONS_CONFIGMAP, namespace: 'tessera-system' });
   const reserved = parseReservations(cm.data);
-  t.ok(reserved.length >= end.pods, `one reservation per admitted pod (${reserved.length})`);
+  // One per admitted pod, unless a later write found it settled (shown by the informer and 10 s old).
+  t.ok(reserved.length > 0 && reserved.length <= end.pods, `reservations of admitted pods (${reserved.length})`);
   t.ok(
     reserved.every((r) => r.tenant === 'research' && r.equivalents === 0.5),
     'reservations of tenant research, 0.5 each',
