@@ -6,7 +6,7 @@ import { parseAssignment } from '../assignment.ts';
 import { parseDemand, type PodDemand } from '../demand.ts';
 import { readNode, type NodeInventory } from '../inventory/node-inventory.ts';
 import type { KubePod } from '../kube-objects.ts';
-import { isTerminated } from '../pod-lifecycle.ts';
+import { isLeaving, isTerminated } from '../pod-lifecycle.ts';
 import { isolatedTenants, tenantNamed, type Policy } from '../policy/model.ts';
 import { equivalentsOfPod, formatEquivalents } from '../pools/equivalents.ts';
 import { memoryShareMilli } from '../pools/memory-share.ts';
@@ -151,7 +151,8 @@ function allocatableChecks(nodes: Map<string, NodeInventory>, pods: readonly Bou
 
 /**
  * The quota contract: GPU-equivalents over all non-terminated pods of the tenant, bound or not (a pod admitted and
- * still pending holds its quota), placed memory-only shares at what their assignment took.
+ * still pending holds its quota), placed memory-only shares at what their assignment took. A pod being deleted
+ * (deletionTimestamp set) is counted as admission counts it: its quota is free from the delete on (isLeaving).
  */
 function quotaChecks(
   snapshot: ClusterSnapshot,
@@ -161,7 +162,7 @@ function quotaChecks(
   const out: InvariantViolation[] = [];
   const used = new Map<string, number>();
   for (const pod of snapshot.pods) {
-    if (isTerminated(pod)) continue;
+    if (isLeaving(pod)) continue;
     const tenant = tenantOf(pod.metadata?.namespace ?? '');
     if (tenant !== null) used.set(tenant, (used.get(tenant) ?? 0) + equivalentsOfPod(pod, policy));
   }

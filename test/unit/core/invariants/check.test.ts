@@ -88,6 +88,9 @@ t.test('quota is the contract: every non-terminated pod of the tenant, bound or 
   const failed = structuredClone(pending[1]!);
   failed.status = { phase: 'Failed' };
   t.same(quota([...bound, pending[0]!, failed]), [], 'a terminated pod holds nothing');
+  const deleting = structuredClone(pending[1]!);
+  deleting.metadata!.deletionTimestamp = '2026-11-27T00:00:30Z';
+  t.same(quota([...bound, pending[0]!, deleting]), [], 'nor does one being deleted, as admission counts it');
 });
 
 t.test('a memory-only share matches its assignment when it took its memory share of the GPU', async (t) => {
