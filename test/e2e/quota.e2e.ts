@@ -23,7 +23,7 @@ import { parseReservations, RESERVATIONS_CONFIGMAP } from '../../core/admission/
 import { startWebhook } from '../../webhook/server.ts';
 import { startServiceProxy } from '../soak/service-proxy.ts';
 import { EXTENDER_USER, registerWebhooks, startStack, WEBHOOK_USER } from './stack.ts';
-import { until } from '../fixtures/waiting.ts';
+import { apiErrorMessage, until } from '../fixtures/waiting.ts';
 
 const QUOTA = 3;
 const POLICY = readFileSync(new URL('../../../shared/examples/policy.yaml', import.meta.url), 'utf8').replace(
@@ -110,8 +110,8 @@ t.test('a burst across two namespaces through two webhook replicas ends at or be
       try {
         await bob.createNamespacedPod({ namespace: 'vision', body: gpuPod('probe', '0.05'), dryRun: 'All' });
         return true;
-      } catch {
-        return false;
+      } catch (e) {
+        throw new Error(apiErrorMessage(e));
       }
     },
     60_000,
