@@ -92,11 +92,22 @@ t.test('a burst across two namespaces through two webhook replicas ends at or be
       .makeApiClient(CoreV1Api)
       .createNamespace({ body: { metadata: { name: ns, labels: { 'tessera.io/tenant': 'research' } } } });
     await admin.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'default' } } });
+    // A Role of its own: the aggregated `edit` ClusterRole stays empty without the aggregation controller.
+    await rbac.createNamespacedRole({
+      namespace: ns,
+      body: {
+        metadata: { name: 'tenant-user' },
+        rules: [
+          { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
+          { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
+        ],
+      },
+    });
     await rbac.createNamespacedRoleBinding({
       namespace: ns,
       body: {
         metadata: { name: 'bob-edit' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'tenant-user' },
         subjects: [{ kind: 'User', name: 'bob@acme.example', apiGroup: 'rbac.authorization.k8s.io' }],
       },
     });
