@@ -135,7 +135,11 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
           // Last, once everything else allows it: the reservation is what makes the quota hold under concurrency.
           // The API server sets the pod's UID before validating admission; a review without one keys by its own uid.
           const need = verdict.quota.uid ? verdict.quota : { ...verdict.quota, uid: `review-${parsed.uid}` };
-          const outcome = await deps.reserver.reserve(need, shownBy(view), parsed.dryRun === true);
+          const informer = {
+            shown: shownBy(view),
+            usage: () => view.tenantUsage(need.tenant, policy, verdict.quota?.uid || null),
+          };
+          const outcome = await deps.reserver.reserve(need, informer, parsed.dryRun === true);
           if (!outcome.ok) {
             metrics.decisions.inc({ webhook, rule: BUILTIN.quota, action: 'enforce' });
             response = outcome.unavailable

@@ -14,6 +14,7 @@ import {
   type ShownByInformer,
 } from '../core/admission/quota-reservations.ts';
 import type { QuotaNeed } from '../core/admission/rules/quota.ts';
+import type { TenantUsage } from '../core/admission/tenant-usage.ts';
 import type { WebhookMetrics } from './metrics.ts';
 import { ReservationConflict, type ReservationObject, type ReservationStore } from './reservation-store.ts';
 
@@ -40,9 +41,16 @@ export interface QuotaReserverOptions {
   readonly random?: () => number;
 }
 
+/** What the informer shows now: which reserved pods it has, and what the tenant's pods in it hold. */
+export interface InformerNow {
+  readonly shown: ShownByInformer;
+  readonly usage: () => TenantUsage;
+}
+
 interface Waiter {
   readonly need: QuotaNeed;
   readonly shown: ShownByInformer;
+  readonly usage: () => TenantUsage;
   readonly dryRun: boolean;
   readonly since: number;
   readonly resolve: (o: ReserveOutcome) => void;
@@ -67,12 +75,13 @@ export class QuotaReserver {
   }
 
   /** Reserves `need` (dry run: only checks it) on the API server; resolves once the write is confirmed or refused. */
-  reserve(need: QuotaNeed, shown: ShownByInformer, dryRun: boolean): Promise<ReserveOutcome> {
+  reserve(need: QuotaNeed, informer: InformerNow, dryRun: boolean): Promise<ReserveOutcome> {
     return new Promise((resolve) => {
       const started = process.hrtime.bigint();
       this.queue.push({
         need,
-        shown,
+        shown: informer.shown,
+        usage: informer.usage,
         dryRun,
         since: this.o.now(),
         resolve: (outcome) => {
@@ -129,7 +138,16 @@ export class QuotaReserver {
       for (const w of waiting) {
         let decision: ReturnType<typeof decideReservation>;
         try {
-          decision = decideReservation(reservations, w.need, this.o.now(), this.o.ttlMs, w.shown, this.o.settleMs);
+          // The informer's usage and what it shows, read in the same turn of the event loop as each other.
+          decision = decideReservation(
+            reservations,
+            w.need,
+            this.o.now(),
+            this.o.ttlMs,
+            w.shown,
+            this.o.settleMs,
+            w.usage(),
+          );
         } catch (e) {
           // The informer view can fail closed (API server lost) between validation and here.
           w.resolve(this.unavailable(w, (e as Error).message));

@@ -9,6 +9,7 @@
 
 import { withinQuota } from '../pools/equivalents.ts';
 import { quotaExceededMessage, type QuotaNeed } from './rules/quota.ts';
+import type { TenantUsage } from './tenant-usage.ts';
 
 export const RESERVATIONS_CONFIGMAP = 'tessera-quota-reservations';
 /** The ConfigMap's data key holding the reservations as JSON. */
@@ -96,14 +97,17 @@ export function decideReservation(
   ttlMs: number,
   shown: ShownByInformer,
   settleMs: number = DEFAULT_SETTLE_MS,
+  /**
+   * What the informer's pods of the tenant hold now, read together with `shown`: a pod that appeared in the informer
+   * since validation is then counted there, not lost between the two (need.held is from validation time).
+   */
+  informer: TenantUsage = need.held,
 ): ReservationDecision {
   const pending = reservedBeyondInformer(current, need.tenant, now, shown, need.uid);
-  const held = need.held.equivalents + pending.equivalents;
+  const held = informer.equivalents + pending.equivalents;
   if (!withinQuota(held, need.equivalents, need.quota)) {
     const holders =
-      pending.pods > 0
-        ? `${need.held.pods} pod(s) and ${pending.pods} pod(s) just admitted`
-        : `${need.held.pods} pod(s)`;
+      pending.pods > 0 ? `${informer.pods} pod(s) and ${pending.pods} pod(s) just admitted` : `${informer.pods} pod(s)`;
     return { ok: false, held, message: quotaExceededMessage(need, held, holders) };
   }
   // Kept: live reservations, except those the informer has shown long enough to count the pod everywhere (this keeps

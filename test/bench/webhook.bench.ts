@@ -170,7 +170,8 @@ async function withReservations(seconds: number): Promise<{
     const verdict = validateRequest({ ...req, object }, policy, view, config);
     validationResponse(req.uid, verdict, policy);
     if (verdict.quota && reserver) {
-      const outcome = await reserver.reserve(verdict.quota, () => true, false);
+      const quota = verdict.quota;
+      const outcome = await reserver.reserve(quota, { shown: () => true, usage: () => quota.held }, false);
       if (!outcome.ok) throw new Error(outcome.message);
     }
     return Number(process.hrtime.bigint() - t0) / 1e6;

@@ -26,6 +26,8 @@ const need = (uid: string, equivalents: number, held = 0, quota = 12): QuotaNeed
   held: { equivalents: held, pods: held > 0 ? 1 : 0 },
 });
 const nothingShown = () => false;
+/** An informer that shows none of the reserved pods and holds what the need says it held at validation. */
+const blindTo = (n: QuotaNeed) => ({ shown: nothingShown, usage: () => n.held });
 const reservation = (uid: string, equivalents: number, expires = NOW + 60_000, tenant = 'research'): Reservation => ({
   uid,
   tenant,
@@ -89,7 +91,9 @@ t.test('two replicas, one store: a burst that would overrun the quota ends at or
   );
   // 11.5 held by running pods; 20 pods of 0.25 at once: exactly 2 fit.
   const outcomes = await Promise.all(
-    Array.from({ length: 20 }, (_, i) => replicas[i % 2]!.reserve(need(`p${i}`, 0.25, 11.5), nothingShown, false)),
+    Array.from({ length: 20 }, (_, i) =>
+      replicas[i % 2]!.reserve(need(`p${i}`, 0.25, 11.5), blindTo(need(`p${i}`, 0.25, 11.5)), false),
+    ),
   );
   t.equal(outcomes.filter((o) => o.ok).length, 2, 'exactly what fits');
   t.equal(store.reservations.length, 2);
@@ -100,12 +104,25 @@ t.test('two replicas, one store: a burst that would overrun the quota ends at or
   t.ok(store.conflicts > 0, `the replicas did collide (${store.conflicts} conflicts) and retried`);
 });
 
+t.test('the informer is read when the reservation is decided, not when the pod was validated', async (t) => {
+  // Pod a was reserved by the other replica; between this pod's validation (informer: 11 held) and its decision the
+  // informer has shown pod a (now 11.5 held, a no longer counted as a reservation). Counting the stale 11 and dropping
+  // the shown reservation would admit this pod into 12.5 of 12.
+  const store = new MemoryReservationStore();
+  store.reservations = [reservation('a', 0.5)];
+  const r = new QuotaReserver({ store, log, now: () => NOW });
+  const stale = need('p', 1, 11);
+  const informer = { shown: (x: Reservation) => x.uid === 'a', usage: () => ({ equivalents: 11.5, pods: 2 }) };
+  t.match(await r.reserve(stale, informer, false), { ok: false, unavailable: false, message: /11\.5 are held/ });
+  t.equal(store.writes, 0);
+});
+
 t.test('dry-run requests are checked but reserve nothing', async (t) => {
   const store = new MemoryReservationStore();
   const r = new QuotaReserver({ store, log, now: () => NOW });
-  t.same(await r.reserve(need('d', 1), nothingShown, true), { ok: true });
+  t.same(await r.reserve(need('d', 1), blindTo(need('d', 1)), true), { ok: true });
   t.equal(store.writes, 0);
-  const over = await r.reserve(need('d2', 13), nothingShown, true);
+  const over = await r.reserve(need('d2', 13), blindTo(need('d2', 13)), true);
   t.match(over, { ok: false, unavailable: false });
 });
 
@@ -114,7 +131,7 @@ t.test('API unavailable: fail closed with a clear reason; conflicts beyond the b
   const store = new MemoryReservationStore();
   store.down = true;
   const r = new QuotaReserver({ store, log, metrics, now: () => NOW });
-  const down = await r.reserve(need('p', 1), nothingShown, false);
+  const down = await r.reserve(need('p', 1), blindTo(need('p', 1)), false);
   t.match(down, {
     ok: false,
     unavailable: true,
@@ -141,7 +158,7 @@ t.test('API unavailable: fail closed with a clear reason; conflicts beyond the b
     },
     random: () => 1,
   });
-  t.match(await r2.reserve(need('p', 1), nothingShown, false), {
+  t.match(await r2.reserve(need('p', 1), blindTo(need('p', 1)), false), {
     ok: false,
     unavailable: true,
     message: /5 conflicting updates in a row/,
@@ -164,7 +181,11 @@ t.test('a review that cannot be reserved within the deadline is denied, not left
     store.version++;
     return busy(reservations, version);
   };
-  t.match(await r.reserve(need('p', 1), nothingShown, false), { ok: false, unavailable: true, message: /within 5 s/ });
+  t.match(await r.reserve(need('p', 1), blindTo(need('p', 1)), false), {
+    ok: false,
+    unavailable: true,
+    message: /within 5 s/,
+  });
 });
 
 t.test('property: any burst over any replicas never admits past the quota', async () => {
@@ -188,7 +209,11 @@ t.test('property: any burst over any replicas never admits past the quota', asyn
         const held = heldMilli / 1000;
         const outcomes = await Promise.all(
           millis.map((m, i) =>
-            replicas[i % replicaCount]!.reserve(need(`p${i}`, m / 1000, held, 10), nothingShown, false),
+            replicas[i % replicaCount]!.reserve(
+              need(`p${i}`, m / 1000, held, 10),
+              blindTo(need(`p${i}`, m / 1000, held, 10)),
+              false,
+            ),
           ),
         );
         const admitted = millis.filter((_, i) => outcomes[i]!.ok).reduce((a, m) => a + m, 0) / 1000;
