@@ -17,16 +17,27 @@ export class UsageError extends Error {
 }
 
 export const SERVE_USAGE = `tessera serve webhook --policy-dir DIR [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8443]
-                     [--system-user NAME]... [--kubeconfig FILE] [--context NAME] [--audit-interval SECONDS]
-                     [--quota-namespace tessera-system] [--log-level info]
+                     [--system-user NAME]... [--kubevirt-user NAME]... [--kubeconfig FILE] [--context NAME]
+                     [--audit-interval SECONDS] [--quota-namespace tessera-system] [--log-level info]
 tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8888]
                      [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--lease-name NAME]
                      [--kubeconfig FILE] [--context NAME] [--log-level info]
   Tessera's own service accounts (--system-user, e.g. system:serviceaccount:tessera-system:tessera-extender) may write
-  system-owned annotations. Without --kubeconfig: $KUBECONFIG, ~/.kube/config, or the pod's service account. With
+  system-owned annotations. --kubevirt-user names the identity KubeVirt's virt-controller creates virt-launcher pods as
+  (default: system:serviceaccount:kubevirt:kubevirt-controller and the openshift-cnv one). Without --kubeconfig: $KUBECONFIG, ~/.kube/config, or the pod's service account. With
   --lease-namespace the extender elects a leader through a Lease and only the leader serves. The webhook reserves GPU
   pods' quota in ConfigMap tessera-quota-reservations of --quota-namespace (docs/quota.md). Both run until SIGTERM
-  or SIGINT (exit 0); a start that cannot serve (unreadable TLS files, port taken) exits 1.`;
+  or SIGINT (exit 0); a start that cannot serve (unreadable TLS files, port taken) exits 1.
+tessera serve node-agent --node-name NAME [--driver-root /] [--device-plugin-dir /var/lib/kubelet/device-plugins]
+                     [--pod-resources-socket /var/lib/kubelet/pod-resources/kubelet.sock]
+                     [--delivery auto|cdi-cri|envvar|volume-mounts] [--cdi-kind nvidia.com/gpu] [--cdi-dir DIR]...
+                     [--write-cdi-spec FILE] [--dev-root /] [--toolkit-config FILE]
+                     [--enforcement auto|hami-core|mps|none] [--hami-core-dir /usr/local/vgpu]
+                     [--mps-pipe-dir /tmp/nvidia-mps] [--scheduler-name tessera-scheduler]...
+                     [--host 0.0.0.0] [--port 9400] [--health-interval 5] [--kubelet-check-interval 1]
+                     [--kubeconfig FILE] [--context NAME] [--log-level info]
+  The kubelet device plugin for tessera.io/gpu-milli on one fraction node (docs/node-agent.md). --node-name defaults
+  to $NODE_NAME. Intervals are in seconds.`;
 
 export const POLICY_USAGE = `tessera policy lint FILE|DIR...
 tessera policy test DIR|FILE...
@@ -61,10 +72,12 @@ tessera certs issue|rotate --secret NAMESPACE/NAME [--ca-secret NAME] --name NAM
   started before a CA they must trust (the pod template records the bundle's SHA-256 in the annotation tessera.io/ca-bundle-sha256).`;
 
 export const SIMULATE_USAGE = `tessera simulate --nodes NODES.csv --pods PODS.csv [--strategy NAME[,NAME...]] [--seeds 42-51]
-                 [--tune 1.3] [--published FILE] [--decisions FILE] [--json]
+                 [--tune 1.3] [--published FILE] [--decisions FILE] [--slivers] [--json]
 
   Replays an Alibaba openb trace with the FGD paper's protocol and reports unallocated GPU % at
   ${REPORTED_LOADS.join('/')} % arrived load. Strategies: ${Object.keys(STRATEGIES).join(', ')} (default ${DEFAULT_STRATEGY}; "all" runs every one).
-  --published defaults to fgd-expected-results/analysis_allo_discrete.csv beside the pod list.`;
+  --published defaults to fgd-expected-results/analysis_allo_discrete.csv beside the pod list.
+  --slivers also prints where the free GPU capacity sits at 100 % arrived: on CPU/memory-stranded nodes, on whole
+  GPUs, or in partial slivers by 100 m of free capacity (mean over seeds, then per seed).`;
 
 export const VERSION_USAGE = 'tessera version [--json]   (also tessera --version)';

@@ -3,7 +3,7 @@
 
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseAllDocuments, type YAMLError } from 'yaml';
-import type { Action, Pool } from './model.ts';
+import type { Action, Pool, PoolDelivery } from './model.ts';
 import type { PolicyFile, PolicyProblem } from './policy-source.ts';
 import { POLICY_SCHEMA } from './schema.ts';
 
@@ -55,6 +55,7 @@ export interface RawRule {
 
 export interface RawSpec {
   schedulerName?: string;
+  acceleratorResources?: { include?: string[]; exclude?: string[] };
   admins?: { groups?: string[]; users?: string[] };
   pools?: {
     name: string;
@@ -65,6 +66,8 @@ export interface RawSpec {
     resource?: string;
     replicas?: number;
     deviceClasses?: string[];
+    deviceResources?: { resource: string; perGpu: number }[];
+    delivery?: { mode?: PoolDelivery['mode']; enforcement?: NonNullable<PoolDelivery['enforcement']> };
   }[];
   tenants?: {
     name: string;

@@ -8,10 +8,11 @@ import { ASSIGNMENT, GPU_MILLI, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX
 import { poolNamed, type Policy } from '../policy/model.ts';
 import { gpuAsk } from './gpu-ask.ts';
 import { planInPool } from './gpu-plan.ts';
+import { devicesEquivalents } from './device-plan.ts';
 
 /** Equivalents from resources alone, for pods outside any known pool. */
-function fromResources(resources: Readonly<Record<string, number>>): number {
-  let total = 0;
+function fromResources(resources: Readonly<Record<string, number>>, devices: number): number {
+  let total = devices;
   for (const [r, n] of Object.entries(resources)) {
     if (r === GPU_MILLI) total += n / 1000;
     else if (r === NVIDIA_GPU || r === NVIDIA_GPU_SHARED) total += n;
@@ -36,7 +37,7 @@ export function podEquivalents(demand: PodDemand, policy: Policy, held: readonly
     const planned = planInPool(pool, gpuAsk(demand));
     if (planned.ok) return planned.plan.equivalents;
   }
-  return fromResources(demand.gpuResources);
+  return fromResources(demand.gpuResources, devicesEquivalents(demand.devices, policy));
 }
 
 /** The GPUs a pod's tessera.io/assignment records, or null when it has none (or an unreadable one). */
@@ -49,7 +50,7 @@ export function assignedGpus(pod: KubePod): readonly GpuShare[] | null {
 
 /** For callers holding only the object: a malformed pod weighs 0 (admission denies it on its own). */
 export function equivalentsOfPod(pod: KubePod, policy: Policy): number {
-  const parsed = parseDemand(pod);
+  const parsed = parseDemand(pod, policy.accelerators);
   return parsed.ok ? podEquivalents(parsed.demand, policy, assignedGpus(pod)) : 0;
 }
 

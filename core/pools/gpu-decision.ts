@@ -7,6 +7,7 @@ import { POOL_ANNOTATION } from '../well-known-names.ts';
 import { poolNamed, type Policy, type Pool, type Tenant } from '../policy/model.ts';
 import { describeAsk, gpuAsk, type GpuAsk, type GpuPlan } from './gpu-ask.ts';
 import { planInPool } from './gpu-plan.ts';
+import { unmappedDeviceMessage, unmappedDevices } from './device-plan.ts';
 
 export type GpuDecision =
   | { readonly ok: true; readonly ask: GpuAsk; readonly pool: Pool; readonly plan: GpuPlan }
@@ -19,6 +20,9 @@ function modelAllowed(pool: Pool, demand: PodDemand): boolean {
 
 export function decideGpu(demand: PodDemand, tenant: Tenant, policy: Policy): GpuDecision {
   const ask = gpuAsk(demand);
+  const unmapped = ask.kind === 'devices' ? unmappedDevices(ask.devices, policy) : [];
+  if (unmapped.length > 0)
+    return { ok: false, ask, message: unmapped.map((r) => unmappedDeviceMessage(r, policy)).join('; ') };
   const named = demand.intent.pool;
   if (named !== null) {
     const pool = poolNamed(policy, named);

@@ -9,6 +9,7 @@ import type { Pool } from '../policy/model.ts';
 import { planDra } from '../dra/dra-plan.ts';
 import { describeAsk, type GpuAsk, type PlanResult } from './gpu-ask.ts';
 import { candidateModels, memoryShareRange } from './memory-share.ts';
+import { planDevicePool } from './device-plan.ts';
 
 /**
  * The smallest MIG profile (fewest compute slices, then least memory) whose shares of the model's compute and memory
@@ -149,5 +150,8 @@ export function planInPool(pool: Pool, ask: GpuAsk): PlanResult {
       return planWhole(pool, ask);
     case 'dra':
       return planDra(pool, ask);
+    case 'passthrough':
+    case 'vgpu':
+      return planDevicePool(pool, ask);
   }
 }

@@ -10,7 +10,7 @@ import { fit, type Placement } from '../fit.ts';
 import type { NodeInventory } from '../inventory/node-inventory.ts';
 import type { NodeUsage } from '../ledger.ts';
 import type { KubePod } from '../kube-objects.ts';
-import { POOL_ANNOTATION } from '../well-known-names.ts';
+import { GPU_ENFORCEMENT_LABEL, NODE_AGENT_LABEL, NODE_AGENT_SERVING, POOL_ANNOTATION } from '../well-known-names.ts';
 import { poolNamed, tenantNamed, type Pool } from '../policy/model.ts';
 import { reason, type Reason } from '../reasons.ts';
 import type { ScoringContext, Strategy } from '../scoring/strategy.ts';
@@ -18,6 +18,7 @@ import type { SchedulingState } from './state.ts';
 import { draAskOf, type DraAsk } from '../dra/ask.ts';
 import { podDraEquivalents, readPodDra } from '../dra/pod-claims.ts';
 import { draVerdict } from '../dra/verdict.ts';
+import { vmOfPod } from '../kubevirt/launcher.ts';
 
 export interface NodeVerdict {
   readonly node: string;
@@ -39,6 +40,8 @@ export interface PodContext {
   readonly dra?: DraAsk | null;
   /** GPU-equivalents of the pod's own DRA claims (shared ResourceClaims are the webhook's to count). */
   readonly draEquivalents?: number;
+  /** The KubeVirt VM of a launcher pod (core/kubevirt/launcher.ts), or null. */
+  readonly vm?: string | null;
 }
 
 export type PodContextResult =
@@ -47,7 +50,7 @@ export type PodContextResult =
 
 /** Reads the pod once per request (the CycleState habit). */
 export function podContext(state: SchedulingState, pod: KubePod): PodContextResult {
-  const parsed = parseDemand(pod);
+  const parsed = parseDemand(pod, state.policy?.accelerators);
   if (!parsed.ok)
     return {
       ok: false,
@@ -71,6 +74,7 @@ export function podContext(state: SchedulingState, pod: KubePod): PodContextResu
     demand.cpuMilli,
     demand.memoryMiB,
     demand.gpuResources,
+    demand.devices,
     demand.fraction,
     demand.models,
     demand.topology,
@@ -81,7 +85,7 @@ export function podContext(state: SchedulingState, pod: KubePod): PodContextResu
     priority,
     dra,
   ]);
-  return { ok: true, pod: { demand, tenant, pool, priority, key, dra, draEquivalents } };
+  return { ok: true, pod: { demand, tenant, pool, priority, key, dra, draEquivalents, vm: vmOfPod(pod) } };
 }
 
 export function inPool(node: NodeInventory, pool: Pool): boolean {
@@ -155,6 +159,8 @@ function verdictOf(
       ),
     };
   }
+  const delivery = ctx.pool ? deliveryReason(name, node, ctx.pool) : null;
+  if (delivery) return { node: name, feasible: false, score: 0, placement: null, reason: delivery };
   const usage = usageWithNominations(state, ctx, node);
   const onDra = draVerdict(node, usage, ctx.demand, ctx.dra ?? null, state.dra, state.fitContext(ctx.tenant), (ns) =>
     state.tenantOf(ns),
@@ -167,6 +173,29 @@ function verdictOf(
   if (!result.ok) return { node: name, feasible: false, score: 0, placement: null, reason: result.reason };
   const scored = strategy.choose({ node, usage, demand: ctx.demand, placements: result.placements, context: scoring });
   return { node: name, feasible: true, score: scored.score, placement: scored.placement, reason: null };
+}
+
+/**
+ * A pool served by the node agent (policy `delivery`) needs nodes where the agent serves, and, when it requires
+ * enforcement, nodes whose agent reports it (node labels tessera.io/node-agent and tessera.io/gpu-enforcement).
+ */
+function deliveryReason(name: string, node: NodeInventory, pool: Pool): Reason | null {
+  if (pool.delivery === null) return null;
+  if (node.labels[NODE_AGENT_LABEL] !== NODE_AGENT_SERVING)
+    return reason(
+      'NodeAgentMissing',
+      `pool ${pool.name} delivers GPUs through Tessera's node agent, but node ${name} has no ${NODE_AGENT_LABEL}=${NODE_AGENT_SERVING} label; run the node agent there (docs/node-agent.md)`,
+    );
+  const required = pool.delivery.enforcement;
+  if (required === null) return null;
+  const has = node.labels[GPU_ENFORCEMENT_LABEL] ?? 'none';
+  const ok = required === 'any' ? has === 'hami-core' || has === 'mps' : has === required;
+  return ok
+    ? null
+    : reason(
+        'EnforcementMissing',
+        `pool ${pool.name} requires ${required === 'any' ? 'hami-core or mps' : required} enforcement, but node ${name} reports ${GPU_ENFORCEMENT_LABEL}=${has}`,
+      );
 }
 
 function unknownNode(name: string): NodeVerdict {
@@ -236,10 +265,22 @@ export function quotaReason(
   if (policy === null || ctx.tenant === null || (!wantsGpu(ctx.demand) && !ctx.draEquivalents)) return null;
   const tenant = tenantNamed(policy, ctx.tenant);
   if (!tenant || tenant.quotaGpus === null) return null;
-  const mine = podEquivalents(ctx.demand, policy, gpus) + (ctx.draEquivalents ?? 0);
-  const own = state.ledger.get(ctx.demand.uid)?.equivalents ?? 0;
-  const held = state.ledger.tenantEquivalents(ctx.tenant) - own;
-  if (withinQuota(held, mine, tenant.quotaGpus)) return null;
+  const vm = ctx.vm ?? null;
+  const uid = ctx.demand.uid;
+  const whole = podEquivalents(ctx.demand, policy, gpus) + (ctx.draEquivalents ?? 0);
+  // Held by the tenant without this pod; a launcher pod adds only what its VM's other launcher pod does not hold.
+  const existing = state.ledger.get(uid);
+  const total = state.ledger.tenantEquivalents(ctx.tenant);
+  const own =
+    existing === undefined
+      ? 0
+      : existing.vm === null
+        ? existing.equivalents
+        : state.ledger.vmEquivalents(ctx.tenant, existing.vm, '') -
+          state.ledger.vmEquivalents(ctx.tenant, existing.vm, uid);
+  const held = total - own;
+  const mine = vm === null ? whole : Math.max(0, whole - state.ledger.vmEquivalents(ctx.tenant, vm, uid));
+  if (mine <= 1e-9 || withinQuota(held, mine, tenant.quotaGpus)) return null;
   return reason(
     'QuotaExceeded',
     `tenant ${ctx.tenant} holds ${formatEquivalents(held)} of its ${tenant.quotaGpus} GPU-equivalents; this pod needs ${formatEquivalents(mine)}`,

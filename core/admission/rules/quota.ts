@@ -5,6 +5,7 @@
 import { BUILTIN, type CheckContext, type PodCheck, type PodSubject } from '../check.ts';
 import { formatEquivalents, withinQuota } from '../../pools/equivalents.ts';
 import { sharedAlreadyHeld } from '../../dra/quota-parts.ts';
+import { vmOfPod } from '../../kubevirt/launcher.ts';
 import type { TenantUsage } from '../tenant-usage.ts';
 
 /** What a pod under admission asks of its tenant's quota. */
@@ -20,14 +21,20 @@ export interface QuotaNeed {
   readonly held: TenantUsage;
 }
 
-/** The quota need of a pod CREATE in a tenant with a quota, or null when quota does not apply. */
+/** The quota need of a pod CREATE in a tenant with a quota, or null when quota does not apply or it adds nothing. */
 export function quotaNeedOf(s: PodSubject, ctx: CheckContext): QuotaNeed | null {
   if (!s.gpu || s.template || ctx.operation !== 'CREATE' || !s.tenant || s.tenant.quotaGpus === null || !s.decision?.ok)
     return null;
   const uid = s.pod.metadata?.uid ?? '';
   const held = ctx.view.tenantUsage(s.tenant.name, ctx.policy, uid || null);
-  const equivalents =
+  // A ResourceClaim this pod shares with running pods of the tenant is already counted.
+  let equivalents =
     s.decision.plan.equivalents - sharedAlreadyHeld(s.dra, s.namespace, s.decision.pool, held.sharedClaims);
+  // A migration target carries the devices its VM's source pod already holds: only the difference is new.
+  const vm = vmOfPod(s.pod);
+  if (vm !== null) equivalents = Math.max(0, equivalents - (held.vms?.get(vm) ?? 0));
+  // A pod that adds nothing (a migration target no larger than its source) never worsens a tenant's standing.
+  if (equivalents <= 1e-9) return null;
   return {
     tenant: s.tenant.name,
     quota: s.tenant.quotaGpus,
