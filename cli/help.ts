@@ -18,7 +18,7 @@ export class UsageError extends Error {
 
 export const SERVE_USAGE = `tessera serve webhook --policy-dir DIR [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8443]
                      [--system-user NAME]... [--kubevirt-user NAME]... [--kubeconfig FILE] [--context NAME]
-                     [--audit-interval SECONDS] [--log-level info]
+                     [--audit-interval SECONDS] [--quota-namespace tessera-system] [--log-level info]
 tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8888]
                      [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--lease-name NAME]
                      [--lease-seconds 3] [--pod-name NAME [--pod-namespace NS]]
@@ -28,8 +28,9 @@ tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--ho
   (default: system:serviceaccount:kubevirt:kubevirt-controller and the openshift-cnv one). Without --kubeconfig: $KUBECONFIG, ~/.kube/config, or the pod's service account. With
   --lease-namespace the extender elects a leader through a Lease and only the leader serves. With --pod-name (its own
   pod, from the downward API) every replica that can serve is Ready and the leader labels its pod
-  tessera.io/extender-role=leader for the Service to select; without it only the leader is Ready. Both run until
-  SIGTERM or SIGINT (exit 0); a start that cannot serve (unreadable TLS files, port taken) exits 1.
+  tessera.io/extender-role=leader for the Service to select; without it only the leader is Ready. The webhook reserves
+  GPU pods' quota in ConfigMap tessera-quota-reservations of --quota-namespace (docs/quota.md). Both run until SIGTERM
+  or SIGINT (exit 0); a start that cannot serve (unreadable TLS files, port taken) exits 1.
 tessera serve node-agent --node-name NAME [--driver-root /] [--device-plugin-dir /var/lib/kubelet/device-plugins]
                      [--pod-resources-socket /var/lib/kubelet/pod-resources/kubelet.sock]
                      [--delivery auto|cdi-cri|envvar|volume-mounts] [--cdi-kind nvidia.com/gpu] [--cdi-dir DIR]...

@@ -55,6 +55,7 @@ async function serveWebhook(argv: string[]): Promise<number> {
       'system-user': { type: 'string', multiple: true, default: [] },
       'kubevirt-user': { type: 'string', multiple: true, default: [] },
       'audit-interval': { type: 'string', default: '60' },
+      'quota-namespace': { type: 'string', default: 'tessera-system' },
     },
   });
   if (!values['policy-dir']) throw new UsageError('--policy-dir is required', SERVE_USAGE);
@@ -72,6 +73,7 @@ async function serveWebhook(argv: string[]): Promise<number> {
     systemUsers: values['system-user'],
     ...(values['kubevirt-user'].length > 0 ? { kubevirtUsers: values['kubevirt-user'] } : {}),
     auditIntervalMs: auditSeconds * 1000,
+    quotaReservations: { namespace: values['quota-namespace'] },
     log,
   });
   await untilSignal();

@@ -131,6 +131,10 @@ async function call(url: string, verb: string, body: unknown): Promise<{ status:
 
 const gpuPod = (name: string, milli: number, ns = 'vision') =>
   pod(name).ns(ns).gpuMilli(milli).annotate('tessera.io/pool', 'shared-h100').build();
+function withMemory(p: KubePod, memory: string): KubePod {
+  p.metadata!.annotations!['tessera.io/gpu-memory'] = memory;
+  return p;
+}
 const shared = (name: string) => fractionH100(name, 2, { labels: { 'tessera.io/pool': 'shared-h100' } });
 
 t.test('filter and prioritize over NodeNames (nodeCacheCapable) for every node mode', async (t) => {
@@ -319,6 +323,39 @@ t.test('quota is checked again at bind, where admission races are settled', asyn
       .body.Error,
     /^QuotaExceeded: tenant payments-ml holds 3 of its 4 GPU-equivalents; this pod needs 2/,
   );
+});
+
+t.test('a memory-only share takes its memory and the matching compute on the GPU it gets', async (t) => {
+  const h200 = fractionH100('h200', 1, {
+    labels: {
+      'tessera.io/pool': 'shared-h100',
+      'nvidia.com/gpu.product': 'NVIDIA-H200',
+      'nvidia.com/gpu.memory': '143771',
+    },
+  });
+  const env = await start(t, [shared('h1'), h200]);
+  // As the webhook admits `tessera.io/gpu-memory: 70Gi` in shared-h100: the least share (on an H200) as the request.
+  const memoryOnly = (name: string) => env.add(withMemory(gpuPod(name, 499), '70Gi'));
+  const a = memoryOnly('a');
+  const f = await call(env.url, 'filter', { Pod: a, NodeNames: ['h1', 'h200'] });
+  t.same(f.body.NodeNames, ['h1', 'h200']);
+  t.same((await call(env.url, 'bind', bindArgs(a, 'h1'))).body, { Error: '' });
+  t.same(JSON.parse(env.writer.pods.get('vision/a')!.metadata!.annotations!['tessera.io/assignment']!), {
+    node: 'h1',
+    gpus: [{ index: 0, milli: 879, memoryMiB: 71680 }],
+  });
+  t.equal(env.state.ledger.get(a.metadata!.uid!)?.equivalents, 0.879, 'it weighs what it took');
+  const b = memoryOnly('b');
+  t.same((await call(env.url, 'bind', bindArgs(b, 'h200'))).body, { Error: '' });
+  t.same(JSON.parse(env.writer.pods.get('vision/b')!.metadata!.annotations!['tessera.io/assignment']!).gpus, [
+    { index: 0, milli: 499, memoryMiB: 71680 },
+  ]);
+  t.equal(env.state.ledger.get(b.metadata!.uid!)?.equivalents, 0.499);
+  // The H100 node's second GPU holds one more; the H200 holds a second (141 GB); then memory binds everywhere.
+  t.same((await call(env.url, 'bind', bindArgs(memoryOnly('c'), 'h1'))).body, { Error: '' });
+  t.same((await call(env.url, 'bind', bindArgs(memoryOnly('d'), 'h200'))).body, { Error: '' });
+  const refused = await call(env.url, 'filter', { Pod: memoryOnly('e'), NodeNames: ['h1', 'h200'] });
+  t.match(refused.body.FailedNodes, { h1: /^GpuMemory/, h200: /^GpuMemory/ });
 });
 
 t.test('tenant isolation: an isolated tenant never shares a GPU', async (t) => {

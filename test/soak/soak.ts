@@ -2,9 +2,11 @@
 // load and faults, checked from the API alone.
 //
 // Load: three tenants submit and delete fractional, MIG, time-sliced and whole-GPU pods and Jobs with run times, at a
-// steady rate, some at priorities that preempt others. Faults, at seeded random times: the extender leader killed with
-// SIGKILL (the standby takes over), the extender rolled out (each replica stopped and started again, the leader last;
-// the handoff gap of both is measured by filter calls through the Service), a webhook replica killed, kube-scheduler, kube-apiserver and KWOK restarted, a
+// steady rate, some at priorities that preempt others, and in bursts of same-second submissions across a tenant's
+// namespaces (quota must hold under them: every snapshot checks it over all non-terminated pods). Faults, at seeded
+// random times: the extender leader killed with SIGKILL (the standby takes over), the extender rolled out (each replica
+// stopped and started again, the leader last; the handoff gap of both is measured by filter calls through the
+// Service), a webhook replica killed, kube-scheduler, kube-apiserver and KWOK restarted, a
 // policy file corrupted and repaired, the certificates rotated. Record: snapshot-NNNN.json every second and at the
 // end, policy/, faults.json. Invariants: every snapshot checked with core's checkInvariants; at the end, with the
 // cluster quiet, the extender's gauges against the API and every pending pod's reason and fit. Chargeback: a real
@@ -180,6 +182,8 @@ async function runWithPrometheus(
     ratePerSecond: p.ratePerSecond,
     maxInFlight: 16,
     client: t.client,
+    burstSize: p.short ? 12 : 16,
+    burstEveryMs: p.short ? 15_000 : 30_000,
   });
   const gaps = new SnapshotGaps(p.snapshotEveryMs, () => policy.inForce());
   recorder.onSnapshot = (snapshot) => {
@@ -436,6 +440,9 @@ function report(
     `  pods submitted   ${submitted} in ${(p.durationMs / 60_000).toFixed(1)} min (${s.admittedPods} pods and ${jobPods} pods of ${s.admittedJobs} Jobs admitted, of ${s.arrivals} submissions)`,
   );
   say(`  pods bound       ${pods.filter((r) => r.bound).length}`);
+  say(
+    `  bursts           ${s.bursts} of ${s.burstSubmissions} submissions in the same second across vision and nlp (tenant research, pods and Jobs, two webhook replicas): ${s.burstAdmitted} admitted, ${s.burstRefusedForQuota} refused for quota`,
+  );
   say(`  pods finished    ${finished.length} (${finished.length - failed} succeeded, ${failed} failed)`);
   say(`  pods preempted   ${preempted}`);
   say(`  deleted by users ${s.earlyDeletes} early (changed their minds), ${s.cleanedUp} after they finished`);
