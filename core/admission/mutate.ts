@@ -83,7 +83,7 @@ export function mutatePod(
   const tenant = namespaceTenant === null ? undefined : tenantNamed(policy, namespaceTenant);
   const claims = demand !== null && tenant ? readPodDra(pod, namespace, policy, dra) : NO_POD_DRA;
   if (demand !== null && (wantsGpu(demand) || claims.gpu) && tenant) {
-    const decision = decidePodGpu(demand, claims, tenant, policy, namespace, dra);
+    const decision = decidePodGpu(demand, claims, tenant, policy, namespace, dra, spec.nodeSelector ?? {});
     if (!decision.ok) return { pod: input, denial: decision.message, warnings };
     const { pool, plan } = decision;
     if (!spec.schedulerName || spec.schedulerName === DEFAULT_SCHEDULER) spec.schedulerName = policy.schedulerName;

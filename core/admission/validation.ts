@@ -80,7 +80,9 @@ export function subjectOf(
   const dra = readPodDra(pod, namespace, ctx.policy, lookup);
   const gpu = (parsed.ok ? wantsGpu(parsed.demand) : true) || dra.gpu;
   const decision =
-    parsed.ok && gpu && tenant ? decidePodGpu(parsed.demand, dra, tenant, ctx.policy, namespace, lookup) : null;
+    parsed.ok && gpu && tenant
+      ? decidePodGpu(parsed.demand, dra, tenant, ctx.policy, namespace, lookup, pod.spec?.nodeSelector ?? {})
+      : null;
   return { pod, old, namespace, tenantName, tenant, demand, gpu, decision, where, template, dra };
 }
 
