@@ -22,9 +22,13 @@ export const SERVE_USAGE = `tessera serve webhook --policy-dir DIR [--tls-cert F
 tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8888]
                      [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--lease-name NAME]
                      [--kubeconfig FILE] [--context NAME] [--log-level info]
+                     [--fleet-cluster NAME [--fleet-region REGION] [--fleet-namespace tessera-system]
+                      [--publish-capacity] [--gpu-fit-check]]
   Tessera's own service accounts (--system-user, e.g. system:serviceaccount:tessera-system:tessera-extender) may write
   system-owned annotations. Without --kubeconfig: $KUBECONFIG, ~/.kube/config, or the pod's service account. With
-  --lease-namespace the extender elects a leader through a Lease and only the leader serves. Both run until SIGTERM
+  --lease-namespace the extender elects a leader through a Lease and only the leader serves. In a fleet of clusters
+  (docs/fleet.md) the leading extender of a worker publishes its free GPU-equivalents per pool (--publish-capacity,
+  ConfigMap tessera-fleet-capacity) and answers Kueue's tessera.io/gpu-fit admission check (--gpu-fit-check). Both run until SIGTERM
   or SIGINT (exit 0); a start that cannot serve (unreadable TLS files, port taken) exits 1.`;
 
 export const POLICY_USAGE = `tessera policy lint FILE|DIR...

@@ -86,8 +86,19 @@ async function serveExtender(argv: string[]): Promise<number> {
       strategy: { type: 'string' },
       'lease-namespace': { type: 'string' },
       'lease-name': { type: 'string', default: 'tessera-extender' },
+      'fleet-cluster': { type: 'string' },
+      'fleet-region': { type: 'string' },
+      'fleet-namespace': { type: 'string', default: 'tessera-system' },
+      'publish-capacity': { type: 'boolean', default: false },
+      'gpu-fit-check': { type: 'boolean', default: false },
     },
   });
+  const fleetDuty = values['publish-capacity'] || values['gpu-fit-check'];
+  if (fleetDuty && !values['fleet-cluster'])
+    throw new UsageError(
+      "--publish-capacity and --gpu-fit-check need --fleet-cluster (this cluster's MultiKueueCluster name)",
+      SERVE_USAGE,
+    );
   const port = portOf(values.port);
   const log = pino({ level: logLevelOf(values['log-level']), base: { component: 'tessera-extender' } });
   const ext = await startExtender({
@@ -100,6 +111,17 @@ async function serveExtender(argv: string[]): Promise<number> {
     ...(values.strategy ? { strategy: values.strategy } : {}),
     ...(values['lease-namespace']
       ? { leaseNamespace: values['lease-namespace'], leaseName: values['lease-name'] }
+      : {}),
+    ...(fleetDuty
+      ? {
+          fleet: {
+            cluster: values['fleet-cluster']!,
+            region: values['fleet-region'] || null,
+            namespace: values['fleet-namespace'],
+            publishCapacity: values['publish-capacity'],
+            gpuFitCheck: values['gpu-fit-check'],
+          },
+        }
       : {}),
     log,
   });

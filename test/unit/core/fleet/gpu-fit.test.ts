@@ -50,7 +50,10 @@ t.test('workloads answered Ready ahead of this one hold their room until their p
 t.test("a policy violation is Rejected with the webhook's reason", async (t) => {
   const v = decideGpuFit(workerState('eu'), { namespace: 'research', podSets: [fractionSet(0.05)] });
   t.equal(v.state, 'Rejected');
-  t.match(v.message, /Tessera would deny the job's pods: pod set main: [\s\S]*gpu-request-bounds[\s\S]*minimum is 0\.1/);
+  t.match(
+    v.message,
+    /Tessera would deny the job's pods: pod set main: [\s\S]*gpu-request-bounds[\s\S]*minimum is 0\.1/,
+  );
 });
 
 t.test('a job larger than the whole quota is Rejected: no wait can fix it', async (t) => {
