@@ -26,6 +26,8 @@ export interface KueueConfig {
   readonly transformations: readonly unknown[];
   /** How long the manager keeps a workload whose worker went silent before queueing it again. */
   readonly workerLostTimeout?: string;
+  /** waitForPodsReady.timeout: an admitted workload whose pods are not all ready by then is evicted and requeued. */
+  readonly podsReadyTimeout?: string;
 }
 
 export interface RunningKueue {
@@ -110,6 +112,7 @@ function configurationYaml(c: {
     internalCertManagement: { enable: false },
     manageJobsWithoutQueueName: false,
     integrations: { frameworks: ['batch/job'] },
+    ...(c.config.podsReadyTimeout ? { waitForPodsReady: { timeout: c.config.podsReadyTimeout } } : {}),
     multiKueue: {
       gcInterval: '20s',
       origin: 'tessera-fleet',
