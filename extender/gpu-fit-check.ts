@@ -64,6 +64,8 @@ export interface GpuFitCheckOptions {
 export interface GpuFitCheck {
   /** One pass now (tests); resolves with the states it wrote. */
   pass(): Promise<{ workload: string; state: CheckState; message: string }[]>;
+  /** The last states written (up to 200), oldest first: what this worker answered, for logs and tests. */
+  recent(): readonly { workload: string; state: CheckState; message: string }[];
   stop(): void;
 }
 
@@ -133,6 +135,7 @@ export function startGpuFitCheck(o: GpuFitCheckOptions): GpuFitCheck {
         MANAGER,
       );
   };
+  const history: { workload: string; state: CheckState; message: string }[] = [];
   const pass = async () => {
     const written: { workload: string; state: CheckState; message: string }[] = [];
     if (!o.isLeader()) return written;
@@ -199,6 +202,8 @@ export function startGpuFitCheck(o: GpuFitCheckOptions): GpuFitCheck {
       decisions.inc({ state: verdict.state });
       const key = `${wl.metadata.namespace}/${wl.metadata.name}`;
       written.push({ workload: key, state: verdict.state, message: verdict.message });
+      history.push({ workload: key, state: verdict.state, message: verdict.message });
+      if (history.length > 200) history.shift();
       o.log.info({ workload: key, check: check.name, state: verdict.state, message: verdict.message }, 'gpu-fit');
     }
     return written;
@@ -218,6 +223,7 @@ export function startGpuFitCheck(o: GpuFitCheckOptions): GpuFitCheck {
   timer.unref();
   return {
     pass: () => running ?? pass(),
+    recent: () => history,
     stop: () => clearInterval(timer),
   };
 }

@@ -12,6 +12,7 @@ import {
   equivalentsTable,
   fillerPod,
   formatTable,
+  isTrue,
   reservedMilli,
   runningPods,
   submit,
@@ -103,3 +104,223 @@ t.test('dispatch follows free GPU-equivalents: a full worker gets no copy while 
   for (const i of [0, 1]) await core('us-east').deleteNamespacedPod({ name: `us-fill-${i}`, namespace: 'local' });
   await until('us-east publishes us-shared free', async () => (await published('us-east', 'us-shared')) === 2);
 });
+
+/** Pods a worker's own users run outside the fleet, in a tenant's namespace (they count against its Tessera quota). */
+async function localPod(
+  worker: string,
+  namespace: string,
+  name: string,
+  pool: string,
+  resources: Record<string, string>,
+) {
+  await core(worker).createNamespacedPod({
+    namespace,
+    body: {
+      metadata: { name, annotations: { 'tessera.io/pool': pool } },
+      spec: { containers: [{ name: 'c', image: 'registry.example/serve:1', resources: { limits: resources } }] },
+    },
+  });
+  await until(`${worker} ${namespace}/${name} bound`, async () => {
+    const p = await core(worker).readNamespacedPod({ name, namespace });
+    return p.spec?.nodeName && p.status?.phase === 'Running';
+  });
+}
+
+async function removePods(worker: string, namespace: string, names: readonly string[]) {
+  for (const name of names)
+    await core(worker)
+      .deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 })
+      .catch(() => {});
+  await until(`${worker}: ${names.join(', ')} gone`, async () => {
+    const left = (await core(worker).listNamespacedPod({ namespace })).items.filter((p) =>
+      names.includes(p.metadata?.name ?? ''),
+    );
+    return left.length === 0;
+  });
+}
+
+async function gone(job: string, tenant: string) {
+  await deleteJob(fleet, job, tenant).catch(() => {});
+  await until(
+    `${tenant}/${job} gone from every worker`,
+    async () => (await whereRunning(fleet, job, tenant)).length === 0,
+  );
+}
+
+t.test('an EU-only tenant stays in the EU: it waits for the full EU, then runs there', async (t) => {
+  // eu-central's own users take both of bank's pools; us-east is empty.
+  await localPod('eu-central', 'local', 'eu-a', 'eu-shared', { 'tessera.io/gpu-milli': '1000' });
+  await localPod('eu-central', 'local', 'eu-b', 'eu-shared', { 'tessera.io/gpu-milli': '1000' });
+  await localPod('eu-central', 'local', 'eu-c', 'eu-whole', { 'nvidia.com/gpu': '2' });
+  await until('eu-central publishes full', async () => (await published('eu-central', 'eu-shared')) === 0);
+  await submit(fleet, 'ledger', 'bank', { fraction: 0.5 });
+  const wl = await until('ledger nominated', async () => {
+    const w = await workloadOf(fleet.managerApi, 'ledger', 'bank');
+    return w?.status?.nominatedClusterNames?.length ? w : null;
+  });
+  t.same(wl.status?.nominatedClusterNames, ['eu-central'], 'only eu-central, though us-east is empty');
+  const euWaiting = await until('the EU copy held by gpu-fit', async () => {
+    const w = await workloadOf(fleet.worker('eu-central').api, 'ledger', 'bank');
+    const check = w?.status?.admissionChecks?.find((c) => c.name === 'gpu-fit');
+    return check?.state === 'Pending' && check.message ? check.message : null;
+  });
+  t.match(euWaiting, /cannot be placed now/, `the EU worker says why: ${euWaiting}`);
+  t.same(await whereRunning(fleet, 'ledger', 'bank'), [], 'not running anywhere');
+  t.notOk(await workloadOf(fleet.worker('us-east').api, 'ledger', 'bank'), 'never copied to us-east');
+  t.comment(`manager: ${await waitingReason(fleet, 'ledger', 'bank')}`);
+  await removePods('eu-central', 'local', ['eu-a']);
+  t.equal(await runsOn('ledger', 'bank'), 'eu-central', 'runs in the EU once a GPU frees');
+  await removePods('eu-central', 'local', ['eu-b', 'eu-c']);
+  await gone('ledger', 'bank');
+});
+
+t.test('gpu-fit makes a worker whose Tessera cannot take the job lose the race', async (t) => {
+  // research holds its whole Tessera quota (3) in eu-central with pods outside the fleet, yet eu-shared has a free
+  // GPU: the published capacity (not tenant-aware) makes both workers eligible and both get a copy.
+  await localPod('eu-central', 'research', 'r-whole', 'eu-whole', { 'nvidia.com/gpu': '2' });
+  await localPod('eu-central', 'research', 'r-shared', 'eu-shared', { 'tessera.io/gpu-milli': '1000' });
+  await until(
+    'eu-central publishes 1 free in eu-shared',
+    async () => (await published('eu-central', 'eu-shared')) === 1,
+  );
+  await submit(fleet, 'race', 'research', { fraction: 0.5 });
+  t.equal(await runsOn('race', 'research'), 'us-east');
+  const eu = fleet
+    .worker('eu-central')
+    .stack.extender!.fleet.gpuFit!.recent()
+    .filter((r) => r.workload.startsWith('research/job-race-'));
+  t.ok(eu.length > 0, 'eu-central answered for its copy');
+  t.ok(
+    eu.every((r) => r.state === 'Pending'),
+    'eu-central never answered Ready',
+  );
+  t.match(eu[0]?.message ?? '', /tenant research holds 3 of its 3 GPU-equivalents in this cluster/);
+  const wl = await workloadOf(fleet.managerApi, 'race', 'research');
+  t.equal(wl?.status?.clusterName, 'us-east');
+  await until(
+    'the losing copy is deleted',
+    async () => !(await workloadOf(fleet.worker('eu-central').api, 'race', 'research')),
+  );
+  await removePods('eu-central', 'research', ['r-whole', 'r-shared']);
+  await gone('race', 'research');
+});
+
+t.test('fault: a worker down while jobs wait; they run once when it is back', async (t) => {
+  // eu-central is full for research's half-GPU asks; us-east goes down.
+  await localPod('eu-central', 'local', 'eu-a', 'eu-shared', { 'tessera.io/gpu-milli': '1000' });
+  await localPod('eu-central', 'local', 'eu-b', 'eu-shared', { 'tessera.io/gpu-milli': '1000' });
+  await until('eu-central publishes eu-shared full', async () => (await published('eu-central', 'eu-shared')) === 0);
+  const us = fleet.worker('us-east').stack.cluster;
+  await us.stopApiserver();
+  try {
+    await submit(fleet, 'wait-1', 'research', { fraction: 0.5 });
+    await submit(fleet, 'wait-2', 'research', { fraction: 0.5 });
+    await until('us-east seen down by the dispatcher', async () =>
+      fleet.dispatcher.workers().some((w) => w.name === 'us-east' && w.capacity === null),
+    );
+    await new Promise((r) => setTimeout(r, 5_000));
+    for (const job of ['wait-1', 'wait-2']) {
+      t.same(await whereRunning(fleet, job, 'research'), [], `${job} waits`);
+      const reason = await waitingReason(fleet, job, 'research');
+      t.ok(reason.length > 0, `${job} says why: ${reason}`);
+    }
+  } finally {
+    await us.startApiserver();
+  }
+  for (const job of ['wait-1', 'wait-2']) t.equal(await runsOn(job, 'research', 240_000), 'us-east', `${job} runs`);
+  await new Promise((r) => setTimeout(r, 3_000));
+  for (const job of ['wait-1', 'wait-2'])
+    t.same(await whereRunning(fleet, job, 'research'), ['us-east'], `${job} runs on one worker only`);
+  await removePods('eu-central', 'local', ['eu-a', 'eu-b']);
+  await gone('wait-1', 'research');
+  await gone('wait-2', 'research');
+});
+
+t.test("fault: the manager's Kueue restarts; every job runs once and is counted once", async (t) => {
+  await submit(fleet, 'steady', 'research', { fraction: 0.5 });
+  const before = await runsOn('steady', 'research');
+  await submit(fleet, 'restart-1', 'research', { fraction: 0.5 });
+  await submit(fleet, 'restart-2', 'bank', { fraction: 0.5 });
+  await fleet.managerKueue.restart();
+  t.equal(await runsOn('restart-1', 'research'), (await whereRunning(fleet, 'restart-1', 'research')).join(','));
+  t.equal(await runsOn('restart-2', 'bank'), 'eu-central');
+  await new Promise((r) => setTimeout(r, 3_000));
+  t.same(await whereRunning(fleet, 'steady', 'research'), [before], 'the running job kept running, once');
+  for (const [job, tenant] of [
+    ['restart-1', 'research'],
+    ['restart-2', 'bank'],
+  ] as const)
+    t.equal((await whereRunning(fleet, job, tenant)).length, 1, `${job} on one worker`);
+  await until(
+    'manager counts research 1.0 and bank 0.5',
+    async () =>
+      (await reservedMilli(fleet.managerApi, 'research')) === 1000 &&
+      (await reservedMilli(fleet.managerApi, 'bank')) === 500,
+  );
+  const rows = await equivalentsTable(fleet, ['research', 'bank']);
+  const workers = rows.filter((r) => r.cluster !== 'manager');
+  const sum = (tenant: string, k: 'kueue' | 'tessera') =>
+    workers.filter((r) => r.tenant === tenant).reduce((s, r) => s + (r[k] ?? 0), 0);
+  t.equal(sum('research', 'tessera'), 1, 'Tessera holds 1.0 for research over the workers');
+  t.equal(sum('research', 'kueue'), 1, "the workers' Kueues reserve 1.0 for research");
+  t.equal(sum('bank', 'tessera'), 0.5);
+  t.comment(`\n${formatTable(rows)}`);
+  for (const [job, tenant] of [
+    ['steady', 'research'],
+    ['restart-1', 'research'],
+    ['restart-2', 'bank'],
+  ] as const)
+    await gone(job, tenant);
+});
+
+t.test(
+  "fault: a worker's Tessera refuses the pods after dispatch; the job waits with the reason, then runs once",
+  async (t) => {
+    const eu = fleet.worker('eu-central');
+    const alice = eu.stack.client('alice@acme.example').makeApiClient(CoreV1Api);
+    // No Job controller for a moment, so that the job is admitted on eu-central before its pods are made.
+    await eu.stack.cluster.stopControllerManager();
+    try {
+      await submit(fleet, 'refused', 'bank', { fraction: 0.5 });
+      await until('refused admitted on eu-central', async () =>
+        isTrue(await workloadOf(eu.api, 'refused', 'bank'), 'Admitted'),
+      );
+      // Tessera will now refuse GPU pods in bank's namespace on eu-central (a namespace without its tenant).
+      await alice.patchNamespace({
+        name: 'bank',
+        body: [{ op: 'remove', path: '/metadata/labels/tessera.io~1tenant' }],
+      });
+    } finally {
+      await eu.stack.cluster.startControllerManager();
+    }
+    const pending = await until(
+      "eu-central's gpu-fit holds the requeued job with the reason",
+      async () => {
+        const w = await workloadOf(eu.api, 'refused', 'bank');
+        const check = w?.status?.admissionChecks?.find((c) => c.name === 'gpu-fit');
+        return check?.state === 'Pending' && /no tessera.io\/tenant label/.test(check.message ?? '')
+          ? check.message
+          : null;
+      },
+      180_000,
+      500,
+    );
+    t.match(pending, /mirror the tenant namespace/, 'the waiting job says why, and how to fix it');
+    t.same(await whereRunning(fleet, 'refused', 'bank'), [], 'no pod of it runs');
+    t.equal(eu.stack.extender?.state.ledger.tenantEquivalents('bank'), 0, 'no GPU held for it');
+    const events = await core('eu-central').listNamespacedEvent({ namespace: 'bank' });
+    t.ok(
+      events.items.some((e) => e.reason === 'FailedCreate' && /tessera/i.test(e.message ?? '')),
+      "the Job shows Tessera's denial",
+    );
+    await alice.patchNamespace({
+      name: 'bank',
+      body: [{ op: 'add', path: '/metadata/labels/tessera.io~1tenant', value: 'bank' }],
+    });
+    t.equal(await runsOn('refused', 'bank', 240_000), 'eu-central');
+    await new Promise((r) => setTimeout(r, 3_000));
+    t.same(await whereRunning(fleet, 'refused', 'bank'), ['eu-central'], 'runs once');
+    t.equal(eu.stack.extender?.state.ledger.tenantEquivalents('bank'), 0.5, 'counted once by Tessera');
+    await gone('refused', 'bank');
+  },
+);
