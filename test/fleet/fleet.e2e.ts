@@ -4,7 +4,7 @@
 // tessera.io/gpu-milli by both Kueues and by Tessera. Run it alone, under the shared lock:
 //   flock /tmp/tessera-heavy.lock npm run test:fleet
 
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import t from 'tap';
 import { type Fleet, startFleet } from './fleet.ts';
 import {
@@ -286,10 +286,10 @@ t.test(
         isTrue(await workloadOf(eu.api, 'refused', 'bank'), 'Admitted'),
       );
       // Tessera will now refuse GPU pods in bank's namespace on eu-central (a namespace without its tenant).
-      await alice.patchNamespace({
-        name: 'bank',
-        body: [{ op: 'remove', path: '/metadata/labels/tessera.io~1tenant' }],
-      });
+      await alice.patchNamespace(
+        { name: 'bank', body: { metadata: { labels: { 'tessera.io/tenant': null } } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
     } finally {
       await eu.stack.cluster.startControllerManager();
     }
@@ -313,10 +313,10 @@ t.test(
       events.items.some((e) => e.reason === 'FailedCreate' && /tessera/i.test(e.message ?? '')),
       "the Job shows Tessera's denial",
     );
-    await alice.patchNamespace({
-      name: 'bank',
-      body: [{ op: 'add', path: '/metadata/labels/tessera.io~1tenant', value: 'bank' }],
-    });
+    await alice.patchNamespace(
+      { name: 'bank', body: { metadata: { labels: { 'tessera.io/tenant': 'bank' } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
     t.equal(await runsOn('refused', 'bank', 240_000), 'eu-central');
     await new Promise((r) => setTimeout(r, 3_000));
     t.same(await whereRunning(fleet, 'refused', 'bank'), ['eu-central'], 'runs once');
