@@ -1,5 +1,5 @@
 // Tessera's default strategy: fragmentation-aware best fit. Measured on the Alibaba openb trace it leaves fewer GPUs
-// unallocated than FGD (README, "Packing"). Each placement scores, in milli-GPU:
+// unallocated than FGD (docs/packing.md). Each placement scores, in milli-GPU:
 //   - best fit at the GPU for shares: a share goes to the GPU it leaves with the least spare compute;
 //   - FGD's fragmentation growth against the workload's typical pods, quantised to 100 milli: in full precision it
 //     chases noise (7.3 % unallocated instead of 4.6 % on the default trace), coarse it is a strong signal; it is also

@@ -2,7 +2,7 @@
 // multiplies by the extender weight and by 10. Only the best placements get 10: min-max scaling rounded to 11 levels
 // would put every node within 5 % of the range at the top and let kube-scheduler pick among them at random, which
 // loses the strategy's choice (on the openb trace through a real kube-scheduler: about 5 points more GPU unallocated,
-// see README "Benchmarks"). The others are scaled down from 9, keeping their order coarsely. Equal scores all get 10.
+// see docs/benchmarks.md). The others are scaled down from 9, keeping their order coarsely. Equal scores all get 10.
 
 export const MAX_EXTENDER_PRIORITY = 10;
 

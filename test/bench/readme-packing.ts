@@ -1,9 +1,9 @@
 // `npm run readme:packing`: runs `tessera simulate` over every workload the FGD paper published results for, with the
-// seeds given, and rewrites the README's packing table (between <!-- packing --> and <!-- /packing -->) from what the
+// seeds given, and rewrites the packing table in docs/packing.md (between <!-- packing --> and <!-- /packing -->) from what the
 // runs measured. The table can therefore never drift from the code: run this after changing a strategy.
 //
 //   node test/bench/readme-packing.ts [--seeds 42-51] [--jobs 2] [--workloads default,cpu050] [--data DIR]
-//                                     [--readme README.md] [--print]
+//                                     [--readme docs/packing.md] [--print]
 //
 // All 17 workloads x 10 seeds take about 20 CPU minutes (measured 19.6; 4-10 s per run), so about 10 minutes with two
 // jobs on two idle cores: within the 15 minutes a README refresh may take, so every seed the paper used is run.
@@ -29,7 +29,7 @@ const { values } = parseArgs({
     jobs: { type: 'string', default: String(Math.min(2, availableParallelism())) },
     workloads: { type: 'string' },
     data: { type: 'string', default: join(ROOT, '..', 'shared', 'data', 'alibaba-openb') },
-    readme: { type: 'string', default: join(ROOT, 'README.md') },
+    readme: { type: 'string', default: join(ROOT, 'docs', 'packing.md') },
     print: { type: 'boolean', default: false },
   },
 });

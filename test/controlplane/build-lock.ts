@@ -15,9 +15,9 @@ interface LockOwner {
 
 const OWNER_FILE = 'owner.json';
 const REPORT_EVERY_MS = 10_000;
-// A lock without an owner record (written by an older checkout, or a crash between mkdir and write) is trusted this
-// long before it is taken over.
-const ANONYMOUS_LOCK_MS = 60_000;
+// A lock without an owner record was taken by an older checkout, whose builds may still be running (a cold control
+// plane takes most of an hour on a loaded machine): it is trusted for as long as those checkouts trusted each other.
+const ANONYMOUS_LOCK_MS = 40 * 60_000;
 
 function sleep(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);

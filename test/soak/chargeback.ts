@@ -8,7 +8,7 @@
 // snapshots every second, Prometheus at every scrape of the leader, every second too. Each sampler sees a pod's start
 // and end up to one of its intervals late, independently of the other, so every pod adds a random error of well under
 // a second times its GPU-equivalents; the leader also counts a pod from its bind, a moment before the API shows it,
-// and until its informer sees the end, a moment after. TOLERANCE is sized for that (README, "A living cluster: the
+// and until its informer sees the end, a moment after. TOLERANCE is sized for that (docs/soak.md, "A living cluster: the
 // soak"). The window is cut at two snapshots, the first taken before any pod exists, the last with the cluster quiet,
 // so its ends add nothing; while no snapshot can be taken the snapshots are blind (SnapshotGaps). A pod is never
 // counted after it ends: its series goes stale at the next scrape (see core/chargeback/prometheus-query.ts).
@@ -42,7 +42,7 @@ export const SCRAPE_INTERVAL_S = 1;
 export const USAGE_STEP_S = 1;
 
 /** How closely the two must agree: `relative` of the larger of the two, but never less than `relative * floor` GPU-h
- * (rows under `floor` are compared absolutely; see README, "A living cluster: the soak"). */
+ * (rows under `floor` are compared absolutely; see docs/soak.md, "A living cluster: the soak"). */
 export interface Tolerance {
   readonly relative: number;
   readonly floorGpuHours: number;

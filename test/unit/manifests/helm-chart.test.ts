@@ -1,5 +1,5 @@
 // charts/tessera with default values renders the objects of the kustomize base (manifests/base), object by object,
-// apart from the differences listed in ALLOWED below, each deliberate and documented in the README. Then what each
+// apart from the differences listed in ALLOWED below, each deliberate and documented in docs/install.md. Then what each
 // group of values changes, and that bad values fail with the schema's message.
 // Needs helm and kubectl (for kustomize), built into .cache/ by `npm run build:helm` and `npm run build:cluster`; a cold
 // cache builds them here first (minutes).
@@ -527,8 +527,8 @@ t.test('bad values fail with the schema’s message, before anything is rendered
   }
 });
 
-t.test('the README documents every value', async (t) => {
-  const readme = read('README.md');
+t.test('docs/install.md documents every value', async (t) => {
+  const readme = read('docs/install.md');
   const start = readme.indexOf('## Install with Helm');
   t.ok(start >= 0, 'the section exists');
   const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
@@ -556,6 +556,6 @@ t.test('the README documents every value', async (t) => {
       (section.includes(`.${path.split('.').at(-1)}\``) &&
         section.includes(`\`${path.split('.').slice(0, -1).join('.')}.`)) ||
       (['webhook', 'extender', 'scheduler'].includes(component!) && perComponent.includes(`\`${rest.join('.')}\``));
-    t.ok(documented, `${path} is in the README's values tables`);
+    t.ok(documented, `${path} is in docs/install.md's values tables`);
   }
 });
