@@ -27,6 +27,9 @@ let fleet: Fleet;
 
 t.before(async () => {
   fleet = await startFleet({ progress: (l) => t.comment(`[${Math.round((Date.now() - started) / 1000)} s] ${l}`) });
+  t.comment(
+    `manager in ${fleet.manager.dir}; ${fleet.workers.map((w) => `${w.spec.name} in ${w.stack.cluster.dir}`).join('; ')}`,
+  );
 });
 t.teardown(async () => {
   await fleet?.stop();
