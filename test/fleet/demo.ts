@@ -44,12 +44,17 @@ async function main(): Promise<void> {
     await submit(fleet, 'sweep', 'research', { fraction: 0.5 });
     say(`  sweep runs on ${await runsOn(fleet, 'sweep', 'research')} (us-shared is full)`);
 
-    say("eu-central's own users take the rest of eu-shared; the bank (EU-only) submits a whole-GPU job twice");
-    await submit(fleet, 'risk', 'bank', { gpus: 1 });
+    say('the bank (EU-only) submits a whole-GPU job pinned to its pool eu-whole');
+    await submit(fleet, 'risk', 'bank', { gpus: 1, pool: 'eu-whole' });
     say(`  risk runs on ${await runsOn(fleet, 'risk', 'bank')}`);
-    for (const i of [0, 1])
-      await fillerPod(core('eu-central'), `eu-whole-fill-${i}`, 'eu-whole', { gpus: 1 }).catch(() => {});
-    await submit(fleet, 'risk-2', 'bank', { gpus: 1 });
+    say("eu-central's own users take the other eu-whole GPU; the bank submits another such job");
+    await fillerPod(core('eu-central'), 'eu-whole-fill-0', 'eu-whole', { gpus: 1 });
+    await until('eu-central publishes eu-whole full', async () =>
+      fleet.dispatcher
+        .workers()
+        .some((w) => w.name === 'eu-central' && w.capacity?.pools.find((p) => p.pool === 'eu-whole')?.free === 0),
+    );
+    await submit(fleet, 'risk-2', 'bank', { gpus: 1, pool: 'eu-whole' });
     await new Promise((r) => setTimeout(r, 8_000));
     say(`  risk-2 waits, never sent to us-east: ${await waitingReason(fleet, 'risk-2', 'bank')}`);
     say('eu-central frees a GPU');
