@@ -112,7 +112,15 @@ function configurationYaml(c: {
     internalCertManagement: { enable: false },
     manageJobsWithoutQueueName: false,
     integrations: { frameworks: ['batch/job'] },
-    ...(c.config.podsReadyTimeout ? { waitForPodsReady: { timeout: c.config.podsReadyTimeout } } : {}),
+    // Requeued after a short backoff (the default base is 60 s), so that a test sees the requeue.
+    ...(c.config.podsReadyTimeout
+      ? {
+          waitForPodsReady: {
+            timeout: c.config.podsReadyTimeout,
+            requeuingStrategy: { timestamp: 'Eviction', backoffBaseSeconds: 5, backoffMaxSeconds: 30 },
+          },
+        }
+      : {}),
     multiKueue: {
       gcInterval: '20s',
       origin: 'tessera-fleet',
