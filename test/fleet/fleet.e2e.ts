@@ -4,7 +4,7 @@
 // tessera.io/gpu-milli by both Kueues and by Tessera. Run it alone, under the shared lock:
 //   flock /tmp/tessera-heavy.lock npm run test:fleet
 
-import { CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import t from 'tap';
 import { type Fleet, startFleet } from './fleet.ts';
 import {
@@ -292,50 +292,50 @@ t.test(
   "fault: a worker's Tessera refuses the pods after dispatch; the job waits with the reason, then runs once",
   async (t) => {
     const eu = fleet.worker('eu-central');
-    const alice = eu.stack.client('alice@acme.example').makeApiClient(CoreV1Api);
-    // No Job controller for a moment, so that the job is admitted on eu-central before its pods are made.
+    // No Job controller for a moment, so that the job is admitted on eu-central before its pods are made; meanwhile
+    // the bank's own pods in eu-central, outside the fleet, take its whole Tessera quota there (3). Tessera's webhook
+    // then refuses the job's pods when the Job controller makes them.
     await eu.stack.cluster.stopControllerManager();
     try {
       await submit(fleet, 'refused', 'bank', { fraction: 0.5 });
       await until('refused admitted on eu-central', async () =>
         isTrue(await workloadOf(eu.api, 'refused', 'bank'), 'Admitted'),
       );
-      // Tessera will now refuse GPU pods in bank's namespace on eu-central (a namespace without its tenant).
-      await alice.patchNamespace(
-        { name: 'bank', body: { metadata: { labels: { 'tessera.io/tenant': null } } } },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
+      await localPod('eu-central', 'bank', 'b-whole', 'eu-whole', { 'nvidia.com/gpu': '2' });
+      await localPod('eu-central', 'bank', 'b-shared', 'eu-shared', { 'tessera.io/gpu-milli': '1000' });
     } finally {
       await eu.stack.cluster.startControllerManager();
     }
+    const refusal = await until(
+      "the Job shows Tessera's refusal",
+      async () => {
+        const events = await core('eu-central').listNamespacedEvent({ namespace: 'bank' });
+        return events.items.find((e) => e.reason === 'FailedCreate' && /quota/.test(e.message ?? ''))?.message;
+      },
+      120_000,
+      1_000,
+    );
+    t.match(refusal, /tenant bank has a quota of 3 GPU-equivalents/, 'the worker says why');
     const pending = await until(
       "eu-central's gpu-fit holds the requeued job with the reason",
       async () => {
         const w = await workloadOf(eu.api, 'refused', 'bank');
         const check = w?.status?.admissionChecks?.find((c) => c.name === 'gpu-fit');
-        return check?.state === 'Pending' && /no tessera.io\/tenant label/.test(check.message ?? '')
-          ? check.message
-          : null;
+        return check?.state === 'Pending' && /holds 3 of its 3/.test(check.message ?? '') ? check.message : null;
       },
-      180_000,
-      500,
+      240_000,
+      1_000,
     );
-    t.match(pending, /mirror the tenant namespace/, 'the waiting job says why, and how to fix it');
+    t.match(pending, /tenant bank holds 3 of its 3 GPU-equivalents in this cluster; the job needs 0.5/);
     t.same(await whereRunning(fleet, 'refused', 'bank'), [], 'no pod of it runs');
-    t.equal(eu.stack.extender?.state.ledger.tenantEquivalents('bank'), 0, 'no GPU held for it');
-    const events = await core('eu-central').listNamespacedEvent({ namespace: 'bank' });
-    t.ok(
-      events.items.some((e) => e.reason === 'FailedCreate' && /tessera/i.test(e.message ?? '')),
-      "the Job shows Tessera's denial",
-    );
-    await alice.patchNamespace(
-      { name: 'bank', body: { metadata: { labels: { 'tessera.io/tenant': 'bank' } } } },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
+    t.equal(eu.stack.extender?.state.ledger.tenantEquivalents('bank'), 3, "Tessera holds only the bank's own 3");
+    t.comment(`manager: ${await waitingReason(fleet, 'refused', 'bank')}`);
+    await removePods('eu-central', 'bank', ['b-shared']);
     t.equal(await runsOn('refused', 'bank', 240_000), 'eu-central');
     await new Promise((r) => setTimeout(r, 3_000));
     t.same(await whereRunning(fleet, 'refused', 'bank'), ['eu-central'], 'runs once');
-    t.equal(eu.stack.extender?.state.ledger.tenantEquivalents('bank'), 0.5, 'counted once by Tessera');
+    t.equal(eu.stack.extender?.state.ledger.tenantEquivalents('bank'), 2.5, 'counted once by Tessera');
+    await removePods('eu-central', 'bank', ['b-whole']);
     await gone('refused', 'bank');
   },
 );
