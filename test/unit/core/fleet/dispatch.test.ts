@@ -89,6 +89,12 @@ t.test('a worker without published capacity is not eligible, and says why', asyn
     worker('eu', 'eu'),
   ]);
   t.same(n.nominated, ['eu']);
+  const full = nominateWorkers(asks('research'), [
+    { name: 'us', capacity: null, problem: 'unreachable' },
+    worker('eu', 'eu', 2),
+  ]);
+  t.same(full.nominated, ['eu']);
+  t.match(full.message, /no eligible worker has room now .*; not eligible: us: unreachable/);
   const none = nominateWorkers(asks('research'), [{ name: 'us', capacity: null, problem: 'unreachable' }]);
   t.match(none.message, /us: unreachable/);
 });
