@@ -29,7 +29,17 @@ tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--ho
   --lease-namespace the extender elects a leader through a Lease and only the leader serves. In a fleet of clusters
   (docs/fleet.md) the leading extender of a worker publishes its free GPU-equivalents per pool (--publish-capacity,
   ConfigMap tessera-fleet-capacity) and answers Kueue's tessera.io/gpu-fit admission check (--gpu-fit-check). Both run until SIGTERM
-  or SIGINT (exit 0); a start that cannot serve (unreadable TLS files, port taken) exits 1.`;
+  or SIGINT (exit 0); a start that cannot serve (unreadable TLS files, port taken) exits 1.
+tessera serve node-agent --node-name NAME [--driver-root /] [--device-plugin-dir /var/lib/kubelet/device-plugins]
+                     [--pod-resources-socket /var/lib/kubelet/pod-resources/kubelet.sock]
+                     [--delivery auto|cdi-cri|envvar|volume-mounts] [--cdi-kind nvidia.com/gpu] [--cdi-dir DIR]...
+                     [--write-cdi-spec FILE] [--dev-root /] [--toolkit-config FILE]
+                     [--enforcement auto|hami-core|mps|none] [--hami-core-dir /usr/local/vgpu]
+                     [--mps-pipe-dir /tmp/nvidia-mps] [--scheduler-name tessera-scheduler]...
+                     [--host 0.0.0.0] [--port 9400] [--health-interval 5] [--kubelet-check-interval 1]
+                     [--kubeconfig FILE] [--context NAME] [--log-level info]
+  The kubelet device plugin for tessera.io/gpu-milli on one fraction node (docs/node-agent.md). --node-name defaults
+  to $NODE_NAME. Intervals are in seconds.`;
 
 export const POLICY_USAGE = `tessera policy lint FILE|DIR...
 tessera policy test DIR|FILE...

@@ -2,6 +2,8 @@
 
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
+import { startAgent } from '../agent/server.ts';
+import { DELIVERY_MODES, ENFORCEMENT_KINDS } from '../core/node-agent/delivery.ts';
 import { startExtender } from '../extender/server.ts';
 import { startWebhook } from '../webhook/server.ts';
 import { loadKubeconfig } from './kube.ts';
@@ -131,8 +133,82 @@ async function serveExtender(argv: string[]): Promise<number> {
   return 0;
 }
 
+function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value))
+    throw new UsageError(`--${flag} ${value}: expected one of ${allowed.join(', ')}`, SERVE_USAGE);
+  return value as T;
+}
+
+function seconds(flag: string, text: string): number {
+  const value = Number(text);
+  if (!(value > 0)) throw new UsageError(`--${flag} ${text}: expected seconds, e.g. 5`, SERVE_USAGE);
+  return value * 1000;
+}
+
+async function serveNodeAgent(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'node-name': { type: 'string' },
+      'driver-root': { type: 'string', default: '/' },
+      'device-plugin-dir': { type: 'string', default: '/var/lib/kubelet/device-plugins' },
+      'pod-resources-socket': { type: 'string', default: '/var/lib/kubelet/pod-resources/kubelet.sock' },
+      delivery: { type: 'string', default: 'auto' },
+      'cdi-kind': { type: 'string', default: 'nvidia.com/gpu' },
+      'cdi-dir': { type: 'string', multiple: true, default: ['/etc/cdi', '/var/run/cdi'] },
+      'write-cdi-spec': { type: 'string' },
+      'dev-root': { type: 'string', default: '/' },
+      'toolkit-config': { type: 'string', default: '/etc/nvidia-container-runtime/config.toml' },
+      enforcement: { type: 'string', default: 'auto' },
+      'hami-core-dir': { type: 'string', default: '/usr/local/vgpu' },
+      'mps-pipe-dir': { type: 'string', default: '/tmp/nvidia-mps' },
+      'scheduler-name': { type: 'string', multiple: true, default: ['tessera-scheduler'] },
+      host: { type: 'string', default: '0.0.0.0' },
+      port: { type: 'string', default: '9400' },
+      'health-interval': { type: 'string', default: '5' },
+      'kubelet-check-interval': { type: 'string', default: '1' },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+  });
+  const nodeName = values['node-name'] ?? process.env.NODE_NAME;
+  if (!nodeName) throw new UsageError('--node-name (or $NODE_NAME) is required', SERVE_USAGE);
+  const log = pino({
+    level: logLevelOf(values['log-level']),
+    base: { component: 'tessera-node-agent', node: nodeName },
+  });
+  const agent = await startAgent({
+    nodeName,
+    driverRoot: values['driver-root'],
+    devicePluginDir: values['device-plugin-dir'],
+    podResourcesSocket: values['pod-resources-socket'],
+    delivery: oneOf('delivery', values.delivery, ['auto', ...DELIVERY_MODES]),
+    cdiKind: values['cdi-kind'],
+    cdiDirs: values['cdi-dir'],
+    writeCdiSpec: values['write-cdi-spec'] ?? null,
+    devRoot: values['dev-root'],
+    toolkitConfig: values['toolkit-config'],
+    enforcement: oneOf('enforcement', values.enforcement, ['auto', ...ENFORCEMENT_KINDS]),
+    hamiCoreDir: values['hami-core-dir'],
+    mpsPipeDir: values['mps-pipe-dir'],
+    schedulerNames: values['scheduler-name'],
+    host: values.host,
+    port: portOf(values.port),
+    healthIntervalMs: seconds('health-interval', values['health-interval']),
+    kubeletCheckIntervalMs: seconds('kubelet-check-interval', values['kubelet-check-interval']),
+    kubeconfig: loadKubeconfig(values.kubeconfig, values.context),
+    log,
+  });
+  await untilSignal();
+  log.info('shutting down');
+  await agent.close();
+  return 0;
+}
+
 export async function serveCommand(argv: string[]): Promise<number> {
   const [what, ...rest] = argv;
+  if (what === 'node-agent') return serveNodeAgent(rest);
   if (what === 'webhook') return serveWebhook(rest);
   if (what === 'extender') return serveExtender(rest);
   throw new UsageError(`unknown server "${what ?? ''}"`, SERVE_USAGE);

@@ -23,6 +23,14 @@ export const REASONS = {
   InsufficientCpu: { unresolvable: false, summary: 'not enough CPU' },
   InsufficientMemory: { unresolvable: false, summary: 'not enough memory' },
   NodeNotInPool: { unresolvable: true, summary: 'the node is outside the pools the pod’s tenant may use' },
+  NodeAgentMissing: {
+    unresolvable: true,
+    summary: 'the pod’s pool delivers GPUs through Tessera’s node agent, which does not serve this node',
+  },
+  EnforcementMissing: {
+    unresolvable: true,
+    summary: 'the pod’s pool requires GPU share enforcement that this node does not report',
+  },
   ClaimElsewhere: { unresolvable: true, summary: 'a ResourceClaim the pod uses is allocated on another node' },
   QuotaExceeded: { unresolvable: true, summary: 'the tenant’s GPU quota would be exceeded' },
   UnknownNode: { unresolvable: true, summary: 'the extender has not seen this node' },

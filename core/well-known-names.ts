@@ -18,6 +18,15 @@ export const POLICY_REVISION = 'tessera.io/policy-revision';
 export const SYSTEM_OWNED_ANNOTATIONS: readonly string[] = [ASSIGNMENT, VISIBLE_DEVICES, POLICY_REVISION];
 
 export const GPU_MILLI = 'tessera.io/gpu-milli';
+
+/** Node labels the node agent sets on its node (docs/node-agent.md). */
+export const NODE_AGENT_LABEL = 'tessera.io/node-agent';
+/** Value of NODE_AGENT_LABEL: the agent advertises tessera.io/gpu-milli here, so the extender does not. */
+export const NODE_AGENT_SERVING = 'serving';
+export const GPU_ENFORCEMENT_LABEL = 'tessera.io/gpu-enforcement';
+export const GPU_DELIVERY_LABEL = 'tessera.io/gpu-delivery';
+/** Pod annotation the webhook writes on pools whose policy fixes `delivery.mode`: the node agent answers that way. */
+export const GPU_DELIVERY_ANNOTATION = 'tessera.io/gpu-delivery';
 export const NVIDIA_GPU = 'nvidia.com/gpu';
 export const NVIDIA_GPU_SHARED = 'nvidia.com/gpu.shared';
 export const NVIDIA_MIG_PREFIX = 'nvidia.com/mig-';

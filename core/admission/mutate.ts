@@ -5,7 +5,14 @@
 import jsonPatch from 'fast-json-patch';
 import { parseDemand, wantsGpu } from '../demand.ts';
 import type { KubeContainer, KubePod, PodSpec } from '../kube-objects.ts';
-import { isGpuResource, POLICY_REVISION, POOL_ANNOTATION, TENANT_LABEL, VISIBLE_DEVICES } from '../well-known-names.ts';
+import {
+  GPU_DELIVERY_ANNOTATION,
+  isGpuResource,
+  POLICY_REVISION,
+  POOL_ANNOTATION,
+  TENANT_LABEL,
+  VISIBLE_DEVICES,
+} from '../well-known-names.ts';
 import { tenantNamed, type Policy } from '../policy/model.ts';
 import { decidePodGpu } from '../dra/decision.ts';
 import { NO_DRA, type DraLookup } from '../dra/lookup.ts';
@@ -75,7 +82,8 @@ export function mutatePod(
   const meta = (pod.metadata ??= {});
   const warnings: string[] = [];
   let gpu: KubeContainer[] = [];
-  let fractionPool = false;
+  // Fraction pools without Tessera's node agent get NVIDIA_VISIBLE_DEVICES through the downward API.
+  let downwardApi = false;
 
   // Malformed GPU input is the validating stage's to deny with its field; mutate nothing GPU-related.
   const parsed = parseDemand(pod);
@@ -105,7 +113,10 @@ export function mutatePod(
     if (claims.gpu) markForExtender(gpu, claims);
     requireNodeLabels(spec, pool.nodeSelector);
     if (pool.taint) ensureToleration(spec, pool.taint);
-    fractionPool = pool.fractionMode === 'fraction';
+    downwardApi = pool.fractionMode === 'fraction' && pool.delivery === null;
+    // The node agent answers in the pool's mode when the policy fixes one; `auto` leaves it to each node.
+    if (pool.delivery && pool.delivery.mode !== 'auto') meta.annotations[GPU_DELIVERY_ANNOTATION] = pool.delivery.mode;
+    else delete meta.annotations[GPU_DELIVERY_ANNOTATION];
     if (pool.fractionMode === 'time-slicing')
       warnings.push(
         `pool ${pool.name} time-slices GPUs: there is no memory or fault isolation between the pods sharing a GPU`,
@@ -118,8 +129,9 @@ export function mutatePod(
   for (const c of allContainers(spec)) {
     if (hasEnv(c, VISIBLE_DEVICES_ENV)) continue;
     if (gpu.includes(c)) {
-      // On fraction pools the extender picks the GPUs at bind; the kubelet resolves this when the container starts.
-      if (fractionPool)
+      // On fraction pools the extender picks the GPUs at bind; the kubelet resolves this when the container starts. Where
+      // the node agent serves the pool, its Allocate answer delivers the GPUs and nothing is wired here.
+      if (downwardApi)
         ensureEnv(c, {
           name: VISIBLE_DEVICES_ENV,
           valueFrom: { fieldRef: { fieldPath: `metadata.annotations['${VISIBLE_DEVICES}']` } },

@@ -3,7 +3,7 @@
 
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseAllDocuments, type YAMLError } from 'yaml';
-import type { Action, Pool } from './model.ts';
+import type { Action, Pool, PoolDelivery } from './model.ts';
 import type { PolicyFile, PolicyProblem } from './policy-source.ts';
 import { POLICY_SCHEMA } from './schema.ts';
 
@@ -65,6 +65,7 @@ export interface RawSpec {
     resource?: string;
     replicas?: number;
     deviceClasses?: string[];
+    delivery?: { mode?: PoolDelivery['mode']; enforcement?: NonNullable<PoolDelivery['enforcement']> };
   }[];
   tenants?: {
     name: string;

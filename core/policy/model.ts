@@ -2,6 +2,7 @@
 // schema and the semantic checks have passed, so every field here is valid.
 
 import type { Taint } from '../kube-objects.ts';
+import type { DeliveryMode, EnforcementKind } from '../node-agent/delivery.ts';
 
 export type FractionMode = 'fraction' | 'mig' | 'time-slicing' | 'mps' | 'none' | 'dra';
 export type Action = 'enforce' | 'warn' | 'audit';
@@ -18,6 +19,16 @@ export interface Pool {
   readonly replicas: number | null;
   /** The DeviceClasses a dra pool's claims may name (empty for the other modes). */
   readonly deviceClasses: readonly string[];
+  /** How a fraction pool's GPUs reach containers: through Tessera's node agent, or null for the downward API. */
+  readonly delivery: PoolDelivery | null;
+}
+
+/** A fraction pool served by Tessera's node agent (policy `delivery`). */
+export interface PoolDelivery {
+  /** The agent's delivery mode on the pool's nodes; `auto` lets each node pick from what it shows. */
+  readonly mode: DeliveryMode | 'auto';
+  /** Enforcement the pool's nodes must report (`any`: hami-core or mps), or null when none is required. */
+  readonly enforcement: Exclude<EnforcementKind, 'none'> | 'any' | null;
 }
 
 export interface Tenant {

@@ -80,6 +80,15 @@ export const POLICY_SCHEMA = {
               deviceClasses: { type: 'array', minItems: 1, uniqueItems: true, items: name },
               resource: { type: 'string', pattern: '^nvidia\\.com/gpu(\\.shared)?$' },
               replicas: { type: 'integer', minimum: 1, maximum: 64 },
+              // A fraction pool whose nodes run Tessera's node agent (docs/node-agent.md); absent: the downward API.
+              delivery: {
+                type: 'object',
+                additionalProperties: false,
+                properties: {
+                  mode: { enum: ['auto', 'cdi-cri', 'envvar', 'volume-mounts'] },
+                  enforcement: { enum: ['any', 'hami-core', 'mps'] },
+                },
+              },
             },
             allOf: [
               { if: { properties: { fractionMode: { const: 'mig' } } }, then: { required: ['gpuModel'] } },

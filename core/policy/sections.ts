@@ -48,6 +48,12 @@ function compilePool(p: PoolSpec, file: string, path: string, problems: PolicyPr
     });
   }
   problems.push(...draPoolProblems(p, file, path));
+  if (p.delivery !== undefined && p.fractionMode !== 'fraction')
+    problems.push({
+      file,
+      path: `${path}/delivery`,
+      message: `delivery applies to fractionMode fraction only (Tessera's node agent serves fraction nodes); remove it from this ${p.fractionMode} pool`,
+    });
   if (p.taint && p.taint.key === '')
     problems.push({ file, path: `${path}/taint/key`, message: 'taint key must not be empty' });
   const taint = p.taint ? { key: p.taint.key, value: p.taint.value ?? '', effect: p.taint.effect } : null;
@@ -60,6 +66,10 @@ function compilePool(p: PoolSpec, file: string, path: string, problems: PolicyPr
     resource: p.resource ?? NVIDIA_GPU,
     replicas: p.replicas ?? null,
     deviceClasses: p.fractionMode === 'dra' ? (p.deviceClasses ?? []) : [],
+    delivery:
+      p.delivery === undefined || p.fractionMode !== 'fraction'
+        ? null
+        : { mode: p.delivery.mode ?? 'auto', enforcement: p.delivery.enforcement ?? null },
   };
 }
 

@@ -9,7 +9,7 @@ import { fit, type Placement } from '../fit.ts';
 import type { NodeInventory } from '../inventory/node-inventory.ts';
 import type { NodeUsage } from '../ledger.ts';
 import type { KubePod } from '../kube-objects.ts';
-import { POOL_ANNOTATION } from '../well-known-names.ts';
+import { GPU_ENFORCEMENT_LABEL, NODE_AGENT_LABEL, NODE_AGENT_SERVING, POOL_ANNOTATION } from '../well-known-names.ts';
 import { poolNamed, tenantNamed, type Pool } from '../policy/model.ts';
 import { reason, type Reason } from '../reasons.ts';
 import type { ScoringContext, Strategy } from '../scoring/strategy.ts';
@@ -154,6 +154,8 @@ function verdictOf(
       ),
     };
   }
+  const delivery = ctx.pool ? deliveryReason(name, node, ctx.pool) : null;
+  if (delivery) return { node: name, feasible: false, score: 0, placement: null, reason: delivery };
   const usage = usageWithNominations(state, ctx, node);
   const onDra = draVerdict(node, usage, ctx.demand, ctx.dra ?? null, state.dra, state.fitContext(ctx.tenant), (ns) =>
     state.tenantOf(ns),
@@ -166,6 +168,29 @@ function verdictOf(
   if (!result.ok) return { node: name, feasible: false, score: 0, placement: null, reason: result.reason };
   const scored = strategy.choose({ node, usage, demand: ctx.demand, placements: result.placements, context: scoring });
   return { node: name, feasible: true, score: scored.score, placement: scored.placement, reason: null };
+}
+
+/**
+ * A pool served by the node agent (policy `delivery`) needs nodes where the agent serves, and, when it requires
+ * enforcement, nodes whose agent reports it (node labels tessera.io/node-agent and tessera.io/gpu-enforcement).
+ */
+function deliveryReason(name: string, node: NodeInventory, pool: Pool): Reason | null {
+  if (pool.delivery === null) return null;
+  if (node.labels[NODE_AGENT_LABEL] !== NODE_AGENT_SERVING)
+    return reason(
+      'NodeAgentMissing',
+      `pool ${pool.name} delivers GPUs through Tessera's node agent, but node ${name} has no ${NODE_AGENT_LABEL}=${NODE_AGENT_SERVING} label; run the node agent there (docs/node-agent.md)`,
+    );
+  const required = pool.delivery.enforcement;
+  if (required === null) return null;
+  const has = node.labels[GPU_ENFORCEMENT_LABEL] ?? 'none';
+  const ok = required === 'any' ? has === 'hami-core' || has === 'mps' : has === required;
+  return ok
+    ? null
+    : reason(
+        'EnforcementMissing',
+        `pool ${pool.name} requires ${required === 'any' ? 'hami-core or mps' : required} enforcement, but node ${name} reports ${GPU_ENFORCEMENT_LABEL}=${has}`,
+      );
 }
 
 function unknownNode(name: string): NodeVerdict {

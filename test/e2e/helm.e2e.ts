@@ -100,6 +100,11 @@ t.test('the Helm chart on a real API server', async (t) => {
         (o) => o.filter((x) => x.kind === 'PodMonitor').length === 2 && o.some((x) => x.kind === 'Namespace'),
       ],
     ];
+    // The node agent's objects live in their own namespace, which a server dry run does not create.
+    kubectl(
+      ['apply', '--server-side', '-f', '-'],
+      'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tessera-node-agent\n',
+    );
     for (const [name, values, namespace, renders] of variants) {
       const rendered = ok(['template', 'tessera', CHART, '--namespace', namespace, ...values]);
       const objects = parseObjects(rendered);

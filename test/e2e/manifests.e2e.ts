@@ -36,10 +36,8 @@ t.test(
       );
       // Namespaced objects can only be dry-run into a namespace that exists.
       if (dir === 'base')
-        kubectl(
-          ['apply', '--server-side', '-f', '-'],
-          'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tessera-system\n',
-        );
+        for (const ns of ['tessera-system', 'tessera-node-agent'])
+          kubectl(['apply', '--server-side', '-f', '-'], `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${ns}\n`);
       const out = kubectl(
         ['apply', '--server-side', '--dry-run=server', '--field-manager=tessera-e2e', '-f', '-'],
         rendered,

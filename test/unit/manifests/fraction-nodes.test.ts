@@ -85,3 +85,37 @@ t.test(
     t.same(values.cdi, { enabled: false, nriPluginEnabled: false }, 'CDI mode off, NRI plugin mode off');
   },
 );
+
+t.test('on a pool served by the node agent the smoke test is admitted and checks the agent’s delivery', async (t) => {
+  const { EXAMPLE_POLICY_TEXT } = await import('../../fixtures/admission.ts');
+  const agentPolicy = examplePolicy(
+    EXAMPLE_POLICY_TEXT.replace('      fractionMode: fraction\n', '      fractionMode: fraction\n      delivery: {}\n'),
+  );
+  const job = parseYaml(read('smoke-test-job.yaml')) as Job;
+  const template = job.spec.template;
+  const a = admit(
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { ...template.metadata, name: 'smoke-x', namespace: 'research-a' },
+      spec: template.spec,
+    },
+    agentPolicy,
+  );
+  t.equal(a.denial, null);
+  const c = a.pod.spec!.containers![0]!;
+  t.same(c.resources?.limits, { memory: '128Mi', 'tessera.io/gpu-milli': '100' }, 'the kubelet asks the agent');
+  t.equal(
+    (c.env ?? []).find((e) => e.name === 'NVIDIA_VISIBLE_DEVICES'),
+    undefined,
+    'no downward-API wiring: the agent delivers',
+  );
+  const script = ((c as { args?: string[] }).args ?? []).join('\n');
+  t.match(script, /agent="\$\{TESSERA_GPU_DELIVERY:-\}"/);
+  t.match(
+    script,
+    /if \[ -z "\$agent" \]; then\n\s+\[ "\$wired" = "\$assigned" \] \|\| fail/,
+    'the wiring check is for the downward API only',
+  );
+  t.match(script, /\[ "\$minors" = "\$expected" \] \|\| fail/, 'the GPU seen is still checked against the assignment');
+});

@@ -44,7 +44,7 @@ const ALLOWED = {
     'helm.sh/chart': `tessera-${chartYaml.version}`,
   },
   /** Only with namespace.create=true: `helm install` needs the release namespace to exist before it starts. */
-  notRenderedByDefault: [`v1/Namespace//${NS}`],
+  notRenderedByDefault: ['v1/Namespace//tessera-node-agent', `v1/Namespace//${NS}`],
   /** Self-managed certificates (the base leaves them to `tessera certs issue` by hand). */
   chartOnly: [
     `v1/ServiceAccount/${NS}/tessera-certs`,
@@ -341,7 +341,7 @@ t.test('webhook registration: failurePolicy, timeout, namespaces', async (t) => 
         {
           key: 'kubernetes.io/metadata.name',
           operator: 'NotIn',
-          values: ['kube-system', 'kube-public', 'monitoring', 'gpu-system'],
+          values: ['kube-system', 'kube-public', 'monitoring', 'gpu-system', 'tessera-node-agent'],
         },
         { key: 'tessera.io/tenant', operator: 'Exists' },
       ],
@@ -355,8 +355,8 @@ t.test('another release namespace reaches everything that names it', async (t) =
   const namespaced = objects.filter((o) => o.metadata.namespace !== undefined);
   t.same(
     [...new Set(namespaced.map((o) => o.metadata.namespace))].sort(),
-    ['gpu-system', 'kube-system'],
-    'one RoleBinding in kube-system (the scheduler reads the authentication ConfigMap), the rest in the release namespace',
+    ['gpu-system', 'kube-system', 'tessera-node-agent'],
+    'one RoleBinding in kube-system (the scheduler reads the authentication ConfigMap), the node agent in its own namespace, the rest in the release namespace',
   );
   const text = JSON.stringify(objects);
   t.notMatch(text, /tessera-system/, 'no object names tessera-system');
@@ -597,6 +597,8 @@ t.test('docs/install.md documents every value', async (t) => {
     }
   };
   walk(parse(read('charts/tessera/values.yaml')) as Record<string, unknown>, '');
+  // The node agent's values are documented with the agent.
+  const agentDoc = read('docs/node-agent.md');
   t.ok(leaves.length > 80, `${leaves.length} values`);
   for (const path of leaves) {
     const [component, ...rest] = path.split('.');
@@ -605,7 +607,8 @@ t.test('docs/install.md documents every value', async (t) => {
       // `a.b`, `.c` lists siblings of one group in a row
       (section.includes(`.${path.split('.').at(-1)}\``) &&
         section.includes(`\`${path.split('.').slice(0, -1).join('.')}.`)) ||
-      (['webhook', 'extender', 'scheduler'].includes(component!) && perComponent.includes(`\`${rest.join('.')}\``));
-    t.ok(documented, `${path} is in docs/install.md's values tables`);
+      (['webhook', 'extender', 'scheduler'].includes(component!) && perComponent.includes(`\`${rest.join('.')}\``)) ||
+      (component === 'nodeAgent' && agentDoc.includes(`\`${path}\``));
+    t.ok(documented, `${path} is in docs/install.md's (or docs/node-agent.md's) values tables`);
   }
 });
