@@ -161,13 +161,24 @@ export async function startKueue(o: KueueProcessOptions, admin: KubeConfig): Pro
   const configFile = join(dir, 'config.yaml');
   writeFileSync(configFile, configurationYaml({ webhookPort, healthPort, metricsPort, certDir, config: o.config }));
   installCrds(o.cluster, o.build);
-  execFileSync(o.cluster.binaries.kubectl, [
-    '--kubeconfig',
-    o.cluster.kubeconfigFor('admin'),
-    'create',
-    'namespace',
-    KUEUE_NAMESPACE,
-  ]);
+  // Right after the CRDs the API server is busy rebuilding its OpenAPI, and a webhook call (Tessera's, on
+  // namespaces) can time out on a loaded machine: try again a few times.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      execFileSync(
+        o.cluster.binaries.kubectl,
+        ['--kubeconfig', o.cluster.kubeconfigFor('admin'), 'create', 'namespace', KUEUE_NAMESPACE],
+        { stdio: 'pipe' },
+      );
+      break;
+    } catch (e) {
+      if (attempt >= 5 || String((e as { stderr?: Buffer }).stderr ?? '').includes('AlreadyExists')) {
+        if (String((e as { stderr?: Buffer }).stderr ?? '').includes('AlreadyExists')) break;
+        throw e;
+      }
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
+  }
   await registerKueueWebhooks(admin, o.build, o.ca.certPem, webhookPort);
 
   const logFile = join(o.cluster.dir, `${o.name ?? 'kueue'}.log`);
