@@ -91,7 +91,7 @@ export function explain(
   // Admission: with a policy, the webhook's own pipeline (mutation is idempotent, so an admitted pod passes unchanged).
   let subject = pod;
   let admission: Explanation['admission'] = null;
-  const parsed = parseDemand(pod);
+  const parsed = parseDemand(pod, policy?.accelerators);
   if (policy !== null) {
     const result = runAdmission(
       {

@@ -17,15 +17,16 @@ export class UsageError extends Error {
 }
 
 export const SERVE_USAGE = `tessera serve webhook --policy-dir DIR [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8443]
-                     [--system-user NAME]... [--kubeconfig FILE] [--context NAME] [--audit-interval SECONDS]
-                     [--log-level info]
+                     [--system-user NAME]... [--kubevirt-user NAME]... [--kubeconfig FILE] [--context NAME]
+                     [--audit-interval SECONDS] [--log-level info]
 tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8888]
                      [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--lease-name NAME]
                      [--kubeconfig FILE] [--context NAME] [--log-level info]
                      [--fleet-cluster NAME [--fleet-region REGION] [--fleet-namespace tessera-system]
                       [--publish-capacity] [--gpu-fit-check]]
   Tessera's own service accounts (--system-user, e.g. system:serviceaccount:tessera-system:tessera-extender) may write
-  system-owned annotations. Without --kubeconfig: $KUBECONFIG, ~/.kube/config, or the pod's service account. With
+  system-owned annotations. --kubevirt-user names the identity KubeVirt's virt-controller creates virt-launcher pods as
+  (default: system:serviceaccount:kubevirt:kubevirt-controller and the openshift-cnv one). Without --kubeconfig: $KUBECONFIG, ~/.kube/config, or the pod's service account. With
   --lease-namespace the extender elects a leader through a Lease and only the leader serves. In a fleet of clusters
   (docs/fleet.md) the leading extender of a worker publishes its free GPU-equivalents per pool (--publish-capacity,
   ConfigMap tessera-fleet-capacity) and answers Kueue's tessera.io/gpu-fit admission check (--gpu-fit-check). Both run until SIGTERM
@@ -74,10 +75,12 @@ tessera certs issue|rotate --secret NAMESPACE/NAME [--ca-secret NAME] --name NAM
   started before a CA they must trust (the pod template records the bundle's SHA-256 in the annotation tessera.io/ca-bundle-sha256).`;
 
 export const SIMULATE_USAGE = `tessera simulate --nodes NODES.csv --pods PODS.csv [--strategy NAME[,NAME...]] [--seeds 42-51]
-                 [--tune 1.3] [--published FILE] [--decisions FILE] [--json]
+                 [--tune 1.3] [--published FILE] [--decisions FILE] [--slivers] [--json]
 
   Replays an Alibaba openb trace with the FGD paper's protocol and reports unallocated GPU % at
   ${REPORTED_LOADS.join('/')} % arrived load. Strategies: ${Object.keys(STRATEGIES).join(', ')} (default ${DEFAULT_STRATEGY}; "all" runs every one).
-  --published defaults to fgd-expected-results/analysis_allo_discrete.csv beside the pod list.`;
+  --published defaults to fgd-expected-results/analysis_allo_discrete.csv beside the pod list.
+  --slivers also prints where the free GPU capacity sits at 100 % arrived: on CPU/memory-stranded nodes, on whole
+  GPUs, or in partial slivers by 100 m of free capacity (mean over seeds, then per seed).`;
 
 export const VERSION_USAGE = 'tessera version [--json]   (also tessera --version)';

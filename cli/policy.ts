@@ -26,7 +26,7 @@ function lint(args: string[]): number {
   const p = result.policy;
   console.log(`ok: ${files.length} file(s), revision ${p.revision}`);
   console.log(
-    `  pools:   ${p.pools.map((x) => `${x.name} (${x.fractionMode}${x.gpuModel ? `, ${x.gpuModel}` : ''}${x.deviceClasses.length > 0 ? `, classes ${x.deviceClasses.join(' ')}` : ''})`).join(', ') || '(none)'}`,
+    `  pools:   ${p.pools.map((x) => `${x.name} (${x.fractionMode}${x.gpuModel ? `, ${x.gpuModel}` : ''}${x.deviceClasses.length > 0 ? `, classes ${x.deviceClasses.join(' ')}` : ''}${x.deviceResources.length > 0 ? `, devices ${x.deviceResources.map((d) => `${d.resource}=1/${d.perGpu}`).join(' ')}` : ''})`).join(', ') || '(none)'}`,
   );
   console.log(
     `  tenants: ${p.tenants.map((x) => `${x.name} (quota ${x.quotaGpus ?? 'none'}, ${x.shareGpuWith})`).join(', ') || '(none)'}`,

@@ -53,6 +53,7 @@ async function serveWebhook(argv: string[]): Promise<number> {
       ...SERVER_OPTIONS,
       port: { type: 'string', default: '8443' },
       'system-user': { type: 'string', multiple: true, default: [] },
+      'kubevirt-user': { type: 'string', multiple: true, default: [] },
       'audit-interval': { type: 'string', default: '60' },
     },
   });
@@ -69,6 +70,7 @@ async function serveWebhook(argv: string[]): Promise<number> {
     ...tls(values['tls-cert'], values['tls-key']),
     kubeconfig: loadKubeconfig(values.kubeconfig, values.context),
     systemUsers: values['system-user'],
+    ...(values['kubevirt-user'].length > 0 ? { kubevirtUsers: values['kubevirt-user'] } : {}),
     auditIntervalMs: auditSeconds * 1000,
     log,
   });

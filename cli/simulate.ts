@@ -10,6 +10,7 @@ import { parseTraceNodes, parseTracePods, traceWarnings } from '../core/simulati
 import { DEFAULT_STRATEGY, STRATEGIES, strategyNamed } from '../core/scoring/strategy-registry.ts';
 import { parseSeeds } from './seeds.ts';
 import { SIMULATE_USAGE, UsageError } from './help.ts';
+import { sliversReport } from './slivers-report.ts';
 
 function fmt(v: number | undefined): string {
   return v === undefined || Number.isNaN(v) ? '   -  ' : v.toFixed(2).padStart(6);
@@ -73,6 +74,7 @@ export function simulateCommand(argv: string[], progress: ProgressStream = proce
       tune: { type: 'string', default: '1.3' },
       published: { type: 'string' },
       decisions: { type: 'string' },
+      slivers: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -132,6 +134,7 @@ export function simulateCommand(argv: string[], progress: ProgressStream = proce
         arrivals: r.arrivals,
         failed: r.failed,
         unallocated: r.unallocated,
+        ...(values.slivers ? { slivers: r.slivers } : {}),
       })),
       published: published.map((p) => ({ policy: p.policy, seeds: p.seeds, unallocated: p.mean, sd: p.sd })),
       warnings,
@@ -139,6 +142,7 @@ export function simulateCommand(argv: string[], progress: ProgressStream = proce
     console.log(JSON.stringify(out, null, 2));
   } else {
     console.log(humanReport(workload, runs, published, seconds));
+    if (values.slivers) console.log(sliversReport(runs));
   }
   return 0;
 }

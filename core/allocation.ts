@@ -26,6 +26,8 @@ export interface Allocation {
   readonly priority: number;
   /** The Tessera pool the pod was admitted to (tessera.io/pool), for chargeback; null outside pools. */
   readonly pool: string | null;
+  /** The KubeVirt VM of a launcher pod (`namespace/VMI uid`): its launcher pods count once against quota. */
+  readonly vm: string | null;
 }
 
 /** What a placement reserves: fraction GPUs, or device-plugin resources, and whether a GPU is shared. */
@@ -46,6 +48,7 @@ export interface AllocationSpec {
   readonly assumedUntil?: number | null;
   readonly priority?: number;
   readonly pool?: string | null;
+  readonly vm?: string | null;
 }
 
 export function newAllocation(spec: AllocationSpec): Allocation {
@@ -65,5 +68,6 @@ export function newAllocation(spec: AllocationSpec): Allocation {
     equivalents: spec.equivalents ?? 0,
     priority: spec.priority ?? 0,
     pool: spec.pool ?? null,
+    vm: spec.vm ?? null,
   };
 }

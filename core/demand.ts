@@ -1,6 +1,7 @@
 // What a pod asks for: effective CPU/memory requests (Kubernetes' rule for init and sidecar containers), its GPU
 // resources, and the Tessera annotations. Invalid input raises DemandError with a message a user can act on.
 
+import { BUILT_IN_ACCELERATORS, type AcceleratorNames } from './accelerators/resource-names.ts';
 import { MIG_PROFILE_PATTERN } from './catalog/mig-geometry.ts';
 import type { KubeContainer, KubePod, ResourceList } from './kube-objects.ts';
 import {
@@ -59,6 +60,11 @@ export interface PodDemand {
   readonly memoryMiB: number;
   /** Effective requests of GPU resources (tessera.io/gpu-milli, nvidia.com/gpu, nvidia.com/gpu.shared, nvidia.com/mig-*). */
   readonly gpuResources: Readonly<Record<string, number>>;
+  /**
+   * Effective requests of the other accelerator resources (core/accelerators): the devices KubeVirt's GPU device
+   * plugins advertise for VMs, and any vendor's accelerator. Only those a pool maps can be admitted.
+   */
+  readonly devices: Readonly<Record<string, number>>;
   readonly fraction: FractionDemand | null;
   /** Allowed GPU models (canonical or GFD names), or null for any. */
   readonly models: readonly string[] | null;
@@ -205,12 +211,12 @@ function parseTopology(text: string | undefined): TopologyRequirement | null {
   throw new DemandError(ANNOTATION(TOPOLOGY), `${TOPOLOGY}="${text}" must be nvlink, numa or none`);
 }
 
-function gpuResourceRequests(pod: KubePod): Record<string, number> {
+function gpuResourceRequests(pod: KubePod, which: (resource: string) => boolean): Record<string, number> {
   const spec = pod.spec ?? {};
   const all = [...(spec.containers ?? []), ...(spec.initContainers ?? [])];
   const out: Record<string, number> = {};
   for (const resource of resourceNames(all, null)) {
-    if (!isGpuResource(resource)) continue;
+    if (!which(resource)) continue;
     for (const c of all) {
       const req = c.resources?.requests?.[resource];
       const lim = c.resources?.limits?.[resource];
@@ -267,8 +273,11 @@ function fractionDemand(resources: Record<string, number>, intent: GpuIntent): F
   };
 }
 
-/** Reads a pod's demand. Throws DemandError (or wraps QuantityError into it) when the pod is malformed. */
-export function readDemand(pod: KubePod): PodDemand {
+/**
+ * Reads a pod's demand. Throws DemandError (or wraps QuantityError into it) when the pod is malformed. `accelerators`
+ * says which other resources are accelerator devices (the policy's list; the built-in one without a policy).
+ */
+export function readDemand(pod: KubePod, accelerators: AcceleratorNames = BUILT_IN_ACCELERATORS): PodDemand {
   const meta = pod.metadata ?? {};
   const annotations = meta.annotations ?? {};
   const intent = parseIntent(annotations);
@@ -283,7 +292,15 @@ export function readDemand(pod: KubePod): PodDemand {
       `CPU or memory request unreadable: ${e instanceof Error ? e.message : String(e)}`,
     );
   }
-  const gpuResources = gpuResourceRequests(pod);
+  const gpuResources = gpuResourceRequests(pod, isGpuResource);
+  const devices = gpuResourceRequests(pod, (r) => accelerators.isDevice(r));
+  const native = Object.keys(gpuResources);
+  if (native.length > 0 && Object.keys(devices).length > 0) {
+    throw new DemandError(
+      'spec.containers[*].resources',
+      `${native.join(', ')} and ${Object.keys(devices).join(', ')} in one pod: a pod asks for container GPUs or for devices, not both`,
+    );
+  }
   const migKinds = Object.keys(gpuResources).filter((r) => r.startsWith(NVIDIA_MIG_PREFIX));
   for (const r of migKinds) {
     if (!MIG_PROFILE_PATTERN.test(r.slice(NVIDIA_MIG_PREFIX.length))) {
@@ -306,6 +323,7 @@ export function readDemand(pod: KubePod): PodDemand {
     cpuMilli: cpu,
     memoryMiB: memory,
     gpuResources,
+    devices,
     fraction: fractionDemand(gpuResources, intent),
     models: parseModels(annotations[GPU_MODEL]),
     topology: parseTopology(annotations[TOPOLOGY]),
@@ -318,6 +336,7 @@ export function wantsGpu(demand: PodDemand): boolean {
   const i = demand.intent;
   return (
     Object.keys(demand.gpuResources).length > 0 ||
+    Object.keys(demand.devices).length > 0 ||
     i.milli !== null ||
     i.memoryMiB !== null ||
     i.count !== null ||
@@ -330,9 +349,9 @@ export type DemandResult =
   | { readonly ok: false; readonly error: DemandError };
 
 /** readDemand for callers that branch on a malformed pod instead of catching. */
-export function parseDemand(pod: KubePod): DemandResult {
+export function parseDemand(pod: KubePod, accelerators?: AcceleratorNames): DemandResult {
   try {
-    return { ok: true, demand: readDemand(pod) };
+    return { ok: true, demand: readDemand(pod, accelerators) };
   } catch (e) {
     return {
       ok: false,

@@ -189,7 +189,7 @@ function fitDevicePlugin(node: NodeInventory, usage: NodeUsage, demand: PodDeman
     );
   }
   const sharingNode = node.mode === 'time-slicing' || node.mode === 'mps';
-  for (const [resource, want] of Object.entries(demand.gpuResources)) {
+  for (const [resource, want] of Object.entries({ ...demand.gpuResources, ...demand.devices })) {
     const capacity = node.resources[resource] ?? 0;
     const free = capacity - (usage.resources.get(resource) ?? 0);
     if (resource.startsWith(NVIDIA_MIG_PREFIX)) {
@@ -273,7 +273,9 @@ function fitDevicePlugin(node: NodeInventory, usage: NodeUsage, demand: PodDeman
   }
   return {
     ok: true,
-    placements: [{ node: node.name, gpus: [], resources: { ...demand.gpuResources }, sharing, topology: 1 }],
+    placements: [
+      { node: node.name, gpus: [], resources: { ...demand.gpuResources, ...demand.devices }, sharing, topology: 1 },
+    ],
   };
 }
 
@@ -284,10 +286,11 @@ export function fit(
   demand: PodDemand,
   ctx: FitContext = OPEN_CONTEXT,
 ): FitResult {
-  const wantsGpu = demand.fraction !== null || Object.keys(demand.gpuResources).length > 0;
+  const wantsGpu =
+    demand.fraction !== null || Object.keys(demand.gpuResources).length > 0 || Object.keys(demand.devices).length > 0;
   if (wantsGpu) {
     if (!node.usable) return fail(reason('NodeUnusable', node.problems.join('; ')));
-    if (node.mode === 'none' || (node.gpus.length === 0 && node.mode !== 'mig'))
+    if (node.mode === 'none' || (node.gpus.length === 0 && node.mode !== 'mig' && node.mode !== 'vm-devices'))
       return fail(reason('NoGpus', `node ${node.name} has no GPUs that Tessera can account`));
     if (demand.models !== null && !demand.models.some((m) => node.model !== null && modelMatches(node.model, m))) {
       return fail(

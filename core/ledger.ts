@@ -3,6 +3,7 @@
 // time is always passed in. Removal is idempotent, like the scheduler framework's Unreserve.
 
 import type { Allocation } from './allocation.ts';
+import { vmCharge } from './kubevirt/launcher.ts';
 
 /** Aggregated usage of one node. Read-only to everyone but the ledger. */
 export class NodeUsage {
@@ -87,11 +88,24 @@ export class Ledger {
   private readonly byNode = new Map<string, NodeUsage>();
   private readonly podsByNode = new Map<string, Set<string>>();
   private readonly tenantTotals = new Map<string, number>();
+  /** tenant -> VM -> launcher pod UID -> equivalents: a VM's launcher pods count as the most one of them holds. */
+  private readonly tenantVms = new Map<string, Map<string, Map<string, number>>>();
   /** UIDs of assumed allocations, so that expiry looks at those only. */
   private readonly assumed = new Set<string>();
 
   private countTenant(a: Allocation, sign: 1 | -1): void {
     if (a.tenant === null || !a.equivalents) return;
+    if (a.vm !== null) {
+      const vms = this.tenantVms.get(a.tenant) ?? new Map<string, Map<string, number>>();
+      const members = vms.get(a.vm) ?? new Map<string, number>();
+      if (sign === 1) members.set(a.uid, a.equivalents);
+      else members.delete(a.uid);
+      if (members.size > 0) vms.set(a.vm, members);
+      else vms.delete(a.vm);
+      if (vms.size > 0) this.tenantVms.set(a.tenant, vms);
+      else this.tenantVms.delete(a.tenant);
+      return;
+    }
     const next = (this.tenantTotals.get(a.tenant) ?? 0) + sign * a.equivalents;
     if (Math.abs(next) < 1e-9) this.tenantTotals.delete(a.tenant);
     else this.tenantTotals.set(a.tenant, next);
@@ -99,7 +113,16 @@ export class Ledger {
 
   /** GPU-equivalents held by a tenant's allocations (bound and assumed). */
   tenantEquivalents(tenant: string): number {
-    return this.tenantTotals.get(tenant) ?? 0;
+    let total = this.tenantTotals.get(tenant) ?? 0;
+    for (const members of this.tenantVms.get(tenant)?.values() ?? []) total += vmCharge(members.values());
+    return total;
+  }
+
+  /** What the launcher pods of a tenant's VM hold, except the pod with `exceptUid`. */
+  vmEquivalents(tenant: string, vm: string, exceptUid: string): number {
+    const members = this.tenantVms.get(tenant)?.get(vm);
+    if (!members) return 0;
+    return vmCharge([...members].filter(([uid]) => uid !== exceptUid).map(([, eq]) => eq));
   }
 
   /** Records an allocation, replacing any earlier one of the same pod. */

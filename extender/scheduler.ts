@@ -237,6 +237,7 @@ export class ExtenderScheduler {
       equivalents: policy ? podEquivalents(ctx.pod.demand, policy) + (ctx.pod.draEquivalents ?? 0) : 0,
       priority: pod.spec?.priority ?? 0,
       pool: ctx.pod.demand.intent.pool,
+      vm: ctx.pod.vm ?? null,
     });
     this.o.state.assume(allocation);
     return { pod, allocation, own, placement, tenant: ctx.pod.tenant };
@@ -293,8 +294,17 @@ export class ExtenderScheduler {
     m.podAllocated.reset();
     m.tenantQuota.reset();
     m.pending.reset();
+    // A VM is billed once, as its quota counts it: by the launcher pod that holds the most (during a live migration
+    // the source and the target hold the same devices; core/kubevirt/launcher.ts).
+    const vmHolder = new Map<string, { uid: string; equivalents: number }>();
+    for (const a of this.o.state.ledger.all()) {
+      if (a.vm === null || a.assumedUntil !== null) continue;
+      const best = vmHolder.get(a.vm);
+      if (!best || a.equivalents > best.equivalents) vmHolder.set(a.vm, { uid: a.uid, equivalents: a.equivalents });
+    }
     for (const a of this.o.state.ledger.all()) {
       if (a.equivalents <= 0 || a.assumedUntil !== null) continue;
+      if (a.vm !== null && vmHolder.get(a.vm)?.uid !== a.uid) continue;
       const labels = { namespace: a.namespace, pod: a.name, tenant: a.tenant ?? '', pool: a.pool ?? '', node: a.node };
       const milli = a.gpus.reduce((s, g) => s + g.milli, 0);
       if (a.gpus.length === 0 || milli === 0) m.podAllocated.set({ ...labels, gpu: '' }, a.equivalents);

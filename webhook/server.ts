@@ -25,6 +25,8 @@ export interface WebhookOptions {
   readonly kubeconfig?: KubeConfig;
   readonly view?: ClusterView;
   readonly systemUsers: readonly string[];
+  /** KubeVirt's virt-controller identities (default: core/kubevirt/launcher.ts KUBEVIRT_CONTROLLER_USERS). */
+  readonly kubevirtUsers?: readonly string[];
   /** Reads a pod from the API server; defaults to the cluster cache's when a kubeconfig is given. */
   readonly readPod?: (namespace: string, name: string) => Promise<KubePod | null>;
   readonly auditIntervalMs?: number;
@@ -60,7 +62,10 @@ export async function startWebhook(options: WebhookOptions): Promise<RunningWebh
       policies,
       view: cluster.view,
       clusterProblem: cluster.problem,
-      config: { systemUsers: options.systemUsers },
+      config: {
+        systemUsers: options.systemUsers,
+        ...(options.kubevirtUsers ? { kubevirtUsers: options.kubevirtUsers } : {}),
+      },
       metrics,
       log,
       ...(readPod ? { readPod } : {}),

@@ -44,6 +44,8 @@ export interface CheckContext {
   readonly system: boolean;
   /** The requester may change tenants and system-owned names (policy admins). */
   readonly admin: boolean;
+  /** The requester is KubeVirt's virt-controller (AdmissionConfig.kubevirtUsers). */
+  readonly kubevirt?: boolean;
   /** Revisions served just before the current one (see AdmissionConfig). */
   readonly recentRevisions: ReadonlySet<string>;
 }
@@ -56,4 +58,6 @@ export const BUILTIN = {
   accounting: 'tessera/accounting',
   systemOwned: 'tessera/system-owned',
   quota: 'tessera/quota',
+  accelerators: 'tessera/accelerators',
+  kubevirt: 'tessera/kubevirt',
 } as const;

@@ -14,11 +14,14 @@ import {
   VISIBLE_DEVICES,
 } from '../well-known-names.ts';
 import { tenantNamed, type Policy } from '../policy/model.ts';
-import { decidePodGpu } from '../dra/decision.ts';
+import { decidePodGpu, withoutDraExtended } from '../dra/decision.ts';
 import { NO_DRA, type DraLookup } from '../dra/lookup.ts';
 import { DRA_CLAIMS_RESOURCE } from '../dra/names.ts';
+import { DEVICES_MARKER } from '../pools/device-plan.ts';
 import { NO_POD_DRA, readPodDra, type PodDra } from '../dra/pod-claims.ts';
 import { tenantOfNamespace, type ClusterView } from './cluster-view.ts';
+import { isVmKind, KUBEVIRT_GROUP, vmiView } from '../kubevirt/vm-objects.ts';
+import { applyVgpu, chooseVgpu } from '../kubevirt/vgpu-fraction.ts';
 import type { AdmissionRequest } from './request.ts';
 import {
   allContainers,
@@ -42,12 +45,16 @@ const DEFAULT_SCHEDULER = 'default-scheduler';
  * Containers that ask for GPUs natively (init containers included), through DRA claims or DRA-backed extended
  * resources, else the first app container.
  */
-function gpuContainers(pod: KubePod, dra: PodDra = NO_POD_DRA): KubeContainer[] {
+function gpuContainers(
+  pod: KubePod,
+  dra: PodDra = NO_POD_DRA,
+  isDevice: (resource: string) => boolean = () => false,
+): KubeContainer[] {
   const spec = pod.spec ?? {};
   const draResources = new Set(dra.extended.map((e) => e.resource));
   const holding = (c: KubeContainer) =>
     Object.keys({ ...(c.resources?.limits ?? {}), ...(c.resources?.requests ?? {}) }).some(
-      (r) => isGpuResource(r) || draResources.has(r),
+      (r) => isGpuResource(r) || draResources.has(r) || isDevice(r),
     ) || (c.resources?.claims ?? []).some((claim) => dra.gpuClaimNames.has(claim.name));
   const native = [...(spec.initContainers ?? []), ...(spec.containers ?? [])].filter(holding);
   return native.length > 0 ? native : (spec.containers ?? []).slice(0, 1);
@@ -86,18 +93,19 @@ export function mutatePod(
   let downwardApi = false;
 
   // Malformed GPU input is the validating stage's to deny with its field; mutate nothing GPU-related.
-  const parsed = parseDemand(pod);
-  const demand = parsed.ok ? parsed.demand : null;
+  const parsed = parseDemand(pod, policy.accelerators);
   const tenant = namespaceTenant === null ? undefined : tenantNamed(policy, namespaceTenant);
-  const claims = demand !== null && tenant ? readPodDra(pod, namespace, policy, dra) : NO_POD_DRA;
+  const claims = parsed.ok && tenant ? readPodDra(pod, namespace, policy, dra) : NO_POD_DRA;
+  const demand = parsed.ok ? withoutDraExtended(parsed.demand, claims) : null;
   if (demand !== null && (wantsGpu(demand) || claims.gpu) && tenant) {
     const decision = decidePodGpu(demand, claims, tenant, policy, namespace, dra, spec.nodeSelector ?? {});
     if (!decision.ok) return { pod: input, denial: decision.message, warnings };
     const { pool, plan } = decision;
     if (!spec.schedulerName || spec.schedulerName === DEFAULT_SCHEDULER) spec.schedulerName = policy.schedulerName;
     (meta.annotations ??= {})[POOL_ANNOTATION] = pool.name;
-    gpu = gpuContainers(pod, claims);
-    if (!samePlan(demand.gpuResources, plan.limits)) {
+    gpu = gpuContainers(pod, claims, (r) => policy.accelerators.isDevice(r));
+    // Devices (a VM's passthrough or vGPU devices) are planned as written, so they always match their plan.
+    if (!samePlan({ ...demand.gpuResources, ...demand.devices }, plan.limits)) {
       // The plan goes where the pod asked for GPUs (an init container, if that is where it did).
       for (const c of [...(spec.initContainers ?? []), ...(spec.containers ?? [])]) stripGpuResources(c);
       const target = gpu[0];
@@ -111,6 +119,8 @@ export function mutatePod(
       gpu = target ? [target] : [];
     }
     if (claims.gpu) markForExtender(gpu, claims);
+    if (Object.keys(demand.devices).length > 0 && gpu[0])
+      ((gpu[0].resources ??= {}).limits ??= {})[DEVICES_MARKER] = '1';
     requireNodeLabels(spec, pool.nodeSelector);
     if (pool.taint) ensureToleration(spec, pool.taint);
     downwardApi = pool.fractionMode === 'fraction' && pool.delivery === null;
@@ -164,15 +174,46 @@ function markForExtender(gpu: readonly KubeContainer[], claims: PodDra): void {
   limits[DRA_CLAIMS_RESOURCE] = '1';
 }
 
+/**
+ * A VirtualMachineInstance or VirtualMachine with tessera.io/gpu-fraction: its one vGPU becomes the smallest profile of
+ * the tenant's vgpu pools that meets the fraction (core/kubevirt/vgpu-fraction.ts). Null when there is nothing to do.
+ */
+function mutateVm(
+  req: AdmissionRequest,
+  kind: 'VirtualMachineInstance' | 'VirtualMachine',
+  policy: Policy,
+  view: ClusterView,
+): Mutation | null {
+  if (req.operation !== 'CREATE' && !(req.operation === 'UPDATE' && kind === 'VirtualMachine')) return null;
+  if (typeof req.object !== 'object' || req.object === null) return null;
+  const tenantName = tenantOfNamespace(view, req.namespace ?? '');
+  const tenant = tenantName === null ? undefined : tenantNamed(policy, tenantName);
+  if (!tenant) return null;
+  const copy = structuredClone(req.object) as { spec?: { template?: { metadata?: object } } };
+  if (kind === 'VirtualMachine' && typeof copy.spec?.template === 'object' && copy.spec.template !== null)
+    copy.spec.template.metadata ??= {};
+  const vmi = vmiView(kind, copy);
+  if (vmi === null) return null;
+  const choice = chooseVgpu(vmi, tenant, policy);
+  if (choice === null) return null;
+  if (!choice.ok) return { patch: [], denial: `${vmi.where}${choice.message}`, warnings: [], subject: kind };
+  applyVgpu(vmi, choice);
+  return { patch: jsonPatch.compare(req.object as object, copy), denial: null, warnings: [] };
+}
+
 export interface Mutation {
   readonly patch: jsonPatch.Operation[];
   readonly denial: string | null;
+  /** What was reviewed, for the denial's first line (default: pod). */
+  readonly subject?: string;
   readonly warnings: readonly string[];
 }
 
 /** The mutating stage's patch for a request. */
 export function mutateRequest(req: AdmissionRequest, policy: Policy, view: ClusterView): Mutation {
   const none: Mutation = { patch: [], denial: null, warnings: [] };
+  if (req.kind?.group === KUBEVIRT_GROUP && isVmKind(req.kind.kind))
+    return mutateVm(req, req.kind.kind, policy, view) ?? none;
   if (req.kind?.kind !== 'Pod' || typeof req.object !== 'object' || req.object === null) return none;
   const pod = req.object as KubePod;
   if (req.operation === 'UPDATE' && req.subResource === 'ephemeralcontainers') {

@@ -45,7 +45,7 @@ export function mutationResponse(uid: string, mutation: Mutation): AdmissionResp
       status: {
         code: 403,
         reason: 'Forbidden',
-        message: `Tessera denied this pod:\n- [${BUILTIN.tenancy}] ${mutation.denial}`,
+        message: `Tessera denied this ${mutation.subject ?? 'pod'}:\n- [${mutation.subject ? BUILTIN.kubevirt : BUILTIN.tenancy}] ${mutation.denial}`,
       },
     };
   }

@@ -1,23 +1,29 @@
 // GPU-equivalents held per tenant, kept incrementally from pod events so that a quota check is a lookup rather than
 // a walk over every pod. Entries are recomputed when the policy revision or the namespace-to-tenant mapping changes.
-// A ResourceClaim that several pods name (DRA) counts once, while any pod that names it is not terminated.
+// A ResourceClaim that several pods name (DRA) counts once, while any pod that names it is not terminated; the launcher
+// pods of one KubeVirt VM (a live migration's source and target) count as the most either holds (core/kubevirt).
 
 import type { KubePod } from '../kube-objects.ts';
 import { isLeaving } from '../pod-lifecycle.ts';
 import type { Policy } from '../policy/model.ts';
 import type { DraLookup } from '../dra/lookup.ts';
 import { podQuotaParts } from '../dra/quota-parts.ts';
+import { vmCharge, vmOfPod } from '../kubevirt/launcher.ts';
 
 export interface TenantUsage {
   readonly equivalents: number;
   readonly pods: number;
   /** Shared ResourceClaims (`namespace/name`) already counted in `equivalents`. */
   readonly sharedClaims?: ReadonlySet<string>;
+  /** VMs (`namespace/VMI uid`) with live launcher pods, and what they already hold. */
+  readonly vms?: ReadonlyMap<string, number>;
 }
 
 interface Entry {
   tenant: string;
   equivalents: number;
+  /** The VM of a launcher pod: its equivalents count in the VM's group, not on their own. */
+  vm: string | null;
   shared: ReadonlyMap<string, number>;
 }
 
@@ -26,6 +32,8 @@ interface Totals {
   pods: number;
   /** Shared claim -> its equivalents and how many counted pods name it. */
   shared: Map<string, { equivalents: number; refs: number }>;
+  /** VM -> its launcher pods' equivalents by pod key. */
+  vms: Map<string, Map<string, number>>;
 }
 
 export class TenantUsageIndex {
@@ -75,13 +83,19 @@ export class TenantUsageIndex {
     if (tenant === null) return;
     const { own, shared } = podQuotaParts(pod, policy, this.dra);
     if (own <= 0 && shared.size === 0) return;
-    this.entries.set(key, { tenant, equivalents: own, shared });
+    const vm = vmOfPod(pod);
+    this.entries.set(key, { tenant, equivalents: own, vm, shared });
     let t = this.totals.get(tenant);
     if (!t) {
-      t = { equivalents: 0, pods: 0, shared: new Map() };
+      t = { equivalents: 0, pods: 0, shared: new Map(), vms: new Map() };
       this.totals.set(tenant, t);
     }
-    t.equivalents += own;
+    if (vm === null) t.equivalents += own;
+    else {
+      const members = t.vms.get(vm) ?? new Map<string, number>();
+      members.set(key, own);
+      t.vms.set(vm, members);
+    }
     t.pods++;
     for (const [claim, eq] of shared) {
       const s = t.shared.get(claim);
@@ -96,7 +110,12 @@ export class TenantUsageIndex {
     this.entries.delete(key);
     const t = this.totals.get(e.tenant);
     if (!t) return;
-    t.equivalents -= e.equivalents;
+    if (e.vm === null) t.equivalents -= e.equivalents;
+    else {
+      const members = t.vms.get(e.vm);
+      members?.delete(key);
+      if (members?.size === 0) t.vms.delete(e.vm);
+    }
     t.pods--;
     for (const claim of e.shared.keys()) {
       const s = t.shared.get(claim);
@@ -117,7 +136,13 @@ export class TenantUsageIndex {
     if (!t) return { equivalents: 0, pods: 0 };
     const own = exceptUid === null ? undefined : this.entries.get(exceptUid);
     const except = own && own.tenant === tenant ? own : undefined;
-    let equivalents = t.equivalents - (except?.equivalents ?? 0);
+    let equivalents = t.equivalents - (except && except.vm === null ? except.equivalents : 0);
+    const vms = new Map<string, number>();
+    for (const [vm, members] of t.vms) {
+      const held = vmCharge([...members].filter(([k]) => k !== exceptUid).map(([, eq]) => eq));
+      equivalents += held;
+      vms.set(vm, held);
+    }
     const sharedClaims = new Set<string>();
     for (const [claim, s] of t.shared) {
       if (except?.shared.has(claim) && s.refs === 1) continue;
@@ -128,6 +153,7 @@ export class TenantUsageIndex {
       equivalents,
       pods: t.pods - (except ? 1 : 0),
       ...(sharedClaims.size > 0 ? { sharedClaims } : {}),
+      ...(vms.size > 0 ? { vms } : {}),
     };
   }
 }

@@ -5,7 +5,7 @@
 import { DemandError, parseDemand, wantsGpu } from '../demand.ts';
 import type { KubeNamespace, KubePod } from '../kube-objects.ts';
 import { tenantNamed, type Policy } from '../policy/model.ts';
-import { decidePodGpu } from '../dra/decision.ts';
+import { decidePodGpu, withoutDraExtended } from '../dra/decision.ts';
 import { NO_DRA } from '../dra/lookup.ts';
 import { readPodDra } from '../dra/pod-claims.ts';
 import { BUILTIN, type CheckContext, type PodSubject, type Violation } from './check.ts';
@@ -20,6 +20,10 @@ import { policyRuleViolations } from './rules/policy-rules.ts';
 import { quotaCheck } from './rules/quota.ts';
 import { systemOwnedCheck } from './rules/system-owned.ts';
 import { tenancyCheck } from './rules/tenancy.ts';
+import { acceleratorsCheck } from './rules/accelerators.ts';
+import { fractionWithoutDevice, launcherCheck } from './rules/launcher.ts';
+import { KUBEVIRT_CONTROLLER_USERS } from '../kubevirt/launcher.ts';
+import { isVmKind, KUBEVIRT_GROUP, launcherPodOf, vmiView } from '../kubevirt/vm-objects.ts';
 
 export interface AdmissionConfig {
   /** Usernames of Tessera's own service accounts (system:serviceaccount:<ns>:<name>). */
@@ -29,6 +33,8 @@ export interface AdmissionConfig {
    * revision, validated after a hot reload, is not a forgery.
    */
   readonly recentRevisions?: ReadonlySet<string>;
+  /** Usernames KubeVirt's virt-controller creates launcher pods as (default: KUBEVIRT_CONTROLLER_USERS). */
+  readonly kubevirtUsers?: readonly string[];
 }
 
 /** Pod template locations of the workload kinds checked at their own admission. */
@@ -61,6 +67,8 @@ function context(req: AdmissionRequest, policy: Policy, view: ClusterView, confi
     system: user.username !== undefined && config.systemUsers.includes(user.username),
     recentRevisions: config.recentRevisions ?? new Set(),
     admin: isAdmin(user, policy),
+    kubevirt:
+      user.username !== undefined && (config.kubevirtUsers ?? KUBEVIRT_CONTROLLER_USERS).includes(user.username),
   };
 }
 
@@ -74,14 +82,19 @@ export function subjectOf(
 ): PodSubject {
   const tenantName = tenantOfNamespace(ctx.view, namespace);
   const tenant = tenantName === null ? undefined : tenantNamed(ctx.policy, tenantName);
-  const parsed = parseDemand(pod);
-  const demand: PodSubject['demand'] = parsed.ok ? parsed.demand : parsed.error;
+  const parsed = parseDemand(pod, ctx.policy.accelerators);
   const lookup = ctx.view.dra ?? NO_DRA;
   const dra = readPodDra(pod, namespace, ctx.policy, lookup);
-  const gpu = (parsed.ok ? wantsGpu(parsed.demand) : true) || dra.gpu;
+  const demand: PodSubject['demand'] = parsed.ok ? withoutDraExtended(parsed.demand, dra) : parsed.error;
+  const gpu = (demand instanceof DemandError ? true : wantsGpu(demand)) || dra.gpu;
   const decision =
+<<<<<<< HEAD
     parsed.ok && gpu && tenant
       ? decidePodGpu(parsed.demand, dra, tenant, ctx.policy, namespace, lookup, pod.spec?.nodeSelector ?? {})
+=======
+    !(demand instanceof DemandError) && gpu && tenant
+      ? decidePodGpu(demand, dra, tenant, ctx.policy, namespace, lookup)
+>>>>>>> main
       : null;
   return { pod, old, namespace, tenantName, tenant, demand, gpu, decision, where, template, dra };
 }
@@ -93,13 +106,50 @@ export function podViolations(s: PodSubject, ctx: CheckContext): Violation[] {
     out.push({ rule: BUILTIN.request, action: 'enforce', message: `${s.where}${s.demand.field}: ${s.demand.message}` });
   }
   out.push(
+    ...acceleratorsCheck(s, ctx),
     ...tenancyCheck(s, ctx),
+    ...launcherCheck(s, ctx),
     ...claimsCheck(s, ctx),
     ...accountingCheck(s, ctx),
     ...systemOwnedCheck(s, ctx),
     ...quotaCheck(s, ctx),
     ...policyRuleViolations(s, ctx),
   );
+  return out;
+}
+
+/**
+ * A VirtualMachineInstance or VirtualMachine template, checked as the launcher pod virt-controller will render from it
+ * (core/kubevirt/vm-objects.ts): its devices, tenancy, pool and per-pod size like a workload template; a new VMI also
+ * against quota, since its launcher pod follows at once (a VirtualMachine holds nothing until it runs).
+ */
+function vmViolations(
+  kind: 'VirtualMachineInstance' | 'VirtualMachine',
+  obj: unknown,
+  namespace: string,
+  create: boolean,
+  ctx: CheckContext,
+): Violation[] {
+  const view = vmiView(kind, obj);
+  if (view === null) return [];
+  const s = subjectOf(launcherPodOf(view, namespace), null, namespace, view.where, true, ctx);
+  const out: Violation[] = [];
+  if (s.demand instanceof DemandError)
+    out.push({ rule: BUILTIN.request, action: 'enforce', message: `${s.where}${s.demand.field}: ${s.demand.message}` });
+  out.push(...acceleratorsCheck(s, ctx), ...tenancyCheck(s, ctx), ...claimsCheck(s, ctx), ...accountingCheck(s, ctx));
+  // The mutating stage writes a vGPU for a fraction; one that could not be written (or a webhook that was skipped)
+  // would leave the VM a container GPU request it cannot use.
+  if (fractionWithoutDevice(s))
+    out.push({
+      rule: BUILTIN.kubevirt,
+      action: 'enforce',
+      message: `${s.where}tessera.io/gpu-fraction or gpu-memory on a VM is met with a vGPU device in spec.domain.devices.gpus, and this VM has none; check that Tessera's mutating webhook for KubeVirt is registered (mutate-vm.tessera.io), or name the vGPU in spec.domain.devices.gpus[].deviceName`,
+    });
+  if (kind === 'VirtualMachineInstance' && create) out.push(...quotaCheck({ ...s, template: false }, ctx));
+  // The policy's rules about what a VM asks for and how it is labelled; not those about its images (the launcher's
+  // image is KubeVirt's, checked on the pod) or edits of a running pod.
+  const rules = ctx.policy.rules.filter((r) => r.kind !== 'ImageRegistry' && r.kind !== 'ImmutableFields');
+  out.push(...policyRuleViolations(s, { ...ctx, policy: { ...ctx.policy, rules } }));
   return out;
 }
 
@@ -161,6 +211,11 @@ export function validateRequest(
       namespace,
       ctx,
     );
+  } else if (req.kind?.group === KUBEVIRT_GROUP && isVmKind(kind)) {
+    violations = vmViolations(kind, req.object, namespace, req.operation === 'CREATE', ctx);
+    const old = req.operation === 'UPDATE' ? req.oldObject : undefined;
+    // As for templates: an UPDATE is judged by the findings it adds (a VM started, stopped or relabelled).
+    if (old) violations = added(violations, vmViolations(kind, old, namespace, false, ctx));
   } else if (kind !== undefined && TEMPLATES[kind]) {
     const path = TEMPLATES[kind];
     const where = `${kind} ${path.join('.')}: `;

@@ -5,6 +5,7 @@ import { parseDemand, wantsGpu } from '../demand.ts';
 import type { ClusterSnapshot } from '../invariants/cluster-snapshot.ts';
 import type { KubePod } from '../kube-objects.ts';
 import { isTerminated } from '../pod-lifecycle.ts';
+import { vmOfPod } from '../kubevirt/launcher.ts';
 import type { Policy } from '../policy/model.ts';
 import { podEquivalents } from '../pools/equivalents.ts';
 import { POOL_ANNOTATION, TENANT_LABEL } from '../well-known-names.ts';
@@ -45,7 +46,7 @@ export const usageKey = (tenant: string, namespace: string, pool: string): strin
 /** What a pod holds in a snapshot: GPU-equivalents while it is bound and not finished, else 0. */
 function held(pod: KubePod, policy: Policy): number {
   if (!pod.spec?.nodeName || isTerminated(pod)) return 0;
-  const parsed = parseDemand(pod);
+  const parsed = parseDemand(pod, policy.accelerators);
   return parsed.ok && wantsGpu(parsed.demand) ? podEquivalents(parsed.demand, policy) : 0;
 }
 
@@ -61,7 +62,19 @@ export function podHoldings(snapshot: ClusterSnapshot, policy: Policy): Map<stri
     snapshot.namespaces.map((n) => [n.metadata?.name ?? '', n.metadata?.labels?.[TENANT_LABEL] ?? '']),
   );
   const holdings = new Map<string, PodHolding>();
+  // A VM is charged once, as its quota counts it: by the launcher pod that holds the most (a live migration's source
+  // and target hold the same devices for a while; core/kubevirt/launcher.ts).
+  const vmHolder = new Map<string, { pod: KubePod; equivalents: number }>();
   for (const pod of snapshot.pods) {
+    const vm = vmOfPod(pod);
+    if (vm === null) continue;
+    const equivalents = held(pod, policy);
+    const best = vmHolder.get(vm);
+    if (best === undefined || equivalents > best.equivalents) vmHolder.set(vm, { pod, equivalents });
+  }
+  for (const pod of snapshot.pods) {
+    const vm = vmOfPod(pod);
+    if (vm !== null && vmHolder.get(vm)?.pod !== pod) continue;
     const equivalents = held(pod, policy);
     if (equivalents <= 0) continue;
     const namespace = pod.metadata?.namespace ?? '';

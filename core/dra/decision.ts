@@ -16,6 +16,17 @@ import { selectorFacts } from './gpu-classes.ts';
 import { podDraEquivalents, podRequests, type PodDra } from './pod-claims.ts';
 import { NO_DRA, type DraLookup } from './lookup.ts';
 
+/**
+ * The demand without the extended resources a DeviceClass backs with DRA: those are claims (accounted by the claim
+ * rules), not device-plugin devices, even when their names are under an accelerator vendor's domain.
+ */
+export function withoutDraExtended(demand: PodDemand, dra: PodDra): PodDemand {
+  if (dra.extended.length === 0) return demand;
+  const backed = new Set(dra.extended.map((e) => e.resource));
+  const devices = Object.fromEntries(Object.entries(demand.devices).filter(([r]) => !backed.has(r)));
+  return { ...demand, devices };
+}
+
 /** The GPU decision of a pod, with its DRA claims when it has GPU claims. */
 export function decidePodGpu(
   demand: PodDemand,

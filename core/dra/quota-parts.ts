@@ -16,7 +16,7 @@ export function podQuotaParts(pod: KubePod, policy: Policy, lookup: DraLookup | 
   const namespace = pod.metadata?.namespace ?? '';
   const dra = readPodDra(pod, namespace, policy, lookup);
   if (!dra.gpu) return { own: base, shared: new Map() };
-  const parsed = parseDemand(pod);
+  const parsed = parseDemand(pod, policy.accelerators);
   const poolName = parsed.ok ? parsed.demand.intent.pool : (pod.metadata?.annotations?.[POOL_ANNOTATION] ?? null);
   const pool = poolName === null ? null : (poolNamed(policy, poolName) ?? null);
   const claims = podDraEquivalents(dra, namespace, pool);

@@ -60,7 +60,7 @@ export function draVerdict(
         `pod allows ${demand.models.join(' | ')}, node ${node.name} has ${draNode.model ?? 'an unknown model'}`,
       ),
     );
-  const hostFit = fit(node, usage, { ...demand, gpuResources: {}, fraction: null }, ctx);
+  const hostFit = fit(node, usage, { ...demand, gpuResources: {}, devices: {}, fraction: null }, ctx);
   if (!hostFit.ok) return fail(hostFit.reason);
   const placed = fitDra(draNode, cluster, [...native, ...(ask?.requests ?? [])], ctx, tenantOf);
   if (!placed.ok) return fail(placed.reason);

@@ -4,6 +4,7 @@
 
 import { parseAssignment } from '../assignment.ts';
 import { parseDemand, type PodDemand } from '../demand.ts';
+import { vmOfPod } from '../kubevirt/launcher.ts';
 import { readNode, type NodeInventory } from '../inventory/node-inventory.ts';
 import type { KubePod } from '../kube-objects.ts';
 import { isTerminated } from '../pod-lifecycle.ts';
@@ -30,12 +31,16 @@ interface BoundPod {
 }
 
 /** Pods that hold capacity: bound and not finished (terminating pods still run until they are gone). */
-function boundPods(snapshot: ClusterSnapshot, tenantOf: (ns: string) => string | null): BoundPod[] {
+function boundPods(
+  snapshot: ClusterSnapshot,
+  tenantOf: (ns: string) => string | null,
+  policy: Policy | null,
+): BoundPod[] {
   const out: BoundPod[] = [];
   for (const pod of snapshot.pods) {
     const node = pod.spec?.nodeName;
     if (!node || isTerminated(pod)) continue;
-    const parsed = parseDemand(pod);
+    const parsed = parseDemand(pod, policy?.accelerators);
     if (!parsed.ok) continue;
     const ns = pod.metadata?.namespace ?? '';
     out.push({ pod, name: `${ns}/${pod.metadata?.name ?? ''}`, node, tenant: tenantOf(ns), demand: parsed.demand });
@@ -121,7 +126,8 @@ function allocatableChecks(nodes: Map<string, NodeInventory>, pods: readonly Bou
   const held = new Map<string, Map<string, number>>();
   for (const p of pods) {
     const m = held.get(p.node) ?? new Map<string, number>();
-    for (const [r, n] of Object.entries(p.demand.gpuResources)) m.set(r, (m.get(r) ?? 0) + n);
+    for (const [r, n] of Object.entries({ ...p.demand.gpuResources, ...p.demand.devices }))
+      m.set(r, (m.get(r) ?? 0) + n);
     held.set(p.node, m);
   }
   for (const [name, m] of held) {
@@ -142,8 +148,16 @@ function allocatableChecks(nodes: Map<string, NodeInventory>, pods: readonly Bou
 function quotaChecks(pods: readonly BoundPod[], policy: Policy): InvariantViolation[] {
   const out: InvariantViolation[] = [];
   const used = new Map<string, number>();
-  for (const p of pods)
-    if (p.tenant !== null) used.set(p.tenant, (used.get(p.tenant) ?? 0) + podEquivalents(p.demand, policy));
+  // A VM's launcher pods (a live migration's source and target) hold the most either holds (core/kubevirt).
+  const vms = new Map<string, { tenant: string; held: number }>();
+  for (const p of pods) {
+    if (p.tenant === null) continue;
+    const eq = podEquivalents(p.demand, policy);
+    const vm = vmOfPod(p.pod);
+    if (vm === null) used.set(p.tenant, (used.get(p.tenant) ?? 0) + eq);
+    else vms.set(vm, { tenant: p.tenant, held: Math.max(eq, vms.get(vm)?.held ?? 0) });
+  }
+  for (const { tenant, held } of vms.values()) used.set(tenant, (used.get(tenant) ?? 0) + held);
   for (const [tenant, equivalents] of used) {
     const quota = tenantNamed(policy, tenant)?.quotaGpus ?? null;
     if (quota !== null && equivalents > quota + 1e-9) {
@@ -162,8 +176,8 @@ export function checkInvariants(snapshot: ClusterSnapshot, policy: Policy | null
   const tenants = new Map(
     snapshot.namespaces.map((n) => [n.metadata?.name ?? '', n.metadata?.labels?.[TENANT_LABEL] || null]),
   );
-  const pods = boundPods(snapshot, (ns) => tenants.get(ns) ?? null);
-  const nodes = new Map(snapshot.nodes.map((n) => [n.metadata?.name ?? '', readNode(n)]));
+  const pods = boundPods(snapshot, (ns) => tenants.get(ns) ?? null, policy);
+  const nodes = new Map(snapshot.nodes.map((n) => [n.metadata?.name ?? '', readNode(n, policy?.accelerators)]));
   return [
     ...gpuChecks(nodes, pods, policy),
     ...allocatableChecks(nodes, pods),

@@ -6,7 +6,7 @@ import type { MigInstance } from '../catalog/mig-layout.ts';
 import type { NodeFacts } from './node-facts.ts';
 import type { Findings } from './findings.ts';
 
-export type NodeMode = 'none' | 'exclusive' | 'time-slicing' | 'mps' | 'mig' | 'fraction';
+export type NodeMode = 'none' | 'exclusive' | 'time-slicing' | 'mps' | 'mig' | 'fraction' | 'vm-devices';
 
 export interface ModeReading {
   readonly mode: NodeMode;

@@ -14,6 +14,7 @@ import {
   SHARING_LABEL,
 } from '../well-known-names.ts';
 import type { Findings } from './findings.ts';
+import { BUILT_IN_ACCELERATORS, type AcceleratorNames } from '../accelerators/resource-names.ts';
 
 export interface NodeFacts {
   readonly labels: Record<string, string>;
@@ -21,6 +22,8 @@ export interface NodeFacts {
   readonly memoryMiB: number;
   /** GPU extended resources in status.allocatable (nvidia.com/gpu, nvidia.com/gpu.shared, nvidia.com/mig-*, gpu-milli). */
   readonly resources: Record<string, number>;
+  /** Accelerator devices in status.allocatable beyond Tessera's GPU names (VM passthrough and vGPU devices). */
+  readonly devices: Record<string, number>;
   /** GFD's nvidia.com/gpu.product, as published. */
   readonly product: string | undefined;
   readonly model: string | null;
@@ -47,12 +50,11 @@ export function positiveInt(text: string | undefined): number | null {
   return n > 0 ? n : null;
 }
 
-function readResources(node: KubeNode, problems: string[]): Record<string, number> {
+function readResources(node: KubeNode, problems: string[], which: (key: string) => boolean): Record<string, number> {
   const allocatable = node.status?.allocatable ?? node.status?.capacity ?? {};
   const resources: Record<string, number> = {};
   for (const [key, raw] of Object.entries(allocatable)) {
-    if (!(key === NVIDIA_GPU || key === NVIDIA_GPU_SHARED || key === GPU_MILLI || key.startsWith(NVIDIA_MIG_PREFIX)))
-      continue;
+    if (!which(key)) continue;
     try {
       resources[key] = Math.floor(parseQuantity(raw));
     } catch {
@@ -73,7 +75,14 @@ function migCounts(labels: Record<string, string>): Record<string, number> {
   return counts;
 }
 
-export function readNodeFacts(node: KubeNode, found: Findings): NodeFacts {
+const isContainerGpu = (key: string): boolean =>
+  key === NVIDIA_GPU || key === NVIDIA_GPU_SHARED || key === GPU_MILLI || key.startsWith(NVIDIA_MIG_PREFIX);
+
+export function readNodeFacts(
+  node: KubeNode,
+  found: Findings,
+  accelerators: AcceleratorNames = BUILT_IN_ACCELERATORS,
+): NodeFacts {
   const labels = node.metadata?.labels ?? {};
   const allocatable = node.status?.allocatable ?? node.status?.capacity ?? {};
   let cpu = 0;
@@ -84,7 +93,8 @@ export function readNodeFacts(node: KubeNode, found: Findings): NodeFacts {
   } catch (e) {
     found.problems.push(`status.allocatable cpu/memory unreadable: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const resources = readResources(node, found.problems);
+  const resources = readResources(node, found.problems, isContainerGpu);
+  const devices = readResources(node, found.problems, (key) => accelerators.isDevice(key));
   const product = label(labels, GFD.product);
   const declared = label(labels, GFD.migStrategy) ?? 'none';
   const migStrategy = declared === 'single' || declared === 'mixed' ? declared : 'none';
@@ -95,6 +105,7 @@ export function readNodeFacts(node: KubeNode, found: Findings): NodeFacts {
     cpuMilli: cpu,
     memoryMiB: memory,
     resources,
+    devices,
     product,
     model: product === undefined ? null : canonicalModelName(product),
     catalog: product === undefined ? null : lookupModel(product),

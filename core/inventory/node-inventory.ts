@@ -14,6 +14,8 @@ import { readMigSingleMode } from './modes/mig-single.ts';
 import { readFractionMode } from './modes/fraction.ts';
 import { readReplicaMode } from './modes/replicas.ts';
 import { readExclusiveMode } from './modes/exclusive.ts';
+import { readVmDeviceMode } from './modes/vm-devices.ts';
+import { BUILT_IN_ACCELERATORS, type AcceleratorNames } from '../accelerators/resource-names.ts';
 import { label, readNodeFacts } from './node-facts.ts';
 
 export interface GpuInventory {
@@ -41,7 +43,7 @@ export interface NodeInventory {
   readonly replicas: number;
   /** The device-plugin resource that pods request on this node (replica or whole-GPU resource), if any. */
   readonly gpuResource: string | null;
-  /** Device-plugin extended resources the kubelet will enforce (nvidia.com/gpu, nvidia.com/mig-*, ...). */
+  /** Device-plugin extended resources the kubelet will enforce (nvidia.com/gpu, nvidia.com/mig-*, VM devices...). */
   readonly resources: Readonly<Record<string, number>>;
   readonly migStrategy: 'none' | 'single' | 'mixed';
   readonly migGeometry: MigGeometry | null;
@@ -58,15 +60,20 @@ const MODE_READERS: readonly ModeReader[] = [
   readMigMixedMode,
   readMigSingleMode,
   readReplicaMode,
+  // Before exclusive: GFD may label a VM node's GPU count, and a node with devices but no nvidia.com/gpu is a VM node.
+  readVmDeviceMode,
   readExclusiveMode,
 ];
 
-/** Reads one Node object. Never throws. */
-export function readNode(node: KubeNode): NodeInventory {
+/**
+ * Reads one Node object. Never throws. `accelerators` says which other allocatable resources are accelerator devices
+ * (the policy's list; the built-in one without a policy).
+ */
+export function readNode(node: KubeNode, accelerators: AcceleratorNames = BUILT_IN_ACCELERATORS): NodeInventory {
   const found: Findings = { problems: [], warnings: [] };
   const name = node.metadata?.name ?? '';
   if (name === '') found.problems.push('node has no metadata.name');
-  const facts = readNodeFacts(node, found);
+  const facts = readNodeFacts(node, found, accelerators);
   const reading =
     MODE_READERS.reduce<ReturnType<ModeReader>>((r, read) => r ?? read(facts, found), null) ?? NO_GPU_MODE;
 
@@ -104,7 +111,8 @@ export function readNode(node: KubeNode): NodeInventory {
     gpus,
     replicas: reading.replicas,
     gpuResource: reading.gpuResource,
-    resources: facts.resources,
+    // The kubelet enforces device resources like GPU resources: fit counts both the same way.
+    resources: { ...facts.resources, ...facts.devices },
     migStrategy: facts.migStrategy,
     migGeometry: reading.migGeometry,
     problems: found.problems,

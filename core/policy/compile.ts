@@ -3,6 +3,7 @@
 // MIG pools, bad regular expressions, duplicate names). Every problem names the file, the path inside it and how to
 // fix it; all problems are reported, not just the first.
 
+import { acceleratorNames } from '../accelerators/resource-names.ts';
 import { DEFAULT_SCHEDULER_NAME } from '../well-known-names.ts';
 import { crossFileProblems } from './cross-checks.ts';
 import { readSpecDocuments } from './documents.ts';
@@ -39,6 +40,10 @@ export function compilePolicy(files: readonly PolicyFile[]): CompileResult {
       tenants: sections.tenants,
       rules: sections.rules,
       sources: files.map((f) => f.name),
+      accelerators: acceleratorNames({
+        ...sections.acceleratorResources,
+        mapped: sections.pools.flatMap((p) => p.deviceResources.map((d) => d.resource)),
+      }),
     },
   };
 }

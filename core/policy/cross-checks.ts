@@ -57,5 +57,37 @@ export function crossFileProblems(s: Sections): PolicyProblem[] {
       }
     }
   }
+  problems.push(...deviceResourceProblems(s));
+  return problems;
+}
+
+/**
+ * A device name is a physical fact of the nodes (one PCI product, one vGPU type), so every pool that lists it must
+ * weigh it alike; and a name a pool maps cannot also be declared a non-accelerator.
+ */
+function deviceResourceProblems(s: Sections): PolicyProblem[] {
+  const problems: PolicyProblem[] = [];
+  const first = new Map<string, { pool: string; perGpu: number }>();
+  for (const pool of s.pools) {
+    for (const d of pool.deviceResources) {
+      const seen = first.get(d.resource);
+      if (seen === undefined) first.set(d.resource, { pool: pool.name, perGpu: d.perGpu });
+      else if (seen.perGpu !== d.perGpu)
+        problems.push({
+          file: s.origin.get(`pool/${pool.name}`) ?? '?',
+          path: `/spec/pools[name=${pool.name}]/deviceResources`,
+          message: `${d.resource} has perGpu ${d.perGpu} here but ${seen.perGpu} in pool ${seen.pool}; one device weighs the same in every pool`,
+        });
+    }
+  }
+  for (const name of s.acceleratorResources.exclude) {
+    const mapped = first.get(name);
+    if (mapped !== undefined)
+      problems.push({
+        file: s.origin.get(`pool/${mapped.pool}`) ?? '?',
+        path: '/spec/acceleratorResources/exclude',
+        message: `${name} is listed in exclude but pool ${mapped.pool} maps it as a device; remove it from exclude`,
+      });
+  }
   return problems;
 }

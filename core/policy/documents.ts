@@ -55,6 +55,7 @@ export interface RawRule {
 
 export interface RawSpec {
   schedulerName?: string;
+  acceleratorResources?: { include?: string[]; exclude?: string[] };
   admins?: { groups?: string[]; users?: string[] };
   pools?: {
     name: string;
@@ -65,6 +66,7 @@ export interface RawSpec {
     resource?: string;
     replicas?: number;
     deviceClasses?: string[];
+    deviceResources?: { resource: string; perGpu: number }[];
     delivery?: { mode?: PoolDelivery['mode']; enforcement?: NonNullable<PoolDelivery['enforcement']> };
   }[];
   tenants?: {

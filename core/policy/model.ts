@@ -1,10 +1,11 @@
 // The compiled policy: what the webhook, the extender and the CLI evaluate. Built only by compilePolicy, after the
 // schema and the semantic checks have passed, so every field here is valid.
 
+import type { AcceleratorNames } from '../accelerators/resource-names.ts';
 import type { Taint } from '../kube-objects.ts';
 import type { DeliveryMode, EnforcementKind } from '../node-agent/delivery.ts';
 
-export type FractionMode = 'fraction' | 'mig' | 'time-slicing' | 'mps' | 'none' | 'dra';
+export type FractionMode = 'fraction' | 'mig' | 'time-slicing' | 'mps' | 'none' | 'dra' | 'passthrough' | 'vgpu';
 export type Action = 'enforce' | 'warn' | 'audit';
 
 export interface Pool {
@@ -19,8 +20,16 @@ export interface Pool {
   readonly replicas: number | null;
   /** The DeviceClasses a dra pool's claims may name (empty for the other modes). */
   readonly deviceClasses: readonly string[];
+  /** The device-plugin resources a passthrough or vgpu pool serves (empty for the other modes). */
+  readonly deviceResources: readonly DeviceResource[];
   /** How a fraction pool's GPUs reach containers: through Tessera's node agent, or null for the downward API. */
   readonly delivery: PoolDelivery | null;
+}
+
+/** One device a pool serves: `perGpu` of them make one physical GPU, so each is 1/perGpu GPU-equivalents. */
+export interface DeviceResource {
+  readonly resource: string;
+  readonly perGpu: number;
 }
 
 /** A fraction pool served by Tessera's node agent (policy `delivery`). */
@@ -90,6 +99,8 @@ export interface Policy {
   readonly tenants: readonly Tenant[];
   readonly rules: readonly Rule[];
   readonly sources: readonly string[];
+  /** Which extended resources are accelerators beyond Tessera's own GPU names (built-in list, widened by policy). */
+  readonly accelerators: AcceleratorNames;
 }
 
 export function poolNamed(policy: Policy, name: string): Pool | undefined {

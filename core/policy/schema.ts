@@ -4,6 +4,9 @@
 const name = { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', maxLength: 253 } as const;
 const stringList = { type: 'array', items: { type: 'string', minLength: 1 } } as const;
 const quantity = { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$' } as const;
+// A fully qualified extended resource name (domain/name), and the same with an optional trailing "*" or a bare "domain/".
+const RESOURCE_NAME = '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$';
+const RESOURCE_PATTERN = '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/([A-Za-z0-9][-A-Za-z0-9_.]*)?\\*?$';
 const action = { enum: ['enforce', 'warn', 'audit'] } as const;
 const match = {
   type: 'object',
@@ -50,6 +53,16 @@ export const POLICY_SCHEMA = {
       additionalProperties: false,
       properties: {
         schedulerName: { type: 'string', minLength: 1 },
+        // Widens (include: exact names, or prefixes ending in "/" or "*") or corrects (exclude: exact names of
+        // non-accelerators such as NICs) the built-in list of accelerator resource names (core/accelerators).
+        acceleratorResources: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            include: { type: 'array', items: { type: 'string', pattern: RESOURCE_PATTERN } },
+            exclude: { type: 'array', items: { type: 'string', pattern: RESOURCE_NAME } },
+          },
+        },
         admins: {
           type: 'object',
           additionalProperties: false,
@@ -74,12 +87,27 @@ export const POLICY_SCHEMA = {
                   effect: { enum: ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] },
                 },
               },
-              fractionMode: { enum: ['fraction', 'mig', 'time-slicing', 'mps', 'none', 'dra'] },
+              fractionMode: { enum: ['fraction', 'mig', 'time-slicing', 'mps', 'none', 'dra', 'passthrough', 'vgpu'] },
               gpuModel: { type: 'string', minLength: 1 },
               // DeviceClass names (DNS subdomains) that the claims of a dra pool may name.
               deviceClasses: { type: 'array', minItems: 1, uniqueItems: true, items: name },
               resource: { type: 'string', pattern: '^nvidia\\.com/gpu(\\.shared)?$' },
               replicas: { type: 'integer', minimum: 1, maximum: 64 },
+              // Device-plugin resources of a passthrough or vgpu pool (KubeVirt's GPU device plugins) and how many of
+              // each one physical GPU holds.
+              deviceResources: {
+                type: 'array',
+                minItems: 1,
+                items: {
+                  type: 'object',
+                  additionalProperties: false,
+                  required: ['resource', 'perGpu'],
+                  properties: {
+                    resource: { type: 'string', pattern: RESOURCE_NAME },
+                    perGpu: { type: 'integer', minimum: 1, maximum: 64 },
+                  },
+                },
+              },
               // A fraction pool whose nodes run Tessera's node agent (docs/node-agent.md); absent: the downward API.
               delivery: {
                 type: 'object',
@@ -97,6 +125,10 @@ export const POLICY_SCHEMA = {
                 then: { required: ['replicas'] },
               },
               { if: { properties: { fractionMode: { const: 'dra' } } }, then: { required: ['deviceClasses'] } },
+              {
+                if: { properties: { fractionMode: { enum: ['passthrough', 'vgpu'] } } },
+                then: { required: ['deviceResources'] },
+              },
             ],
           },
         },

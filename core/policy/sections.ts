@@ -7,6 +7,7 @@ import type { RawSpec, SpecDocument } from './documents.ts';
 import type { Pool, Rule, Tenant } from './model.ts';
 import type { PolicyProblem } from './policy-source.ts';
 import { draPoolProblems } from './dra-pool.ts';
+import { devicePoolProblems, isDevicePoolMode } from './device-pool.ts';
 import { compileRule } from './rule-compiler.ts';
 
 export interface Sections {
@@ -16,6 +17,8 @@ export interface Sections {
   readonly pools: Pool[];
   readonly tenants: Tenant[];
   readonly rules: Rule[];
+  /** spec.acceleratorResources of every file, merged. */
+  readonly acceleratorResources: { include: string[]; exclude: string[] };
   /** `pool/<name>`, `tenant/<name>`, `rule/<name>` -> the file that defined it. */
   readonly origin: Map<string, string>;
 }
@@ -47,7 +50,7 @@ function compilePool(p: PoolSpec, file: string, path: string, problems: PolicyPr
       message: `a ${p.fractionMode} pool needs replicas (the device plugin's replicas per GPU)`,
     });
   }
-  problems.push(...draPoolProblems(p, file, path));
+  problems.push(...draPoolProblems(p, file, path), ...devicePoolProblems(p, file, path));
   if (p.delivery !== undefined && p.fractionMode !== 'fraction')
     problems.push({
       file,
@@ -66,6 +69,9 @@ function compilePool(p: PoolSpec, file: string, path: string, problems: PolicyPr
     resource: p.resource ?? NVIDIA_GPU,
     replicas: p.replicas ?? null,
     deviceClasses: p.fractionMode === 'dra' ? (p.deviceClasses ?? []) : [],
+    deviceResources: isDevicePoolMode(p.fractionMode)
+      ? (p.deviceResources ?? []).map((d) => ({ resource: d.resource, perGpu: d.perGpu }))
+      : [],
     delivery:
       p.delivery === undefined || p.fractionMode !== 'fraction'
         ? null
@@ -87,6 +93,8 @@ function addDocument(s: Sections, doc: SpecDocument, problems: PolicyProblem[]):
     s.schedulerName = spec.schedulerName;
   }
   s.admins.groups.push(...(spec.admins?.groups ?? []));
+  s.acceleratorResources.include.push(...(spec.acceleratorResources?.include ?? []));
+  s.acceleratorResources.exclude.push(...(spec.acceleratorResources?.exclude ?? []));
   s.admins.users.push(...(spec.admins?.users ?? []));
   const unique = (kind: string, name: string, path: string): boolean => {
     const key = `${kind}/${name}`;
@@ -134,6 +142,7 @@ export function mergeSections(docs: readonly SpecDocument[], problems: PolicyPro
     pools: [],
     tenants: [],
     rules: [],
+    acceleratorResources: { include: [], exclude: [] },
     origin: new Map(),
   };
   for (const doc of docs) addDocument(s, doc, problems);

@@ -7,10 +7,11 @@ import { GPU_MILLI, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX } from '../
 import { poolNamed, type Policy } from '../policy/model.ts';
 import { gpuAsk } from './gpu-ask.ts';
 import { planInPool } from './gpu-plan.ts';
+import { devicesEquivalents } from './device-plan.ts';
 
 /** Equivalents from resources alone, for pods outside any known pool. */
-function fromResources(resources: Readonly<Record<string, number>>): number {
-  let total = 0;
+function fromResources(resources: Readonly<Record<string, number>>, devices: number): number {
+  let total = devices;
   for (const [r, n] of Object.entries(resources)) {
     if (r === GPU_MILLI) total += n / 1000;
     else if (r === NVIDIA_GPU || r === NVIDIA_GPU_SHARED) total += n;
@@ -29,12 +30,12 @@ export function podEquivalents(demand: PodDemand, policy: Policy): number {
     const planned = planInPool(pool, gpuAsk(demand));
     if (planned.ok) return planned.plan.equivalents;
   }
-  return fromResources(demand.gpuResources);
+  return fromResources(demand.gpuResources, devicesEquivalents(demand.devices, policy));
 }
 
 /** For callers holding only the object: a malformed pod weighs 0 (admission denies it on its own). */
 export function equivalentsOfPod(pod: KubePod, policy: Policy): number {
-  const parsed = parseDemand(pod);
+  const parsed = parseDemand(pod, policy.accelerators);
   return parsed.ok ? podEquivalents(parsed.demand, policy) : 0;
 }
 

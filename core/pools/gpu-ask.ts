@@ -11,7 +11,9 @@ export type GpuAsk =
   | { readonly kind: 'whole'; readonly count: number }
   | { readonly kind: 'mig'; readonly profile: string; readonly count: number }
   | { readonly kind: 'replica'; readonly resource: string; readonly count: number }
-  | { readonly kind: 'milli'; readonly milli: number };
+  | { readonly kind: 'milli'; readonly milli: number }
+  /** Accelerator devices by resource name (KubeVirt's passthrough and vGPU devices), met only by pools that list them. */
+  | { readonly kind: 'devices'; readonly devices: Readonly<Record<string, number>> };
 
 export interface GpuPlan {
   /** GPU resources for the GPU container's limits (and requests), as quantities. */
@@ -26,6 +28,9 @@ export type PlanResult =
 
 /** The ask stated by annotations, else by native GPU resources. */
 export function gpuAsk(demand: PodDemand): GpuAsk {
+  // A virt-launcher pod carries its VM's devices and every annotation of the VM (a gpu-fraction the VM's admission
+  // already turned into a vGPU profile): the devices are what it holds.
+  if (Object.keys(demand.devices).length > 0) return { kind: 'devices', devices: demand.devices };
   const i = demand.intent;
   if (i.migProfile !== null) return { kind: 'mig', profile: i.migProfile, count: i.count ?? 1 };
   if (i.milli !== null || i.memoryMiB !== null) return { kind: 'share', milli: i.milli, memoryMiB: i.memoryMiB };
@@ -59,5 +64,9 @@ export function describeAsk(ask: GpuAsk): string {
       return `${ask.count} x ${ask.resource}`;
     case 'milli':
       return `${ask.milli} ${GPU_MILLI}`;
+    case 'devices':
+      return Object.entries(ask.devices)
+        .map(([r, n]) => `${n} x ${r}`)
+        .join(', ');
   }
 }

@@ -9,6 +9,7 @@ import { POOL_ANNOTATION } from '../well-known-names.ts';
 import { poolNamed, type Policy, type Pool, type Tenant } from '../policy/model.ts';
 import { describeAsk, gpuAsk, type GpuAsk, type GpuPlan } from './gpu-ask.ts';
 import { planInPool } from './gpu-plan.ts';
+import { unmappedDeviceMessage, unmappedDevices } from './device-plan.ts';
 
 export type GpuDecision =
   | { readonly ok: true; readonly ask: GpuAsk; readonly pool: Pool; readonly plan: GpuPlan }
@@ -33,6 +34,9 @@ export function decideGpu(
   nodeSelector: Readonly<Record<string, string>> = {},
 ): GpuDecision {
   const ask = gpuAsk(demand);
+  const unmapped = ask.kind === 'devices' ? unmappedDevices(ask.devices, policy) : [];
+  if (unmapped.length > 0)
+    return { ok: false, ask, message: unmapped.map((r) => unmappedDeviceMessage(r, policy)).join('; ') };
   const named = demand.intent.pool;
   if (named !== null) {
     const pool = poolNamed(policy, named);

@@ -8,6 +8,7 @@ import { GPU_MILLI, NVIDIA_GPU, NVIDIA_MIG_PREFIX } from '../well-known-names.ts
 import type { Pool } from '../policy/model.ts';
 import { planDra } from '../dra/dra-plan.ts';
 import { describeAsk, type GpuAsk, type PlanResult } from './gpu-ask.ts';
+import { planDevicePool } from './device-plan.ts';
 
 /**
  * The smallest MIG profile (fewest compute slices, then least memory) whose shares of the model's compute and memory
@@ -144,5 +145,8 @@ export function planInPool(pool: Pool, ask: GpuAsk): PlanResult {
       return planWhole(pool, ask);
     case 'dra':
       return planDra(pool, ask);
+    case 'passthrough':
+    case 'vgpu':
+      return planDevicePool(pool, ask);
   }
 }

@@ -17,6 +17,7 @@ import type { SchedulingState } from './state.ts';
 import { draAskOf, type DraAsk } from '../dra/ask.ts';
 import { podDraEquivalents, readPodDra } from '../dra/pod-claims.ts';
 import { draVerdict } from '../dra/verdict.ts';
+import { vmOfPod } from '../kubevirt/launcher.ts';
 
 export interface NodeVerdict {
   readonly node: string;
@@ -38,6 +39,8 @@ export interface PodContext {
   readonly dra?: DraAsk | null;
   /** GPU-equivalents of the pod's own DRA claims (shared ResourceClaims are the webhook's to count). */
   readonly draEquivalents?: number;
+  /** The KubeVirt VM of a launcher pod (core/kubevirt/launcher.ts), or null. */
+  readonly vm?: string | null;
 }
 
 export type PodContextResult =
@@ -46,7 +49,7 @@ export type PodContextResult =
 
 /** Reads the pod once per request (the CycleState habit). */
 export function podContext(state: SchedulingState, pod: KubePod): PodContextResult {
-  const parsed = parseDemand(pod);
+  const parsed = parseDemand(pod, state.policy?.accelerators);
   if (!parsed.ok)
     return {
       ok: false,
@@ -70,6 +73,7 @@ export function podContext(state: SchedulingState, pod: KubePod): PodContextResu
     demand.cpuMilli,
     demand.memoryMiB,
     demand.gpuResources,
+    demand.devices,
     demand.fraction,
     demand.models,
     demand.topology,
@@ -80,7 +84,7 @@ export function podContext(state: SchedulingState, pod: KubePod): PodContextResu
     priority,
     dra,
   ]);
-  return { ok: true, pod: { demand, tenant, pool, priority, key, dra, draEquivalents } };
+  return { ok: true, pod: { demand, tenant, pool, priority, key, dra, draEquivalents, vm: vmOfPod(pod) } };
 }
 
 export function inPool(node: NodeInventory, pool: Pool): boolean {
@@ -253,10 +257,22 @@ export function quotaReason(state: SchedulingState, ctx: PodContext): Reason | n
   if (policy === null || ctx.tenant === null || (!wantsGpu(ctx.demand) && !ctx.draEquivalents)) return null;
   const tenant = tenantNamed(policy, ctx.tenant);
   if (!tenant || tenant.quotaGpus === null) return null;
-  const mine = podEquivalents(ctx.demand, policy) + (ctx.draEquivalents ?? 0);
-  const own = state.ledger.get(ctx.demand.uid)?.equivalents ?? 0;
-  const held = state.ledger.tenantEquivalents(ctx.tenant) - own;
-  if (withinQuota(held, mine, tenant.quotaGpus)) return null;
+  const vm = ctx.vm ?? null;
+  const uid = ctx.demand.uid;
+  const whole = podEquivalents(ctx.demand, policy) + (ctx.draEquivalents ?? 0);
+  // Held by the tenant without this pod; a launcher pod adds only what its VM's other launcher pod does not hold.
+  const existing = state.ledger.get(uid);
+  const total = state.ledger.tenantEquivalents(ctx.tenant);
+  const own =
+    existing === undefined
+      ? 0
+      : existing.vm === null
+        ? existing.equivalents
+        : state.ledger.vmEquivalents(ctx.tenant, existing.vm, '') -
+          state.ledger.vmEquivalents(ctx.tenant, existing.vm, uid);
+  const held = total - own;
+  const mine = vm === null ? whole : Math.max(0, whole - state.ledger.vmEquivalents(ctx.tenant, vm, uid));
+  if (mine <= 1e-9 || withinQuota(held, mine, tenant.quotaGpus)) return null;
   return reason(
     'QuotaExceeded',
     `tenant ${ctx.tenant} holds ${formatEquivalents(held)} of its ${tenant.quotaGpus} GPU-equivalents; this pod needs ${formatEquivalents(mine)}`,

@@ -11,6 +11,7 @@ import { isTerminated } from '../pod-lifecycle.ts';
 import { newAllocation, type Allocation } from '../allocation.ts';
 import { ASSIGNMENT, GPU_MILLI } from '../well-known-names.ts';
 import type { Policy } from '../policy/model.ts';
+import { vmOfPod } from '../kubevirt/launcher.ts';
 
 export interface PodAllocation {
   /** What the pod holds; null for pods that hold nothing (unbound, finished, unreadable). */
@@ -44,7 +45,7 @@ export function allocationOfPod(
         })();
   const nodeName = pod.spec?.nodeName || pendingNode;
   if (!nodeName || isTerminated(pod)) return NOTHING;
-  const parsed = parseDemand(pod);
+  const parsed = parseDemand(pod, policy?.accelerators);
   if (!parsed.ok) return { allocation: null, problem: `pod ${meta.namespace}/${meta.name}: ${parsed.error.message}` };
   const demand = parsed.demand;
   const where = {
@@ -54,6 +55,7 @@ export function allocationOfPod(
     equivalents: policy === null ? 0 : podEquivalents(demand, policy),
     priority: pod.spec?.priority ?? 0,
     pool: demand.intent.pool,
+    vm: vmOfPod(pod),
   };
   const who = `pod ${demand.namespace}/${demand.name}`;
   if (demand.gpuResources[GPU_MILLI] !== undefined) {
@@ -79,8 +81,9 @@ export function allocationOfPod(
   }
   const replicaNode = node !== undefined && (node.mode === 'time-slicing' || node.mode === 'mps');
   const sharing = replicaNode && Object.keys(demand.gpuResources).length > 0;
+  const resources = { ...demand.gpuResources, ...demand.devices };
   return {
-    allocation: newAllocation({ ...where, holding: { resources: { ...demand.gpuResources }, gpus: [], sharing } }),
+    allocation: newAllocation({ ...where, holding: { resources, gpus: [], sharing } }),
     problem: null,
   };
 }

@@ -43,7 +43,8 @@ function fitsWithout(
 /** How much of what the pod asks for a victim gives back, for ordering: milli on `gpu`, or its matching resources. */
 function relief(v: Allocation, p: Preemptor, gpu: number | null): number {
   if (gpu !== null) return v.gpus.filter((g) => g.index === gpu).reduce((s, g) => s + g.milli, 0);
-  return Object.keys(p.ctx.demand.gpuResources).reduce((s, r) => s + (v.resources[r] ?? 0), 0);
+  const asked = [...Object.keys(p.ctx.demand.gpuResources), ...Object.keys(p.ctx.demand.devices)];
+  return asked.reduce((s, r) => s + (v.resources[r] ?? 0), 0);
 }
 
 const byPriority = (a: Allocation, b: Allocation) => a.priority - b.priority || a.uid.localeCompare(b.uid);

@@ -27,6 +27,8 @@ export interface Nomination {
 
 export class SchedulingState {
   readonly nodes = new Map<string, NodeInventory>();
+  /** The Node objects as last applied, to read again when the policy changes which resources are devices. */
+  private readonly nodeObjects = new Map<string, KubeNode>();
   readonly ledger = new Ledger();
   private readonly tenants = new Map<string, string | null>();
   private isolated: ReadonlySet<string> = new Set();
@@ -55,19 +57,25 @@ export class SchedulingState {
     this.currentPolicy = policy;
     this.isolated = policy === null ? new Set() : isolatedTenants(policy);
     this.version++;
-    // What a pod holds against its tenant's quota depends on the policy (pools, replicas): count again under this one.
-    if (changed) this.rederive(() => true);
+    // Which node resources are accelerator devices depends on the policy (deviceResources, acceleratorResources), and
+    // what a pod holds against its tenant's quota too (pools, replicas): read and count again under this one.
+    if (changed) {
+      for (const node of [...this.nodeObjects.values()]) this.upsertNode(node);
+      this.rederive(() => true);
+    }
   }
 
   upsertNode(node: KubeNode): NodeInventory {
-    const inventory = readNode(node);
+    const inventory = readNode(node, this.currentPolicy?.accelerators);
     this.nodes.set(inventory.name, inventory);
+    this.nodeObjects.set(inventory.name, node);
     this.version++;
     return inventory;
   }
 
   removeNode(name: string): void {
     this.nodes.delete(name);
+    this.nodeObjects.delete(name);
     this.version++;
   }
 
@@ -137,7 +145,10 @@ export class SchedulingState {
   }
 
   private trackPending(pod: KubePod, uid: string): void {
-    const parsed = pod.spec?.nodeName || isTerminated(pod) || pod.metadata?.deletionTimestamp ? null : parseDemand(pod);
+    const parsed =
+      pod.spec?.nodeName || isTerminated(pod) || pod.metadata?.deletionTimestamp
+        ? null
+        : parseDemand(pod, this.currentPolicy?.accelerators);
     if (parsed?.ok && wantsGpu(parsed.demand)) this.waiting.set(uid, pendingReason(pod));
     else this.waiting.delete(uid);
   }
@@ -148,7 +159,7 @@ export class SchedulingState {
       this.setNomination(uid, null);
       return;
     }
-    const parsed = parseDemand(pod);
+    const parsed = parseDemand(pod, this.currentPolicy?.accelerators);
     if (!parsed.ok || !wantsGpu(parsed.demand)) {
       this.setNomination(uid, null);
       return;

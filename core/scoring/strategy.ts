@@ -7,6 +7,7 @@ import type { Placement } from '../fit.ts';
 import type { NodeInventory } from '../inventory/node-inventory.ts';
 import type { NodeUsage } from '../ledger.ts';
 import { modelMatches } from '../catalog/gpu-models.ts';
+import { sliverWaste } from './sliver-waste.ts';
 import { EMPTY_PROFILE, shapesAllowedOn, type WorkloadProfile } from './workload-profile.ts';
 
 export interface ScoringContext {
@@ -18,6 +19,8 @@ export interface ScoringContext {
    * (0 when nothing is known): how much an unconstrained pod placed there takes from pods that have nowhere else to go.
    */
   modelPressure(model: string | null): number;
+  /** sliverWaste(profile): per free milli 0..1000, the least a GPU can be left with by the workload's shares. */
+  readonly sliverWaste: Float64Array;
 }
 
 /**
@@ -51,6 +54,7 @@ export function scoringContext(
   const pressures = modelPressures(profile, capacityByModel);
   return {
     profile,
+    sliverWaste: sliverWaste(profile),
     modelPressure: (model) => (model === null ? 0 : (pressures.get(model) ?? 0)),
     allowedShapes(model) {
       const key = model ?? '';

@@ -15,6 +15,7 @@ import { scoringContext } from '../scoring/strategy.ts';
 import type { Scored, Strategy } from '../scoring/strategy.ts';
 import { typicalShapes, type WorkloadProfile } from '../scoring/workload-profile.ts';
 import { SeededRandom } from './random.ts';
+import { type SliverDecomposition, sliverDecomposition } from './slivers.ts';
 import type { TraceNode, TracePod } from './trace.ts';
 
 export const REPORTED_LOADS = [80, 90, 95, 100, 110, 120, 130] as const;
@@ -37,6 +38,8 @@ export interface ReplayResult {
   /** unallocatedCurve at REPORTED_LOADS. */
   readonly unallocated: Readonly<Record<string, number>>;
   readonly decisions: readonly Decision[];
+  /** Where the free capacity sits when arrived demand first reaches capacity (null if it never does). */
+  readonly slivers: SliverDecomposition | null;
 }
 
 export interface ReplayOptions {
@@ -80,6 +83,7 @@ export function tracePodDemand(p: TracePod, uid: string): PodDemand {
     cpuMilli: p.cpuMilli,
     memoryMiB: p.memoryMiB,
     gpuResources: gpu ? { [GPU_MILLI]: p.gpus * p.milliPerGpu } : {},
+    devices: {},
     fraction: gpu ? { gpus: p.gpus, milliPerGpu: p.milliPerGpu, memoryMiB: null, memoryOnly: false } : null,
     models: p.models,
     topology: null,
@@ -167,19 +171,18 @@ export function replay(
   const capacityByModel = new Map<string, number>();
   for (const n of nodes)
     if (n.model !== null) capacityByModel.set(n.model, (capacityByModel.get(n.model) ?? 0) + n.gpus.length);
-  const context = scoringContext(
+  const profile =
     options.profile ??
-      typicalShapes(
-        tracePods.map((p) => ({
-          cpuMilli: p.cpuMilli,
-          memoryMiB: p.memoryMiB,
-          gpus: p.gpus,
-          milliPerGpu: p.milliPerGpu,
-          models: p.models,
-        })),
-      ),
-    capacityByModel,
-  );
+    typicalShapes(
+      tracePods.map((p) => ({
+        cpuMilli: p.cpuMilli,
+        memoryMiB: p.memoryMiB,
+        gpus: p.gpus,
+        milliPerGpu: p.milliPerGpu,
+        models: p.models,
+      })),
+    );
+  const context = scoringContext(profile, capacityByModel);
   const ledger = new Ledger();
   // The ledger keeps one usage object per node for good, so the hot loop can index them.
   const usages = nodes.map((n) => ledger.usage(n.name));
@@ -189,6 +192,7 @@ export function replay(
   let arrived = 0;
   let allocated = 0;
   let failed = 0;
+  let slivers: SliverDecomposition | null = null;
 
   arrivals.forEach((pod, index) => {
     const demand = tracePodDemand(pod, `pod-${index}`);
@@ -223,6 +227,7 @@ export function replay(
       allocated += best.placement.gpus.reduce((s, g) => s + g.milli, 0);
       decisions.push({ index, pod: pod.name, node: node.name, gpus: best.placement.gpus });
     }
+    if (slivers === null && arrived >= capacityMilli) slivers = sliverDecomposition(nodes, usages, profile);
     const bin = Math.round((arrived / capacityMilli) * 100);
     if (bin <= 130) {
       bins[bin]!.sum += (allocated / capacityMilli) * 100;
@@ -250,5 +255,6 @@ export function replay(
     unallocatedCurve: curve,
     unallocated,
     decisions,
+    slivers,
   };
 }

@@ -132,3 +132,21 @@ export function parseTracePods(text: string): TracePod[] {
     };
   });
 }
+
+/**
+ * The trace replicated `factor` times: every node and every pod `factor` times, the copies named `<name>-r<k>`. The
+ * FGD protocol then tunes and shuffles the scaled trace as any other (a cluster `factor` times larger, same workload).
+ */
+export function replicateTrace(
+  nodes: readonly TraceNode[],
+  pods: readonly TracePod[],
+  factor: number,
+): { nodes: TraceNode[]; pods: TracePod[] } {
+  if (!Number.isInteger(factor) || factor < 1) throw new TraceError(`scale ${factor}: expected a whole number >= 1`);
+  if (factor === 1) return { nodes: [...nodes], pods: [...pods] };
+  const copies = Array.from({ length: factor }, (_, k) => k);
+  return {
+    nodes: copies.flatMap((k) => nodes.map((n) => ({ ...n, name: `${n.name}-r${k}` }))),
+    pods: copies.flatMap((k) => pods.map((p) => ({ ...p, name: `${p.name}-r${k}` }))),
+  };
+}

@@ -1,5 +1,7 @@
 // A synthetic GPU fleet for the extender benchmark: N nodes in mixed modes (fraction H100s, MIG A100s, time-sliced
 // L4s, exclusive H100s) across the example policy's pools, about 60 % occupied, and the pods that ask for them.
+// Dense fleets (the scale benchmark) carry about 10 running pods per node, as large clusters do: 0-4 small shares
+// (100-250 m) on each fraction GPU instead of at most one.
 
 import type { KubeNode, KubePod } from '../../core/kube-objects.ts';
 import { SeededRandom } from '../../core/simulation/random.ts';
@@ -15,7 +17,7 @@ export interface Fleet {
 
 const POOLS = ['shared-h100', 'a100-mig', 'l4-timesliced', 'sovereign-eu'] as const;
 
-export function buildFleet(size: number, seed = 1): Fleet {
+export function buildFleet(size: number, seed = 1, dense = false): Fleet {
   const random = new SeededRandom(seed);
   const nodes: KubeNode[] = [];
   const running: KubePod[] = [];
@@ -38,7 +40,31 @@ export function buildFleet(size: number, seed = 1): Fleet {
     nodes.push(n);
     pools[pool]!.push(name);
     // About 60 % occupancy.
-    if (kind === 0) {
+    if (kind === 0 && dense) {
+      for (let g = 0; g < 8; g++) {
+        const shares = random.below(5);
+        for (let k = 0; k < shares; k++) {
+          const milli = [100, 125, 200, 250][random.below(4)]!;
+          running.push(
+            pod(`r-${i}-${g}-${k}`)
+              .ns('vision')
+              .uid(`r-${i}-${g}-${k}`)
+              .gpuMilli(milli)
+              .cpu('1')
+              .annotate('tessera.io/pool', pool)
+              .boundTo(name)
+              .annotate(
+                'tessera.io/assignment',
+                JSON.stringify({
+                  node: name,
+                  gpus: [{ index: g, milli, memoryMiB: Math.floor((milli * 81559) / 1000) }],
+                }),
+              )
+              .build(),
+          );
+        }
+      }
+    } else if (kind === 0) {
       for (let g = 0; g < 8; g++) {
         if (random.next() > 0.6) continue;
         const milli = [250, 500, 1000][random.below(3)]!;

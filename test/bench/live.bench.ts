@@ -7,7 +7,11 @@
 // or unschedulable and nothing changes, the unallocated GPU % from the pods' assignments is set beside the simulator's
 // figure for the same arrivals. Goal: at most 0.5 points more.
 //
-//   npm run bench:live -- --seed 42 [--snapshot FILE] [--nodes 150] [--json FILE]
+// --scale N replicates the trace N times (nodes and pods, core/simulation/trace.ts replicateTrace) and compares with the
+// simulator on the same scaled trace: --scale 5 is 6,065 KWOK nodes. The extender's resident memory (now and peak,
+// from /proc) is printed with the wall time.
+//
+//   npm run bench:live -- --seed 42 [--snapshot FILE] [--nodes 150] [--scale 5] [--json FILE]
 //     [--percentage P] [--parallelism N] [--weight W] [--resource-scores on|off] [--cpu-pods extender|kube]
 //     [--http-timeout 2s] [--profile warm|cold]
 //
@@ -24,7 +28,7 @@ import { takeSnapshot, writeSnapshot } from '../../cli/snapshot.ts';
 import { checkInvariants } from '../../core/invariants/check.ts';
 import type { KubePod } from '../../core/kube-objects.ts';
 import { DEFAULT_STRATEGY, strategyNamed } from '../../core/scoring/strategy-registry.ts';
-import { parseTraceNodes, parseTracePods } from '../../core/simulation/trace.ts';
+import { parseTraceNodes, parseTracePods, replicateTrace } from '../../core/simulation/trace.ts';
 import { WatchedResource } from '../../server/watched-resource.ts';
 import { startCluster } from '../controlplane/cluster.ts';
 import { shippedSchedulerConfig } from '../controlplane/scheduler-config.ts';
@@ -51,6 +55,7 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '42' },
     snapshot: { type: 'string' },
     nodes: { type: 'string' },
+    scale: { type: 'string', default: '1' },
     'node-list': { type: 'string', default: join(DATA, 'openb_node_list_gpu_node.csv') },
     pods: { type: 'string', default: join(DATA, 'openb_pod_list_default.csv') },
     json: { type: 'string' },
@@ -84,6 +89,7 @@ function oneOf<T extends string>(name: string, text: string | undefined, allowed
 
 const seed = int('seed', values.seed, 0)!;
 const nodeLimit = int('nodes', values.nodes, 1) ?? null;
+const scaleFactor = int('scale', values.scale, 1)!;
 const concurrency = int('concurrency', values.concurrency, 1)!;
 const profile = oneOf('profile', values.profile, ['warm', 'cold'] as const)!;
 const timeoutMs = int('timeout-minutes', values['timeout-minutes'], 1)! * 60_000;
@@ -266,14 +272,29 @@ async function failedSchedulingEvents(
   return { events, retriedBound: [...pods].filter((p) => boundNames.has(p)).length, bindErrors, kinds };
 }
 
+/** A process's resident memory now and at its peak (VmRSS, VmHWM in /proc/PID/status), in MiB. */
+function residentMemory(pid: number | undefined): { rssMiB: number; peakMiB: number } | null {
+  if (pid === undefined) return null;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+    return { rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024 };
+  } catch {
+    return null;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------------
 
-const traceNodes = parseTraceNodes(readFileSync(values['node-list'], 'utf8'));
-const tracePods = parseTracePods(readFileSync(values.pods, 'utf8'));
+const { nodes: traceNodes, pods: tracePods } = replicateTrace(
+  parseTraceNodes(readFileSync(values['node-list'], 'utf8')),
+  parseTracePods(readFileSync(values.pods, 'utf8')),
+  scaleFactor,
+);
 const scope = liveScope(traceNodes, tracePods, seed, nodeLimit);
 const strategy = strategyNamed(DEFAULT_STRATEGY);
 log(
-  `seed ${seed}: ${scope.nodes.length} GPU nodes (${scope.plan.capacityMilli / 1000} GPUs), ${scope.arrivals.length} arrivals until 100 % of GPU capacity`,
+  `seed ${seed}${scaleFactor > 1 ? `, trace x${scaleFactor}` : ''}: ${scope.nodes.length} GPU nodes (${scope.plan.capacityMilli / 1000} GPUs), ${scope.arrivals.length} arrivals until 100 % of GPU capacity`,
 );
 const sim = simulatedFigures(scope, tracePods, strategy);
 log(
@@ -377,9 +398,11 @@ try {
   }
   const diff = live - sim.sameArrivals;
   const wall = elapsed();
+  const extenderMemory = residentMemory(extender?.pid);
 
   const rows: [string, string][] = [
     ['seed', String(seed)],
+    ['trace scale', `x${scaleFactor}`],
     ['GPU nodes (GPUs)', `${scope.nodes.length} (${capacity / 1000})`],
     ['pods submitted', String(scope.arrivals.length)],
     ['bound', String(bound)],
@@ -409,6 +432,12 @@ try {
       `${violations.length}${gpuPodsWithoutAssignment > 0 ? `; GPU pods bound without assignment ${gpuPodsWithoutAssignment}` : ''}`,
     ],
     [
+      'extender memory',
+      extenderMemory === null
+        ? 'unknown (no /proc)'
+        : `RSS ${extenderMemory.rssMiB.toFixed(0)} MiB, peak ${extenderMemory.peakMiB.toFixed(0)} MiB`,
+    ],
+    [
       'wall time',
       `${wall.toFixed(0)} s (nodes ${nodesSeconds.toFixed(0)} s, profile pods ${profileSeconds.toFixed(0)} s, submitting and scheduling ${schedulingSeconds.toFixed(0)} s = ${(scope.arrivals.length / schedulingSeconds).toFixed(0)} pods/s, of which submitting ${podsSeconds.toFixed(0)} s)`,
     ],
@@ -427,6 +456,8 @@ try {
       `${JSON.stringify(
         {
           seed,
+          scale: scaleFactor,
+          extenderMemory,
           nodes: scope.nodes.length,
           gpus: capacity / 1000,
           submitted: scope.arrivals.length,

@@ -2,8 +2,9 @@
 // GPU nodes (8 GPUs each, run by KWOK, so bound pods go Running as on a live cluster), 2,000 pods asking for one GPU
 // each, created while no scheduler runs; then the scheduler starts and we time until every pod is bound. The first
 // phase's pods are deleted before the second, so that both start from empty nodes. Goal: the extender keeps at least
-// half the pods/s. Where the time goes is printed too: CPU seconds per process in each phase (from /proc), what the
-// rest of the machine used meanwhile (the noise), and the extender's own time per call and bind outcomes.
+// 0.7 of the pods/s, in whole and fraction mode (BENCH_GPU_MODE=fraction). Where the time goes is printed too: CPU
+// seconds per process in each phase and per pod (from /proc), what the rest of the machine used meanwhile (the noise),
+// and the extender's own time per call and bind outcomes.
 
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -20,6 +21,8 @@ const PODS = Number(process.env.BENCH_PODS ?? 2000);
  * assignment annotations.
  */
 const FRACTION = process.env.BENCH_GPU_MODE === 'fraction';
+/** The extender keeps at least this share of kube-scheduler's pods/s alone (issue 21; it was 0.5). */
+const GOAL = 0.7;
 const GPU_ASK: Record<string, string> = FRACTION ? { 'tessera.io/gpu-milli': '500' } : { 'nvidia.com/gpu': '1' };
 
 async function parallel<T>(items: readonly T[], width: number, work: (item: T) => Promise<unknown>): Promise<void> {
@@ -109,6 +112,8 @@ interface Accounted<T> {
   /** CPU seconds of the control plane's processes (and the extender) over the phase. */
   readonly ours: number;
   readonly line: string;
+  /** CPU milliseconds per pod of each process. */
+  readonly perPod: string;
 }
 
 /** CPU use of the control plane (and the extender) over one phase, and of everything else on the machine. */
@@ -117,7 +122,8 @@ async function accounted<T>(
   extra: Record<string, number>,
   work: () => Promise<T>,
 ): Promise<Accounted<T>> {
-  if (!existsSync('/proc/stat')) return { result: await work(), ours: Number.NaN, line: '(no /proc: not measured)' };
+  if (!existsSync('/proc/stat'))
+    return { result: await work(), ours: Number.NaN, line: '(no /proc: not measured)', perPod: '(not measured)' };
   const named = new Set(Object.values(extra));
   const pids = new Map([...[...processesOf(marker)].filter(([, pid]) => !named.has(pid)), ...Object.entries(extra)]);
   const before = new Map([...pids].map(([name, pid]) => [name, cpuSeconds(pid)]));
@@ -134,7 +140,8 @@ async function accounted<T>(
     `other work on the machine ${Math.max(0, busy - ours).toFixed(1)} s`,
     `machine ${((100 * busy) / (after.total - machine.total)).toFixed(0)} % busy`,
   ].join(', ');
-  return { result, ours, line };
+  const perPod = used.map(([name, s]) => `${name} ${((1000 * s) / PODS).toFixed(2)} ms`).join(', ');
+  return { result, ours, line, perPod };
 }
 
 /** Mean time per call inside the extender, by verb, and bind outcomes, from its own metrics. */
@@ -245,10 +252,14 @@ try {
   console.log(
     `CPU per pod (control plane${Number.isNaN(tessera.ours) ? '' : ' + extender'}): alone ${((1000 * baseline.ours) / PODS).toFixed(1)} ms, with the extender ${((1000 * tessera.ours) / PODS).toFixed(1)} ms`,
   );
+  console.log(`CPU per pod by process, alone:          ${baseline.perPod}`);
+  console.log(`CPU per pod by process, with the extender: ${tessera.perPod}`);
   console.log(`extender, in process per call: ${figures}`);
   const ratio = rateWith / rateAlone;
-  console.log(`ratio ${ratio.toFixed(2)}, goal >= 0.5: ${ratio >= 0.5 ? 'PASS' : 'MISS'}`);
-  process.exitCode = ratio >= 0.5 ? 0 : 1;
+  console.log(
+    `ratio (${FRACTION ? 'fraction' : 'whole'} mode) ${ratio.toFixed(2)}, goal >= ${GOAL}: ${ratio >= GOAL ? 'PASS' : 'MISS'}`,
+  );
+  process.exitCode = ratio >= GOAL ? 0 : 1;
 } finally {
   await cluster.stop();
 }

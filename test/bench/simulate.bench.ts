@@ -1,5 +1,6 @@
 // Benchmark: one seed of the openb default trace through the default strategy, on one core (budget: under 10 s).
-// Prints the figures; exits 1 when the budget is missed.
+// Prints the figures; exits 1 when the budget is missed. The replay is single-threaded, so its CPU time is what it takes
+// on one core; the wall-clock time is printed too, and on a shared machine also counts the time it waited for a core.
 
 import { readFileSync } from 'node:fs';
 import { replay } from '../../core/simulation/replay.ts';
@@ -13,12 +14,15 @@ const pods = parseTracePods(readFileSync(new URL('openb_pod_list_default.csv', d
 const strategy = strategyNamed(process.env.STRATEGY ?? DEFAULT_STRATEGY);
 const seed = Number(process.env.SEED ?? 42);
 const started = performance.now();
+const cpuStarted = process.cpuUsage();
 const run = replay(nodes, pods, { seed, strategy });
 const seconds = (performance.now() - started) / 1000;
-const perPod = (seconds * 1e6) / run.arrivals;
+const cpu = process.cpuUsage(cpuStarted);
+const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+const perPod = (cpuSeconds * 1e6) / run.arrivals;
 console.log(
-  `simulate: openb default, strategy ${strategy.name}, seed ${seed}: ${run.arrivals} arrivals x ${nodes.length} nodes in ${seconds.toFixed(2)} s (${perPod.toFixed(0)} µs per pod), unallocated at 100 % = ${run.unallocated['100']!.toFixed(2)} %`,
+  `simulate: openb default, strategy ${strategy.name}, seed ${seed}: ${run.arrivals} arrivals x ${nodes.length} nodes in ${cpuSeconds.toFixed(2)} s of CPU, ${seconds.toFixed(2)} s wall-clock (${perPod.toFixed(0)} µs of CPU per pod), unallocated at 100 % = ${run.unallocated['100']!.toFixed(2)} %`,
 );
-const ok = seconds < BUDGET_SECONDS;
+const ok = cpuSeconds < BUDGET_SECONDS;
 console.log(`budget: one seed under ${BUDGET_SECONDS} s on one core: ${ok ? 'PASS' : 'FAIL'}`);
 process.exitCode = ok ? 0 : 1;

@@ -1,18 +1,19 @@
-// Synthetic but realistic admission traffic for the webhook benchmark: 40 tenant namespaces with 2,000 running pods,
+// Synthetic but realistic admission traffic for the webhook benchmark: 40 tenant namespaces with 2,000 running pods
+// (or as many as asked: the scale run caches 150,000),
 // and a mix of reviews (GPU pod creates in every pool, CPU pods, namespace updates).
 
 import { staticClusterView, type ClusterView } from '../../core/admission/cluster-view.ts';
 import type { AdmissionReview } from '../../core/admission/request.ts';
 import type { KubeNamespace, KubePod } from '../../core/kube-objects.ts';
 
-export function benchView(): ClusterView {
+export function benchView(podCount = 2000): ClusterView {
   const namespaces: KubeNamespace[] = [];
   const pods: KubePod[] = [];
   for (let i = 0; i < 40; i++)
     namespaces.push({
       metadata: { name: `team-${i}`, labels: { 'tessera.io/tenant': i % 4 === 0 ? 'payments-ml' : 'research' } },
     });
-  for (let i = 0; i < 2000; i++) {
+  for (let i = 0; i < podCount; i++) {
     pods.push({
       metadata: {
         name: `p${i}`,

@@ -5,13 +5,13 @@ import { pino } from 'pino';
 import { startWebhook } from '../../webhook/server.ts';
 import { benchView } from './webhook-fixtures.ts';
 
-const [policyDir, certFile, keyFile] = process.argv.slice(2) as [string, string, string];
+const [policyDir, certFile, keyFile, podCount] = process.argv.slice(2) as [string, string, string, string?];
 const hook = await startWebhook({
   policyDir,
   host: '127.0.0.1',
   port: 0,
   tls: { certFile, keyFile },
-  view: benchView(),
+  view: benchView(Number(podCount ?? 2000)),
   systemUsers: [],
   log: pino({ level: 'warn' }),
 });

@@ -21,7 +21,8 @@ t.test(
     kubectl(['wait', '--for=condition=Established', 'crd/prometheusrules.monitoring.coreos.com', '--timeout=30s']);
     // local-image is the base without its PrometheusRule too (it builds on no-prometheus-operator).
     const withoutRule = ['overlays/no-prometheus-operator', 'overlays/local-image'];
-    for (const dir of ['base', 'overlays/local', ...withoutRule]) {
+    // overlays/kubevirt: the base with the KubeVirt component's webhooks (accepted where KubeVirt is not installed too).
+    for (const dir of ['base', 'overlays/local', 'overlays/kubevirt', ...withoutRule]) {
       const rendered = execFileSync(cluster.binaries.kubectl, ['kustomize', `${MANIFESTS}${dir}`], {
         encoding: 'utf8',
       });

@@ -134,3 +134,14 @@ them, so `helm template` and `helm install` stop with the message before anythin
 {{- fail "scheduler.leaderElect: false with more than one scheduler replica would let them bind the same pods twice" -}}
 {{- end -}}
 {{- end }}
+
+{{- /* Whether to register the webhooks for KubeVirt's VirtualMachineInstance and VirtualMachine: kubevirt.enabled true
+  or false, or auto (the default): only when the cluster serves kubevirt.io/v1 (KubeVirt's CRDs are installed). */ -}}
+{{- define "tessera.kubevirt" -}}
+{{- $v := .Values.kubevirt.enabled -}}
+{{- if eq (toString $v) "auto" -}}
+{{- .Capabilities.APIVersions.Has "kubevirt.io/v1" -}}
+{{- else -}}
+{{- $v -}}
+{{- end -}}
+{{- end -}}

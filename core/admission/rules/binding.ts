@@ -8,6 +8,7 @@
 import { parseDemand, wantsGpu } from '../../demand.ts';
 import { NO_DRA } from '../../dra/lookup.ts';
 import { DRA_CLAIMS_RESOURCE } from '../../dra/names.ts';
+import { DEVICES_MARKER } from '../../pools/device-plan.ts';
 import { readPodDra } from '../../dra/pod-claims.ts';
 import type { KubePod, ObjectMeta } from '../../kube-objects.ts';
 import { POLICY_REVISION, SYSTEM_OWNED_ANNOTATIONS, TENANT_LABEL } from '../../well-known-names.ts';
@@ -55,7 +56,7 @@ function gpuAsk(
   namespace: string,
   ctx: CheckContext,
 ): { readonly text: string; readonly resources: readonly string[] } | null {
-  const parsed = parseDemand(pod);
+  const parsed = parseDemand(pod, ctx.policy.accelerators);
   if (!parsed.ok)
     return {
       text: `a GPU request Tessera cannot read (${parsed.error.field}: ${parsed.error.message})`,
@@ -71,6 +72,7 @@ function gpuAsk(
   // marker the webhook puts on pods that reach GPUs through claims.
   const resources = asked.filter((r) => !r.includes('kubernetes.io/'));
   if (dra.gpuClaimNames.size > 0) resources.push(DRA_CLAIMS_RESOURCE);
+  if (Object.keys(parsed.demand.devices).length > 0) resources.push(DEVICES_MARKER);
   return { text: parts.length > 0 ? parts.join(', ') : 'GPUs through tessera.io annotations', resources };
 }
 

@@ -115,6 +115,8 @@ function immutableFields(rule: RuleOf<'ImmutableFields'>, s: PodSubject, ctx: Ch
 
 function runtimeClass(rule: RuleOf<'RuntimeClass'>, s: PodSubject): string[] {
   if (!s.gpu) return [];
+  // A VM's devices reach it through VFIO or mediated devices, never through the GPU container runtime.
+  if (!(s.demand instanceof DemandError) && Object.keys(s.demand.devices).length > 0) return [];
   const actual = s.pod.spec?.runtimeClassName;
   return actual === rule.gpuPods
     ? []

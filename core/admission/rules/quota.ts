@@ -4,6 +4,7 @@
 import { BUILTIN, type PodCheck } from '../check.ts';
 import { formatEquivalents, withinQuota } from '../../pools/equivalents.ts';
 import { sharedAlreadyHeld } from '../../dra/quota-parts.ts';
+import { vmOfPod } from '../../kubevirt/launcher.ts';
 
 export const quotaCheck: PodCheck = (s, ctx) => {
   if (!s.gpu || s.template || ctx.operation !== 'CREATE' || !s.tenant || s.tenant.quotaGpus === null || !s.decision?.ok)
@@ -11,8 +12,12 @@ export const quotaCheck: PodCheck = (s, ctx) => {
   const quota = s.tenant.quotaGpus;
   const used = ctx.view.tenantUsage(s.tenant.name, ctx.policy, s.pod.metadata?.uid ?? null);
   // A ResourceClaim this pod shares with running pods of the tenant is already counted.
-  const mine = s.decision.plan.equivalents - sharedAlreadyHeld(s.dra, s.namespace, s.decision.pool, used.sharedClaims);
-  if (withinQuota(used.equivalents, mine, quota)) return [];
+  let mine = s.decision.plan.equivalents - sharedAlreadyHeld(s.dra, s.namespace, s.decision.pool, used.sharedClaims);
+  // A migration target carries the devices its VM's source pod already holds: only the difference is new.
+  const vm = vmOfPod(s.pod);
+  if (vm !== null) mine = Math.max(0, mine - (used.vms?.get(vm) ?? 0));
+  // A pod that adds nothing (a migration target no larger than its source) never worsens a tenant's standing.
+  if (mine <= 1e-9 || withinQuota(used.equivalents, mine, quota)) return [];
   return [
     {
       rule: BUILTIN.quota,

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { newAllocation } from '../../../core/allocation.ts';
 import { parseDemand } from '../../../core/demand.ts';
@@ -8,7 +9,8 @@ import type { ClusterWriter } from '../../../extender/cluster-writer.ts';
 import { ExtenderMetrics } from '../../../extender/metrics.ts';
 import { ExtenderScheduler } from '../../../extender/scheduler.ts';
 import { examplePolicy, NAMESPACES } from '../../fixtures/admission.ts';
-import { fractionH100, migA100 } from '../../fixtures/nodes.ts';
+import { launcherPod } from '../../fixtures/kubevirt.ts';
+import { fractionH100, migA100, node } from '../../fixtures/nodes.ts';
 import { pod } from '../../fixtures/pods.ts';
 
 t.test('per-pod GPU-equivalents for chargeback, quotas and pending pods by reason, at scrape time', async (t) => {
@@ -131,3 +133,37 @@ t.test(
     t.equal(await leader(), '1', 'leads and serves');
   },
 );
+
+t.test('a VM is billed once per scrape, by the launcher pod that holds the most (a live migration)', async (t) => {
+  const state = new SchedulingState();
+  state.setPolicy(
+    examplePolicy(readFileSync(new URL('../../../../shared/examples/vm/policy.yaml', import.meta.url), 'utf8')),
+  );
+  for (const ns of NAMESPACES) state.upsertNamespace(ns);
+  for (const n of ['pt-0', 'pt-1'])
+    state.upsertNode(node({ name: n, allocatable: { 'nvidia.com/GH100_H100_SXM5_80GB': '8' } }));
+  const metrics = new ExtenderMetrics();
+  const scheduler = new ExtenderScheduler({
+    state,
+    strategy: fragmentationAware,
+    writer: {} as ClusterWriter,
+    metrics,
+    log: pino({ level: 'silent' }),
+    podLookup: () => undefined,
+  });
+  const on = (p: ReturnType<typeof launcherPod>, nodeName: string) => ({
+    ...p,
+    metadata: { ...p.metadata, annotations: { ...p.metadata?.annotations, 'tessera.io/pool': 'vm-h100' } },
+    spec: { ...p.spec, nodeName },
+    status: { phase: 'Running' },
+  });
+  const devices = { 'nvidia.com/GH100_H100_SXM5_80GB': 2 };
+  state.upsertPod(on(launcherPod({ devices }), 'pt-0'));
+  state.upsertPod(on(launcherPod({ devices, migrationJob: { uid: 'm1', name: 'mig' } }), 'pt-1'));
+  scheduler.observe();
+  const text = await metrics.registry.metrics();
+  const series = text.split('\n').filter((l) => l.startsWith('tessera_pod_gpu_equivalents{'));
+  t.equal(series.length, 1, series.join('\n'));
+  t.match(series[0], /pool="vm-h100",node="pt-0",gpu=""\} 2$/);
+  t.match(text, /tessera_tenant_gpu_equivalents\{tenant="research"\} 2\n/);
+});

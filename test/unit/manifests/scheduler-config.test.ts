@@ -24,6 +24,7 @@ t.test('the shipped profile leaves node ranking to the extender and asks it abou
   for (const name of ['tessera.io/gpu-milli', 'nvidia.com/gpu', 'nvidia.com/gpu.shared', 'nvidia.com/mig-1g.10gb'])
     t.equal(managed.get(name), false, `${name}: kube-scheduler calls the extender and still checks allocatable`);
   t.equal(managed.get('tessera.io/dra-claims'), true, 'the claim marker is no node resource');
+  t.equal(managed.get('tessera.io/devices'), true, 'the device marker is no node resource');
   t.equal(extender!.bindVerb, 'bind', 'the extender binds');
   t.equal(extender!.ignorable, false, 'a GPU pod is never placed without the extender');
 });

@@ -132,3 +132,18 @@ t.test('the shared openb trace is read in full', async (t) => {
   t.equal(pods.length, 8152);
   t.equal(pods.filter((p) => p.gpus === 0).length, 1088);
 });
+
+t.test('a replicated trace is the same cluster and workload N times over, under new names', async (t) => {
+  const { replicateTrace } = await import('../../../../core/simulation/trace.ts');
+  const nodes = parseTraceNodes(NODES);
+  const pods = parseTracePods(PODS);
+  const five = replicateTrace(nodes, pods, 5);
+  t.equal(five.nodes.length, 5 * nodes.length);
+  t.equal(five.pods.length, 5 * pods.length);
+  t.equal(new Set(five.nodes.map((n) => n.name)).size, five.nodes.length, 'node names stay unique');
+  t.equal(new Set(five.pods.map((p) => p.name)).size, five.pods.length, 'pod names stay unique');
+  const gpus = (ns: readonly { gpus: number }[]) => ns.reduce((s, n) => s + n.gpus, 0);
+  t.equal(gpus(five.nodes), 5 * gpus(nodes));
+  t.same(replicateTrace(nodes, pods, 1).nodes, nodes, 'x1 is the trace itself');
+  t.throws(() => replicateTrace(nodes, pods, 0), /expected a whole number >= 1/);
+});
