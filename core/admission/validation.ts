@@ -88,13 +88,8 @@ export function subjectOf(
   const demand: PodSubject['demand'] = parsed.ok ? withoutDraExtended(parsed.demand, dra) : parsed.error;
   const gpu = (demand instanceof DemandError ? true : wantsGpu(demand)) || dra.gpu;
   const decision =
-<<<<<<< HEAD
-    parsed.ok && gpu && tenant
-      ? decidePodGpu(parsed.demand, dra, tenant, ctx.policy, namespace, lookup, pod.spec?.nodeSelector ?? {})
-=======
     !(demand instanceof DemandError) && gpu && tenant
-      ? decidePodGpu(demand, dra, tenant, ctx.policy, namespace, lookup)
->>>>>>> main
+      ? decidePodGpu(demand, dra, tenant, ctx.policy, namespace, lookup, pod.spec?.nodeSelector ?? {})
       : null;
   return { pod, old, namespace, tenantName, tenant, demand, gpu, decision, where, template, dra };
 }
