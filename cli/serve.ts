@@ -95,8 +95,19 @@ async function serveExtender(argv: string[]): Promise<number> {
       'lease-seconds': { type: 'string', default: '3' },
       'pod-name': { type: 'string' },
       'pod-namespace': { type: 'string' },
+      'fleet-cluster': { type: 'string' },
+      'fleet-region': { type: 'string' },
+      'fleet-namespace': { type: 'string', default: 'tessera-system' },
+      'publish-capacity': { type: 'boolean', default: false },
+      'gpu-fit-check': { type: 'boolean', default: false },
     },
   });
+  const fleetDuty = values['publish-capacity'] || values['gpu-fit-check'];
+  if (fleetDuty && !values['fleet-cluster'])
+    throw new UsageError(
+      "--publish-capacity and --gpu-fit-check need --fleet-cluster (this cluster's MultiKueueCluster name)",
+      SERVE_USAGE,
+    );
   const port = portOf(values.port);
   const leaseSeconds = Number(values['lease-seconds']);
   if (!Number.isInteger(leaseSeconds) || leaseSeconds < 2)
@@ -117,6 +128,17 @@ async function serveExtender(argv: string[]): Promise<number> {
       : {}),
     ...(values['pod-name'] ? { podName: values['pod-name'] } : {}),
     ...(values['pod-namespace'] ? { podNamespace: values['pod-namespace'] } : {}),
+    ...(fleetDuty
+      ? {
+          fleet: {
+            cluster: values['fleet-cluster']!,
+            region: values['fleet-region'] || null,
+            namespace: values['fleet-namespace'],
+            publishCapacity: values['publish-capacity'],
+            gpuFitCheck: values['gpu-fit-check'],
+          },
+        }
+      : {}),
     log,
   });
   await untilSignal();

@@ -19,8 +19,11 @@ import { createExtenderApp } from './app.ts';
 import { type DraWatches, watchDraInto } from './dra-watch.ts';
 import { reconcileCapacity } from './capacity.ts';
 import { kubernetesWriter, type ClusterWriter } from './cluster-writer.ts';
+import { type CapacityPublisher, startCapacityPublisher } from './fleet-capacity.ts';
+import { type GpuFitCheck, startGpuFitCheck } from './gpu-fit-check.ts';
 import { LeaderElector } from './leader.ts';
 import { ROLE_LABEL, RoleLabel } from './role-label.ts';
+import { KubeJson } from '../server/kube-json.ts';
 import { ExtenderMetrics } from './metrics.ts';
 import { ExtenderScheduler } from './scheduler.ts';
 
@@ -49,7 +52,27 @@ export interface ExtenderOptions {
   readonly writer?: ClusterWriter;
   /** How the API server is probed (see server/cluster-connection.ts); tests shorten it. */
   readonly apiProbe?: ApiProbeOptions;
+  /** A worker of a fleet (docs/fleet.md): publish capacity for the manager and/or answer tessera.io/gpu-fit. */
+  readonly fleet?: FleetOptions;
   readonly log: Logger;
+}
+
+export interface FleetOptions {
+  /** This cluster's name in the fleet (its MultiKueueCluster on the manager). */
+  readonly cluster: string;
+  /** The cluster's region (topology.kubernetes.io/region of its nodes), or null. */
+  readonly region: string | null;
+  /** Where the capacity ConfigMap goes (default tessera-system). */
+  readonly namespace?: string;
+  readonly publishCapacity: boolean;
+  readonly gpuFitCheck: boolean;
+  /** Pass interval of both (default 2 s for capacity, 1 s for gpu-fit). */
+  readonly intervalMs?: number;
+}
+
+export interface RunningFleet {
+  readonly capacity: CapacityPublisher | null;
+  readonly gpuFit: GpuFitCheck | null;
 }
 
 export interface RunningExtender {
@@ -58,6 +81,7 @@ export interface RunningExtender {
   readonly state: SchedulingState;
   readonly scheduler: ExtenderScheduler;
   readonly metrics: ExtenderMetrics;
+  readonly fleet: RunningFleet;
   /** Leader, the API server answers, caches synced from it, a policy in force (when a policy directory is given). */
   ready(): boolean;
   close(): Promise<void>;
@@ -105,12 +129,16 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
   const notReadyForProbe = role === null ? notReady : notServing;
   const labelTimer = role === null ? null : setInterval(() => void role.want(isLeader() && !closed), 1_000);
   labelTimer?.unref();
+  // Fleet duties wait for the state to be rebuilt: an empty state would publish no capacity and place anything.
+  const fleet = startFleet(options, state, cluster.pods, () => isLeader() && notReady() === null, metrics);
   let serving: Serving;
   try {
     serving = await serveScheduler(options, scheduler, metrics, notReady, notReadyForProbe);
   } catch (e) {
     closed = true;
     if (labelTimer) clearInterval(labelTimer);
+    fleet.capacity?.stop();
+    fleet.gpuFit?.stop();
     upkeep.stop();
     policies?.close();
     await leader?.stop();
@@ -125,10 +153,13 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
     state,
     scheduler,
     metrics,
+    fleet,
     ready: () => notReady() === null,
     async close() {
       closed = true;
       if (labelTimer) clearInterval(labelTimer);
+      fleet.capacity?.stop();
+      fleet.gpuFit?.stop();
       upkeep.stop();
       policies?.close();
       // The label first, then the Lease: the Service stops sending calls here before the successor can take over, and
@@ -139,6 +170,46 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
       await serving.close();
       await cluster.connection.stop();
     },
+  };
+}
+
+function startFleet(
+  options: ExtenderOptions,
+  state: SchedulingState,
+  pods: WatchedResource<V1Pod>,
+  serving: () => boolean,
+  metrics: ExtenderMetrics,
+): RunningFleet {
+  const f = options.fleet;
+  if (!f || (!f.publishCapacity && !f.gpuFitCheck)) return { capacity: null, gpuFit: null };
+  const api = new KubeJson(options.kubeconfig);
+  const log = options.log.child({ fleet: f.cluster });
+  const interval = f.intervalMs !== undefined ? { intervalMs: f.intervalMs } : {};
+  return {
+    capacity: f.publishCapacity
+      ? startCapacityPublisher({
+          api,
+          state,
+          cluster: f.cluster,
+          region: f.region,
+          namespace: f.namespace ?? 'tessera-system',
+          isLeader: serving,
+          registry: metrics.registry,
+          log,
+          ...interval,
+        })
+      : null,
+    gpuFit: f.gpuFitCheck
+      ? startGpuFitCheck({
+          api,
+          state,
+          pods: () => pods.list() as KubePod[],
+          isLeader: serving,
+          registry: metrics.registry,
+          log,
+          ...interval,
+        })
+      : null,
   };
 }
 

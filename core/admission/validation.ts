@@ -91,7 +91,7 @@ export function subjectOf(
   const gpu = (demand instanceof DemandError ? true : wantsGpu(demand)) || dra.gpu;
   const decision =
     !(demand instanceof DemandError) && gpu && tenant
-      ? decidePodGpu(demand, dra, tenant, ctx.policy, namespace, lookup)
+      ? decidePodGpu(demand, dra, tenant, ctx.policy, namespace, lookup, pod.spec?.nodeSelector ?? {})
       : null;
   return { pod, old, namespace, tenantName, tenant, demand, gpu, decision, where, template, dra };
 }

@@ -88,6 +88,9 @@ export interface LocalCluster {
   /** Stops kube-apiserver (SIGTERM, SIGKILL after 5 s) and starts it again with the same flags, port, certificates
    * and etcd, then waits for /readyz: a control-plane restart fault. Clients reconnect by themselves. */
   restartApiserver(): Promise<void>;
+  /** Stops kube-apiserver (a cluster down), and starts it again as restartApiserver does. */
+  stopApiserver(): Promise<void>;
+  startApiserver(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -568,6 +571,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
       if (apiserver) await stopProcess(apiserver);
       apiserver = null;
       apiserver = await startApiserver();
+    },
+    async stopApiserver() {
+      if (apiserver) await stopProcess(apiserver);
+      apiserver = null;
+    },
+    async startApiserver() {
+      apiserver ??= await startApiserver();
     },
     async stop() {
       await stopAll();
