@@ -4,7 +4,15 @@
 
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { type LocalCluster, reapOrphans, startCluster } from '../controlplane/cluster.ts';
-import { ensureNodeBinaries, ensurePauseImage, ensureSchedulerImage, ensureTesseraImage } from './build.ts';
+import {
+  ensureGpuReporterImage,
+  ensureNodeBinaries,
+  ensurePauseImage,
+  ensureSchedulerImage,
+  ensureTesseraImage,
+} from './build.ts';
+import { CONTAINERD_VERSION, ensureContainerd } from './containerd.ts';
+import { createFakeGpus, type FakeGpus } from './fake-gpus.ts';
 import { ensurePackages, HostChanges, reapStaleNodes } from './host.ts';
 import { type Installed, installMethod, installTessera, installWithHelm, kubectlFor } from './install.ts';
 import { clusterOptionsForNode, prepareHost, type RealNode, startRealNode } from './node.ts';
@@ -15,6 +23,10 @@ export interface NodeStack {
   readonly cluster: LocalCluster;
   readonly node: RealNode;
   readonly installed: Installed;
+  /** The node's fake GPUs (driver files for the agent, CDI spec for containerd). */
+  readonly gpus: FakeGpus;
+  /** The image fraction pods run: it prints what its container sees of GPUs (gpu-reporter/reporter.c). */
+  readonly reporterImage: string;
   /** Seconds per phase, in order. */
   readonly timings: [string, number][];
   client(user: string): KubeConfig;
@@ -65,12 +77,17 @@ export async function startNodeStack(progress: (line: string) => void): Promise<
     reapStaleNodes(progress);
     await phase('packages (apt-get when a command is missing)', () => ensurePackages(progress));
     const binaries = await phase('kubelet and kube-proxy', () => ensureNodeBinaries(progress));
-    const images = await phase('images: pause, kube-scheduler, tessera', () => ({
+    const containerd = await phase(`containerd ${CONTAINERD_VERSION}`, () => ensureContainerd(progress));
+    const images = await phase('images: pause, kube-scheduler, tessera, gpu-reporter', () => ({
       pause: ensurePauseImage(progress),
       scheduler: ensureSchedulerImage(progress),
       tessera: ensureTesseraImage(progress),
+      reporter: ensureGpuReporterImage(progress),
     }));
     const host = await phase('host: bridge, routes, sysctls', () => prepareHost(changes));
+    const gpus = await phase('fake GPUs: driver files, device nodes, CDI spec', () =>
+      createFakeGpus(host.dir, changes),
+    );
     cluster = await phase('control plane and KWOK', () =>
       startCluster({ ...clusterOptionsForNode(NODE_NAME, host.tls), log: progress }),
     );
@@ -81,6 +98,7 @@ export async function startNodeStack(progress: (line: string) => void): Promise<
         dir: host.dir,
         cluster: c,
         binaries,
+        containerd,
         changes,
         pause: images.pause,
         log: progress,
@@ -90,6 +108,7 @@ export async function startNodeStack(progress: (line: string) => void): Promise<
     await phase('images imported into containerd', () => {
       n.importImage(images.scheduler);
       n.importImage(images.tessera);
+      n.importImage(images.reporter);
     });
     const how = installMethod();
     const installed = await phase(
@@ -110,6 +129,8 @@ export async function startNodeStack(progress: (line: string) => void): Promise<
       cluster: c,
       node: n,
       installed,
+      gpus,
+      reporterImage: images.reporter.ref,
       timings,
       client(user) {
         const kc = new KubeConfig();

@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LocalCluster } from '../controlplane/cluster.ts';
 import { ensureHelm } from '../helm/build.ts';
+import { AGENT_NAMESPACE } from './agent-process.ts';
 import { CHART } from '../helm/render.ts';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -112,6 +113,11 @@ export function installWithHelm(cluster: LocalCluster, image: string): Installed
   const [repository, tag] = [image.slice(0, image.lastIndexOf(':')), image.slice(image.lastIndexOf(':') + 1)];
   kubectl(['create', 'namespace', 'tessera-system']);
   kubectl(['label', 'namespace', 'tessera-system', 'pod-security.kubernetes.io/enforce=restricted']);
+  // The node agent's own namespace, made first as docs/node-agent.md says (helm cannot make a namespace beside the
+  // release's). Its DaemonSet is rendered but placed nowhere: the real node runs the same command as a host process
+  // (agent-process.ts), since the DaemonSet's hostPaths cannot reach a fake driver tree.
+  kubectl(['create', 'namespace', AGENT_NAMESPACE]);
+  kubectl(['label', 'namespace', AGENT_NAMESPACE, 'pod-security.kubernetes.io/enforce=privileged']);
   const helm = ensureHelm().helm;
   let applied: string;
   try {
@@ -133,6 +139,8 @@ export function installWithHelm(cluster: LocalCluster, image: string): Installed
         `image.repository=${repository},image.tag=${tag},image.pullPolicy=Never`,
         '--set',
         'scheduler.image.pullPolicy=Never,monitoring.prometheusRule.enabled=false',
+        '--set-string',
+        'nodeAgent.nodeSelector.tessera\\.io/node-agent-on-the-host=true',
       ],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
     );
