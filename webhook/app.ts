@@ -35,12 +35,15 @@ export interface WebhookDeps {
   readonly reserver?: QuotaReserver;
 }
 
-/** Whether the view's informer shows the reserved pod (this very pod, not an earlier one of the same name). */
-const shownBy =
+/**
+ * Whether the view's informer accounts for the reserved pod: it shows this very pod (not an earlier one of the same
+ * name), or it saw the pod deleted (a pod created and deleted before its reservation settled holds nothing).
+ */
+export const shownBy =
   (view: ClusterView) =>
   (r: Reservation): boolean => {
     const [namespace = '', name = ''] = r.pod.split('/');
-    return view.pod(namespace, name)?.metadata?.uid === r.uid;
+    return view.pod(namespace, name)?.metadata?.uid === r.uid || view.podGone?.(r.uid) === true;
   };
 
 /** The request inside a review, or a message saying what is wrong with the body. */

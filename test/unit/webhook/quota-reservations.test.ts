@@ -12,6 +12,8 @@ import {
 } from '../../../core/admission/quota-reservations.ts';
 import type { QuotaNeed } from '../../../core/admission/rules/quota.ts';
 import { QuotaReserver } from '../../../webhook/quota-reserver.ts';
+import { shownBy } from '../../../webhook/app.ts';
+import { staticClusterView } from '../../../core/admission/cluster-view.ts';
 import { WebhookMetrics } from '../../../webhook/metrics.ts';
 import { MemoryReservationStore } from '../../fixtures/reservation-store.ts';
 
@@ -223,4 +225,14 @@ t.test('property: any burst over any replicas never admits past the quota', asyn
     ),
     { numRuns: 100 },
   );
+});
+
+t.test('a reserved pod the informer saw deleted holds nothing, before its reservation expires', async (t) => {
+  const current = [reservation('a', 5), reservation('b', 4)];
+  const view = staticClusterView([], []);
+  // Pod a was created and deleted before its reservation settled (a preemption victim, a deleted test pod).
+  const settled = shownBy({ ...view, podGone: (uid) => uid === 'a' });
+  // 2 in the informer + 4 reserved for b + 6 asked = 12: fits only if a's 5 are no longer counted.
+  t.ok(decideReservation(current, need('p', 6, 2), NOW, 60_000, settled).ok, 'a no longer counted');
+  t.notOk(decideReservation(current, need('p', 6, 2), NOW, 60_000, shownBy(view)).ok, 'without the record: 17');
 });
