@@ -194,5 +194,6 @@ function failClosed(cache: ClusterCache): ClusterView {
       check();
       return cache.dra;
     },
+    podGone: (uid) => cache.podGone(uid),
   };
 }
