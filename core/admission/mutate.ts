@@ -31,6 +31,7 @@ import {
   requireNodeLabels,
   VISIBLE_DEVICES_ENV,
 } from './pod-edits.ts';
+import { resizeConflictDenial, resizeConflicts, vclusterOf } from './vcluster.ts';
 
 export interface MutationResult {
   readonly pod: KubePod;
@@ -89,6 +90,7 @@ export function mutatePod(
   const meta = (pod.metadata ??= {});
   const warnings: string[] = [];
   let gpu: KubeContainer[] = [];
+  let planned: { readonly pool: string; readonly limits: Readonly<Record<string, string>> } | null = null;
   // Fraction pools without Tessera's node agent get NVIDIA_VISIBLE_DEVICES through the downward API.
   let downwardApi = false;
 
@@ -101,6 +103,7 @@ export function mutatePod(
     const decision = decidePodGpu(demand, claims, tenant, policy, namespace, dra, spec.nodeSelector ?? {});
     if (!decision.ok) return { pod: input, denial: decision.message, warnings };
     const { pool, plan } = decision;
+    planned = { pool: pool.name, limits: plan.limits };
     if (!spec.schedulerName || spec.schedulerName === DEFAULT_SCHEDULER) spec.schedulerName = policy.schedulerName;
     (meta.annotations ??= {})[POOL_ANNOTATION] = pool.name;
     gpu = gpuContainers(pod, claims, (r) => policy.accelerators.isDevice(r));
@@ -151,6 +154,11 @@ export function mutatePod(
       ensureEnv(c, { name: VISIBLE_DEVICES_ENV, value: 'void' });
     }
   }
+  // A vCluster syncer resizes synced pods back to their virtual resources: only additions survive (vcluster.ts).
+  const vcluster = vclusterOf(input);
+  const conflicts = vcluster !== null && planned !== null ? resizeConflicts(input, pod) : [];
+  if (vcluster !== null && planned !== null && conflicts.length > 0)
+    return { pod: input, denial: resizeConflictDenial(vcluster, planned.pool, conflicts, planned.limits), warnings };
   return { pod, denial: null, warnings };
 }
 

@@ -278,6 +278,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
   const log = options.log ?? (() => {});
   reapOrphans();
   const binaries = ensureControlPlane(log);
+  // The gates this Kubernetes version needs for what the suites test (test/controlplane/k8s-<minor>/feature-gates).
+  const gates = binaries.featureGates.length > 0 ? ['--feature-gates', binaries.featureGates.join(',')] : [];
   const dir = mkdtempSync(join(tmpdir(), 'tessera-cp-'));
   const tokens = new Map(
     [...IDENTITIES, ...(options.identities ?? [])].map((i) => [
@@ -369,6 +371,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     '2000',
     '--max-mutating-requests-inflight',
     '1000',
+    ...gates,
     ...(options.apiserverFlags ?? []),
   ];
   const server = `https://127.0.0.1:${apiPort}`;
@@ -448,6 +451,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
         kubeconfig,
         '--authorization-kubeconfig',
         kubeconfig,
+        ...gates,
         '--v',
         '1',
       ],
@@ -492,6 +496,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
         '1000',
         '--kube-api-burst',
         '2000',
+        ...gates,
         '--v',
         '1',
         ...(options.controllerManagerFlags ?? []),

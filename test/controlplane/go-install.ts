@@ -19,6 +19,8 @@ export interface GoTool {
   readonly packages: readonly string[];
   /** `-ldflags` for the build, e.g. the `-X` version stamps a project's release Makefile sets. */
   readonly ldflags?: string;
+  /** Build tags, as the project's release Makefile sets them (e.g. containerd's `no_btrfs`). */
+  readonly tags?: readonly string[];
 }
 
 /** The folder holding the built commands (one file per package, named after its last path element). */
@@ -34,9 +36,10 @@ export function ensureGoInstalled(tool: GoTool, log: (line: string) => void = ()
     log(`building ${tool.packages.map((p) => p.split('/').at(-1)).join(', ')} ${tool.version} (first run only)...`);
     const started = Date.now();
     const ldflags = tool.ldflags ? [`-ldflags=${tool.ldflags}`] : [];
+    const tags = tool.tags?.length ? [`-tags=${tool.tags.join(',')}`] : [];
     execFileSync(
       goBinary(),
-      ['install', '-trimpath', ...ldflags, ...tool.packages.map((p) => `${p}@${tool.version}`)],
+      ['install', '-trimpath', ...ldflags, ...tags, ...tool.packages.map((p) => `${p}@${tool.version}`)],
       {
         // Outside any Go module, so that `go install pkg@version` resolves the module's own requirements.
         cwd: staging,

@@ -3,13 +3,16 @@
 // registers them, creates a GPU fleet that matches the example policy's pools, submits tenant workloads (including bad
 // ones), and prints what was admitted or denied and why, where each pod landed, per-GPU occupancy, utilisation per
 // pool and tenant, a Job that runs and ends and hands its GPUs and quota back, and the drift a policy change reveals.
-// Then it shuts everything down.
+// It also runs one GPU VM (KubeVirt's CRDs, with a stand-in for virt-controller) and one pod synced from a virtual
+// cluster (a stand-in for vCluster's syncer); see test/fixtures/kubevirt-controller.ts and vcluster-syncer.ts. Then it shuts
+// everything down.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   BatchV1Api,
   CoreV1Api,
+  CustomObjectsApi,
   NodeV1Api,
   RbacAuthorizationV1Api,
   SchedulingV1Api,
@@ -23,9 +26,21 @@ import { compilePolicy } from '../../core/policy/compile.ts';
 import { formatDrift } from '../../cli/audit.ts';
 import { createFakeNode, startStack } from '../e2e/stack.ts';
 import { lifecycleAnnotations } from '../kwok/kwok.ts';
+import {
+  grantKubevirtController,
+  gpuVmi,
+  installKubevirtCrds,
+  VIRT_CONTROLLER_IDENTITY,
+  VirtControllerStandIn,
+  vmOf,
+} from '../fixtures/kubevirt-controller.ts';
+import { grantSyncerRole, syncerIdentity, VClusterSyncerStandIn } from '../fixtures/vcluster-syncer.ts';
 import { DEMO_USERS, FLEET, SUBMISSIONS } from './workloads.ts';
 
-const POLICY = readFileSync(new URL('../../../shared/examples/policy.yaml', import.meta.url), 'utf8');
+// The example policy with its two VM pools (a superset of ../shared/examples/policy.yaml).
+const POLICY = readFileSync(new URL('../../../shared/examples/vm/policy.yaml', import.meta.url), 'utf8');
+const VCLUSTER_NS = 'vcluster-team1';
+const SYNCER = syncerIdentity(VCLUSTER_NS, 'team1');
 const started = Date.now();
 const say = (line = '') => console.log(line);
 const step = (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`);
@@ -46,13 +61,17 @@ const bar = (milli: number) => '#'.repeat(Math.round(milli / 100)).padEnd(10, '.
 
 async function main(): Promise<void> {
   step('starting a local control plane (the first run builds it and KWOK from source)');
-  const stack = await startStack({ policy: POLICY, progress: (l) => step(l) });
+  const stack = await startStack({
+    policy: POLICY,
+    progress: (l) => step(l),
+    identities: [VIRT_CONTROLLER_IDENTITY, SYNCER],
+  });
   try {
     const admin = stack.client('admin').makeApiClient(CoreV1Api);
     const alice = stack.client('alice@acme.example').makeApiClient(CoreV1Api);
     const rbac = stack.client('admin').makeApiClient(RbacAuthorizationV1Api);
     step(
-      `creating the GPU fleet: ${FLEET.length} nodes in 4 pools (fraction H100s, MIG A100s, time-sliced L4s, a sovereign EU node), run by KWOK`,
+      `creating the GPU fleet: ${FLEET.length} nodes in 5 pools (fraction H100s, MIG A100s, time-sliced L4s, a sovereign EU node, passthrough H100s for VMs), run by KWOK`,
     );
     for (const n of FLEET) {
       const taints = [{ key: 'tessera.io/pool', value: n.pool, effect: 'NoSchedule' }];
@@ -87,6 +106,7 @@ async function main(): Promise<void> {
             verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
           },
           { apiGroups: ['batch'], resources: ['jobs'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
+          { apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['get', 'list', 'create', 'delete'] },
         ],
       },
     });
@@ -95,6 +115,7 @@ async function main(): Promise<void> {
       ['nlp', 'research', ['bob']],
       ['risk', 'payments-ml', ['carol']],
       ['scratch', null, ['bob']],
+      [VCLUSTER_NS, 'research', []],
     ];
     for (const [name, tenant, users] of namespaces) {
       await alice.createNamespace({
@@ -120,6 +141,15 @@ async function main(): Promise<void> {
       if (n.status?.allocatable?.['tessera.io/gpu-milli']) break;
       await new Promise((r) => setTimeout(r, 100));
     }
+
+    step('installing KubeVirt’s VirtualMachine CRDs; vCluster team1 gets its host namespace and its syncer’s Role');
+    await installKubevirtCrds(stack.client('admin'));
+    await grantKubevirtController(stack.client('admin'));
+    await grantSyncerRole(stack.client('admin'), VCLUSTER_NS, 'team1');
+    await admin.createNamespacedServiceAccount({
+      namespace: VCLUSTER_NS,
+      body: { metadata: { name: 'vc-workload-team1' } },
+    });
 
     step(`submitting ${SUBMISSIONS.length} workloads through the API server`);
     const results: { user: string; ns: string; name: string; what: string; verdict: string }[] = [];
@@ -147,6 +177,77 @@ async function main(): Promise<void> {
         });
       }
     }
+    // A GPU VM: bob creates a running VirtualMachine; the virt-controller stand-in creates its VMI and launcher pod.
+    step(
+      'bob starts VirtualMachine vision/gpu-vm (a passthrough H100); virt-controller (stand-in) creates its VMI and virt-launcher pod',
+    );
+    const vm = gpuVmi('gpu-vm', 'vision', ['nvidia.com/GH100_H100_SXM5_80GB'], {
+      labels: { team: 'ml', 'cost-center': '4200' },
+    });
+    const verdictOf = (error: string | null) =>
+      error === null ? 'admitted' : `DENIED: ${error.split('\n')[0]!.slice(0, 200)}`;
+    const vmError = await stack
+      .client(DEMO_USERS.bob)
+      .makeApiClient(CustomObjectsApi)
+      .createNamespacedCustomObject({
+        group: 'kubevirt.io',
+        version: 'v1',
+        namespace: 'vision',
+        plural: 'virtualmachines',
+        body: vmOf(vm),
+      })
+      .then(() => null)
+      .catch((e: unknown) => firstLine(e));
+    results.push({
+      user: 'bob',
+      ns: 'vision',
+      name: 'gpu-vm',
+      what: 'VirtualMachine, a passthrough H100 (the tenant already holds 10 of its 12)',
+      verdict: verdictOf(vmError),
+    });
+    if (vmError === null) {
+      const controller = new VirtControllerStandIn(stack.client(VIRT_CONTROLLER_IDENTITY.user));
+      const started = await controller.startVm('vision', 'gpu-vm');
+      const launched =
+        started.error === null ? await controller.launch('vision', 'gpu-vm') : { pod: null, error: started.error };
+      results.push({
+        user: 'kubevirt',
+        ns: 'vision',
+        name: launched.pod?.metadata?.name ?? 'virt-launcher-gpu-vm-…',
+        what: 'its virt-launcher pod (nvidia.com/GH100_H100_SXM5_80GB: 1)',
+        verdict: verdictOf(launched.error),
+      });
+    }
+    // A pod written inside vCluster team1, synced to the host by the syncer stand-in under the syncer's account.
+    step(
+      'inside vCluster team1 a notebook asks for a quarter GPU and labels itself tenant payments-ml; the syncer (stand-in) copies it to the host',
+    );
+    const syncer = new VClusterSyncerStandIn('team1', VCLUSTER_NS, stack.client(SYNCER.user).makeApiClient(CoreV1Api));
+    const synced = await syncer.create({
+      metadata: {
+        name: 'notebook',
+        namespace: 'default',
+        labels: { team: 'ml', 'cost-center': '4200', 'tessera.io/tenant': 'payments-ml' },
+        annotations: { 'tessera.io/gpu-fraction': '0.25' },
+      },
+      spec: {
+        runtimeClassName: 'nvidia',
+        containers: [
+          {
+            name: 'main',
+            image: 'registry.acme.example/notebook:1',
+            resources: { requests: { cpu: '1', memory: '4Gi' } },
+          },
+        ],
+      },
+    });
+    results.push({
+      user: 'vc-team1',
+      ns: VCLUSTER_NS,
+      name: syncer.hostName('notebook', 'default'),
+      what: 'synced from vCluster team1: gpu-fraction 0.25, pod label tessera.io/tenant=payments-ml',
+      verdict: verdictOf(synced.error),
+    });
     const admittedCount = results.filter((r) => r.verdict.startsWith('admitted')).length;
     step(`waiting for tessera-scheduler to place the ${admittedCount} admitted pods`);
     let pods: V1Pod[] = [];
@@ -228,10 +329,16 @@ async function main(): Promise<void> {
       'a100-mig': 16,
       'l4-timesliced': 8,
       'sovereign-eu': 8,
+      'vm-h100': 8,
     };
     const byPool = new Map<string, number>();
     const byTenant = new Map<string, number>();
-    const tenantOf: Record<string, string> = { vision: 'research', nlp: 'research', risk: 'payments-ml' };
+    const tenantOf: Record<string, string> = {
+      vision: 'research',
+      nlp: 'research',
+      risk: 'payments-ml',
+      [VCLUSTER_NS]: 'research',
+    };
     for (const p of pods) {
       if (!p.spec?.nodeName) continue;
       const e = equivalentsOfPod(p as KubePod, policy);

@@ -63,6 +63,26 @@ export const FLEET: readonly DemoNode[] = [
     },
     resources: { cpu: '192', memory: '2Ti', pods: '110', 'nvidia.com/gpu': '8' },
   },
+  {
+    // A KubeVirt node in the GPU Operator's vm-passthrough mode: NVIDIA's KubeVirt device plugin advertises its H100s
+    // under their PCI-derived name, KubeVirt's device plugins the virtualization devices.
+    name: 'vm-h100-0',
+    pool: 'vm-h100',
+    labels: {
+      'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3',
+      'nvidia.com/gpu.workload.config': 'vm-passthrough',
+      'kubevirt.io/schedulable': 'true',
+    },
+    resources: {
+      cpu: '192',
+      memory: '2Ti',
+      pods: '110',
+      'nvidia.com/GH100_H100_SXM5_80GB': '8',
+      'devices.kubevirt.io/kvm': '1k',
+      'devices.kubevirt.io/tun': '1k',
+      'devices.kubevirt.io/vhost-net': '1k',
+    },
+  },
 ];
 
 export interface Submission {

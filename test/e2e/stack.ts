@@ -203,6 +203,19 @@ export async function registerWebhooks(admin: KubeConfig, caPem: string, baseUrl
           rules: [
             { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] },
             { apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['pods/ephemeralcontainers'] },
+            // KubeVirt's VMIs and VMs where their CRDs are installed, as manifests/kubevirt registers them.
+            {
+              apiGroups: ['kubevirt.io'],
+              apiVersions: ['v1'],
+              operations: ['CREATE'],
+              resources: ['virtualmachineinstances'],
+            },
+            {
+              apiGroups: ['kubevirt.io'],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['virtualmachines'],
+            },
           ],
         },
       ],
@@ -246,6 +259,13 @@ export async function registerWebhooks(admin: KubeConfig, caPem: string, baseUrl
               apiVersions: ['v1'],
               operations: ['CREATE', 'UPDATE'],
               resources: ['resourceclaims', 'resourceclaimtemplates'],
+            },
+            // KubeVirt's VMIs and VMs, where their CRDs are installed (a rule for an unknown resource never matches).
+            {
+              apiGroups: ['kubevirt.io'],
+              apiVersions: ['v1'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: ['virtualmachineinstances', 'virtualmachines'],
             },
           ],
         },

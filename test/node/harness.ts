@@ -4,7 +4,15 @@
 
 import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { type LocalCluster, reapOrphans, startCluster } from '../controlplane/cluster.ts';
-import { ensureNodeBinaries, ensurePauseImage, ensureSchedulerImage, ensureTesseraImage } from './build.ts';
+import {
+  ensureGpuReporterImage,
+  ensureNodeBinaries,
+  ensurePauseImage,
+  ensureSchedulerImage,
+  ensureTesseraImage,
+} from './build.ts';
+import { CONTAINERD_VERSION, ensureContainerd } from './containerd.ts';
+import { createFakeGpus, type FakeGpus } from './fake-gpus.ts';
 import { ensurePackages, HostChanges, reapStaleNodes } from './host.ts';
 import { type Installed, installMethod, installTessera, installWithHelm, kubectlFor } from './install.ts';
 import { clusterOptionsForNode, prepareHost, type RealNode, startRealNode } from './node.ts';
@@ -15,6 +23,10 @@ export interface NodeStack {
   readonly cluster: LocalCluster;
   readonly node: RealNode;
   readonly installed: Installed;
+  /** The node's fake GPUs (driver files for the agent, CDI spec for containerd). */
+  readonly gpus: FakeGpus;
+  /** The image fraction pods run: it prints what its container sees of GPUs (gpu-reporter/reporter.c). */
+  readonly reporterImage: string;
   /** Seconds per phase, in order. */
   readonly timings: [string, number][];
   client(user: string): KubeConfig;
@@ -65,12 +77,17 @@ export async function startNodeStack(progress: (line: string) => void): Promise<
     reapStaleNodes(progress);
     await phase('packages (apt-get when a command is missing)', () => ensurePackages(progress));
     const binaries = await phase('kubelet and kube-proxy', () => ensureNodeBinaries(progress));
-    const images = await phase('images: pause, kube-scheduler, tessera', () => ({
+    const containerd = await phase(`containerd ${CONTAINERD_VERSION}`, () => ensureContainerd(progress));
+    const images = await phase('images: pause, kube-scheduler, tessera, gpu-reporter', () => ({
       pause: ensurePauseImage(progress),
       scheduler: ensureSchedulerImage(progress),
       tessera: ensureTesseraImage(progress),
+      reporter: ensureGpuReporterImage(progress),
     }));
     const host = await phase('host: bridge, routes, sysctls', () => prepareHost(changes));
+    const gpus = await phase('fake GPUs: driver files, device nodes, CDI spec', () =>
+      createFakeGpus(host.dir, changes),
+    );
     cluster = await phase('control plane and KWOK', () =>
       startCluster({ ...clusterOptionsForNode(NODE_NAME, host.tls), log: progress }),
     );
@@ -81,6 +98,7 @@ export async function startNodeStack(progress: (line: string) => void): Promise<
         dir: host.dir,
         cluster: c,
         binaries,
+        containerd,
         changes,
         pause: images.pause,
         log: progress,
@@ -90,6 +108,7 @@ export async function startNodeStack(progress: (line: string) => void): Promise<
     await phase('images imported into containerd', () => {
       n.importImage(images.scheduler);
       n.importImage(images.tessera);
+      n.importImage(images.reporter);
     });
     const how = installMethod();
     const installed = await phase(
@@ -103,13 +122,15 @@ export async function startNodeStack(progress: (line: string) => void): Promise<
     const core = admin.makeApiClient(CoreV1Api);
     const tesseraPods = async (): Promise<V1Pod[]> =>
       (await core.listNamespacedPod({ namespace: 'tessera-system' })).items;
-    await phase('Tessera pods Ready (both webhooks, the extender leader, both tessera-schedulers)', () =>
+    await phase('Tessera pods Ready (both webhooks, both extenders, both tessera-schedulers)', () =>
       waitTesseraReady(tesseraPods, n),
     );
     return {
       cluster: c,
       node: n,
       installed,
+      gpus,
+      reporterImage: images.reporter.ref,
       timings,
       client(user) {
         const kc = new KubeConfig();
@@ -136,14 +157,13 @@ function ready(p: V1Pod): boolean {
 
 const app = (p: V1Pod): string => p.metadata?.labels?.['app.kubernetes.io/name'] ?? '';
 
-/** The webhook has two Ready pods, the extender one (its leader; the standby stays unready by design),
- * tessera-scheduler two. */
+/** The webhook, the extender (leader and standby) and tessera-scheduler have two Ready pods each. */
 async function waitTesseraReady(pods: () => Promise<V1Pod[]>, node: RealNode, timeoutMs = 240_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const list = await pods();
     const count = (name: string) => list.filter((p) => app(p) === name && ready(p)).length;
-    if (count('tessera-webhook') >= 2 && count('tessera-extender') >= 1 && count('tessera-scheduler') >= 2) return;
+    if (count('tessera-webhook') >= 2 && count('tessera-extender') >= 2 && count('tessera-scheduler') >= 2) return;
     if (Date.now() > deadline) {
       const state = list
         .map(

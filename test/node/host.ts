@@ -37,11 +37,9 @@ function onPath(command: string): boolean {
     .some((d) => existsSync(join(d, command)));
 }
 
-/** What the node needs from Debian: a command (or file) and the package that brings it. */
+/** What the node needs from Debian: a command (or file) and the package that brings it. containerd is not among them:
+ * the node runs containerd 2, built (containerd.ts); Debian's is 1.6, with no CDI. */
 export const NODE_PACKAGES: readonly (readonly [string, string])[] = [
-  ['containerd', 'containerd'],
-  ['ctr', 'containerd'],
-  ['containerd-shim-runc-v2', 'containerd'],
   ['runc', 'runc'],
   ['/usr/lib/cni/bridge', 'containernetworking-plugins'],
   ['/usr/lib/cni/host-local', 'containernetworking-plugins'],
@@ -262,8 +260,10 @@ interface Journal {
   route?: string;
   cgroupRoot?: string;
   containerdSocket?: string;
-  /** /run/containerd was made by this run (containerd 1.6 keeps shim sockets and FIFOs there). */
+  /** /run/containerd was made by this run (containerd keeps shim sockets and FIFOs there). */
   runContainerd?: boolean;
+  /** The fake GPUs' CDI spec (fake-gpus.ts), in a directory containerd reads. */
+  cdiSpecFile?: string;
 }
 
 /**
@@ -311,6 +311,7 @@ export function reapStaleNodes(log: (line: string) => void = () => {}): number[]
     if (j.bridge) step('bridge', () => sh('ip', ['link', 'del', j.bridge!]));
     for (const [key, old] of Object.entries(j.sysctls))
       step(`sysctl ${key}`, () => writeFileSync(join('/proc/sys', ...key.split('.')), old));
+    if (j.cdiSpecFile) step('CDI spec', () => rmSync(j.cdiSpecFile!, { force: true }));
     if (j.dir && mountsUnder(j.dir).length === 0)
       step('folder', () => rmSync(j.dir!, { recursive: true, force: true }));
     // Made by that run: its killed shims left their sockets there.

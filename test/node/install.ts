@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LocalCluster } from '../controlplane/cluster.ts';
 import { ensureHelm } from '../helm/build.ts';
+import { AGENT_NAMESPACE } from './agent-process.ts';
 import { CHART } from '../helm/render.ts';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -104,13 +105,19 @@ export function installTessera(cluster: LocalCluster, workDir: string, image: st
 /**
  * `helm install` as the README's "Install with Helm" runs it, with the image the node has. The PrometheusRule is off
  * (no Prometheus Operator here). Certificates are the chart's default, self-managed: its pre-install hook Job issues
- * them into the Secrets and its post-install hook sets the caBundle; Helm waits for both hooks.
+ * them into the Secrets and its post-install hook sets the caBundle; Helm waits for both hooks and, with --wait, for
+ * every pod to be Ready.
  */
 export function installWithHelm(cluster: LocalCluster, image: string): Installed {
   const kubectl = kubectlFor(cluster);
   const [repository, tag] = [image.slice(0, image.lastIndexOf(':')), image.slice(image.lastIndexOf(':') + 1)];
   kubectl(['create', 'namespace', 'tessera-system']);
   kubectl(['label', 'namespace', 'tessera-system', 'pod-security.kubernetes.io/enforce=restricted']);
+  // The node agent's own namespace, made first as docs/node-agent.md says (helm cannot make a namespace beside the
+  // release's). Its DaemonSet is rendered but placed nowhere: the real node runs the same command as a host process
+  // (agent-process.ts), since the DaemonSet's hostPaths cannot reach a fake driver tree.
+  kubectl(['create', 'namespace', AGENT_NAMESPACE]);
+  kubectl(['label', 'namespace', AGENT_NAMESPACE, 'pod-security.kubernetes.io/enforce=privileged']);
   const helm = ensureHelm().helm;
   let applied: string;
   try {
@@ -124,12 +131,16 @@ export function installWithHelm(cluster: LocalCluster, image: string): Installed
         'tessera-system',
         '--kubeconfig',
         cluster.kubeconfigFor('admin'),
+        // Every Deployment becomes Ready, the extender's too (its standby is Ready): --wait returns.
+        '--wait',
         '--timeout',
         '10m',
         '--set',
         `image.repository=${repository},image.tag=${tag},image.pullPolicy=Never`,
         '--set',
         'scheduler.image.pullPolicy=Never,monitoring.prometheusRule.enabled=false',
+        '--set-string',
+        'nodeAgent.nodeSelector.tessera\\.io/node-agent-on-the-host=true',
       ],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -1,5 +1,5 @@
-// One real Kubernetes node on this machine, beside the local control plane (test/controlplane/cluster.ts): containerd
-// (Debian's) with runc, the CNI bridge and host-local plugins (Debian's containernetworking-plugins), the kubelet and
+// One real Kubernetes node on this machine, beside the local control plane (test/controlplane/cluster.ts): containerd 2
+// (built from the pinned module, containerd.ts) with Debian's runc, the CNI bridge and host-local plugins (Debian's containernetworking-plugins), the kubelet and
 // kube-proxy (iptables mode) built from the pinned k8s.io/kubernetes, and a small cluster DNS (dns.ts). Everything it
 // writes lives in one temporary folder, and every change to the machine is undone by stop(): processes, containers and
 // their cgroups, mounts (the kubelet's root dir, containerd's snapshots and netns), the bridge and routes, kube-proxy's
@@ -7,18 +7,23 @@
 //
 // cgroup v1 (what this machine has): the kubelet refuses it since 1.35 unless its KubeletConfiguration says
 // `failCgroupV1: false` (pkg/kubelet/apis/config/validation/validation_linux.go); the cgroup driver is cgroupfs on both
-// sides (kubelet `cgroupDriver: cgroupfs`, containerd's runc `SystemdCgroup = false`; there is no systemd here), and
-// containerd 1.6 does not answer the CRI RuntimeConfig call, so the kubelet falls back to its own cgroupDriver
-// (cmd/kubelet/app/server.go, getCgroupDriverFromCRI; that fallback is announced to go in 1.38).
+// sides (kubelet `cgroupDriver: cgroupfs`, containerd's runc `SystemdCgroup = false`; there is no systemd here).
+// containerd 2 answers the CRI RuntimeConfig call from its default runtime's SystemdCgroup
+// (internal/cri/server/runtime_config_linux.go), so the kubelet takes cgroupfs from it (cmd/kubelet/app/server.go,
+// getCgroupDriverFromCRI), as it must from 1.38 on.
 
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
 import { createCa, issueLeaf } from '../../certs/authority.ts';
 import { freePort, type LocalCluster, startProcess, stopProcess } from '../controlplane/cluster.ts';
 import type { LocalImage, NodeBinaries } from './build.ts';
+import { AGENT_GROUPS, AGENT_USER, DEVICE_PLUGIN_DIR } from './agent-process.ts';
+import type { ContainerdBinaries } from './containerd.ts';
+import { CDI_SPEC_DIR } from './fake-gpus.ts';
 import { type ClusterDns, startClusterDns } from './dns.ts';
 import {
   cgroupHierarchies,
@@ -153,6 +158,8 @@ export function clusterOptionsForNode(nodeName: string, tls: ApiserverTls) {
     identities: [
       { user: `system:node:${nodeName}`, groups: ['system:nodes'] },
       { user: 'system:kube-proxy', groups: [] },
+      // Tessera's node agent, run on the host from this checkout (agent-process.ts), under its service account's name.
+      { user: AGENT_USER, groups: AGENT_GROUPS },
     ],
     scheduler: true,
     kwok: true,
@@ -164,6 +171,13 @@ export interface RealNode {
   readonly dir: string;
   readonly podLogsDir: string;
   readonly dns: ClusterDns;
+  /** The kubelet's --root-dir (its device plugin sockets are under device-plugins/). */
+  readonly kubeletRoot: string;
+  /** Stops the kubelet (SIGTERM, as a service manager does) and starts it again with the same flags; resolves once
+   * it is healthy. Containers keep running. */
+  restartKubelet(): Promise<void>;
+  /** The kubelet's /metrics (Prometheus text), read with the admin's token (the kubelet's webhook authn/authz). */
+  kubeletMetrics(): Promise<string>;
   /** `ctr` against this node's containerd, in the k8s.io namespace. */
   ctr(args: readonly string[]): string;
   importImage(image: LocalImage): void;
@@ -174,6 +188,23 @@ export interface RealNode {
   /** Stops kube-proxy, the kubelet, containerd and every container, and undoes the node's changes (drain the node
    * first for a clean stop of its pods). The control plane is the caller's. */
   stop(): Promise<void>;
+}
+
+/** GET from the kubelet's HTTPS port (its serving certificate is self-signed) with a bearer token. */
+function kubeletGet(url: string, token: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(url, { headers: { authorization: `Bearer ${token}` }, rejectUnauthorized: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+      });
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: ${res.statusCode} ${body}`)),
+      );
+    });
+    req.on('error', reject);
+  });
 }
 
 function tailFile(file: string, lines: number): string {
@@ -208,6 +239,8 @@ export interface RealNodeOptions {
   readonly cluster: LocalCluster;
   readonly binaries: NodeBinaries;
   readonly changes: HostChanges;
+  /** containerd, ctr and the runc shim (containerd.ts). */
+  readonly containerd: ContainerdBinaries;
   /** The pod sandbox image, imported before the kubelet starts. */
   readonly pause: LocalImage;
   readonly log?: (line: string) => void;
@@ -226,6 +259,16 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
   admin.loadFromString(cluster.kubeconfigText('admin'));
   const core = admin.makeApiClient(CoreV1Api);
 
+  // The kubelet makes its device plugin folder at a fixed path, whatever its --root-dir (and its pki/ beside it):
+  // removed at teardown when this run made it (the folder, or /var/lib/kubelet itself).
+  for (const d of ['/var/lib/kubelet', DEVICE_PLUGIN_DIR])
+    if (!existsSync(d)) {
+      changes.add(`remove ${d}`, () => rmSync(d, { recursive: true, force: true }));
+      break;
+    }
+  // containerd 2's CNI library caches results in /var/lib/cni/results (libcni's default cache dir): removed likewise.
+  if (!existsSync('/var/lib/cni'))
+    changes.add('remove /var/lib/cni', () => rmSync('/var/lib/cni', { recursive: true, force: true }));
   // The pods' cgroups: one folder per hierarchy, the kubelet's cgroupRoot (it must exist before the kubelet starts).
   changes.note({ cgroupRoot, containerdSocket: sock });
   const hierarchies = cgroupHierarchies();
@@ -266,55 +309,68 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
     ),
   );
 
-  // containerd (Debian's 1.6), config version 2, all state in the folder.
+  // containerd 2 (built from the pinned module, containerd.ts), config version 3, all state in the folder. Keys and
+  // defaults: github.com/containerd/containerd/v2@v2.4.2 docs/cri/config.md and internal/cri/config/config{,_unix}.go.
+  // CDI is always on in 2.x (plugins/cri/runtime/plugin.go skips the old `enable_cdi`); its spec directories are
+  // named anyway, as the default (/etc/cdi, /var/run/cdi), since the fake GPUs' spec is written there.
   const containerdState = join(dir, 'containerd', 'state');
   writeFileSync(
     join(dir, 'containerd', 'config.toml'),
     [
-      'version = 2',
+      'version = 3',
       `root = "${join(dir, 'containerd', 'root')}"`,
       `state = "${containerdState}"`,
-      'disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.tracing"]',
+      'disabled_plugins = ["io.containerd.internal.v1.tracing"]',
       '[grpc]',
       `  address = "${sock}"`,
       '[debug]',
       '  level = "info"',
-      '[plugins."io.containerd.grpc.v1.cri"]',
-      `  sandbox_image = "${o.pause.ref}"`,
+      // NRI (on by default in 2.x) would listen on /var/run/nri/nri.sock, outside the folder; nothing here uses it.
+      "[plugins.'io.containerd.nri.v1.nri']",
+      '  disable = true',
+      "[plugins.'io.containerd.cri.v1.images']",
+      '  snapshotter = "overlayfs"',
+      "  [plugins.'io.containerd.cri.v1.images'.pinned_images]",
+      `    sandbox = "${o.pause.ref}"`,
+      "[plugins.'io.containerd.cri.v1.runtime']",
       '  netns_mounts_under_state_dir = true',
       '  enable_selinux = false',
       // This machine's root has no CAP_SYS_RESOURCE (a sandbox limit): runc cannot lower oom_score_adj, and the
       // kubelet asks -998 for every pod sandbox. Clamp to containerd's own (0), as for rootless containerd.
       '  restrict_oom_score_adj = true',
-      '  [plugins."io.containerd.grpc.v1.cri".containerd]',
-      '    snapshotter = "overlayfs"',
+      `  cdi_spec_dirs = ["/etc/cdi", "${CDI_SPEC_DIR}"]`,
+      "  [plugins.'io.containerd.cri.v1.runtime'.containerd]",
       '    default_runtime_name = "runc"',
-      '    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
+      "    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]",
       '      runtime_type = "io.containerd.runc.v2"',
-      '      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
+      // The shim built with this containerd, not a containerd-shim-runc-v2 that PATH may hold (the shim manager
+      // tries PATH before containerd's own folder: core/runtime/v2/shim_manager.go).
+      `      runtime_path = "${o.containerd.shim}"`,
+      "      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]",
       '        SystemdCgroup = false',
       `        Root = "${join(dir, 'containerd', 'runc')}"`,
       // A runc wrapper for debugging (TESSERA_NODE_RUNC=/path/to/script); Debian's runc otherwise.
       ...(process.env.TESSERA_NODE_RUNC ? [`        BinaryName = "${process.env.TESSERA_NODE_RUNC}"`] : []),
-      '  [plugins."io.containerd.grpc.v1.cri".cni]',
-      '    bin_dir = "/usr/lib/cni"',
+      "  [plugins.'io.containerd.cri.v1.runtime'.cni]",
+      '    bin_dirs = ["/usr/lib/cni"]',
       `    conf_dir = "${cniConf}"`,
       '    max_conf_num = 1',
-      `[plugins."io.containerd.internal.v1.opt"]`,
+      "[plugins.'io.containerd.internal.v1.opt']",
       `  path = "${join(dir, 'containerd', 'opt')}"`,
       '',
     ].join('\n'),
   );
-  // containerd 1.6 keeps shim sockets and FIFOs under /run/containerd whatever its state dir: removed if this run
-  // made it.
+  // containerd keeps shim sockets under /run/containerd/s whatever its state dir (core/runtime/v2/shim_unix.go):
+  // removed if this run made it.
   if (!existsSync('/run/containerd')) {
     changes.note({ runContainerd: true });
     changes.add('/run/containerd', () => rmSync('/run/containerd', { recursive: true, force: true }));
   }
-  const ctr = (args: readonly string[]): string => sh('ctr', ['--address', sock, '--namespace', 'k8s.io', ...args]);
+  const ctr = (args: readonly string[]): string =>
+    sh(o.containerd.ctr, ['--address', sock, '--namespace', 'k8s.io', ...args]);
   const containerd = startProcess(
     'containerd',
-    'containerd',
+    o.containerd.containerd,
     ['--config', join(dir, 'containerd', 'config.toml')],
     dir,
   );
@@ -357,7 +413,10 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
     join(dir, 'containerd.log'),
   );
   const importImage = (image: LocalImage): void => {
-    ctr(['images', 'import', '--no-unpack', '--index-name', image.ref, image.archive]);
+    // --local: the client-side import, as ctr 1.6 did. Through containerd 2's transfer service, an --index-name equal to
+    // the archive's own name is deleted again when the import's temporary image goes (seen here: ImageCreate, then
+    // ImageDelete of the same name 0.2 s later), and the kubelet then tries to pull the sandbox image.
+    ctr(['images', 'import', '--local', '--no-unpack', '--index-name', image.ref, image.archive]);
     if (!ctr(['images', 'ls', '-q']).split('\n').includes(image.ref))
       throw new Error(
         `${image.archive} imported, but ${image.ref} is not among containerd's images:\n${ctr(['images', 'ls', '-q'])}`,
@@ -409,25 +468,21 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
   writeFileSync(join(dir, 'kubelet.yaml'), JSON.stringify(kubeletConfig, null, 2));
   // The kubelet's iptables chains (KUBE-FIREWALL, its canaries), taken out once it is stopped (undone after it).
   changes.add('KUBE-* iptables chains', () => void removeKubeChains());
-  const kubelet = startProcess(
-    'kubelet',
-    o.binaries.kubelet,
-    [
-      '--config',
-      join(dir, 'kubelet.yaml'),
-      '--kubeconfig',
-      cluster.kubeconfigFor(`system:node:${o.name}`),
-      '--root-dir',
-      kubeletRoot,
-      '--hostname-override',
-      o.name,
-      '--node-ip',
-      NETWORK.gateway,
-      '--v',
-      '2',
-    ],
-    dir,
-  );
+  const kubeletArgs = [
+    '--config',
+    join(dir, 'kubelet.yaml'),
+    '--kubeconfig',
+    cluster.kubeconfigFor(`system:node:${o.name}`),
+    '--root-dir',
+    kubeletRoot,
+    '--hostname-override',
+    o.name,
+    '--node-ip',
+    NETWORK.gateway,
+    '--v',
+    '2',
+  ];
+  let kubelet = startProcess('kubelet', o.binaries.kubelet, kubeletArgs, dir);
   changes.add('kubelet', () => {
     if (kubelet.pid !== undefined && kubelet.exitCode === null)
       try {
@@ -436,13 +491,15 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
         // gone
       }
   });
-  await until(
-    'the kubelet /healthz',
-    async () => (await fetch(`http://127.0.0.1:${kubeletHealthz}/healthz`)).ok,
-    120_000,
-    kubelet,
-    join(dir, 'kubelet.log'),
-  );
+  const kubeletHealthy = (timeoutMs: number) =>
+    until(
+      'the kubelet /healthz',
+      async () => (await fetch(`http://127.0.0.1:${kubeletHealthz}/healthz`)).ok,
+      timeoutMs,
+      kubelet,
+      join(dir, 'kubelet.log'),
+    );
+  await kubeletHealthy(120_000);
 
   // kube-proxy, iptables mode, for the pod range on the bridge.
   const [proxyHealthz, proxyMetrics] = [await freePort(), await freePort()];
@@ -509,6 +566,11 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
     join(dir, 'kubelet.log'),
   );
 
+  const restartKubelet = async (): Promise<void> => {
+    await stopProcess(kubelet);
+    kubelet = startProcess('kubelet', o.binaries.kubelet, kubeletArgs, dir);
+    await kubeletHealthy(120_000);
+  };
   const stop = async (): Promise<void> => {
     await stopProcess(kubeProxy).catch(() => {});
     await stopProcess(kubelet).catch(() => {});
@@ -518,8 +580,11 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
     name: o.name,
     dir,
     podLogsDir,
+    kubeletRoot,
     dns,
     ctr,
+    restartKubelet,
+    kubeletMetrics: () => kubeletGet(`https://${NETWORK.gateway}:${kubeletPort}/metrics`, cluster.admin.token),
     importImage,
     logTail: (component, lines = 40) => tailFile(join(dir, `${component}.log`), lines),
     podLogs(namespace, pod) {

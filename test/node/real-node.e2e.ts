@@ -5,7 +5,7 @@
 // through its Service (kube-proxy), tessera-scheduler (the stock kube-scheduler in a pod) calls the extender through
 // its Service by its DNS name, and the extender binds pods on KWOK's GPU nodes under the shipped RBAC.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -14,6 +14,21 @@ import { connect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, type KubeConfig, RbacAuthorizationV1Api, type V1Pod, Watch } from '@kubernetes/client-node';
 import { createFakeNode } from '../e2e/stack.ts';
+import {
+  checkBurst,
+  checkNoNvidiaRuntime,
+  type DeliveryResult,
+  deleteBurst,
+  FractionReport,
+  labelFractionNode,
+  prepareTenants,
+  runBurst,
+  setPoolDelivery,
+  shippedAgentRole,
+  summarize,
+} from './fraction-delivery.ts';
+import { histogram, histogramPercentile, type NodeAgent, startNodeAgent } from './agent-process.ts';
+import type { Delivery } from './fractions.ts';
 import { NODE_NAME, type NodeStack, startNodeStack } from './harness.ts';
 import { type Probe, until as waitUntil, apiErrorMessage as message } from '../fixtures/waiting.ts';
 
@@ -45,6 +60,9 @@ function api(kc: KubeConfig): CoreV1Api {
 const ready = (p: V1Pod): boolean =>
   p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 const app = (p: V1Pod): string => p.metadata?.labels?.['app.kubernetes.io/name'] ?? '';
+/** The extender pod that leads: Ready, and labelled for the Service (extender/role-label.ts). */
+const leads = (p: V1Pod): boolean =>
+  app(p) === 'tessera-extender' && ready(p) && p.metadata?.labels?.['tessera.io/extender-role'] === 'leader';
 
 const fractionNode = (name: string) => ({
   metadata: {
@@ -125,9 +143,10 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     );
     t.equal(
       pods.filter((p) => app(p) === 'tessera-extender' && ready(p)).length,
-      1,
-      'one extender replica Ready: the leader; the standby stays unready',
+      2,
+      'both extender replicas Ready (the standby could serve)',
     );
+    t.equal(pods.filter(leads).length, 1, 'one of them labelled leader, the one the Service selects');
     t.same(
       pods
         .flatMap((p) => p.status?.containerStatuses ?? [])
@@ -329,7 +348,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
             (p) => p.metadata?.name?.startsWith('burst-') && p.spec?.nodeName,
           ).length >= 3,
       );
-      const leader = (await stack.tesseraPods()).find((p) => app(p) === 'tessera-extender' && ready(p))!;
+      const leader = (await stack.tesseraPods()).find(leads)!;
       await admin.deleteNamespacedPod({ name: leader.metadata!.name!, namespace: 'tessera-system' });
       const pods = await until(
         'all burst pods bound',
@@ -354,10 +373,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
       );
       await until(
         'another extender pod the Ready leader',
-        async () =>
-          (await stack.tesseraPods()).some(
-            (p) => app(p) === 'tessera-extender' && ready(p) && p.metadata?.name !== leader.metadata?.name,
-          ),
+        async () => (await stack.tesseraPods()).some((p) => leads(p) && p.metadata?.name !== leader.metadata?.name),
         180_000,
       );
       t.pass('another extender pod is the Ready leader');
@@ -365,9 +381,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
   );
 
   await t.test('the extender leader can be evicted, as kubectl drain does, and the standby takes over', async (t) => {
-    const leader = await until('an extender leader', async () =>
-      (await stack.tesseraPods()).find((p) => app(p) === 'tessera-extender' && ready(p)),
-    );
+    const leader = await until('an extender leader', async () => (await stack.tesseraPods()).find(leads));
     const name = leader.metadata!.name!;
     await admin
       .createNamespacedPodEviction({
@@ -381,8 +395,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
       );
     await until(
       'another extender pod the Ready leader',
-      async () =>
-        (await stack.tesseraPods()).some((p) => app(p) === 'tessera-extender' && ready(p) && p.metadata?.name !== name),
+      async () => (await stack.tesseraPods()).some((p) => leads(p) && p.metadata?.name !== name),
       180_000,
     );
     t.pass('another extender pod is the Ready leader');
@@ -607,7 +620,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
   );
 
   await t.test('each Deployment rolls out again (kubectl rollout restart), as an upgrade would', async (t) => {
-    const wanted: Record<string, number> = { 'tessera-webhook': 2, 'tessera-extender': 1, 'tessera-scheduler': 2 };
+    const wanted: Record<string, number> = { 'tessera-webhook': 2, 'tessera-extender': 2, 'tessera-scheduler': 2 };
     for (const [name, readyWanted] of Object.entries(wanted)) {
       const started = Date.now();
       const before = new Set((await stack.tesseraPods()).filter((p) => app(p) === name).map((p) => p.metadata!.name!));
@@ -633,6 +646,167 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
       if (done)
         t.pass(`${name}: every pod replaced, ${readyWanted} Ready, in ${((Date.now() - started) / 1000).toFixed(0)} s`);
     }
+  });
+
+  const report = new FractionReport();
+  const results: DeliveryResult[] = [];
+  t.teardown(() => {
+    const file = report.writeIfAsked();
+    if (file) t.comment(`report of ${report.pods.length} fraction pods written to ${file}`);
+  });
+
+  await t.test('fraction pods on the real node through the downward API (the policy as shipped)', async (t) => {
+    await prepareTenants(stack);
+    await labelFractionNode(stack, 1000 * stack.gpus.gpus.length);
+    checkNoNvidiaRuntime(t, stack);
+    const burst = await runBurst({
+      stack,
+      admin,
+      user: api(stack.client('carol@acme.example')),
+      adminConfig: stack.client('admin'),
+      delivery: 'downward-api',
+      prefix: 'dapi',
+      perTenant: 4,
+      fraction: '0.25',
+      log: (l) => t.comment(l),
+    });
+    for (const p of burst.pods) report.add(p);
+    t.same(burst.refused, [], 'the kubelet refused no pod');
+    checkBurst(t, burst, stack.gpus.gpus.length);
+    t.ok(burst.bindSpreadMs <= 1000, `${burst.pods.length} pods bound within ${burst.bindSpreadMs} ms`);
+    results.push(summarize('downward-api', burst));
+    await deleteBurst({ admin, stack }, burst);
+  });
+
+  // Tessera's node agent serves the real node from here on; its Allocate latencies are summed over its processes (a
+  // restart starts its histogram afresh), read before each restart.
+  let agent: NodeAgent | null = null;
+  const allocateBuckets = new Map<number, number>();
+  const collectAllocate = async (): Promise<void> => {
+    if (!agent) return;
+    for (const [le, n] of histogram(await agent.metrics(), 'tessera_agent_allocate_duration_seconds'))
+      allocateBuckets.set(le, (allocateBuckets.get(le) ?? 0) + n);
+  };
+  t.teardown(async () => {
+    await agent?.stop();
+  });
+  const burstOf = (t: Test, delivery: Delivery, prefix: string, more: Partial<Parameters<typeof runBurst>[0]> = {}) =>
+    runBurst({
+      stack,
+      admin,
+      user: api(stack.client('carol@acme.example')),
+      adminConfig: stack.client('admin'),
+      delivery,
+      prefix,
+      perTenant: 4,
+      fraction: '0.25',
+      log: (l) => t.comment(l),
+      ...more,
+    });
+  const agentBurst = async (t: Test, delivery: Delivery, prefix: string) => {
+    const burst = await burstOf(t, delivery, prefix);
+    for (const p of burst.pods) report.add(p);
+    t.same(burst.refused, [], 'the kubelet refused no pod');
+    checkBurst(t, burst, stack.gpus.gpus.length);
+    t.ok(burst.bindSpreadMs <= 1000, `${burst.pods.length} pods bound within ${burst.bindSpreadMs} ms`);
+    await deleteBurst({ admin, stack }, burst);
+    return burst;
+  };
+  const agentServing = (delivery: string) =>
+    until(
+      `${NODE_NAME} served by the agent in ${delivery}, 2000 gpu-milli from the kubelet`,
+      async () => {
+        const n = await admin.readNode({ name: NODE_NAME });
+        const l = n.metadata?.labels ?? {};
+        const a = String(n.status?.allocatable?.['tessera.io/gpu-milli'] ?? '');
+        return (
+          l['tessera.io/node-agent'] === 'serving' &&
+          l['tessera.io/gpu-delivery'] === delivery &&
+          ['2k', '2000'].includes(a)
+        );
+      },
+      120_000,
+    );
+
+  await t.test(
+    'fraction pods through the node agent, cdi-cri (picked from the node’s CDI spec): containerd injects exactly the assigned GPUs',
+    async (t) => {
+      t.comment(`agent RBAC, as shipped: ${await shippedAgentRole(stack)}`);
+      const revision = await setPoolDelivery(stack, 'auto');
+      t.pass(
+        `pool shared-h100 has delivery: {mode: auto} (policy revision ${revision}); the webhook no longer wires NVIDIA_VISIBLE_DEVICES`,
+      );
+      agent = await startNodeAgent({ cluster: stack.cluster, node: stack.node, gpus: stack.gpus, delivery: 'auto' });
+      await agentServing('cdi-cri');
+      const burst = await agentBurst(t, 'cdi-cri', 'cdi');
+      results.push(summarize('cdi-cri', burst));
+    },
+  );
+
+  await t.test('cdi-cri through concurrent binds with the agent and the kubelet restarted mid-run', async (t) => {
+    const first = await burstOf(t, 'cdi-cri', 'restart', {
+      midRun: async () => {
+        await collectAllocate();
+        await agent!.restart();
+        t.comment('the agent restarted');
+        await stack.node.restartKubelet();
+        t.comment('the kubelet restarted');
+      },
+    });
+    // A pod the kubelet admitted while the agent was away is refused by the kubelet itself (its device manager has no
+    // plugin to ask, or no healthy device): a clear error, and a pod a controller would make again. Made again here.
+    for (const r of first.refused)
+      t.match(
+        `${r.reason}: ${r.message}`,
+        /tessera\.io\/gpu-milli|Tessera's node agent/,
+        `${r.namespace}/${r.name} refused by the kubelet while the agent was away, saying why: ${r.reason}: ${r.message}`,
+      );
+    t.comment(
+      `${first.pods.length} pods ran through the restarts, ${first.refused.length} were refused and are made again`,
+    );
+    await deleteBurst({ admin, stack }, { pods: [], refused: first.refused, bindSpreadMs: 0 });
+    const again = first.refused.length
+      ? await burstOf(t, 'cdi-cri', 'restart', {
+          only: first.refused.map((r) => [r.tenant, r.namespace, `${r.name}-again`] as const),
+        })
+      : { pods: [], refused: [], bindSpreadMs: 0 };
+    t.same(again.refused, [], 'made again, none is refused');
+    const all = { pods: [...first.pods, ...again.pods], refused: [], bindSpreadMs: first.bindSpreadMs };
+    for (const p of all.pods) report.add(p);
+    t.equal(all.pods.length, 8, 'all 8 pods ran');
+    checkBurst(t, all, stack.gpus.gpus.length);
+    t.ok(first.bindSpreadMs <= 1000, `the first 8 pods bound within ${first.bindSpreadMs} ms`);
+    await deleteBurst({ admin, stack }, first);
+    await deleteBurst({ admin, stack }, again);
+  });
+
+  for (const mode of ['envvar', 'volume-mounts'] as const)
+    await t.test(`fraction pods through the node agent, ${mode} (set by --delivery)`, async (t) => {
+      await collectAllocate();
+      await agent!.restart(mode);
+      await agentServing(mode);
+      const burst = await agentBurst(t, mode, mode === 'envvar' ? 'env' : 'mounts');
+      results.push(summarize(mode, burst));
+    });
+
+  await t.test('Allocate latency, from the agent’s histogram over every Allocate of the run', async (t) => {
+    await collectAllocate();
+    const buckets = [...allocateBuckets.entries()].sort((a, b) => a[0] - b[0]);
+    const total = buckets.at(-1)?.[1] ?? 0;
+    t.ok(total >= 32, `${total} Allocate calls observed`);
+    t.comment(
+      `Allocate p50 <= ${histogramPercentile(buckets, 50)} s, p99 <= ${histogramPercentile(buckets, 99)} s (bucket bounds), over ${total} calls`,
+    );
+    t.comment(
+      `kubelet_device_plugin_alloc_duration_seconds (this kubelet process): ${JSON.stringify(histogram(await stack.node.kubeletMetrics(), 'kubelet_device_plugin_alloc_duration_seconds', (l) => l.includes('tessera.io/gpu-milli')))}`,
+    );
+  });
+
+  t.teardown(() => {
+    for (const r of results)
+      t.comment(
+        `delivery ${r.delivery}: ${r.pods} pods bound within ${r.bindSpreadMs} ms; bind to running p50 ${r.bindToRunningMs.p50} ms, p99 ${r.bindToRunningMs.p99} ms, max ${r.bindToRunningMs.max} ms`,
+      );
   });
 
   await t.test('no Tessera pod was refused anything by the API server under the shipped RBAC', async (t) => {

@@ -7,6 +7,7 @@ import { VISIBLE_DEVICES } from '../../well-known-names.ts';
 import { BUILTIN, type PodCheck, type Violation } from '../check.ts';
 import { allContainers, VISIBLE_DEVICES_ENV } from '../pod-edits.ts';
 import { nodeDoorProblems } from './node-doors.ts';
+import { vclusterOf, virtualSchedulerDenial } from '../vcluster.ts';
 
 const TESSERA_WIRING = `metadata.annotations['${VISIBLE_DEVICES}']`;
 
@@ -26,8 +27,11 @@ export const accountingCheck: PodCheck = (s, ctx) => {
     out.push({ rule: BUILTIN.accounting, action: 'enforce', message: `${s.where}${message}` });
   const spec = s.pod.spec ?? {};
   if (s.gpu && !s.template && ctx.operation === 'CREATE' && spec.nodeName) {
+    const vcluster = vclusterOf(s.pod);
     deny(
-      `spec.nodeName=${spec.nodeName} bypasses the scheduler and Tessera's GPU accounting; remove nodeName and use tessera.io/pool or node affinity`,
+      vcluster !== null
+        ? virtualSchedulerDenial(vcluster, spec.nodeName, ctx.policy.schedulerName)
+        : `spec.nodeName=${spec.nodeName} bypasses the scheduler and Tessera's GPU accounting; remove nodeName and use tessera.io/pool or node affinity`,
     );
   }
   if (

@@ -74,3 +74,26 @@ t.test('a GPU node row without a model is refused; an unknown model is reported'
   const cpuOnly = quietly(() => simulateCommand([...trace(t, `${NODES}c0,32000,131072,0,\n`), '--json']));
   t.equal(cpuOnly.err, '', 'a CPU node needs no model');
 });
+
+t.test('--slivers prints where the free capacity sits at 100 % arrived, and --json carries it per run', async (t) => {
+  const human = quietly(() =>
+    simulateCommand([...trace(t), '--seeds', '1-2', '--slivers'], { isTTY: false, write: () => true }),
+  );
+  t.equal(human.code, 0);
+  t.match(human.out, /free GPU capacity at 100 % arrived, tessera:tessera, mean over 2 seed\(s\)/);
+  t.match(human.out, /stranded \(no GPU pod fits CPU\/memory\)\s+\d+\.\d\d %/);
+  t.match(human.out, /free in all\s+\d+\.\d\d %/);
+  t.match(human.out, /seed 1: stranded [\d.]+, whole [\d.]+.*; free [\d.]+ %\n\s+seed 2: /);
+  const json = quietly(() =>
+    simulateCommand([...trace(t), '--seeds', '1', '--slivers', '--json'], { isTTY: false, write: () => true }),
+  );
+  const run = JSON.parse(json.out).runs[0];
+  const d = run.slivers;
+  t.equal(d.capacityMilli, 10000, 'two nodes, ten GPUs');
+  const free = d.strandedMilli + d.wholeGpus * 1000 + d.sliverMilli.reduce((a: number, b: number) => a + b, 0);
+  t.ok(free >= 0 && free <= d.capacityMilli, 'the parts add up to at most the capacity');
+  const plain = quietly(() =>
+    simulateCommand([...trace(t), '--seeds', '1', '--json'], { isTTY: false, write: () => true }),
+  );
+  t.equal(JSON.parse(plain.out).runs[0].slivers, undefined, 'without --slivers the JSON is as before');
+});

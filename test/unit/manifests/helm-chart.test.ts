@@ -248,6 +248,7 @@ t.test('each component takes its replicas, resources, image, placement, log leve
   t.equal(webhook.image, 'registry.example/tessera:1.2.3');
   t.same(webhook.args.slice(6), [
     '--system-user=system:serviceaccount:tessera-system:tessera-extender',
+    '--quota-namespace=tessera-system',
     '--system-user=system:serviceaccount:ops:gitops',
     '--log-level=debug',
     '--audit-interval=30',
