@@ -8,10 +8,16 @@
 // than write into the machine's /etc, the process runs in a private mount namespace with an overlay on /etc whose
 // upper layer is in the cluster's directory (root only, which the harness already is for the control plane).
 
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdmissionregistrationV1Api, type KubeConfig, type V1MutatingWebhook } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  CoreV1Api,
+  type KubeConfig,
+  type V1MutatingWebhook,
+} from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { issueLeaf, type KeyPair } from '../../certs/authority.ts';
 import { freePort, type LocalCluster, startProcess, stopProcess } from '../controlplane/cluster.ts';
@@ -47,14 +53,17 @@ function ownWebhook(w: { rules?: { apiGroups?: string[]; resources?: string[] }[
   );
 }
 
-/** Applies the CRDs and waits until the API serves them. */
-export function installCrds(cluster: LocalCluster, build: KueueBuild): void {
+/**
+ * Applies the CRDs and waits until the API serves them. Asynchronously: Tessera's webhook and extender run in this
+ * process in the tests, and a synchronous child would stall them (the API server's webhook calls then time out).
+ */
+export async function installCrds(cluster: LocalCluster, build: KueueBuild): Promise<void> {
   const kubeconfig = cluster.kubeconfigFor('admin');
   const kubectl = (args: string[]) =>
-    execFileSync(cluster.binaries.kubectl, ['--kubeconfig', kubeconfig, ...args], { stdio: 'pipe' });
+    promisify(execFile)(cluster.binaries.kubectl, ['--kubeconfig', kubeconfig, ...args]);
   // Server-side: the Workload CRD is larger than client-side apply's last-applied annotation may be.
-  kubectl(['apply', '--server-side', ...build.crdFiles.flatMap((f) => ['-f', f])]);
-  kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
+  await kubectl(['apply', '--server-side', ...build.crdFiles.flatMap((f) => ['-f', f])]);
+  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
 }
 
 /** Registers Kueue's webhooks at https://127.0.0.1:port, trusting `caPem`. */
@@ -160,25 +169,8 @@ export async function startKueue(o: KueueProcessOptions, admin: KubeConfig): Pro
   const [webhookPort, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
   const configFile = join(dir, 'config.yaml');
   writeFileSync(configFile, configurationYaml({ webhookPort, healthPort, metricsPort, certDir, config: o.config }));
-  installCrds(o.cluster, o.build);
-  // Right after the CRDs the API server is busy rebuilding its OpenAPI, and a webhook call (Tessera's, on
-  // namespaces) can time out on a loaded machine: try again a few times.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      execFileSync(
-        o.cluster.binaries.kubectl,
-        ['--kubeconfig', o.cluster.kubeconfigFor('admin'), 'create', 'namespace', KUEUE_NAMESPACE],
-        { stdio: 'pipe' },
-      );
-      break;
-    } catch (e) {
-      if (attempt >= 5 || String((e as { stderr?: Buffer }).stderr ?? '').includes('AlreadyExists')) {
-        if (String((e as { stderr?: Buffer }).stderr ?? '').includes('AlreadyExists')) break;
-        throw e;
-      }
-      await new Promise((r) => setTimeout(r, 2_000));
-    }
-  }
+  await installCrds(o.cluster, o.build);
+  await admin.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: KUEUE_NAMESPACE } } });
   await registerKueueWebhooks(admin, o.build, o.ca.certPem, webhookPort);
 
   const logFile = join(o.cluster.dir, `${o.name ?? 'kueue'}.log`);
