@@ -1,5 +1,6 @@
 // `tessera explain`: why a pod would (not) be placed, node by node, with the same code as the extender's filter,
-// prioritize and bind: verdict, reason and score per node, and the placement bind would commit.
+// prioritize and bind: verdict, reason and score per node, the placement bind would commit, and on nodes whose GPUs a
+// DRA driver publishes, their pools, devices and the claims that hold them.
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -12,7 +13,14 @@ import type { KubeNamespace, KubeNode, KubePod } from '../core/kube-objects.ts';
 import type { Policy } from '../core/policy/model.ts';
 import { parseAssignment } from '../core/assignment.ts';
 import { ASSIGNMENT, TENANT_LABEL } from '../core/well-known-names.ts';
-import { evaluateNodes, podContext, quotaReason } from '../core/scheduling/evaluate.ts';
+import { evaluateNodes, inPool, podContext, quotaReason } from '../core/scheduling/evaluate.ts';
+import type {
+  KubeDeviceClass,
+  KubeResourceClaim,
+  KubeResourceClaimTemplate,
+  KubeResourceSlice,
+} from '../core/dra/objects.ts';
+import { listDraObjects } from '../server/dra-objects.ts';
 import { SchedulingState } from '../core/scheduling/state.ts';
 import { normaliseScores } from '../core/scoring/normalise.ts';
 import { DEFAULT_STRATEGY, strategyNamed } from '../core/scoring/strategy-registry.ts';
@@ -37,6 +45,55 @@ export interface Explanation {
   readonly problems: readonly string[];
   readonly nodes: { name: string; feasible: boolean; score: number | null; reason: string | null }[];
   readonly choice: { node: string; gpus: GpuShare[] } | null;
+  /** Nodes whose GPUs a DRA driver publishes: their pools, devices, and the allocated claims that hold devices. */
+  readonly dra: readonly DraNodeReport[];
+}
+
+export interface DraNodeReport {
+  readonly node: string;
+  /** The policy's pools the node is in. */
+  readonly pools: readonly string[];
+  /** The drivers' ResourceSlice pools (`driver/pool`). */
+  readonly driverPools: readonly string[];
+  readonly model: string | null;
+  readonly devices: number;
+  /** Devices no allocated claim holds. */
+  readonly free: number;
+  readonly claims: readonly { claim: string; devices: readonly string[]; consumers: readonly string[] }[];
+}
+
+/** What DRA shows on each node: the scheduler state's ResourceSlices and ResourceClaims, read back. */
+function draReport(state: SchedulingState, policy: Policy | null): DraNodeReport[] {
+  return state.dra
+    .nodeNames()
+    .sort()
+    .map((name) => {
+      const n = state.dra.node(name)!;
+      const inventory = state.nodes.get(name);
+      return {
+        node: name,
+        pools: inventory && policy ? policy.pools.filter((p) => inPool(inventory, p)).map((p) => p.name) : [],
+        driverPools: [...new Set(n.devices.map((d) => `${d.driver}/${d.pool}`))].sort(),
+        model: n.model,
+        devices: n.devices.length,
+        free: n.devices.filter((d) => state.dra.holders(d.key).length === 0).length,
+        claims: state.dra.claimsOn(name).map((c) => ({
+          ...c,
+          devices: c.devices.map((k) => k.split('/').slice(2).join('/')),
+        })),
+      };
+    });
+}
+
+/** Feeds DRA objects (DeviceClasses, ResourceClaims, ResourceClaimTemplates, ResourceSlices) into the state. */
+function loadDra(state: SchedulingState, objects: readonly unknown[]): void {
+  for (const o of objects) {
+    const kind = (o as { kind?: string }).kind;
+    if (kind === 'DeviceClass') state.dra.upsertClass(o as KubeDeviceClass);
+    else if (kind === 'ResourceClaim') state.dra.upsertClaim(o as KubeResourceClaim);
+    else if (kind === 'ResourceClaimTemplate') state.dra.upsertTemplate(o as KubeResourceClaimTemplate);
+    else if (kind === 'ResourceSlice') state.dra.upsertSlice(o as KubeResourceSlice);
+  }
 }
 
 export interface ExplainOptions {
@@ -46,6 +103,8 @@ export interface ExplainOptions {
    * current policy is a note (drift), not a verdict.
    */
   readonly existing?: boolean;
+  /** DRA objects of the cluster (DeviceClasses, ResourceClaims, ResourceClaimTemplates, ResourceSlices). */
+  readonly dra?: readonly unknown[];
 }
 
 /** Where a pod runs or is being bound to: spec.nodeName, else the node its assignment names. */
@@ -75,6 +134,8 @@ export function explain(
   state.setPolicy(policy);
   for (const ns of namespaces) state.upsertNamespace(ns);
   for (const n of nodes) state.upsertNode(n);
+  // Before the pods: what a pod holds through its claims depends on them.
+  loadDra(state, options.dra ?? []);
   const others = pods.filter((p) => p.metadata?.uid === undefined || p.metadata.uid !== pod.metadata?.uid);
   for (const p of others) state.upsertPod(p);
   const shapes = gpuPodShapes(pods);
@@ -105,7 +166,7 @@ export function explain(
         object: options.existing && pod.spec?.nodeName ? { ...pod, spec: { ...pod.spec, nodeName: undefined } } : pod,
       },
       policy,
-      staticClusterView(namespaces, others),
+      staticClusterView(namespaces, others, state.dra),
       { systemUsers: [EXPLAIN_USER] },
     );
     admission = { allowed: result.response.allowed, message: result.response.status?.message ?? null };
@@ -153,6 +214,7 @@ export function explain(
     problems,
     nodes: nodeVerdicts,
     choice: denied ? null : choice,
+    dra: draReport(state, policy),
   });
   if (denied)
     return result(
@@ -225,6 +287,19 @@ function format(e: Explanation): string {
     lines.push(
       `  ${n.name.padEnd(width)}  ${n.feasible ? `fits    score ${String(n.score).padStart(2)}` : 'no fit  '}${n.reason ? `  ${n.reason}` : ''}`,
     );
+  if (e.dra.length > 0) {
+    lines.push('', '  DRA (ResourceSlices, and the allocated ResourceClaims that hold devices):');
+    const w = Math.max(4, ...e.dra.map((d) => d.node.length));
+    for (const d of e.dra) {
+      lines.push(
+        `  ${d.node.padEnd(w)}  ${d.pools.length ? `pool ${d.pools.join(', ')}; ` : ''}${d.driverPools.join(', ')}: ${d.devices} device(s)${d.model ? ` (${d.model})` : ''}, ${d.free} free`,
+      );
+      for (const c of d.claims)
+        lines.push(
+          `  ${''.padEnd(w)}    claim ${c.claim} holds ${c.devices.join(', ')}${c.consumers.length ? ` for ${c.consumers.join(', ')}` : ' (reserved for no pod)'}`,
+        );
+    }
+  }
   if (e.admission !== null && !e.admission.allowed && e.choice === null && e.nodes.every((n) => !n.feasible))
     lines.push('', 'no placement: the webhook would deny the pod (see admission above)');
   else if (e.choice === null) lines.push('', 'no node fits: the pod stays Pending with the reasons above');
@@ -264,6 +339,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
     if (!subject.metadata?.namespace) (subject.metadata ??= {}).namespace = 'default';
     result = explain(subject, snapshot.nodes, snapshot.pods, snapshot.namespaces, policy, values.strategy, {
       existing: false,
+      dra: snapshot.other,
     });
   } else {
     if (positionals.length !== 1 || !values.namespace)
@@ -273,8 +349,8 @@ export async function explainCommand(argv: string[]): Promise<number> {
     const name = positionals[0]!;
     const namespace = values.namespace;
     const pod = await fromApi(kc, `read pod ${namespace}/${name}`, () => core.readNamespacedPod({ name, namespace }));
-    const [nodes, pods, namespaces] = await fromApi(kc, 'list nodes, pods and namespaces', () =>
-      Promise.all([core.listNode(), core.listPodForAllNamespaces(), core.listNamespace()]),
+    const [nodes, pods, namespaces, dra] = await fromApi(kc, 'list nodes, pods, namespaces and DRA objects', () =>
+      Promise.all([core.listNode(), core.listPodForAllNamespaces(), core.listNamespace(), listDraObjects(kc, true)]),
     );
     result = explain(
       pod as KubePod,
@@ -283,7 +359,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
       namespaces.items as KubeNamespace[],
       policy,
       values.strategy,
-      { existing: true },
+      { existing: true, dra },
     );
   }
   console.log(
@@ -296,6 +372,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
             problems: result.problems,
             nodes: result.nodes.map(({ name, feasible, score, reason }) => ({ name, feasible, score, reason })),
             choice: result.choice,
+            dra: result.dra,
           },
           null,
           2,

@@ -18,14 +18,22 @@ export class UsageError extends Error {
 
 export const SERVE_USAGE = `tessera serve webhook --policy-dir DIR [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8443]
                      [--system-user NAME]... [--kubevirt-user NAME]... [--kubeconfig FILE] [--context NAME]
-                     [--audit-interval SECONDS] [--log-level info]
+                     [--audit-interval SECONDS] [--quota-namespace tessera-system] [--log-level info]
 tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8888]
                      [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--lease-name NAME]
+                     [--lease-seconds 3] [--pod-name NAME [--pod-namespace NS]]
                      [--kubeconfig FILE] [--context NAME] [--log-level info]
+                     [--fleet-cluster NAME [--fleet-region REGION] [--fleet-namespace tessera-system]
+                      [--publish-capacity] [--gpu-fit-check]]
   Tessera's own service accounts (--system-user, e.g. system:serviceaccount:tessera-system:tessera-extender) may write
   system-owned annotations. --kubevirt-user names the identity KubeVirt's virt-controller creates virt-launcher pods as
   (default: system:serviceaccount:kubevirt:kubevirt-controller and the openshift-cnv one). Without --kubeconfig: $KUBECONFIG, ~/.kube/config, or the pod's service account. With
-  --lease-namespace the extender elects a leader through a Lease and only the leader serves. Both run until SIGTERM
+  --lease-namespace the extender elects a leader through a Lease and only the leader serves. With --pod-name (its own
+  pod, from the downward API) every replica that can serve is Ready and the leader labels its pod
+  tessera.io/extender-role=leader for the Service to select; without it only the leader is Ready. The webhook reserves
+  GPU pods' quota in ConfigMap tessera-quota-reservations of --quota-namespace (docs/quota.md). In a fleet of clusters
+  (docs/fleet.md) the leading extender of a worker publishes its free GPU-equivalents per pool (--publish-capacity,
+  ConfigMap tessera-fleet-capacity) and answers Kueue's tessera.io/gpu-fit admission check (--gpu-fit-check). Both run until SIGTERM
   or SIGINT (exit 0); a start that cannot serve (unreadable TLS files, port taken) exits 1.
 tessera serve node-agent --node-name NAME [--driver-root /] [--device-plugin-dir /var/lib/kubelet/device-plugins]
                      [--pod-resources-socket /var/lib/kubelet/pod-resources/kubelet.sock]
@@ -80,3 +88,8 @@ export const SIMULATE_USAGE = `tessera simulate --nodes NODES.csv --pods PODS.cs
   GPUs, or in partial slivers by 100 m of free capacity (mean over seeds, then per seed).`;
 
 export const VERSION_USAGE = 'tessera version [--json]   (also tessera --version)';
+
+export const USAGE_USAGE = `tessera usage --from TIME --to TIME (--prometheus URL [--step 15s] | --snapshots DIR [--policy FILE|DIR])
+               [-o table|csv|json] [--json]
+  TIME is RFC 3339 (2026-11-27T09:00:00Z), "now", or now minus a duration (-1h, -30m, -7d).
+  With --snapshots, the policy defaults to DIR/policy (a soak writes it there).`;

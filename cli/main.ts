@@ -12,9 +12,9 @@ import {
   SERVE_USAGE,
   SIMULATE_USAGE,
   UsageError,
+  USAGE_USAGE,
   VERSION_USAGE,
 } from './help.ts';
-import { USAGE_USAGE } from './usage.ts';
 
 const USAGE = `usage: tessera <command> [options]        tessera <command> --help for one command
 
@@ -49,10 +49,12 @@ ${VERSION_USAGE}`;
 function version(argv: string[]): number {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   if (argv.some((a) => a !== '--json')) throw new UsageError(`unexpected ${argv.join(' ')}`, VERSION_USAGE);
+  // The bundle inlines this file into dist/tessera.mjs (cli/bundle.ts); the sources run it from cli/main.ts.
+  const build = import.meta.url.endsWith('/dist/tessera.mjs') ? 'bundle' : 'sources';
   console.log(
     argv.includes('--json')
-      ? JSON.stringify({ tessera: pkg.version, node: process.version })
-      : `tessera ${pkg.version} (Node.js ${process.version})`,
+      ? JSON.stringify({ tessera: pkg.version, node: process.version, build })
+      : `tessera ${pkg.version} (Node.js ${process.version}, ${build})`,
   );
   return 0;
 }

@@ -55,6 +55,7 @@ async function serveWebhook(argv: string[]): Promise<number> {
       'system-user': { type: 'string', multiple: true, default: [] },
       'kubevirt-user': { type: 'string', multiple: true, default: [] },
       'audit-interval': { type: 'string', default: '60' },
+      'quota-namespace': { type: 'string', default: 'tessera-system' },
     },
   });
   if (!values['policy-dir']) throw new UsageError('--policy-dir is required', SERVE_USAGE);
@@ -72,6 +73,7 @@ async function serveWebhook(argv: string[]): Promise<number> {
     systemUsers: values['system-user'],
     ...(values['kubevirt-user'].length > 0 ? { kubevirtUsers: values['kubevirt-user'] } : {}),
     auditIntervalMs: auditSeconds * 1000,
+    quotaReservations: { namespace: values['quota-namespace'] },
     log,
   });
   await untilSignal();
@@ -90,9 +92,28 @@ async function serveExtender(argv: string[]): Promise<number> {
       strategy: { type: 'string' },
       'lease-namespace': { type: 'string' },
       'lease-name': { type: 'string', default: 'tessera-extender' },
+      'lease-seconds': { type: 'string', default: '3' },
+      'pod-name': { type: 'string' },
+      'pod-namespace': { type: 'string' },
+      'fleet-cluster': { type: 'string' },
+      'fleet-region': { type: 'string' },
+      'fleet-namespace': { type: 'string', default: 'tessera-system' },
+      'publish-capacity': { type: 'boolean', default: false },
+      'gpu-fit-check': { type: 'boolean', default: false },
     },
   });
+  const fleetDuty = values['publish-capacity'] || values['gpu-fit-check'];
+  if (fleetDuty && !values['fleet-cluster'])
+    throw new UsageError(
+      "--publish-capacity and --gpu-fit-check need --fleet-cluster (this cluster's MultiKueueCluster name)",
+      SERVE_USAGE,
+    );
   const port = portOf(values.port);
+  const leaseSeconds = Number(values['lease-seconds']);
+  if (!Number.isInteger(leaseSeconds) || leaseSeconds < 2)
+    throw new UsageError(`--lease-seconds ${values['lease-seconds']}: expected whole seconds, at least 2`, SERVE_USAGE);
+  if (values['pod-name'] && !values['lease-namespace'])
+    throw new UsageError('--pod-name labels the leader’s pod: it needs --lease-namespace', SERVE_USAGE);
   const log = pino({ level: logLevelOf(values['log-level']), base: { component: 'tessera-extender' } });
   const ext = await startExtender({
     kubeconfig: loadKubeconfig(values.kubeconfig, values.context),
@@ -103,7 +124,20 @@ async function serveExtender(argv: string[]): Promise<number> {
     ...tls(values['tls-cert'], values['tls-key']),
     ...(values.strategy ? { strategy: values.strategy } : {}),
     ...(values['lease-namespace']
-      ? { leaseNamespace: values['lease-namespace'], leaseName: values['lease-name'] }
+      ? { leaseNamespace: values['lease-namespace'], leaseName: values['lease-name'], leaseSeconds }
+      : {}),
+    ...(values['pod-name'] ? { podName: values['pod-name'] } : {}),
+    ...(values['pod-namespace'] ? { podNamespace: values['pod-namespace'] } : {}),
+    ...(fleetDuty
+      ? {
+          fleet: {
+            cluster: values['fleet-cluster']!,
+            region: values['fleet-region'] || null,
+            namespace: values['fleet-namespace'],
+            publishCapacity: values['publish-capacity'],
+            gpuFitCheck: values['gpu-fit-check'],
+          },
+        }
       : {}),
     log,
   });

@@ -8,11 +8,7 @@ import { gpuHoursFromSnapshots, type UsageReport } from '../core/chargeback/gpu-
 import { gpuHoursQuery, usageFromQueryResult } from '../core/chargeback/prometheus-query.ts';
 import { type ClusterSnapshot, readClusterSnapshot } from '../core/invariants/cluster-snapshot.ts';
 import { loadPolicy } from './policy-files.ts';
-
-export const USAGE_USAGE = `tessera usage --from TIME --to TIME (--prometheus URL [--step 15s] | --snapshots DIR [--policy FILE|DIR])
-               [-o table|csv|json] [--json]
-  TIME is RFC 3339 (2026-11-27T09:00:00Z), "now", or now minus a duration (-1h, -30m, -7d).
-  With --snapshots, the policy defaults to DIR/policy (a soak writes it there).`;
+import { USAGE_USAGE } from './help.ts';
 
 const UNITS: Readonly<Record<string, number>> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 

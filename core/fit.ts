@@ -10,6 +10,7 @@ import type { GpuInventory, NodeInventory } from './inventory/node-inventory.ts'
 import type { NodeUsage } from './ledger.ts';
 import { GPU_MILLI, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX } from './well-known-names.ts';
 import { reason, type Reason } from './reasons.ts';
+import { memoryShareMilli } from './pools/memory-share.ts';
 
 export interface FitContext {
   /** The tenant of the pod's namespace, or null. */
@@ -72,7 +73,7 @@ export function shareOn(
   memoryOnly: boolean,
 ): { milli: number; memoryMiB: number } {
   if (memoryOnly && memoryMiB !== null && gpu.memoryMiB > 0) {
-    return { milli: Math.min(1000, Math.max(milliPerGpu, Math.ceil((memoryMiB * 1000) / gpu.memoryMiB))), memoryMiB };
+    return { milli: memoryShareMilli(memoryMiB, gpu.memoryMiB, milliPerGpu), memoryMiB };
   }
   if (milliPerGpu >= 1000) return { milli: 1000, memoryMiB: memoryMiB ?? gpu.memoryMiB };
   // Proportional memory rounds down, so that four quarter-GPU pods always fit one GPU.
@@ -141,7 +142,9 @@ function fitFraction(node: NodeInventory, usage: NodeUsage, demand: PodDemand, c
       ),
     );
   const detail = `pod needs ${needMilli}m compute and ${needMemory} MiB on one GPU; the roomiest GPU has ${Math.max(0, bestCompute)}m and ${Math.max(0, bestMemory)} MiB free`;
-  return fail(reason(bestCompute >= needMilli ? 'GpuMemory' : 'GpuCompute', detail));
+  // A memory-only share's compute follows its memory, so memory is what it lacks whenever memory is short.
+  const memoryShort = f.memoryOnly ? bestMemory < needMemory : bestCompute >= needMilli;
+  return fail(reason(memoryShort ? 'GpuMemory' : 'GpuCompute', detail));
 }
 
 function fitWholeFraction(node: NodeInventory, usage: NodeUsage, demand: PodDemand, count: number): FitResult {

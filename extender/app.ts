@@ -1,5 +1,5 @@
 // The extender's HTTP surface: POST <prefix>/filter, /prioritize, /bind, /preempt with the kube-scheduler wire format;
-// /healthz, /readyz (leader with synced caches), /metrics. Handlers only parse, call the scheduler and serialise. A
+// /healthz, /readyz (able to serve: API reachable, caches synced, a policy; see server.ts), /metrics. Handlers only parse, call the scheduler and serialise. A
 // malformed body gets a 400 with a message; an internal failure answers {"Error": ...}; the process never dies of it.
 
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -14,6 +14,8 @@ export interface ExtenderAppDeps {
   readonly log: Logger;
   /** Why the extender may not serve right now (not leader, caches not synced), or null when it may. */
   readonly notReady: () => string | null;
+  /** Why /readyz fails (default: notReady). A standby that could serve is Ready; only the leader answers verbs. */
+  readonly probeNotReady?: () => string | null;
   readonly prefix?: string;
 }
 
@@ -35,6 +37,9 @@ export function createExtenderApp(deps: ExtenderAppDeps): express.Express {
         const blocked = deps.notReady();
         if (blocked !== null) {
           outcome = 'not-ready';
+          // Close the connection: kube-scheduler keeps it alive, and kube-proxy routes only new connections to the
+          // Service's current endpoint (the leader), so the next call must come on a new one.
+          res.set('Connection', 'close');
           res.json(failure(`Tessera extender not serving: ${blocked}`));
           return;
         }
@@ -89,10 +94,15 @@ export function createExtenderApp(deps: ExtenderAppDeps): express.Express {
     res.type('text/plain').send('ok');
   });
   app.get('/readyz', (_req, res) => {
-    const blocked = deps.notReady();
-    res
-      .status(blocked === null ? 200 : 503)
-      .json({ ready: blocked === null, reason: blocked ?? 'leader with synced caches' });
+    const blocked = (deps.probeNotReady ?? deps.notReady)();
+    const leading = deps.notReady() === null;
+    res.status(blocked === null ? 200 : 503).json({
+      ready: blocked === null,
+      leader: leading,
+      reason:
+        blocked ??
+        (leading ? 'leader with synced caches' : 'standby with synced caches; takes over if the leader goes'),
+    });
   });
   app.get('/metrics', async (_req, res) => {
     // Leads and serves: holds the Lease with caches synced from a reachable API server (what /readyz says). A replica

@@ -38,6 +38,8 @@ export interface ClusterWriter {
   ): Promise<void>;
   /** Sets status.capacity and status.allocatable entries of a node. */
   setNodeResources(node: string, resources: Record<string, string>): Promise<void>;
+  /** Sets a label on a pod, or removes it (null): the extender's own pod, for the Service (role-label.ts). */
+  labelPod(namespace: string, name: string, key: string, value: string | null): Promise<void>;
 }
 
 const MERGE = 'application/merge-patch+json';
@@ -139,6 +141,10 @@ export function kubernetesWriter(kc: KubeConfig): ClusterWriter {
         MERGE,
       );
       ensure(r, `set resources of node ${node}`);
+    },
+    async labelPod(namespace, name, key, value) {
+      const r = await call('PATCH', podPath(namespace, name), { metadata: { labels: { [key]: value } } }, MERGE);
+      ensure(r, `label pod ${namespace}/${name} ${key}=${value ?? '(removed)'}`);
     },
   };
 }

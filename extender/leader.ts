@@ -1,5 +1,5 @@
-// Lease-based leader election (coordination.k8s.io/v1): only the replica holding the lease is Ready and serves, so two
-// replicas never bind at once. A leader that cannot renew before the lease runs out steps down on its own. A replica
+// Lease-based leader election (coordination.k8s.io/v1): only the replica holding the lease serves kube-scheduler's
+// calls (and labels its pod so that the Service sends them to it: role-label.ts), so two replicas never bind at once. A leader that cannot renew before the lease runs out steps down on its own. A replica
 // that could not serve (no valid policy, caches not synced) neither takes the lease nor keeps it: otherwise a replica
 // started with a broken policy would hold the lease, and every scheduling call would fail while a healthy standby
 // waits.
@@ -12,7 +12,11 @@ export interface LeaderOptions {
   readonly name: string;
   readonly identity: string;
   readonly leaseSeconds?: number;
+  /** How often the leader renews (default 2 s). */
   readonly retryMs?: number;
+  /** How often a standby looks whether the lease is free (default: retryMs): short, so that a released lease is taken
+   * at once. */
+  readonly standbyRetryMs?: number;
   readonly log: Logger;
   readonly onChange?: (leader: boolean) => void;
   /** Why this replica may not lead now, or null when it may. */
@@ -29,6 +33,7 @@ export class LeaderElector {
   private readonly api: LeaseApi;
   private readonly o: LeaderOptions;
   private leading = false;
+  /** When the last successful renewal was sent (its renewTime). */
   private renewedAt = 0;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -85,7 +90,7 @@ export class LeaderElector {
           spec: { ...spec, acquireTime: new V1MicroTime(now.getTime()), leaseTransitions: 0 },
         },
       });
-      this.renewedAt = Date.now();
+      this.renewedAt = now.getTime();
       this.set(true);
       return;
     }
@@ -111,7 +116,9 @@ export class LeaderElector {
         },
       },
     });
-    this.renewedAt = Date.now();
+    // From when the renewal was asked for, not answered: the Lease says renewTime = now, and a slow answer must not
+    // stretch this replica's belief past the moment another may take over (renewTime + leaseSeconds).
+    this.renewedAt = now.getTime();
     this.set(true);
   }
 
@@ -124,7 +131,8 @@ export class LeaderElector {
         this.o.log.debug({ err: e instanceof Error ? e.message : String(e) }, 'lease attempt failed');
         if (this.leading && Date.now() - this.renewedAt > (this.o.leaseSeconds ?? 15) * 1000 * 0.8) this.set(false);
       }
-      if (!this.stopped) this.timer = setTimeout(loop, this.o.retryMs ?? 2000);
+      const every = this.leading ? (this.o.retryMs ?? 2000) : (this.o.standbyRetryMs ?? this.o.retryMs ?? 2000);
+      if (!this.stopped) this.timer = setTimeout(loop, every);
     };
     void loop();
   }

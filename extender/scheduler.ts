@@ -221,7 +221,7 @@ export class ExtenderScheduler {
     // Re-check without the cache, excluding any earlier record of this very pod.
     const own = this.o.state.ledger.remove(pod.metadata.uid);
     const verdict = evaluateNode(this.o.state, ctx.pod, node, this.o.strategy, this.scoring);
-    const quota = verdict.feasible ? quotaReason(this.o.state, ctx.pod) : null;
+    const quota = verdict.feasible ? quotaReason(this.o.state, ctx.pod, verdict.placement!.gpus) : null;
     if (!verdict.feasible || quota) {
       if (own) this.o.state.ledger.add(own);
       return this.refuse(quota ? 'quota' : 'unfit', where, (quota ?? verdict.reason)!.message);
@@ -234,7 +234,7 @@ export class ExtenderScheduler {
       node,
       holding: placement,
       assumedUntil: this.now() + (this.o.assumeTtlMs ?? 30_000),
-      equivalents: policy ? podEquivalents(ctx.pod.demand, policy) + (ctx.pod.draEquivalents ?? 0) : 0,
+      equivalents: policy ? podEquivalents(ctx.pod.demand, policy, placement.gpus) + (ctx.pod.draEquivalents ?? 0) : 0,
       priority: pod.spec?.priority ?? 0,
       pool: ctx.pod.demand.intent.pool,
       vm: ctx.pod.vm ?? null,

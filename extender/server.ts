@@ -1,6 +1,7 @@
 // Starts the extender: informers on Nodes, Pods and Namespaces feed the SchedulingState (rebuilt from the API on every
-// start), the policy store gives pools, tenants and quotas, a Lease picks the one replica that serves, the capacity
-// controller advertises fraction capacity, and express answers kube-scheduler.
+// start), the policy store gives pools, tenants and quotas, a Lease picks the one replica that serves (and, in a pod,
+// labels that pod for the Service: role-label.ts), the capacity controller advertises fraction capacity, and express
+// answers kube-scheduler.
 
 import { hostname } from 'node:os';
 import { CoreV1Api, type KubeConfig, type V1Namespace, type V1Node, type V1Pod } from '@kubernetes/client-node';
@@ -18,7 +19,11 @@ import { createExtenderApp } from './app.ts';
 import { type DraWatches, watchDraInto } from './dra-watch.ts';
 import { reconcileCapacity } from './capacity.ts';
 import { kubernetesWriter, type ClusterWriter } from './cluster-writer.ts';
+import { type CapacityPublisher, startCapacityPublisher } from './fleet-capacity.ts';
+import { type GpuFitCheck, startGpuFitCheck } from './gpu-fit-check.ts';
 import { LeaderElector } from './leader.ts';
+import { ROLE_LABEL, RoleLabel } from './role-label.ts';
+import { KubeJson } from '../server/kube-json.ts';
 import { ExtenderMetrics } from './metrics.ts';
 import { ExtenderScheduler } from './scheduler.ts';
 
@@ -33,12 +38,41 @@ export interface ExtenderOptions {
   /** Lease namespace for leader election; without it this replica always serves (single replica). */
   readonly leaseNamespace?: string;
   readonly leaseName?: string;
+  /** How long the Lease lasts unrenewed: a crashed leader's successor waits this long (default 3 s). */
+  readonly leaseSeconds?: number;
+  /**
+   * This replica's pod (the downward API's metadata.name) and its namespace (default: the lease namespace). With it,
+   * every replica that can serve is Ready and the leader labels its pod for the Service; without it (a plain process),
+   * only the leader is Ready, so that a readiness-based proxy sends calls to it alone.
+   */
+  readonly podName?: string;
+  readonly podNamespace?: string;
   readonly identity?: string;
   readonly assumeTtlMs?: number;
   readonly writer?: ClusterWriter;
   /** How the API server is probed (see server/cluster-connection.ts); tests shorten it. */
   readonly apiProbe?: ApiProbeOptions;
+  /** A worker of a fleet (docs/fleet.md): publish capacity for the manager and/or answer tessera.io/gpu-fit. */
+  readonly fleet?: FleetOptions;
   readonly log: Logger;
+}
+
+export interface FleetOptions {
+  /** This cluster's name in the fleet (its MultiKueueCluster on the manager). */
+  readonly cluster: string;
+  /** The cluster's region (topology.kubernetes.io/region of its nodes), or null. */
+  readonly region: string | null;
+  /** Where the capacity ConfigMap goes (default tessera-system). */
+  readonly namespace?: string;
+  readonly publishCapacity: boolean;
+  readonly gpuFitCheck: boolean;
+  /** Pass interval of both (default 2 s for capacity, 1 s for gpu-fit). */
+  readonly intervalMs?: number;
+}
+
+export interface RunningFleet {
+  readonly capacity: CapacityPublisher | null;
+  readonly gpuFit: GpuFitCheck | null;
 }
 
 export interface RunningExtender {
@@ -47,6 +81,7 @@ export interface RunningExtender {
   readonly state: SchedulingState;
   readonly scheduler: ExtenderScheduler;
   readonly metrics: ExtenderMetrics;
+  readonly fleet: RunningFleet;
   /** Leader, the API server answers, caches synced from it, a policy in force (when a policy directory is given). */
   ready(): boolean;
   close(): Promise<void>;
@@ -68,6 +103,7 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
   let closed = false;
   const isLeader = () => leader === null || leader.isLeader;
   const reconcile = capacityReconciler(writer, isLeader, log);
+  const role = roleLabel(options, writer, log);
   feedState(cluster, state, reconcile, log);
   const upkeep = startUpkeep(scheduler, cluster.pods);
   // The state is rebuilt from the API in the background (namespaces, then nodes, then pods); readiness waits for it,
@@ -85,13 +121,24 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
     },
     // What would keep a leader from serving keeps this replica from leading.
     () => cluster.connection.problem() ?? policyProblem(policies),
+    role,
   );
-  const notReady = readiness(cluster.connection, policies, isLeader, () => closed);
+  const notServing = servingProblem(cluster.connection, policies, () => closed);
+  // kube-scheduler's calls need the leader; readiness needs only a replica that could serve when it leads.
+  const notReady = () => notServing() ?? (isLeader() ? null : 'not the leader (another replica holds the lease)');
+  const notReadyForProbe = role === null ? notReady : notServing;
+  const labelTimer = role === null ? null : setInterval(() => void role.want(isLeader() && !closed), 1_000);
+  labelTimer?.unref();
+  // Fleet duties wait for the state to be rebuilt: an empty state would publish no capacity and place anything.
+  const fleet = startFleet(options, state, cluster.pods, () => isLeader() && notReady() === null, metrics);
   let serving: Serving;
   try {
-    serving = await serveScheduler(options, scheduler, metrics, notReady);
+    serving = await serveScheduler(options, scheduler, metrics, notReady, notReadyForProbe);
   } catch (e) {
     closed = true;
+    if (labelTimer) clearInterval(labelTimer);
+    fleet.capacity?.stop();
+    fleet.gpuFit?.stop();
     upkeep.stop();
     policies?.close();
     await leader?.stop();
@@ -106,15 +153,63 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
     state,
     scheduler,
     metrics,
+    fleet,
     ready: () => notReady() === null,
     async close() {
       closed = true;
+      if (labelTimer) clearInterval(labelTimer);
+      fleet.capacity?.stop();
+      fleet.gpuFit?.stop();
       upkeep.stop();
       policies?.close();
+      // The label first, then the Lease: the Service stops sending calls here before the successor can take over, and
+      // the successor labels its own pod as soon as it holds the Lease.
+      // Bounded: with the API server away the label cannot go, and the pod's deletion takes it anyway.
+      if (role) await Promise.race([role.want(false), new Promise((r) => setTimeout(r, 2_000).unref())]);
       await leader?.stop();
       await serving.close();
       await cluster.connection.stop();
     },
+  };
+}
+
+function startFleet(
+  options: ExtenderOptions,
+  state: SchedulingState,
+  pods: WatchedResource<V1Pod>,
+  serving: () => boolean,
+  metrics: ExtenderMetrics,
+): RunningFleet {
+  const f = options.fleet;
+  if (!f || (!f.publishCapacity && !f.gpuFitCheck)) return { capacity: null, gpuFit: null };
+  const api = new KubeJson(options.kubeconfig);
+  const log = options.log.child({ fleet: f.cluster });
+  const interval = f.intervalMs !== undefined ? { intervalMs: f.intervalMs } : {};
+  return {
+    capacity: f.publishCapacity
+      ? startCapacityPublisher({
+          api,
+          state,
+          cluster: f.cluster,
+          region: f.region,
+          namespace: f.namespace ?? 'tessera-system',
+          isLeader: serving,
+          registry: metrics.registry,
+          log,
+          ...interval,
+        })
+      : null,
+    gpuFit: f.gpuFitCheck
+      ? startGpuFitCheck({
+          api,
+          state,
+          pods: () => pods.list() as KubePod[],
+          isLeader: serving,
+          registry: metrics.registry,
+          log,
+          ...interval,
+        })
+      : null,
   };
 }
 
@@ -241,6 +336,7 @@ function electLeader(
   options: ExtenderOptions,
   reconcileAll: () => void,
   unfit: () => string | null,
+  role: RoleLabel | null,
 ): LeaderElector | null {
   if (!options.leaseNamespace) {
     reconcileAll();
@@ -250,10 +346,16 @@ function electLeader(
     namespace: options.leaseNamespace,
     name: options.leaseName ?? 'tessera-extender',
     identity: options.identity ?? `${hostname()}-${process.pid}`,
+    // A short lease, renewed every second: a crashed leader's successor serves within about leaseSeconds (the handoff
+    // gap, docs/operations.md). A standby looks every 500 ms, so a released lease (SIGTERM) is taken at once.
+    leaseSeconds: options.leaseSeconds ?? 3,
+    retryMs: 1_000,
+    standbyRetryMs: 500,
     log: options.log,
     unfit,
     onChange: (lead) => {
       if (lead) reconcileAll();
+      void role?.want(lead);
     },
   });
   leader.start();
@@ -263,22 +365,27 @@ function electLeader(
 const policyProblem = (policies: PolicyStore | null): string | null =>
   policies !== null && policies.current() === null ? `no valid policy: ${policies.status().problems.join('; ')}` : null;
 
-/** Why this replica must not serve now (what /readyz reports and every verb answers), or null when it may. */
-function readiness(
+/** Why this replica could not serve even as the leader (shut down, API unreachable or caches unsynced, no policy). */
+function servingProblem(
   connection: ClusterConnection,
   policies: PolicyStore | null,
-  isLeader: () => boolean,
   closed: () => boolean,
 ): () => string | null {
   return () => {
     if (closed()) return 'shut down';
-    const problem = connection.problem();
-    if (problem !== null) return problem;
-    const policy = policyProblem(policies);
-    if (policy !== null) return policy;
-    if (!isLeader()) return 'not the leader (another replica holds the lease)';
-    return null;
+    return connection.problem() ?? policyProblem(policies);
   };
+}
+
+/** The leader label on this replica's pod, when it runs in one and elects a leader. */
+function roleLabel(options: ExtenderOptions, writer: ClusterWriter, log: Logger): RoleLabel | null {
+  if (!options.leaseNamespace || !options.podName) return null;
+  const namespace = options.podNamespace ?? options.leaseNamespace;
+  const name = options.podName;
+  const role = new RoleLabel((value) => writer.labelPod(namespace, name, ROLE_LABEL, value), log);
+  // A pod whose previous container led may still carry the label: remove it before anything else.
+  void role.want(false);
+  return role;
 }
 
 function serveScheduler(
@@ -286,9 +393,17 @@ function serveScheduler(
   scheduler: ExtenderScheduler,
   metrics: ExtenderMetrics,
   notReady: () => string | null,
+  notReadyForProbe: () => string | null,
 ): Promise<Serving> {
   const { log } = options;
-  const app = createExtenderApp({ scheduler, metrics, log, notReady, prefix: options.prefix ?? '' });
+  const app = createExtenderApp({
+    scheduler,
+    metrics,
+    log,
+    notReady,
+    probeNotReady: notReadyForProbe,
+    prefix: options.prefix ?? '',
+  });
   return serve(app, {
     host: options.host ?? '0.0.0.0',
     port: options.port ?? 8888,

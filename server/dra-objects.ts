@@ -44,10 +44,15 @@ export function watchDra(kc: KubeConfig, resource: DraResource, log: Logger): Dr
   return new WatchedResource<AnyObject>(kc, PATHS[resource], lister(kc, resource), log, resource);
 }
 
-/** Lists DeviceClasses, ResourceClaims and ResourceClaimTemplates once; none when the API does not serve them. */
-export async function listDraObjects(kc: KubeConfig): Promise<unknown[]> {
+/**
+ * Lists DeviceClasses, ResourceClaims and ResourceClaimTemplates (and ResourceSlices, with `slices`) once; none when
+ * the API does not serve them.
+ */
+export async function listDraObjects(kc: KubeConfig, slices = false): Promise<unknown[]> {
   const out: unknown[] = [];
-  for (const resource of ['deviceclasses', 'resourceclaims', 'resourceclaimtemplates'] as const) {
+  const resources: DraResource[] = ['deviceclasses', 'resourceclaims', 'resourceclaimtemplates'];
+  if (slices) resources.push('resourceslices');
+  for (const resource of resources) {
     try {
       const list = await lister(kc, resource)();
       for (const item of list.items) out.push({ ...item, kind: KINDS[resource] });

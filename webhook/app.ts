@@ -17,6 +17,9 @@ import type { KubePod } from '../core/kube-objects.ts';
 import { ClusterUnavailableError } from '../server/cluster-connection.ts';
 import type { PolicyStore } from '../server/policy-store.ts';
 import type { WebhookMetrics } from './metrics.ts';
+import type { QuotaReserver } from './quota-reserver.ts';
+import type { Reservation } from '../core/admission/quota-reservations.ts';
+import { BUILTIN } from '../core/admission/check.ts';
 
 export interface WebhookDeps {
   readonly policies: PolicyStore;
@@ -28,7 +31,20 @@ export interface WebhookDeps {
   readonly log: Logger;
   /** Reads a pod from the API server (null when there is none); for the pods a Binding names that the view lacks. */
   readonly readPod?: (namespace: string, name: string) => Promise<KubePod | null>;
+  /** Reserves admitted GPU pods' quota on the API server; without it quota is judged on the informer alone. */
+  readonly reserver?: QuotaReserver;
 }
+
+/**
+ * Whether the view's informer accounts for the reserved pod: it shows this very pod (not an earlier one of the same
+ * name), or it saw the pod deleted (a pod created and deleted before its reservation settled holds nothing).
+ */
+export const shownBy =
+  (view: ClusterView) =>
+  (r: Reservation): boolean => {
+    const [namespace = '', name = ''] = r.pod.split('/');
+    return view.pod(namespace, name)?.metadata?.uid === r.uid || view.podGone?.(r.uid) === true;
+  };
 
 /** The request inside a review, or a message saying what is wrong with the body. */
 export function parseReview(body: unknown): AdmissionRequest | string {
@@ -118,6 +134,36 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
         });
         for (const v of verdict.violations) metrics.decisions.inc({ webhook, rule: v.rule, action: v.action });
         response = validationResponse(parsed.uid, verdict, policy);
+        if (verdict.allowed && verdict.quota && deps.reserver) {
+          // Last, once everything else allows it: the reservation is what makes the quota hold under concurrency.
+          // The API server sets the pod's UID before validating admission; a review without one keys by its own uid.
+          const need = verdict.quota.uid ? verdict.quota : { ...verdict.quota, uid: `review-${parsed.uid}` };
+          const informer = {
+            shown: shownBy(view),
+            usage: () => view.tenantUsage(need.tenant, policy, verdict.quota?.uid || null),
+          };
+          const outcome = await deps.reserver.reserve(need, informer, parsed.dryRun === true);
+          if (!outcome.ok) {
+            metrics.decisions.inc({ webhook, rule: BUILTIN.quota, action: 'enforce' });
+            response = outcome.unavailable
+              ? {
+                  uid: parsed.uid,
+                  allowed: false,
+                  status: { code: 503, reason: 'ServiceUnavailable', message: outcome.message },
+                }
+              : validationResponse(
+                  parsed.uid,
+                  {
+                    allowed: false,
+                    violations: [
+                      ...verdict.violations,
+                      { rule: BUILTIN.quota, action: 'enforce', message: outcome.message },
+                    ],
+                  },
+                  policy,
+                );
+          }
+        }
       }
     } catch (e) {
       if (e instanceof ClusterUnavailableError) {

@@ -16,6 +16,8 @@ import { watchDra, type DraWatch } from '../server/dra-objects.ts';
 import type { DraLookup } from '../core/dra/lookup.ts';
 import type { KubeDeviceClass, KubeResourceClaim, KubeResourceClaimTemplate } from '../core/dra/objects.ts';
 
+const GONE_KEPT = 50_000;
+
 export class ClusterCache implements ClusterView {
   readonly namespaces: WatchedResource<V1Namespace>;
   readonly pods: WatchedResource<V1Pod>;
@@ -27,6 +29,8 @@ export class ClusterCache implements ClusterView {
   readonly dra: DraLookup;
   private readonly usage: TenantUsageIndex;
   private readonly connection: ClusterConnection;
+  /** UIDs of pods seen deleted, oldest first: a quota reservation of such a pod holds nothing any more. */
+  private readonly gone = new Set<string>();
 
   constructor(kc: KubeConfig, log: Logger, probe: ApiProbeOptions = {}) {
     const core = kc.makeApiClient(CoreV1Api);
@@ -57,7 +61,10 @@ export class ClusterCache implements ClusterView {
     for (const event of ['add', 'update', 'delete'] as const) this.namespaces.on(event, () => this.usage.invalidate());
     this.pods.on('add', (p) => this.usage.upsertPod(p as KubePod));
     this.pods.on('update', (p) => this.usage.upsertPod(p as KubePod));
-    this.pods.on('delete', (p) => this.usage.removePod(p as KubePod));
+    this.pods.on('delete', (p) => {
+      this.usage.removePod(p as KubePod);
+      this.recordGone((p as KubePod).metadata?.uid);
+    });
     // DRA objects first, so that the pods' first quota count resolves their claims.
     this.connection = new ClusterConnection(
       kc,
@@ -65,6 +72,17 @@ export class ClusterCache implements ClusterView {
       log,
       probe,
     );
+  }
+
+  podGone(uid: string): boolean {
+    return this.gone.has(uid);
+  }
+
+  private recordGone(uid: string | undefined): void {
+    if (!uid) return;
+    this.gone.add(uid);
+    // Reservations expire within a minute; this keeps far more deletions than a minute brings.
+    if (this.gone.size > GONE_KEPT) this.gone.delete(this.gone.values().next().value as string);
   }
 
   /** Probes the API server and syncs the caches in the background; `problem()` says how far it got. */

@@ -57,6 +57,23 @@ export class WebhookMetrics {
     help: 'Running pods admitted under an older policy revision',
     registers: [this.registry],
   });
+  readonly quotaReservations = new Counter({
+    name: 'tessera_webhook_quota_reservations_total',
+    help: 'Quota reservations of GPU pods: reserved, dry-run (checked only), denied (over quota), unavailable (fail closed)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly quotaReservationConflicts = new Counter({
+    name: 'tessera_webhook_quota_reservation_conflicts_total',
+    help: 'Conditional writes of the quota reservations that another writer beat (retried)',
+    registers: [this.registry],
+  });
+  readonly quotaReservationSeconds = new Histogram({
+    name: 'tessera_webhook_quota_reservation_duration_seconds',
+    help: 'Time from a review asking for its reservation to the write being confirmed or refused',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    registers: [this.registry],
+  });
   readonly certificateExpiry = new Gauge({
     name: 'tessera_tls_certificate_expiry_seconds',
     help: 'Seconds until the serving certificate expires',

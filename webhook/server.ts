@@ -14,6 +14,8 @@ import { ClusterCache } from './cluster-cache.ts';
 import { scheduleDriftAudit } from './drift-audit.ts';
 import { policyReportWriter } from './policy-reports.ts';
 import { WebhookMetrics } from './metrics.ts';
+import { QuotaReserver } from './quota-reserver.ts';
+import { kubernetesReservationStore } from './reservation-store.ts';
 
 export interface WebhookOptions {
   readonly policyDir: string;
@@ -30,6 +32,11 @@ export interface WebhookOptions {
   /** Reads a pod from the API server; defaults to the cluster cache's when a kubeconfig is given. */
   readonly readPod?: (namespace: string, name: string) => Promise<KubePod | null>;
   readonly auditIntervalMs?: number;
+  /**
+   * Where GPU pods' quota is reserved before admission (the ConfigMap tessera-quota-reservations in this namespace),
+   * with a kubeconfig; `false` judges quota on the informer alone (single replica, or tests of that path).
+   */
+  readonly quotaReservations?: { readonly namespace: string; readonly ttlMs?: number } | false;
   /** How the API server is probed (see server/cluster-connection.ts); tests shorten it. */
   readonly apiProbe?: ApiProbeOptions;
   readonly log: Logger;
@@ -56,6 +63,16 @@ export async function startWebhook(options: WebhookOptions): Promise<RunningWebh
   const readPod =
     options.readPod ??
     (cluster.cache ? (namespace: string, name: string) => cluster.cache!.readPod(namespace, name) : null);
+  const reservations = options.quotaReservations ?? { namespace: 'tessera-system' };
+  const reserver =
+    options.kubeconfig && reservations !== false
+      ? new QuotaReserver({
+          store: kubernetesReservationStore(options.kubeconfig, reservations.namespace),
+          log,
+          metrics,
+          ...(reservations.ttlMs !== undefined ? { ttlMs: reservations.ttlMs } : {}),
+        })
+      : undefined;
   let serving: Serving;
   try {
     const app = createWebhookApp({
@@ -69,6 +86,7 @@ export async function startWebhook(options: WebhookOptions): Promise<RunningWebh
       metrics,
       log,
       ...(readPod ? { readPod } : {}),
+      ...(reserver ? { reserver } : {}),
     });
     serving = await serve(app, {
       host: options.host ?? '0.0.0.0',
@@ -176,5 +194,6 @@ function failClosed(cache: ClusterCache): ClusterView {
       check();
       return cache.dra;
     },
+    podGone: (uid) => cache.podGone(uid),
   };
 }

@@ -15,6 +15,8 @@ export interface ClusterView {
   tenantUsage(tenant: string, policy: Policy, exceptUid: string | null): TenantUsage;
   /** DeviceClasses, ResourceClaims and ResourceClaimTemplates (absent: none known). */
   readonly dra?: DraLookup;
+  /** Whether the view saw the pod with this UID deleted (absent: the view keeps no such record). */
+  podGone?(uid: string): boolean;
 }
 
 export function tenantOfNamespace(view: ClusterView, namespace: string): string | null {

@@ -100,7 +100,7 @@ export function mutatePod(
   const claims = parsed.ok && tenant ? readPodDra(pod, namespace, policy, dra) : NO_POD_DRA;
   const demand = parsed.ok ? withoutDraExtended(parsed.demand, claims) : null;
   if (demand !== null && (wantsGpu(demand) || claims.gpu) && tenant) {
-    const decision = decidePodGpu(demand, claims, tenant, policy, namespace, dra);
+    const decision = decidePodGpu(demand, claims, tenant, policy, namespace, dra, spec.nodeSelector ?? {});
     if (!decision.ok) return { pod: input, denial: decision.message, warnings };
     const { pool, plan } = decision;
     planned = { pool: pool.name, limits: plan.limits };

@@ -17,7 +17,7 @@ import { bindingTarget, bindingViolations, isBindingRequest, type KubeBinding } 
 import { claimObjectViolations, claimsCheck } from './rules/claims.ts';
 import { namespaceViolations } from './rules/namespace.ts';
 import { policyRuleViolations } from './rules/policy-rules.ts';
-import { quotaCheck } from './rules/quota.ts';
+import { quotaCheck, quotaNeedOf, type QuotaNeed } from './rules/quota.ts';
 import { systemOwnedCheck } from './rules/system-owned.ts';
 import { tenancyCheck } from './rules/tenancy.ts';
 import { acceleratorsCheck } from './rules/accelerators.ts';
@@ -50,6 +50,8 @@ const TEMPLATES: Readonly<Record<string, readonly string[]>> = {
 export interface Verdict {
   readonly allowed: boolean;
   readonly violations: readonly Violation[];
+  /** A pod CREATE that counts against its tenant's quota: what the webhook must reserve before admitting it. */
+  readonly quota?: QuotaNeed;
 }
 
 function isAdmin(user: UserInfo, policy: Policy): boolean {
@@ -89,7 +91,7 @@ export function subjectOf(
   const gpu = (demand instanceof DemandError ? true : wantsGpu(demand)) || dra.gpu;
   const decision =
     !(demand instanceof DemandError) && gpu && tenant
-      ? decidePodGpu(demand, dra, tenant, ctx.policy, namespace, lookup)
+      ? decidePodGpu(demand, dra, tenant, ctx.policy, namespace, lookup, pod.spec?.nodeSelector ?? {})
       : null;
   return { pod, old, namespace, tenantName, tenant, demand, gpu, decision, where, template, dra };
 }
@@ -180,7 +182,10 @@ export function validateRequest(
     const pod = (req.object ?? {}) as KubePod;
     const old = req.operation === 'UPDATE' ? ((req.oldObject ?? null) as KubePod | null) : null;
     const ns = namespace || pod.metadata?.namespace || '';
-    violations = podViolations(subjectOf(pod, old, ns, '', false, ctx), ctx);
+    const subject = subjectOf(pod, old, ns, '', false, ctx);
+    violations = podViolations(subject, ctx);
+    const quota = quotaNeedOf(subject, ctx);
+    if (quota !== null) return { allowed: !violations.some((v) => v.action === 'enforce'), violations, quota };
     if (old !== null) {
       // An UPDATE is judged by what it changes: findings the pod already had (drift after a policy change) are for
       // the audit, and must not block a finalizer removal or a label edit on a running pod.

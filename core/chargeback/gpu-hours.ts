@@ -7,7 +7,7 @@ import type { KubePod } from '../kube-objects.ts';
 import { isTerminated } from '../pod-lifecycle.ts';
 import { vmOfPod } from '../kubevirt/launcher.ts';
 import type { Policy } from '../policy/model.ts';
-import { podEquivalents } from '../pools/equivalents.ts';
+import { assignedGpus, podEquivalents } from '../pools/equivalents.ts';
 import { POOL_ANNOTATION, TENANT_LABEL } from '../well-known-names.ts';
 
 export interface UsageRow {
@@ -47,7 +47,7 @@ export const usageKey = (tenant: string, namespace: string, pool: string): strin
 function held(pod: KubePod, policy: Policy): number {
   if (!pod.spec?.nodeName || isTerminated(pod)) return 0;
   const parsed = parseDemand(pod, policy.accelerators);
-  return parsed.ok && wantsGpu(parsed.demand) ? podEquivalents(parsed.demand, policy) : 0;
+  return parsed.ok && wantsGpu(parsed.demand) ? podEquivalents(parsed.demand, policy, assignedGpus(pod)) : 0;
 }
 
 export interface PodHolding {

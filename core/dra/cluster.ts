@@ -126,6 +126,33 @@ export class DraCluster implements DraLookup {
     return this.heldView.get(key) ?? [];
   }
 
+  /**
+   * The claims (`namespace/name`) that evicting the pods `uids` would release: allocated claims reserved for them and
+   * for no other pod (kube-scheduler deallocates a claim once no consumer in status.reservedFor is left).
+   */
+  releasedBy(uids: ReadonlySet<string>): Set<string> {
+    const out = new Set<string>();
+    if (uids.size === 0) return out;
+    for (const [key, c] of this.claims) {
+      const consumers = (c.status?.reservedFor ?? []).map((r) => r.uid ?? '');
+      if (consumers.length > 0 && consumers.every((u) => uids.has(u)) && heldDevices(c).length > 0) out.add(key);
+    }
+    return out;
+  }
+
+  /** Allocated claims and the devices they hold on `node`, for reports (`tessera explain`). */
+  claimsOn(node: string): { claim: string; devices: string[]; consumers: string[] }[] {
+    const out: { claim: string; devices: string[]; consumers: string[] }[] = [];
+    for (const [key, c] of this.claims) {
+      const devices = heldDevices(c)
+        .filter((h) => this.nodeOfDevice(h.key) === node)
+        .map((h) => h.key);
+      if (devices.length > 0)
+        out.push({ claim: key, devices, consumers: (c.status?.reservedFor ?? []).map((r) => r.name ?? r.uid ?? '') });
+    }
+    return out.sort((a, b) => a.claim.localeCompare(b.claim));
+  }
+
   /** The node an allocated claim's devices are on, or null when it is not allocated (or not on a known node). */
   allocatedNode(claim: KubeResourceClaim): string | null {
     for (const h of heldDevices(claim)) {

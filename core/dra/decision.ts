@@ -35,9 +35,10 @@ export function decidePodGpu(
   policy: Policy,
   namespace: string,
   lookup: DraLookup = NO_DRA,
+  nodeSelector: Readonly<Record<string, string>> = {},
 ): GpuDecision {
   if (!dra.gpu) {
-    const decision = decideGpu(demand, tenant, policy);
+    const decision = decideGpu(demand, tenant, policy, nodeSelector);
     return decision.ok ? decision : (shareOnDraPool(demand, tenant, policy, lookup) ?? decision);
   }
   const ask = gpuAsk(demand);

@@ -48,11 +48,13 @@ function deviceStates(
   node: DraNode,
   cluster: DraCluster,
   tenantOf: (namespace: string) => string | null,
+  released: ReadonlySet<string>,
 ): Map<string, DeviceState> {
   const states = new Map<string, DeviceState>();
   for (const device of node.devices) {
     const state: DeviceState = { device, exclusive: false, sharedMiB: 0, tenants: new Map() };
     for (const h of cluster.holders(device.key)) {
+      if (released.has(h.claim)) continue;
       if (!device.shareable || h.memoryMiB === null) state.exclusive = true;
       else {
         state.sharedMiB += h.memoryMiB;
@@ -223,8 +225,10 @@ export function fitDra(
   requests: readonly DraRequestNeed[],
   ctx: FitContext,
   tenantOf: (namespace: string) => string | null,
+  /** Claims (`namespace/name`) whose devices count as free: those preemption would release. */
+  released: ReadonlySet<string> = new Set(),
 ): DraFit {
-  const states = deviceStates(node, cluster, tenantOf);
+  const states = deviceStates(node, cluster, tenantOf, released);
   const before = usedEquivalents(node, states);
   const picker = new Picker(node, states, ctx);
   for (const r of requests) {
@@ -238,7 +242,7 @@ export function fitDra(
     if (!met) {
       const first = r.alternatives[0];
       if (!first) continue;
-      return { ok: false, reason: shortage(node, first, deviceStates(node, cluster, tenantOf), r.label) };
+      return { ok: false, reason: shortage(node, first, deviceStates(node, cluster, tenantOf, released), r.label) };
     }
   }
   const total = Math.max(1, node.physicalGpus);

@@ -35,6 +35,8 @@ export function draVerdict(
   cluster: DraCluster,
   ctx: FitContext,
   tenantOf: (namespace: string) => string | null,
+  /** Claims whose devices count as free (preemption's victims would release them). */
+  released: ReadonlySet<string> = new Set(),
 ): DraVerdict | null {
   const draNode = cluster.node(node.name);
   const native = draNode && !devicePluginGpus(node) && !ask?.extendedClaimAllocated ? nativeNeeds(demand) : [];
@@ -62,7 +64,7 @@ export function draVerdict(
     );
   const hostFit = fit(node, usage, { ...demand, gpuResources: {}, devices: {}, fraction: null }, ctx);
   if (!hostFit.ok) return fail(hostFit.reason);
-  const placed = fitDra(draNode, cluster, [...native, ...(ask?.requests ?? [])], ctx, tenantOf);
+  const placed = fitDra(draNode, cluster, [...native, ...(ask?.requests ?? [])], ctx, tenantOf, released);
   if (!placed.ok) return fail(placed.reason);
   return {
     feasible: true,

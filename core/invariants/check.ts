@@ -1,5 +1,5 @@
 // The invariants a churning cluster must keep, checked from a snapshot of the API alone (not from any server's memory):
-// no GPU over 1000 milli, no node over its allocatable, no tenant over quota, same-tenant isolation kept, and every
+// no GPU over 1000 milli, no node over its allocatable, no tenant over quota (all its non-terminated pods), same-tenant isolation kept, and every
 // bound fraction pod's assignment matching its node and its request.
 
 import { parseAssignment } from '../assignment.ts';
@@ -7,9 +7,10 @@ import { parseDemand, type PodDemand } from '../demand.ts';
 import { vmOfPod } from '../kubevirt/launcher.ts';
 import { readNode, type NodeInventory } from '../inventory/node-inventory.ts';
 import type { KubePod } from '../kube-objects.ts';
-import { isTerminated } from '../pod-lifecycle.ts';
+import { isLeaving, isTerminated } from '../pod-lifecycle.ts';
 import { isolatedTenants, tenantNamed, type Policy } from '../policy/model.ts';
-import { formatEquivalents, podEquivalents } from '../pools/equivalents.ts';
+import { equivalentsOfPod, formatEquivalents } from '../pools/equivalents.ts';
+import { memoryShareMilli } from '../pools/memory-share.ts';
 import { ASSIGNMENT, GPU_MILLI, isGpuResource, TENANT_LABEL, VISIBLE_DEVICES } from '../well-known-names.ts';
 import type { ClusterSnapshot } from './cluster-snapshot.ts';
 
@@ -48,6 +49,14 @@ function boundPods(
   return out;
 }
 
+/** The milli a fraction pod asks of GPU `index` of its node: a memory-only share takes its memory's share there. */
+function askedOn(nodes: Map<string, NodeInventory>, p: BoundPod, index: number): number {
+  const f = p.demand.fraction!;
+  const gpu = nodes.get(p.node)?.gpus.find((g) => g.index === index);
+  if (!f.memoryOnly || f.memoryMiB === null || gpu === undefined || gpu.memoryMiB <= 0) return f.milliPerGpu;
+  return memoryShareMilli(f.memoryMiB, gpu.memoryMiB, f.milliPerGpu);
+}
+
 function gpuChecks(
   nodes: Map<string, NodeInventory>,
   pods: readonly BoundPod[],
@@ -68,8 +77,9 @@ function gpuChecks(
     const mismatch =
       assignment.node !== p.node
         ? `names node ${assignment.node} but the pod is bound to ${p.node}`
-        : f !== null && (assignment.gpus.length !== f.gpus || assignment.gpus.some((g) => g.milli !== f.milliPerGpu))
-          ? `holds ${assignment.gpus.map((g) => `${g.index}:${g.milli}m`).join(',')} but the pod asks for ${f.gpus} x ${f.milliPerGpu}m`
+        : f !== null &&
+            (assignment.gpus.length !== f.gpus || assignment.gpus.some((g) => g.milli !== askedOn(nodes, p, g.index)))
+          ? `holds ${assignment.gpus.map((g) => `${g.index}:${g.milli}m`).join(',')} but the pod asks for ${f.gpus} x ${f.memoryOnly ? `${f.memoryMiB} MiB (at least ${f.milliPerGpu}m)` : `${f.milliPerGpu}m`}`
           : p.pod.metadata?.annotations?.[VISIBLE_DEVICES] !==
               [...assignment.gpus.map((g) => g.index)].sort((a, b) => a - b).join(',')
             ? `and ${VISIBLE_DEVICES} disagree`
@@ -145,17 +155,28 @@ function allocatableChecks(nodes: Map<string, NodeInventory>, pods: readonly Bou
   return out;
 }
 
-function quotaChecks(pods: readonly BoundPod[], policy: Policy): InvariantViolation[] {
+/**
+ * The quota contract: GPU-equivalents over all non-terminated pods of the tenant, bound or not (a pod admitted and
+ * still pending holds its quota), placed memory-only shares at what their assignment took. A pod being deleted
+ * (deletionTimestamp set) is counted as admission counts it: its quota is free from the delete on (isLeaving).
+ */
+function quotaChecks(
+  snapshot: ClusterSnapshot,
+  tenantOf: (ns: string) => string | null,
+  policy: Policy,
+): InvariantViolation[] {
   const out: InvariantViolation[] = [];
   const used = new Map<string, number>();
   // A VM's launcher pods (a live migration's source and target) hold the most either holds (core/kubevirt).
   const vms = new Map<string, { tenant: string; held: number }>();
-  for (const p of pods) {
-    if (p.tenant === null) continue;
-    const eq = podEquivalents(p.demand, policy);
-    const vm = vmOfPod(p.pod);
-    if (vm === null) used.set(p.tenant, (used.get(p.tenant) ?? 0) + eq);
-    else vms.set(vm, { tenant: p.tenant, held: Math.max(eq, vms.get(vm)?.held ?? 0) });
+  for (const pod of snapshot.pods) {
+    if (isLeaving(pod)) continue;
+    const tenant = tenantOf(pod.metadata?.namespace ?? '');
+    if (tenant === null) continue;
+    const eq = equivalentsOfPod(pod, policy);
+    const vm = vmOfPod(pod);
+    if (vm === null) used.set(tenant, (used.get(tenant) ?? 0) + eq);
+    else vms.set(vm, { tenant, held: Math.max(eq, vms.get(vm)?.held ?? 0) });
   }
   for (const { tenant, held } of vms.values()) used.set(tenant, (used.get(tenant) ?? 0) + held);
   for (const [tenant, equivalents] of used) {
@@ -164,7 +185,7 @@ function quotaChecks(pods: readonly BoundPod[], policy: Policy): InvariantViolat
       out.push({
         invariant: 'tenant-quota',
         subject: tenant,
-        message: `tenant ${tenant} holds ${formatEquivalents(equivalents)} GPU-equivalents in bound pods, over its quota of ${quota}`,
+        message: `tenant ${tenant} holds ${formatEquivalents(equivalents)} GPU-equivalents in non-terminated pods, over its quota of ${quota}`,
       });
     }
   }
@@ -181,6 +202,6 @@ export function checkInvariants(snapshot: ClusterSnapshot, policy: Policy | null
   return [
     ...gpuChecks(nodes, pods, policy),
     ...allocatableChecks(nodes, pods),
-    ...(policy === null ? [] : quotaChecks(pods, policy)),
+    ...(policy === null ? [] : quotaChecks(snapshot, (ns) => tenants.get(ns) ?? null, policy)),
   ];
 }

@@ -6,8 +6,18 @@ import { GPU_MILLI, NVIDIA_GPU, NVIDIA_GPU_SHARED, NVIDIA_MIG_PREFIX } from '../
 
 export type GpuAsk =
   | { readonly kind: 'none' }
-  /** A share of one GPU by compute (milli) and/or memory. */
-  | { readonly kind: 'share'; readonly milli: number | null; readonly memoryMiB: number | null }
+  /**
+   * A share of one GPU by compute (milli) and/or memory. With memory alone, compute follows memory on the GPU it gets,
+   * never below `floorMilli` (a tessera.io/gpu-milli limit written beside the memory); `models` are the GPU models the
+   * pod allows (tessera.io/gpu-model), or null for any.
+   */
+  | {
+      readonly kind: 'share';
+      readonly milli: number | null;
+      readonly memoryMiB: number | null;
+      readonly floorMilli?: number;
+      readonly models?: readonly string[] | null;
+    }
   | { readonly kind: 'whole'; readonly count: number }
   | { readonly kind: 'mig'; readonly profile: string; readonly count: number }
   | { readonly kind: 'replica'; readonly resource: string; readonly count: number }
@@ -33,9 +43,14 @@ export function gpuAsk(demand: PodDemand): GpuAsk {
   if (Object.keys(demand.devices).length > 0) return { kind: 'devices', devices: demand.devices };
   const i = demand.intent;
   if (i.migProfile !== null) return { kind: 'mig', profile: i.migProfile, count: i.count ?? 1 };
-  if (i.milli !== null || i.memoryMiB !== null) return { kind: 'share', milli: i.milli, memoryMiB: i.memoryMiB };
-  if (i.count !== null) return { kind: 'whole', count: i.count };
   const r = demand.gpuResources;
+  if (i.milli !== null) return { kind: 'share', milli: i.milli, memoryMiB: i.memoryMiB };
+  if (i.memoryMiB !== null) {
+    const milli = r[GPU_MILLI];
+    const floorMilli = milli !== undefined && milli <= 1000 ? milli : 0;
+    return { kind: 'share', milli: null, memoryMiB: i.memoryMiB, floorMilli, models: demand.models };
+  }
+  if (i.count !== null) return { kind: 'whole', count: i.count };
   if (r[GPU_MILLI] !== undefined) return { kind: 'milli', milli: r[GPU_MILLI] };
   const mig = Object.keys(r).filter((k) => k.startsWith(NVIDIA_MIG_PREFIX));
   if (mig.length === 1) return { kind: 'mig', profile: mig[0]!.slice(NVIDIA_MIG_PREFIX.length), count: r[mig[0]!]! };

@@ -1,5 +1,7 @@
 // Where a tenant's GPU pod goes: the pool it names with tessera.io/pool, or the first of its tenant's pools that can
-// meet the ask. Mutation and validation both call this, so they always agree.
+// meet the ask and that the pod's own nodeSelector does not rule out (a Kueue ResourceFlavor's nodeLabels, injected
+// into a Job's pods at admission, pick the pool that way). Mutation and validation both call this, so they always
+// agree.
 
 import { modelMatches } from '../catalog/gpu-models.ts';
 import type { PodDemand } from '../demand.ts';
@@ -18,7 +20,19 @@ function modelAllowed(pool: Pool, demand: PodDemand): boolean {
   return demand.models.some((m) => modelMatches(pool.gpuModel!, m));
 }
 
-export function decideGpu(demand: PodDemand, tenant: Tenant, policy: Policy): GpuDecision {
+/** The label of the pod's own nodeSelector that rules the pool out (a key both set, to different values), or null. */
+function selectorConflict(pool: Pool, nodeSelector: Readonly<Record<string, string>>): string | null {
+  for (const [k, v] of Object.entries(pool.nodeSelector))
+    if (nodeSelector[k] !== undefined && nodeSelector[k] !== v) return `${k}=${nodeSelector[k]}`;
+  return null;
+}
+
+export function decideGpu(
+  demand: PodDemand,
+  tenant: Tenant,
+  policy: Policy,
+  nodeSelector: Readonly<Record<string, string>> = {},
+): GpuDecision {
   const ask = gpuAsk(demand);
   const unmapped = ask.kind === 'devices' ? unmappedDevices(ask.devices, policy) : [];
   if (unmapped.length > 0)
@@ -48,6 +62,11 @@ export function decideGpu(demand: PodDemand, tenant: Tenant, policy: Policy): Gp
     if (!pool) continue;
     if (!modelAllowed(pool, demand)) {
       reasons.push(`${name}: GPU model ${pool.gpuModel} not allowed by tessera.io/gpu-model`);
+      continue;
+    }
+    const conflict = selectorConflict(pool, nodeSelector);
+    if (conflict !== null) {
+      reasons.push(`${name}: the pod's nodeSelector ${conflict} is outside the pool`);
       continue;
     }
     const planned = planInPool(pool, ask);

@@ -8,6 +8,7 @@ import { GPU_MILLI, NVIDIA_GPU, NVIDIA_MIG_PREFIX } from '../well-known-names.ts
 import type { Pool } from '../policy/model.ts';
 import { planDra } from '../dra/dra-plan.ts';
 import { describeAsk, type GpuAsk, type PlanResult } from './gpu-ask.ts';
+import { candidateModels, memoryShareRange } from './memory-share.ts';
 import { planDevicePool } from './device-plan.ts';
 
 /**
@@ -42,11 +43,15 @@ function planFraction(pool: Pool, ask: GpuAsk): PlanResult {
   switch (ask.kind) {
     case 'share': {
       if (ask.milli !== null) return ok({ [GPU_MILLI]: String(ask.milli) }, ask.milli / 1000);
-      // Memory alone: the compute share follows memory on the pool's model; without a model the extender works it
-      // out per node and the request carries the minimum.
-      const model = pool.gpuModel === null ? null : lookupModel(pool.gpuModel);
-      const milli = model ? Math.min(1000, Math.ceil((ask.memoryMiB! * 1000) / model.memoryMiB)) : 1;
-      return ok({ [GPU_MILLI]: String(milli) }, milli / 1000);
+      // Memory alone: compute follows memory on the GPU the extender picks. The request carries the least share it
+      // can take (kube-scheduler's node check must not refuse a roomier GPU); quota reserves the most it can take,
+      // until the assignment says what it took (docs/memory-asks.md).
+      const range = memoryShareRange(candidateModels(pool, ask.models ?? null), ask.memoryMiB!, ask.floorMilli ?? 0);
+      if (range === null)
+        return fail(
+          `no GPU that pool ${pool.name} may give this pod has ${ask.memoryMiB} MiB of memory; ask for less memory, or whole GPUs with tessera.io/gpu-count`,
+        );
+      return ok({ [GPU_MILLI]: String(range.least.milli) }, range.most.milli / 1000);
     }
     case 'whole':
       return ok({ [GPU_MILLI]: String(ask.count * 1000) }, ask.count);

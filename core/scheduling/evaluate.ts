@@ -3,6 +3,7 @@
 // shape until the node, its usage or the cluster model changes, so that kube-scheduler's repeated calls cost lookups.
 
 import { formatEquivalents, podEquivalents, withinQuota } from '../pools/equivalents.ts';
+import type { GpuShare } from '../assignment.ts';
 import { newAllocation } from '../allocation.ts';
 import { parseDemand, wantsGpu, type PodDemand } from '../demand.ts';
 import { fit, type Placement } from '../fit.ts';
@@ -251,15 +252,22 @@ export function evaluateNodes(
   return out;
 }
 
-/** The tenant quota check at bind: what the tenant holds (bound and assumed, this pod excluded) plus this pod. */
-export function quotaReason(state: SchedulingState, ctx: PodContext): Reason | null {
+/**
+ * The tenant quota check at bind: what the tenant holds (bound and assumed, this pod excluded) plus this pod, as placed
+ * on `gpus` when known (a memory-only share weighs what it takes there).
+ */
+export function quotaReason(
+  state: SchedulingState,
+  ctx: PodContext,
+  gpus: readonly GpuShare[] | null = null,
+): Reason | null {
   const policy = state.policy;
   if (policy === null || ctx.tenant === null || (!wantsGpu(ctx.demand) && !ctx.draEquivalents)) return null;
   const tenant = tenantNamed(policy, ctx.tenant);
   if (!tenant || tenant.quotaGpus === null) return null;
   const vm = ctx.vm ?? null;
   const uid = ctx.demand.uid;
-  const whole = podEquivalents(ctx.demand, policy) + (ctx.draEquivalents ?? 0);
+  const whole = podEquivalents(ctx.demand, policy, gpus) + (ctx.draEquivalents ?? 0);
   // Held by the tenant without this pod; a launcher pod adds only what its VM's other launcher pod does not hold.
   const existing = state.ledger.get(uid);
   const total = state.ledger.tenantEquivalents(ctx.tenant);

@@ -74,8 +74,9 @@ export function allocationOfPod(
         problem: `${who}: assignment names node ${assignment.node} but the pod runs on ${nodeName}`,
       };
     const sharing = assignment.gpus.length === 1 && assignment.gpus[0]!.milli < 1000;
+    const equivalents = policy === null ? 0 : podEquivalents(demand, policy, assignment.gpus);
     return {
-      allocation: newAllocation({ ...where, holding: { resources: {}, gpus: assignment.gpus, sharing } }),
+      allocation: newAllocation({ ...where, equivalents, holding: { resources: {}, gpus: assignment.gpus, sharing } }),
       problem: null,
     };
   }

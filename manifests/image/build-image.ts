@@ -11,7 +11,6 @@ import { execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
-  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -25,12 +24,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { bundleCli } from '../../cli/bundle.ts';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PACKAGES = ['buildah', 'podman', 'runc'];
 const STORAGE = ['--storage-driver', 'vfs'];
 const ULIMITS = ['--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096'];
-const SOURCES = ['core', 'server', 'webhook', 'extender', 'certs', 'cli'];
 
 const log = (line: string) => console.log(`image: ${line}`);
 
@@ -113,18 +112,15 @@ function buildBase(work: string, tag: string): void {
   }
 }
 
-/** The build context: package files, sources and production node_modules (no dev tools, no install scripts). */
-function buildContext(dir: string): void {
+/**
+ * The build context: package.json (the version `tessera version` prints) and the CLI bundle, built here (cli/bundle.ts:
+ * every dependency inside it, so no node_modules, no TypeScript to strip at each start).
+ */
+async function buildContext(dir: string): Promise<void> {
+  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  for (const f of ['package.json', 'package-lock.json']) copyFileSync(join(REPO, f), join(dir, f));
-  for (const s of SOURCES) cpSync(join(REPO, s), join(dir, s), { recursive: true });
-}
-
-function installProductionModules(dir: string): void {
-  execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], {
-    cwd: dir,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  copyFileSync(join(REPO, 'package.json'), join(dir, 'package.json'));
+  await bundleCli(join(dir, 'dist'));
 }
 
 function httpsStatus(port: number, path: string): Promise<number> {
@@ -144,7 +140,8 @@ async function smoke(image: string, work: string): Promise<void> {
     quiet: true,
   }).trim();
   log(`tessera version in the image: ${version}`);
-  if (!/^tessera \d+\.\d+\.\d+/.test(version)) throw new Error(`unexpected version output: ${version}`);
+  if (!/^tessera \d+\.\d+\.\d+ \(Node\.js v\d+\.\d+\.\d+, bundle\)$/.test(version))
+    throw new Error(`unexpected version output (the image runs the bundle): ${version}`);
   // serve webhook with real certificates and the example policy, pointed at an API server that is not there.
   const files = join(work, 'smoke');
   mkdirSync(join(files, 'policy'), { recursive: true });
@@ -240,8 +237,7 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'tessera-image-'));
   try {
     const context = values['context-only'] ?? join(work, 'context');
-    buildContext(context);
-    installProductionModules(context);
+    await buildContext(context);
     if (values['context-only']) {
       log(`build context in ${context}`);
       return;

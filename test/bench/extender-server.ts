@@ -42,6 +42,7 @@ const writer: ClusterWriter = {
   readPod: async () => null,
   bindPod: async () => {},
   setNodeResources: async () => {},
+  labelPod: async () => {},
 };
 const metrics = new ExtenderMetrics();
 const scheduler = new ExtenderScheduler({

@@ -1,10 +1,12 @@
 // Builds the upstream control-plane binaries (etcd, kube-apiserver, kube-scheduler, kubectl, kube-controller-manager)
-// from the Go module beside this file, at the versions its go.mod pins, into .cache/controlplane/<versions>/. Only the
-// first run builds (about 7 minutes on 2 cores); later runs find the binaries. Concurrent callers (parallel test files)
-// wait on one lock. kube-controller-manager came later: a cache built without it gets it added on its own.
+// from a Go module, at the versions its go.mod pins, into .cache/controlplane/<versions>/. The module beside this file
+// pins the default Kubernetes (the one `npm test` runs); `k8s-<minor>/` beside it pins another supported minor, chosen
+// with TESSERA_KUBERNETES=<minor> (`npm run test:e2e -- --kubernetes 1.34` sets it). Only the first run of a version
+// builds (about 7 minutes on 2 cores); later runs find the binaries. Concurrent callers (parallel test files) wait on
+// one lock. kube-controller-manager came later: a cache built without it gets it added on its own.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { withBuildLock } from './build-lock.ts';
@@ -14,8 +16,28 @@ export { withBuildLock };
 const MODULE_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO = join(MODULE_DIR, '..', '..');
 
+/** The environment variable that picks the Kubernetes minor the control plane is built at (unset: the default). */
+export const KUBERNETES_ENV = 'TESSERA_KUBERNETES';
+
+/** The Go module that pins `minor` ("1.34"), or the default module for undefined/empty. */
+export function moduleDir(minor: string | undefined = process.env[KUBERNETES_ENV]): string {
+  if (minor === undefined || minor === '' || pinned('k8s.io/kubernetes', MODULE_DIR).startsWith(`v${minor}.`)) {
+    return MODULE_DIR;
+  }
+  const dir = join(MODULE_DIR, `k8s-${minor}`);
+  if (!existsSync(join(dir, 'go.mod'))) {
+    const known = readdirSync(MODULE_DIR).filter((d) => d.startsWith('k8s-'));
+    throw new Error(
+      `${KUBERNETES_ENV}=${minor}: no test/controlplane/k8s-${minor}/go.mod; the versions are the default (${pinned('k8s.io/kubernetes', MODULE_DIR)}) and ${known.join(', ') || 'no other'}`,
+    );
+  }
+  return dir;
+}
+
 export interface ControlPlaneBinaries {
   readonly dir: string;
+  /** The Go module the binaries are built from. */
+  readonly moduleDir: string;
   readonly etcd: string;
   readonly apiserver: string;
   readonly scheduler: string;
@@ -23,21 +45,36 @@ export interface ControlPlaneBinaries {
   readonly controllerManager: string;
   readonly kubernetesVersion: string;
   readonly etcdVersion: string;
+  /**
+   * Feature gates the control plane runs with at this version (the module directory's `feature-gates` file, one
+   * Name=true per line): what Tessera's docs ask of a cluster at that version (docs/operations.md).
+   */
+  readonly featureGates: readonly string[];
 }
 
-function pinned(module: string): string {
-  const goMod = readFileSync(join(MODULE_DIR, 'go.mod'), 'utf8');
+function featureGatesOf(module: string): string[] {
+  const file = join(module, 'feature-gates');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .map((l) => l.replace(/#.*/, '').trim())
+    .filter((l) => l !== '');
+}
+
+function pinned(module: string, dir: string): string {
+  const goMod = readFileSync(join(dir, 'go.mod'), 'utf8');
   const m = new RegExp(`^\\s*${module.replaceAll('.', '\\.')}\\s+(v\\S+)`, 'm').exec(goMod);
-  if (!m) throw new Error(`test/controlplane/go.mod does not pin ${module}`);
+  if (!m) throw new Error(`${join(dir, 'go.mod')} does not pin ${module}`);
   return m[1]!;
 }
 
-export function binaries(): ControlPlaneBinaries {
-  const kubernetesVersion = pinned('k8s.io/kubernetes');
-  const etcdVersion = pinned('go.etcd.io/etcd/server/v3');
+export function binaries(module: string = moduleDir()): ControlPlaneBinaries {
+  const kubernetesVersion = pinned('k8s.io/kubernetes', module);
+  const etcdVersion = pinned('go.etcd.io/etcd/server/v3', module);
   const dir = join(REPO, '.cache', 'controlplane', `k8s-${kubernetesVersion}_etcd-${etcdVersion}`);
   return {
     dir,
+    moduleDir: module,
     etcd: join(dir, 'etcd'),
     apiserver: join(dir, 'kube-apiserver'),
     scheduler: join(dir, 'kube-scheduler'),
@@ -45,6 +82,7 @@ export function binaries(): ControlPlaneBinaries {
     controllerManager: join(dir, 'kube-controller-manager'),
     kubernetesVersion,
     etcdVersion,
+    featureGates: featureGatesOf(module),
   };
 }
 
@@ -70,7 +108,7 @@ export function goBuild(b: ControlPlaneBinaries, out: string, packages: readonly
     '-X k8s.io/component-base/version.gitTreeState=clean',
   ].join(' ');
   execFileSync(goBinary(), ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', out, ...packages], {
-    cwd: MODULE_DIR,
+    cwd: b.moduleDir,
     stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
   });

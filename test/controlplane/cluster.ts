@@ -88,6 +88,9 @@ export interface LocalCluster {
   /** Stops kube-apiserver (SIGTERM, SIGKILL after 5 s) and starts it again with the same flags, port, certificates
    * and etcd, then waits for /readyz: a control-plane restart fault. Clients reconnect by themselves. */
   restartApiserver(): Promise<void>;
+  /** Stops kube-apiserver (a cluster down), and starts it again as restartApiserver does. */
+  stopApiserver(): Promise<void>;
+  startApiserver(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -275,6 +278,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
   const log = options.log ?? (() => {});
   reapOrphans();
   const binaries = ensureControlPlane(log);
+  // The gates this Kubernetes version needs for what the suites test (test/controlplane/k8s-<minor>/feature-gates).
+  const gates = binaries.featureGates.length > 0 ? ['--feature-gates', binaries.featureGates.join(',')] : [];
   const dir = mkdtempSync(join(tmpdir(), 'tessera-cp-'));
   const tokens = new Map(
     [...IDENTITIES, ...(options.identities ?? [])].map((i) => [
@@ -366,6 +371,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
     '2000',
     '--max-mutating-requests-inflight',
     '1000',
+    ...gates,
     ...(options.apiserverFlags ?? []),
   ];
   const server = `https://127.0.0.1:${apiPort}`;
@@ -445,6 +451,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
         kubeconfig,
         '--authorization-kubeconfig',
         kubeconfig,
+        ...gates,
         '--v',
         '1',
       ],
@@ -489,6 +496,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
         '1000',
         '--kube-api-burst',
         '2000',
+        ...gates,
         '--v',
         '1',
         ...(options.controllerManagerFlags ?? []),
@@ -563,6 +571,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<LocalC
       if (apiserver) await stopProcess(apiserver);
       apiserver = null;
       apiserver = await startApiserver();
+    },
+    async stopApiserver() {
+      if (apiserver) await stopProcess(apiserver);
+      apiserver = null;
+    },
+    async startApiserver() {
+      apiserver ??= await startApiserver();
     },
     async stop() {
       await stopAll();

@@ -49,7 +49,7 @@ t.test(
     }
     // Least privilege, asked of the API server's own authorizer with the base's RBAC in force.
     kubectl(['apply', '--server-side', '--field-manager=tessera-e2e', '-f', `${MANIFESTS}base/rbac.yaml`]);
-    const can = (user: string, verb: string, resource: string, subresource?: string) => {
+    const can = (user: string, verb: string, resource: string, subresource?: string, namespace = 'vision') => {
       try {
         const args = [
           'auth',
@@ -57,7 +57,7 @@ t.test(
           verb,
           resource,
           '-n',
-          'vision',
+          namespace,
           '--as',
           `system:serviceaccount:tessera-system:${user}`,
         ];
@@ -72,5 +72,12 @@ t.test(
     t.notOk(can('tessera-extender', 'update', 'pods'), 'nor updates them');
     t.notOk(can('tessera-webhook', 'create', 'pods', 'binding'), 'the webhook only reads');
     t.ok(can('tessera-webhook', 'get', 'pods'), 'the pod a Binding names included');
+    // Quota reservations (docs/quota.md): one ConfigMap, by name, and nothing else.
+    const cm = (verb: string, name: string) => can('tessera-webhook', verb, name, undefined, 'tessera-system');
+    t.ok(cm('get', 'configmaps/tessera-quota-reservations'), 'the webhook reads its quota reservations');
+    t.ok(cm('update', 'configmaps/tessera-quota-reservations'), 'and updates them');
+    t.notOk(cm('update', 'configmaps/tessera-policy'), 'but no other ConfigMap, the policy least of all');
+    t.notOk(cm('create', 'configmaps'), 'and creates none');
+    t.notOk(cm('list', 'configmaps'), 'nor lists them');
   },
 );

@@ -14,7 +14,7 @@ import {
 } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import { createCa, issueLeaf, type KeyPair } from '../../certs/authority.ts';
-import { startExtender, type RunningExtender } from '../../extender/server.ts';
+import { type FleetOptions, startExtender, type RunningExtender } from '../../extender/server.ts';
 import { startWebhook, type RunningWebhook } from '../../webhook/server.ts';
 import { freePort, startCluster, type KwokOptions, type LocalCluster } from '../controlplane/cluster.ts';
 import {
@@ -50,8 +50,10 @@ export interface StackOptions {
   readonly kwok?: KwokOptions;
   /** kube-controller-manager's controllers (default: the Job and node-lifecycle ones); DRA tests add resourceclaim-controller. */
   readonly controllers?: readonly string[];
-  /** Token identities beside the built-in ones: the stand-ins' service accounts (vCluster's syncer, KubeVirt's controller). */
+  /** Token identities beside the built-in ones (test/controlplane/cluster.ts). */
   readonly identities?: readonly { readonly user: string; readonly groups: readonly string[] }[];
+  /** The extender's fleet duties (a worker of test/fleet/). */
+  readonly fleet?: FleetOptions;
 }
 
 /**
@@ -142,6 +144,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         host: '127.0.0.1',
         port: extenderPort,
         leaseNamespace: 'tessera-system',
+        ...(options.fleet ? { fleet: options.fleet } : {}),
         log: log.child({ component: 'extender' }),
       });
       await untilReady('the extender', stack.extender);

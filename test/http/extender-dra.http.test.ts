@@ -43,6 +43,7 @@ class Writer implements ClusterWriter {
     this.calls.push(`bind ${name} ${nodeName}`);
   }
   async setNodeResources() {}
+  async labelPod() {}
 }
 
 async function start(t: { teardown(fn: () => unknown): void }) {
@@ -180,4 +181,46 @@ t.test('the extender filters, ranks and binds pods with DRA claims', async (t) =
     const b = await env.call('bind', { PodName: 'over', PodNamespace: 'vision', PodUID: 'uid-over', Node: 'dra-1' });
     t.match(b.Error, /QuotaExceeded: tenant research holds 12 of its 12 GPU-equivalents; this pod needs 2/);
   });
+});
+
+t.test('preempt on a DRA pool: the fewest victims whose claims free the devices the pod needs', async (t) => {
+  const env = await start(t);
+  // dra-0 has 4 GPUs: one pod's claim holds two of them, two pods hold one each; all at priority 0.
+  const hold = (name: string, devices: string[]) => {
+    const p = pod(name).ns('vision').uid(`uid-${name}`).annotate('tessera.io/pool', 'dra-h100').build();
+    p.spec!.schedulerName = 'tessera-scheduler';
+    p.spec!.nodeName = 'dra-0';
+    p.spec!.priority = 0;
+    p.spec!.containers![0]!.resources = { limits: { 'tessera.io/dra-claims': '1' } };
+    p.status = { phase: 'Running' };
+    env.writer.pods.set(`vision/${name}`, p);
+    env.state.upsertPod(p);
+    const c = claim(`${name}-gpu`, 'vision', [exactly('gpu', 'gpu.nvidia.com', { count: devices.length })]);
+    env.state.dra.upsertClaim({
+      ...c,
+      status: {
+        allocation: {
+          devices: {
+            results: devices.map((device) => ({ request: 'gpu', driver: 'gpu.nvidia.com', pool: 'dra-0', device })),
+          },
+        },
+        reservedFor: [{ resource: 'pods', name, uid: `uid-${name}` }],
+      },
+    });
+  };
+  hold('pair', ['gpu-0', 'gpu-1']);
+  hold('one', ['gpu-2']);
+  hold('other', ['gpu-3']);
+  const urgent = env.claimPod('urgent', 'two');
+  urgent.spec!.priority = 1000;
+  // kube-scheduler's node-level dry run cannot see devices: it proposes two of the single-GPU pods.
+  const proposed = { 'dra-0': { Pods: [{ UID: 'uid-one' }, { UID: 'uid-other' }], NumPDBViolations: 0 } };
+  const r = await env.call('preempt', { Pod: urgent, NodeNameToMetaVictims: proposed });
+  t.same(r, { NodeNameToMetaVictims: { 'dra-0': { Pods: [{ UID: 'uid-pair' }], NumPDBViolations: 0 } } });
+  urgent.spec!.priority = 0;
+  t.same(
+    await env.call('preempt', { Pod: urgent, NodeNameToMetaVictims: proposed }),
+    { NodeNameToMetaVictims: {} },
+    'nothing of lower priority: the node is no candidate',
+  );
 });

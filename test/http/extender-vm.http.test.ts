@@ -67,6 +67,7 @@ class Writer implements ClusterWriter {
     });
   }
   async setNodeResources() {}
+  async labelPod() {}
 }
 
 async function start(t: { teardown(fn: () => unknown): void }) {

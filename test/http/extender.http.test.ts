@@ -68,6 +68,7 @@ class FakeWriter implements ClusterWriter {
     this.pods.set(`${ns}/${name}`, { ...p, metadata: { ...p.metadata, uid: `${p.metadata!.uid}-2` } });
   }
   async setNodeResources() {}
+  async labelPod() {}
 }
 
 interface Env {
@@ -130,6 +131,10 @@ async function call(url: string, verb: string, body: unknown): Promise<{ status:
 
 const gpuPod = (name: string, milli: number, ns = 'vision') =>
   pod(name).ns(ns).gpuMilli(milli).annotate('tessera.io/pool', 'shared-h100').build();
+function withMemory(p: KubePod, memory: string): KubePod {
+  p.metadata!.annotations!['tessera.io/gpu-memory'] = memory;
+  return p;
+}
 const shared = (name: string) => fractionH100(name, 2, { labels: { 'tessera.io/pool': 'shared-h100' } });
 
 t.test('filter and prioritize over NodeNames (nodeCacheCapable) for every node mode', async (t) => {
@@ -320,6 +325,39 @@ t.test('quota is checked again at bind, where admission races are settled', asyn
   );
 });
 
+t.test('a memory-only share takes its memory and the matching compute on the GPU it gets', async (t) => {
+  const h200 = fractionH100('h200', 1, {
+    labels: {
+      'tessera.io/pool': 'shared-h100',
+      'nvidia.com/gpu.product': 'NVIDIA-H200',
+      'nvidia.com/gpu.memory': '143771',
+    },
+  });
+  const env = await start(t, [shared('h1'), h200]);
+  // As the webhook admits `tessera.io/gpu-memory: 70Gi` in shared-h100: the least share (on an H200) as the request.
+  const memoryOnly = (name: string) => env.add(withMemory(gpuPod(name, 499), '70Gi'));
+  const a = memoryOnly('a');
+  const f = await call(env.url, 'filter', { Pod: a, NodeNames: ['h1', 'h200'] });
+  t.same(f.body.NodeNames, ['h1', 'h200']);
+  t.same((await call(env.url, 'bind', bindArgs(a, 'h1'))).body, { Error: '' });
+  t.same(JSON.parse(env.writer.pods.get('vision/a')!.metadata!.annotations!['tessera.io/assignment']!), {
+    node: 'h1',
+    gpus: [{ index: 0, milli: 879, memoryMiB: 71680 }],
+  });
+  t.equal(env.state.ledger.get(a.metadata!.uid!)?.equivalents, 0.879, 'it weighs what it took');
+  const b = memoryOnly('b');
+  t.same((await call(env.url, 'bind', bindArgs(b, 'h200'))).body, { Error: '' });
+  t.same(JSON.parse(env.writer.pods.get('vision/b')!.metadata!.annotations!['tessera.io/assignment']!).gpus, [
+    { index: 0, milli: 499, memoryMiB: 71680 },
+  ]);
+  t.equal(env.state.ledger.get(b.metadata!.uid!)?.equivalents, 0.499);
+  // The H100 node's second GPU holds one more; the H200 holds a second (141 GB); then memory binds everywhere.
+  t.same((await call(env.url, 'bind', bindArgs(memoryOnly('c'), 'h1'))).body, { Error: '' });
+  t.same((await call(env.url, 'bind', bindArgs(memoryOnly('d'), 'h200'))).body, { Error: '' });
+  const refused = await call(env.url, 'filter', { Pod: memoryOnly('e'), NodeNames: ['h1', 'h200'] });
+  t.match(refused.body.FailedNodes, { h1: /^GpuMemory/, h200: /^GpuMemory/ });
+});
+
 t.test('tenant isolation: an isolated tenant never shares a GPU', async (t) => {
   const env = await start(t, [fractionH100('h1', 1, { labels: { 'tessera.io/pool': 'shared-h100' } })]);
   const a = env.add(gpuPod('a', 250));
@@ -506,4 +544,30 @@ t.test('malformed requests get a clear 400; lower-case keys are read like Go doe
   t.same(lower.body.NodeNames, ['h1']);
   const bad = await call(env.url, 'filter', { Pod: pod('bad').ns('vision').gpuMilli(1500).build(), NodeNames: ['h1'] });
   t.match(bad.body.FailedAndUnresolvableNodes, { h1: /not a multiple of 1000/ });
+});
+
+t.test('a standby is Ready but answers no verb, and closes the connection so the Service re-routes it', async (t) => {
+  const env = await start(t, []);
+  const app = createExtenderApp({
+    scheduler: env.scheduler,
+    metrics: env.metrics,
+    log,
+    notReady: () => 'not the leader (another replica holds the lease)',
+    probeNotReady: () => null,
+    prefix: '/scheduler',
+  });
+  const server: Server = createServer(app);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const readyz = await fetch(`${base}/readyz`);
+  t.equal(readyz.status, 200, 'Ready: it could serve if it led');
+  t.match(await readyz.json(), { ready: true, leader: false, reason: /standby/ });
+  const filter = await fetch(`${base}/scheduler/filter`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ Pod: { metadata: { name: 'p', namespace: 'research-a' } }, NodeNames: ['n1'] }),
+  });
+  t.equal(filter.headers.get('connection'), 'close', 'kube-scheduler’s kept-alive connection is closed');
+  t.match(await filter.json(), { Error: /^Tessera extender not serving: not the leader/ });
 });

@@ -130,6 +130,34 @@ t.test('the webhook over HTTPS with real AdmissionReview payloads', async (t) =>
     t.same(patched.spec.containers[0].resources.limits, { 'tessera.io/gpu-milli': '500' });
   });
 
+  t.test('a memory-only ask is mutated into a share and validated as one (issue 20)', async (t) => {
+    for (const milli of [null, 300]) {
+      const b = pod(`mem-${milli}`)
+        .ns('research-a')
+        .label('team', 'vision')
+        .label('cost-center', '1234')
+        .annotate('tessera.io/gpu-memory', '70Gi');
+      if (milli !== null) b.gpuMilli(milli);
+      const p = b.build();
+      const m = await post(hook.url, '/mutate', podReview(p), ca);
+      t.match(m.body.response, { allowed: true, patchType: 'JSONPatch' });
+      const ops = JSON.parse(Buffer.from(m.body.response.patch, 'base64').toString());
+      const patched = jsonPatch.applyPatch(structuredClone(p), ops, true, false).newDocument as any;
+      t.same(patched.spec.containers[0].resources.limits, { 'tessera.io/gpu-milli': '499' });
+      const v = await post(hook.url, '/validate', podReview(patched), ca);
+      t.match(v.body.response, { allowed: true }, `gpu-milli ${milli ?? 'unset'} + 70Gi is admitted`);
+    }
+    const small = pod('mem-small').ns('research-a').annotate('tessera.io/gpu-memory', '2Gi').build();
+    const m = await post(hook.url, '/mutate', podReview(small), ca);
+    const ops = JSON.parse(Buffer.from(m.body.response.patch, 'base64').toString());
+    const patched = jsonPatch.applyPatch(structuredClone(small), ops, true, false).newDocument as any;
+    const v = await post(hook.url, '/validate', podReview(patched), ca);
+    t.match(v.body.response, {
+      allowed: false,
+      status: { code: 403, message: /2048 MiB of GPU memory alone, which is 0\.015 of a H200.*at least 7189 MiB/ },
+    });
+  });
+
   t.test('validate denies with 403 and every problem, warns and audits', async (t) => {
     const p = pod('bad').ns('plain').annotate('tessera.io/gpu-fraction', '0.5').build();
     const r = await post(hook.url, '/validate', podReview(p), ca);

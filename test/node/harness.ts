@@ -122,7 +122,7 @@ export async function startNodeStack(progress: (line: string) => void): Promise<
     const core = admin.makeApiClient(CoreV1Api);
     const tesseraPods = async (): Promise<V1Pod[]> =>
       (await core.listNamespacedPod({ namespace: 'tessera-system' })).items;
-    await phase('Tessera pods Ready (both webhooks, the extender leader, both tessera-schedulers)', () =>
+    await phase('Tessera pods Ready (both webhooks, both extenders, both tessera-schedulers)', () =>
       waitTesseraReady(tesseraPods, n),
     );
     return {
@@ -157,14 +157,13 @@ function ready(p: V1Pod): boolean {
 
 const app = (p: V1Pod): string => p.metadata?.labels?.['app.kubernetes.io/name'] ?? '';
 
-/** The webhook has two Ready pods, the extender one (its leader; the standby stays unready by design),
- * tessera-scheduler two. */
+/** The webhook, the extender (leader and standby) and tessera-scheduler have two Ready pods each. */
 async function waitTesseraReady(pods: () => Promise<V1Pod[]>, node: RealNode, timeoutMs = 240_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const list = await pods();
     const count = (name: string) => list.filter((p) => app(p) === name && ready(p)).length;
-    if (count('tessera-webhook') >= 2 && count('tessera-extender') >= 1 && count('tessera-scheduler') >= 2) return;
+    if (count('tessera-webhook') >= 2 && count('tessera-extender') >= 2 && count('tessera-scheduler') >= 2) return;
     if (Date.now() > deadline) {
       const state = list
         .map(

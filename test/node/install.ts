@@ -105,7 +105,8 @@ export function installTessera(cluster: LocalCluster, workDir: string, image: st
 /**
  * `helm install` as the README's "Install with Helm" runs it, with the image the node has. The PrometheusRule is off
  * (no Prometheus Operator here). Certificates are the chart's default, self-managed: its pre-install hook Job issues
- * them into the Secrets and its post-install hook sets the caBundle; Helm waits for both hooks.
+ * them into the Secrets and its post-install hook sets the caBundle; Helm waits for both hooks and, with --wait, for
+ * every pod to be Ready.
  */
 export function installWithHelm(cluster: LocalCluster, image: string): Installed {
   const kubectl = kubectlFor(cluster);
@@ -130,6 +131,8 @@ export function installWithHelm(cluster: LocalCluster, image: string): Installed
         'tessera-system',
         '--kubeconfig',
         cluster.kubeconfigFor('admin'),
+        // Every Deployment becomes Ready, the extender's too (its standby is Ready): --wait returns.
+        '--wait',
         '--timeout',
         '10m',
         '--set',

@@ -60,6 +60,9 @@ function api(kc: KubeConfig): CoreV1Api {
 const ready = (p: V1Pod): boolean =>
   p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 const app = (p: V1Pod): string => p.metadata?.labels?.['app.kubernetes.io/name'] ?? '';
+/** The extender pod that leads: Ready, and labelled for the Service (extender/role-label.ts). */
+const leads = (p: V1Pod): boolean =>
+  app(p) === 'tessera-extender' && ready(p) && p.metadata?.labels?.['tessera.io/extender-role'] === 'leader';
 
 const fractionNode = (name: string) => ({
   metadata: {
@@ -140,9 +143,10 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     );
     t.equal(
       pods.filter((p) => app(p) === 'tessera-extender' && ready(p)).length,
-      1,
-      'one extender replica Ready: the leader; the standby stays unready',
+      2,
+      'both extender replicas Ready (the standby could serve)',
     );
+    t.equal(pods.filter(leads).length, 1, 'one of them labelled leader, the one the Service selects');
     t.same(
       pods
         .flatMap((p) => p.status?.containerStatuses ?? [])
@@ -344,7 +348,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
             (p) => p.metadata?.name?.startsWith('burst-') && p.spec?.nodeName,
           ).length >= 3,
       );
-      const leader = (await stack.tesseraPods()).find((p) => app(p) === 'tessera-extender' && ready(p))!;
+      const leader = (await stack.tesseraPods()).find(leads)!;
       await admin.deleteNamespacedPod({ name: leader.metadata!.name!, namespace: 'tessera-system' });
       const pods = await until(
         'all burst pods bound',
@@ -369,10 +373,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
       );
       await until(
         'another extender pod the Ready leader',
-        async () =>
-          (await stack.tesseraPods()).some(
-            (p) => app(p) === 'tessera-extender' && ready(p) && p.metadata?.name !== leader.metadata?.name,
-          ),
+        async () => (await stack.tesseraPods()).some((p) => leads(p) && p.metadata?.name !== leader.metadata?.name),
         180_000,
       );
       t.pass('another extender pod is the Ready leader');
@@ -380,9 +381,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
   );
 
   await t.test('the extender leader can be evicted, as kubectl drain does, and the standby takes over', async (t) => {
-    const leader = await until('an extender leader', async () =>
-      (await stack.tesseraPods()).find((p) => app(p) === 'tessera-extender' && ready(p)),
-    );
+    const leader = await until('an extender leader', async () => (await stack.tesseraPods()).find(leads));
     const name = leader.metadata!.name!;
     await admin
       .createNamespacedPodEviction({
@@ -396,8 +395,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
       );
     await until(
       'another extender pod the Ready leader',
-      async () =>
-        (await stack.tesseraPods()).some((p) => app(p) === 'tessera-extender' && ready(p) && p.metadata?.name !== name),
+      async () => (await stack.tesseraPods()).some((p) => leads(p) && p.metadata?.name !== name),
       180_000,
     );
     t.pass('another extender pod is the Ready leader');
@@ -622,7 +620,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
   );
 
   await t.test('each Deployment rolls out again (kubectl rollout restart), as an upgrade would', async (t) => {
-    const wanted: Record<string, number> = { 'tessera-webhook': 2, 'tessera-extender': 1, 'tessera-scheduler': 2 };
+    const wanted: Record<string, number> = { 'tessera-webhook': 2, 'tessera-extender': 2, 'tessera-scheduler': 2 };
     for (const [name, readyWanted] of Object.entries(wanted)) {
       const started = Date.now();
       const before = new Set((await stack.tesseraPods()).filter((p) => app(p) === name).map((p) => p.metadata!.name!));

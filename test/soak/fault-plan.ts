@@ -6,6 +6,7 @@ import { SeededRandom } from '../../core/simulation/random.ts';
 
 export const FAULT_KINDS = [
   'extender-leader-kill',
+  'extender-rollout',
   'webhook-replica-kill',
   'scheduler-restart',
   'apiserver-restart',

@@ -1,5 +1,5 @@
 // The fault injector: carries out the plan (fault-plan.ts) one fault at a time, as an operator's bad day would, and
-// logs each in faults.json. Killed replicas come back after a delay, as a Deployment brings them back; a corrupted
+// logs each in faults.json, with the handoff gap of each extender rollout and leader kill (handoff-probe.ts). Killed replicas come back after a delay, as a Deployment brings them back; a corrupted
 // policy file is repaired after a while; certificates rotate with `tessera certs rotate` and the platform then publishes
 // the new CA bundle in the webhook configurations.
 
@@ -8,6 +8,7 @@ import { CoordinationV1Api } from '@kubernetes/client-node';
 import { SeededRandom } from '../../core/simulation/random.ts';
 import { caBundle, rotateCerts } from './certs.ts';
 import type { FaultKind, PlannedFault } from './fault-plan.ts';
+import { HandoffProbe } from './handoff-probe.ts';
 import type { PolicyFiles } from './policy-files.ts';
 import type { Recorder } from './recorder.ts';
 import { until, type Replica } from './replicas.ts';
@@ -46,8 +47,21 @@ function policyStatus(port: number): Promise<PolicyStatusReply | null> {
   });
 }
 
+export interface HandoffGap {
+  readonly kind: 'rollout' | 'leader-kill';
+  readonly ms: number;
+  /** What the first failed call got, or null when none failed. */
+  readonly why: string | null;
+}
+
+/** How long after the leader stopped an outage of the extender's Service counts as that handoff's gap. */
+const HANDOFF_WINDOW_MS = 15_000;
+
 export class FaultInjector {
   readonly counts: Partial<Record<FaultKind, number>> = {};
+  /** The handoff gap of each rollout and leader kill (ms). */
+  readonly handoffGaps: HandoffGap[] = [];
+  private readonly probe: HandoffProbe;
   private readonly t: Topology;
   private readonly policy: PolicyFiles;
   private readonly rec: Recorder;
@@ -64,6 +78,8 @@ export class FaultInjector {
     this.rec = recorder;
     this.o = options;
     this.rng = new SeededRandom(options.seed);
+    this.probe = new HandoffProbe(topology.extenderProxy.port);
+    this.probe.start();
   }
 
   private downMs(): number {
@@ -98,12 +114,15 @@ export class FaultInjector {
 
   stop(): void {
     this.stopped = true;
+    this.probe.stop();
   }
 
   private async inject(kind: FaultKind): Promise<void> {
     switch (kind) {
       case 'extender-leader-kill':
         return this.killExtenderLeader();
+      case 'extender-rollout':
+        return this.rollOutExtenders();
       case 'webhook-replica-kill':
         return this.killWebhook();
       case 'scheduler-restart': {
@@ -149,14 +168,49 @@ export class FaultInjector {
     }
   }
 
+  /** The replica the Lease names (its identity ends in the process id). */
+  private async leader(): Promise<Replica | undefined> {
+    const holder = await this.leaderIdentity();
+    return this.t.extenders.find((r) => r.pid !== null && holder?.endsWith(`-${r.pid}`));
+  }
+
+  /** Measures the handoff gap after the leader stopped at `at`, once the handoff has had time to finish. */
+  private async measureGap(kind: 'rollout' | 'leader-kill', at: number): Promise<string> {
+    await new Promise((r) => setTimeout(r, Math.max(0, at + HANDOFF_WINDOW_MS - Date.now())));
+    const gap = this.probe.longestBetween(at - 200, at + HANDOFF_WINDOW_MS);
+    this.handoffGaps.push({ kind, ms: gap.ms, why: gap.outage?.why ?? null });
+    return gap.outage
+      ? `; handoff gap ${secs(gap.ms)} (filter calls through the Service failed: ${gap.outage.why.slice(0, 100)})`
+      : '; handoff gap 0 s (no filter call through the Service failed)';
+  }
+
+  private async rollOutExtenders(): Promise<void> {
+    const e = this.rec.fault(
+      'extender-rollout',
+      'a rolling update of the extender: each replica in turn, the standby first and the leader last, stopped (SIGTERM: it removes its leader label and releases the Lease) and started again, the next one once it is Ready',
+    );
+    const began = Date.now();
+    const leader = await this.leader();
+    const order = [...this.t.extenders].sort((a, b) => Number(a === leader) - Number(b === leader));
+    this.background(
+      (async () => {
+        let leaderStoppedAt = 0;
+        for (const r of order) {
+          if (r === leader) leaderStoppedAt = Date.now();
+          await r.stop();
+          r.start();
+          if (!(await until(() => r.ready(), 90_000))) e.detail += `; ${r.name} not Ready within 90 s`;
+        }
+        e.detail += `; both replaced and Ready after ${secs(Date.now() - began)}`;
+        if (leaderStoppedAt > 0) e.detail += await this.measureGap('rollout', leaderStoppedAt);
+        else e.detail += '; no replica led when it began';
+        this.rec.writeFaults();
+      })(),
+    );
+  }
+
   private async killExtenderLeader(): Promise<void> {
-    // The ready replica is the leader; while none is ready, the Lease says who holds it.
-    let leader: Replica | undefined;
-    for (const r of this.t.extenders) if (await r.ready()) leader = r;
-    if (!leader) {
-      const holder = await this.leaderIdentity();
-      leader = this.t.extenders.find((r) => r.pid !== null && holder?.endsWith(`-${r.pid}`));
-    }
+    const leader = await this.leader();
     const victim = leader ?? this.t.extenders.find((r) => r.running);
     if (!victim) {
       this.rec.fault('extender-leader-kill', 'no extender replica was running');
@@ -174,12 +228,16 @@ export class FaultInjector {
         // The standby takes the lease when it expires; the restarted replica may win it instead.
         let next: Replica | undefined;
         await until(async () => {
-          for (const r of this.t.extenders) if (r.running && (await r.ready())) next = r;
-          return next !== undefined;
+          const [name] = this.t.extenderProxy.ready();
+          next = this.t.extenders.find((r) => r.name === name && r !== victim);
+          return next !== undefined || (name !== undefined && victim.running);
         }, 60_000);
         e.detail += next
-          ? `; ${next.name}${next === victim ? ' (restarted)' : ' (the standby)'} led and served after ${secs(Date.now() - killedAt)}`
-          : '; no replica led within 60 s';
+          ? `; ${next.name} (the standby) led, labelled its pod and was in the Service after ${secs(Date.now() - killedAt)}`
+          : victim.running
+            ? `; ${victim.name} (restarted) led again`
+            : '; no replica led within 60 s';
+        if (leader) e.detail += await this.measureGap('leader-kill', killedAt);
         this.rec.writeFaults();
       })(),
     );

@@ -10,7 +10,7 @@ import { readNode } from '../../core/inventory/node-inventory.ts';
 import type { KubePod } from '../../core/kube-objects.ts';
 import { isTerminated } from '../../core/pod-lifecycle.ts';
 import type { Policy } from '../../core/policy/model.ts';
-import { podEquivalents } from '../../core/pools/equivalents.ts';
+import { equivalentsOfPod } from '../../core/pools/equivalents.ts';
 import { ASSIGNMENT, TENANT_LABEL } from '../../core/well-known-names.ts';
 
 export interface Finding {
@@ -66,7 +66,7 @@ export function expectedGauges(
     const t = tenantOf.get(p.metadata?.namespace ?? '') ?? null;
     const demand = parseDemand(p);
     if (t === null || !demand.ok) continue;
-    tenant.set(`tenant=${t}`, (tenant.get(`tenant=${t}`) ?? 0) + podEquivalents(demand.demand, policy));
+    tenant.set(`tenant=${t}`, (tenant.get(`tenant=${t}`) ?? 0) + equivalentsOfPod(p, policy));
   }
   return { gpu, tenant };
 }

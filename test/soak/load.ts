@@ -1,5 +1,5 @@
 // The tenants at work: submissions from the seeded WorkloadStream at a steady mean rate (Poisson arrivals), each as its
-// tenant's user; early deletions when the user changes their mind; finished bare pods deleted by their user a few
+// tenant's user, and every so often a burst of them in the same second across a tenant's namespaces; early deletions when the user changes their mind; finished bare pods deleted by their user a few
 // seconds later. Denials by the webhook are the system working and are counted by cause, as are requests that failed
 // because a component was down during a fault.
 
@@ -81,6 +81,11 @@ export interface LoadStats {
   hung: string[];
   /** A sample of unexplained refusals. */
   otherSamples: string[];
+  /** Bursts of same-second submissions (workloads.ts burst): how many, and how their creates ended. */
+  bursts: number;
+  burstSubmissions: number;
+  burstAdmitted: number;
+  burstRefusedForQuota: number;
 }
 
 export interface LoadOptions {
@@ -88,6 +93,9 @@ export interface LoadOptions {
   /** At most this many creates in flight; arrivals wait beyond it. */
   readonly maxInFlight: number;
   readonly client: (user: string) => KubeConfig;
+  /** A burst of this many submissions every `burstEveryMs` (0: none). */
+  readonly burstSize?: number;
+  readonly burstEveryMs?: number;
 }
 
 export class LoadGenerator {
@@ -112,6 +120,10 @@ export class LoadGenerator {
     cleanedUp: 0,
     hung: [],
     otherSamples: [],
+    bursts: 0,
+    burstSubmissions: 0,
+    burstAdmitted: 0,
+    burstRefusedForQuota: 0,
   };
   /** Names of pods their user deleted on purpose (namespace/name). */
   readonly userDeleted = new Set<string>();
@@ -121,6 +133,7 @@ export class LoadGenerator {
   private readonly batch = new Map<string, BatchV1Api>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private inFlight = 0;
+  private burstTimer: NodeJS.Timeout | null = null;
   private running = false;
   private loop: Promise<void> | null = null;
 
@@ -211,9 +224,30 @@ export class LoadGenerator {
     });
   }
 
+  /** Creates a burst all at once (not limited by maxInFlight: the point is that they race). */
+  private async burst(size: number): Promise<void> {
+    const batch = this.stream.burst(size);
+    this.stats.bursts++;
+    this.stats.burstSubmissions += batch.length;
+    this.stats.arrivals += batch.length;
+    const quotaBefore = this.stats.refused.quota;
+    this.inFlight += batch.length;
+    const admitted = await Promise.all(batch.map((s) => this.submit(s).finally(() => this.inFlight--)));
+    this.stats.burstAdmitted += admitted.filter(Boolean).length;
+    this.stats.burstRefusedForQuota += this.stats.refused.quota - quotaBefore;
+  }
+
   /** Submits at the mean rate until stop(). */
   start(): void {
     this.running = true;
+    const every = this.o.burstEveryMs ?? 0;
+    if (every > 0 && (this.o.burstSize ?? 0) > 0) {
+      const t = setInterval(() => {
+        if (this.running) void this.burst(this.o.burstSize!);
+      }, every);
+      this.timers.add(t);
+      this.burstTimer = t;
+    }
     this.loop = (async () => {
       let next = Date.now();
       while (this.running) {
@@ -233,6 +267,10 @@ export class LoadGenerator {
   /** Stops submitting and waits for the creates in flight. Deletions already planned still happen. */
   async stop(): Promise<void> {
     this.running = false;
+    if (this.burstTimer !== null) {
+      clearInterval(this.burstTimer);
+      this.timers.delete(this.burstTimer);
+    }
     await this.loop;
     while (this.inFlight > 0) await new Promise((r) => setTimeout(r, 50));
   }

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { startProcess, stopProcess } from '../controlplane/cluster.ts';
 import { probe, type Backend } from './service-proxy.ts';
 
-const TESSERA = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'tessera.ts');
+// The `tessera` command as users run it: the launcher runs the bundle (dist/) while it is fresh, else the sources.
+const TESSERA = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'launcher', 'tessera.mjs');
 
 export interface ReplicaSpec {
   /** e.g. webhook-a; also the log file's name in `dir`. */
@@ -25,6 +26,7 @@ export class Replica implements Backend {
   readonly spec: ReplicaSpec;
   private child: ChildProcess | null = null;
   private restartTimer: NodeJS.Timeout | null = null;
+  private pendingRestart: (() => void) | null = null;
   /** When it was killed and when started again (ms since the epoch; `to` null while down): a scrape that failed
    * then is explained. */
   readonly outages: { from: number; to: number | null }[] = [];
@@ -80,14 +82,24 @@ export class Replica implements Backend {
 
   /** Starts the replica again after `ms` (what the ReplicaSet and the kubelet's restart back-off amount to). */
   restartAfter(ms: number): Promise<void> {
-    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.cancelRestart();
     return new Promise((resolve) => {
+      this.pendingRestart = resolve;
       this.restartTimer = setTimeout(() => {
         this.restartTimer = null;
+        this.pendingRestart = null;
         this.start();
         resolve();
       }, ms);
     });
+  }
+
+  /** Drops a planned restart (a rollout or the end of the run stops it first); whoever waits for it is released. */
+  private cancelRestart(): void {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    this.pendingRestart?.();
+    this.pendingRestart = null;
   }
 
   /** Whether its readiness probe passes now (the extender is ready only while it leads). */
@@ -96,10 +108,11 @@ export class Replica implements Backend {
     return probe(this.spec.readyUrl);
   }
 
-  /** Stops it for good: SIGTERM (the server drains and, for the extender, releases its lease), SIGKILL after 5 s. */
+  /** Stops it: SIGTERM (the server drains and, for the extender, releases its lease), SIGKILL after 5 s. */
   async stop(): Promise<void> {
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.restartTimer = null;
+    this.cancelRestart();
+    // Down from now (a rollout starts it again): a scrape that fails meanwhile is explained.
+    if (this.running) this.outages.push({ from: Date.now(), to: null });
     if (this.child) await stopProcess(this.child);
     this.child = null;
   }

@@ -34,12 +34,21 @@ export function probe(url: string): Promise<boolean> {
   });
 }
 
-export async function startServiceProxy(backends: () => readonly Backend[], probeMs = 500): Promise<ServiceProxy> {
+/**
+ * `selected`, when given, is the Service's selector: the backends whose pods carry its labels now (as the
+ * EndpointSlice controller sees them); the extender's Service selects the leader's label. Without it, every backend.
+ */
+export async function startServiceProxy(
+  backends: () => readonly Backend[],
+  probeMs = 500,
+  selected?: (list: readonly Backend[]) => Promise<readonly Backend[]>,
+): Promise<ServiceProxy> {
   let inRotation: Backend[] = [];
   let next = 0;
   let stopped = false;
   const refresh = async () => {
-    const list = backends();
+    const all = backends();
+    const list = selected ? await selected(all).catch(() => []) : all;
     const results = await Promise.all(list.map((b) => probe(b.readyUrl)));
     inRotation = list.filter((_, i) => results[i]);
   };

@@ -2,8 +2,11 @@
 // load and faults, checked from the API alone.
 //
 // Load: three tenants submit and delete fractional, MIG, time-sliced and whole-GPU pods and Jobs with run times, at a
-// steady rate, some at priorities that preempt others. Faults, at seeded random times: the extender leader killed with
-// SIGKILL (the standby takes over), a webhook replica killed, kube-scheduler, kube-apiserver and KWOK restarted, a
+// steady rate, some at priorities that preempt others, and in bursts of same-second submissions across a tenant's
+// namespaces (quota must hold under them: every snapshot checks it over all non-terminated pods). Faults, at seeded
+// random times: the extender leader killed with SIGKILL (the standby takes over), the extender rolled out (each replica
+// stopped and started again, the leader last; the handoff gap of both is measured by filter calls through the
+// Service), a webhook replica killed, kube-scheduler, kube-apiserver and KWOK restarted, a
 // policy file corrupted and repaired, the certificates rotated. Record: snapshot-NNNN.json every second and at the
 // end, policy/, faults.json. Invariants: every snapshot checked with core's checkInvariants; at the end, with the
 // cluster quiet, the extender's gauges against the API and every pending pod's reason and fit. Chargeback: a real
@@ -19,7 +22,7 @@ import { BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { isTerminated } from '../../core/pod-lifecycle.ts';
 import type { KubePod } from '../../core/kube-objects.ts';
 import { planFaults, type FaultKind, FAULT_KINDS } from './fault-plan.ts';
-import { FaultInjector } from './faults.ts';
+import { FaultInjector, type HandoffGap } from './faults.ts';
 import { gaugeFindings, lostPods, pendingFindings } from './final-checks.ts';
 import { LoadGenerator, OUTAGE_REFUSALS, type Refusal } from './load.ts';
 import { PolicyFiles } from './policy-files.ts';
@@ -77,8 +80,8 @@ function profile(values: { minutes?: string; seconds?: string; rate?: string; sh
     snapshotEveryMs: 1_000,
     warmupMs: short ? 8_000 : 30_000,
     cooldownMs: short ? 12_000 : 60_000,
-    minGapMs: short ? 7_000 : 20_000,
-    meanGapMs: short ? 7_000 : 45_000,
+    minGapMs: short ? 6_500 : 20_000,
+    meanGapMs: short ? 6_000 : 45_000,
     downMs: short ? [3_000, 10_000] : [5_000, 30_000],
     quietTimeoutMs: short ? 150_000 : 300_000,
   };
@@ -179,6 +182,8 @@ async function runWithPrometheus(
     ratePerSecond: p.ratePerSecond,
     maxInFlight: 16,
     client: t.client,
+    burstSize: p.short ? 12 : 16,
+    burstEveryMs: p.short ? 15_000 : 30_000,
   });
   const gaps = new SnapshotGaps(p.snapshotEveryMs, () => policy.inForce());
   recorder.onSnapshot = (snapshot) => {
@@ -276,7 +281,7 @@ async function runWithPrometheus(
       await writeChargebackPlot(prom.url, windowFrom, new Date(chargeback.to), recorder.faults, plot);
       progress(`plot written to ${plot}`);
     }
-    report(p, load, tracker, injector.counts, recorder, final, chargeback);
+    report(p, load, tracker, injector.counts, recorder, final, chargeback, injector.handoffGaps);
     return recorder.violations.length === 0 ? 0 : 1;
   } finally {
     tracker.stop();
@@ -320,7 +325,7 @@ async function waitQuiet(t: Topology, timeoutMs: number): Promise<string | null>
           : '',
         activeJobs.length ? `${activeJobs.length} Jobs active` : '',
         servers.length ? `not running: ${servers.join(', ')}` : '',
-        leaders.length !== 1 ? `${leaders.length} extender replicas ready (want exactly the leader)` : '',
+        leaders.length !== 1 ? `${leaders.length} extender replicas in the Service (want exactly the leader)` : '',
       ]
         .filter(Boolean)
         .join('; ');
@@ -419,6 +424,7 @@ function report(
   recorder: Recorder,
   final: FinalResult,
   chargeback: ChargebackResult | null,
+  handoffGaps: readonly HandoffGap[],
 ): void {
   const pods = [...tracker.pods.values()].filter((r) => r.role === 'load');
   const jobPods = pods.filter((r) => r.fromJob).length;
@@ -434,6 +440,9 @@ function report(
     `  pods submitted   ${submitted} in ${(p.durationMs / 60_000).toFixed(1)} min (${s.admittedPods} pods and ${jobPods} pods of ${s.admittedJobs} Jobs admitted, of ${s.arrivals} submissions)`,
   );
   say(`  pods bound       ${pods.filter((r) => r.bound).length}`);
+  say(
+    `  bursts           ${s.bursts} of ${s.burstSubmissions} submissions in the same second across vision and nlp (tenant research, pods and Jobs, two webhook replicas): ${s.burstAdmitted} admitted, ${s.burstRefusedForQuota} refused for quota`,
+  );
   say(`  pods finished    ${finished.length} (${finished.length - failed} succeeded, ${failed} failed)`);
   say(`  pods preempted   ${preempted}`);
   say(`  deleted by users ${s.earlyDeletes} early (changed their minds), ${s.cleanedUp} after they finished`);
@@ -456,6 +465,17 @@ function report(
   say(
     `  faults           ${FAULT_KINDS.map((k) => `${k} ${faults[k] ?? 0}`).join(', ')} (${recorder.faults.length} in faults.json)`,
   );
+  const longest = (kind: string) => {
+    const gaps = handoffGaps.filter((g) => g.kind === kind).map((g) => g.ms);
+    return gaps.length === 0 ? 'none measured' : `${(Math.max(...gaps) / 1000).toFixed(1)} s longest of ${gaps.length}`;
+  };
+  say(
+    `  handoff gap      extender rollout ${longest('rollout')}, leader SIGKILL ${longest('leader-kill')} (budget 5 s; filter calls through the Service failing)`,
+  );
+  for (const g of handoffGaps)
+    say(
+      `                   ${g.kind} ${(g.ms / 1000).toFixed(1)} s${g.why === null ? '' : ` (first failed call: ${g.why.slice(0, 80)})`}`,
+    );
   say(
     `  snapshots        ${recorder.written} written${recorder.skipped.length ? `, ${recorder.skipped.length} not taken (API unavailable)` : ''}; final ${final.snapshot ?? 'none'}`,
   );

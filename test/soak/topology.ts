@@ -1,7 +1,7 @@
 // The soak's cluster: etcd, kube-apiserver, kube-scheduler (as tessera-scheduler), kube-controller-manager (Jobs, node
 // lifecycle, garbage collection, finished-Job TTL) and KWOK with a 10 s node lease; two webhook replicas (HTTPS,
 // certificates from `tessera certs`) behind one Service stand-in registered fail-closed in the webhook configurations;
-// two leader-elected extender replicas behind another, called by kube-scheduler; a GPU fleet in the example policy's
+// two leader-elected extender replicas behind another that selects the leader's pod label, called by kube-scheduler; a GPU fleet in the example policy's
 // four pools, small enough that tenants contend for it; three tenants' namespaces made by the platform admin.
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,6 +23,7 @@ import {
   WEBHOOK_USER,
 } from '../e2e/stack.ts';
 import { caBundle, issueCerts, type CertRun } from './certs.ts';
+import { LEADER_ROLE, ROLE_LABEL } from '../../extender/role-label.ts';
 import { Replica, until } from './replicas.ts';
 import { startServiceProxy, type ServiceProxy } from './service-proxy.ts';
 
@@ -184,14 +185,36 @@ export async function startTopology(options: TopologyOptions): Promise<Topology>
       '--audit-interval',
       '30',
     ];
-    const extenderArgs = [
+    const extenderArgs = (pod: string) => [
       '--policy-dir',
       policyDir,
       '--lease-namespace',
       'tessera-system',
+      '--pod-name',
+      pod,
       '--kubeconfig',
       cluster.kubeconfigFor(EXTENDER_USER),
     ];
+    // Each extender replica's pod, as its Deployment would make it: the leader labels its own (tessera.io/extender-role)
+    // and the Service stand-in selects that label. No scheduler is named to run them: the replicas are the processes.
+    const core = admin.makeApiClient(CoreV1Api);
+    await core.createNamespacedServiceAccount({
+      namespace: 'tessera-system',
+      body: { metadata: { name: 'tessera-extender' } },
+    });
+    for (const suffix of ['a', 'b'])
+      await core.createNamespacedPod({
+        namespace: 'tessera-system',
+        body: {
+          metadata: { name: `tessera-extender-${suffix}`, labels: { 'app.kubernetes.io/name': 'tessera-extender' } },
+          spec: {
+            serviceAccountName: 'tessera-extender',
+            automountServiceAccountToken: false,
+            schedulerName: 'soak-replica-process',
+            containers: [{ name: 'extender', image: 'tessera' }],
+          },
+        },
+      });
     const webhooks: Replica[] = [];
     const extenders: Replica[] = [];
     for (const suffix of ['a', 'b']) {
@@ -212,7 +235,7 @@ export async function startTopology(options: TopologyOptions): Promise<Topology>
           name: `extender-${suffix}`,
           kind: 'extender',
           port: ep,
-          args: extenderArgs,
+          args: extenderArgs(`tessera-extender-${suffix}`),
           dir: cluster.dir,
           readyUrl: `http://127.0.0.1:${ep}/readyz`,
         }),
@@ -221,14 +244,27 @@ export async function startTopology(options: TopologyOptions): Promise<Topology>
     replicas.push(...webhooks, ...extenders);
     for (const r of replicas) r.start();
     const webhookProxy = await startServiceProxy(() => webhooks);
-    const extenderProxy = await startServiceProxy(() => extenders);
+    const extenderProxy = await startServiceProxy(
+      () => extenders,
+      500,
+      async (list) => {
+        const leaders = await core.listNamespacedPod({
+          namespace: 'tessera-system',
+          labelSelector: `app.kubernetes.io/name=tessera-extender,${ROLE_LABEL}=${LEADER_ROLE}`,
+        });
+        const names = new Set(leaders.items.map((x) => x.metadata?.name));
+        return list.filter((r) => names.has(`tessera-extender-${r.name.replace(/^extender-/, '')}`));
+      },
+    );
     proxies.push(webhookProxy, extenderProxy);
     const allReady = async (rs: readonly Replica[], n: number) =>
       (await Promise.all(rs.map((r) => r.ready()))).filter(Boolean).length >= n;
     if (!(await until(() => allReady(webhooks, 2), 90_000)))
       throw new Error(`the webhook replicas did not become ready; see ${cluster.dir}/webhook-*.log`);
-    if (!(await until(() => allReady(extenders, 1), 90_000)))
-      throw new Error(`no extender replica became the ready leader; see ${cluster.dir}/extender-*.log`);
+    if (!(await until(() => allReady(extenders, 2), 90_000)))
+      throw new Error(`the extender replicas did not become ready; see ${cluster.dir}/extender-*.log`);
+    if (!(await until(() => extenderProxy.ready().length === 1, 30_000)))
+      throw new Error(`no extender replica labelled its pod leader; see ${cluster.dir}/extender-*.log`);
 
     const webhookUrl = `https://127.0.0.1:${webhookProxy.port}`;
     await registerWebhooks(admin, caBundle(certDir), webhookUrl);
@@ -239,7 +275,6 @@ export async function startTopology(options: TopologyOptions): Promise<Topology>
     progress('alice (platform admin) creates the priority classes and the tenant namespaces');
     await setUpTenancy(client);
     progress(`registering the GPU fleet (${FLEET.length} nodes, run by KWOK)`);
-    const core = admin.makeApiClient(CoreV1Api);
     for (const n of FLEET)
       await createFakeNode(
         core,

@@ -198,6 +198,52 @@ export class WorkloadStream {
     return r.next() < 0.85 ? 3 + r.below(13) : 20 + r.below(26);
   }
 
+  /**
+   * A burst: `size` GPU submissions of tenant research created in the same second across both its namespaces, bare
+   * pods by its user and Jobs (whose pods the Job controller creates), through whichever webhook replica each reaches.
+   * Bursts are what overran the quota before admission reserved it (issue 20).
+   */
+  burst(size: number): Submission[] {
+    const r = this.rng;
+    const out: Submission[] = [];
+    for (let i = 0; i < size; i++) {
+      const seq = ++this.seq;
+      const namespace = i % 2 === 0 ? 'vision' : 'nlp';
+      const runFor = this.runForSeconds();
+      const fraction = pick(r, ['0.5', '0.75', '1']);
+      const name = `burst-${String(seq).padStart(5, '0')}`;
+      const life = lifecycleAnnotations(`${runFor}.${subSecond(name)}s`, 'succeeded');
+      if (i % 3 === 2) {
+        const template = soakPod({
+          name,
+          namespace,
+          shape: 'job',
+          role: 'load',
+          annotations: { 'tessera.io/gpu-fraction': fraction, ...life },
+        });
+        const job: V1Job = {
+          metadata: { name, namespace, labels: template.metadata!.labels! },
+          spec: {
+            completions: 2,
+            parallelism: 2,
+            backoffLimit: 1,
+            ttlSecondsAfterFinished: 5,
+            template: {
+              metadata: { labels: template.metadata!.labels!, annotations: template.metadata!.annotations! },
+              spec: template.spec!,
+            },
+          },
+        };
+        out.push({ namespace, name, shape: 'job', kind: 'job', body: job, deleteAfterMs: null, bad: false });
+      } else {
+        const annotations = { 'tessera.io/gpu-fraction': fraction, ...life };
+        const body = soakPod({ name, namespace, shape: 'fraction', role: 'load', annotations });
+        out.push({ namespace, name, shape: 'fraction', kind: 'pod', body, deleteAfterMs: null, bad: false });
+      }
+    }
+    return out;
+  }
+
   next(): Submission {
     const r = this.rng;
     const seq = ++this.seq;

@@ -5,6 +5,7 @@ import { GPU_MEMORY, isGpuResource } from '../../well-known-names.ts';
 import { ruleApplies, type Rule } from '../../policy/model.ts';
 import type { CheckContext, PodSubject, Violation } from '../check.ts';
 import { allContainers } from '../pod-edits.ts';
+import { candidateModels, memoryShareRange } from '../../pools/memory-share.ts';
 
 type RuleOf<K extends Rule['kind']> = Extract<Rule, { kind: K }>;
 
@@ -12,11 +13,16 @@ function gpuRequest(rule: RuleOf<'GpuRequest'>, s: PodSubject): string[] {
   const out: string[] = [];
   if (s.demand instanceof DemandError) return out;
   const i = s.demand.intent;
-  const milli = i.milli ?? (s.demand.fraction && s.demand.fraction.gpus === 1 ? s.demand.fraction.milliPerGpu : null);
-  if (rule.minMilli !== null && milli !== null && milli < rule.minMilli) {
-    out.push(
-      `the pod asks for ${milli / 1000} of a GPU; the minimum is ${rule.minMilli / 1000}. Ask for more, or share a pod with a colleague`,
-    );
+  const f = s.demand.fraction;
+  if (f?.memoryOnly && i.memoryMiB !== null) {
+    if (rule.minMilli !== null) out.push(...memoryShareBelowMinimum(rule.minMilli, i.memoryMiB, f.milliPerGpu, s));
+  } else {
+    const milli = i.milli ?? (f && f.gpus === 1 ? f.milliPerGpu : null);
+    if (rule.minMilli !== null && milli !== null && milli < rule.minMilli) {
+      out.push(
+        `the pod asks for ${milli / 1000} of a GPU; the minimum is ${rule.minMilli / 1000}. Ask for more, or share a pod with a colleague`,
+      );
+    }
   }
   if (rule.maxMemoryMiB !== null && i.memoryMiB !== null && i.memoryMiB > rule.maxMemoryMiB) {
     out.push(
@@ -38,6 +44,23 @@ function gpuRequest(rule: RuleOf<'GpuRequest'>, s: PodSubject): string[] {
     }
   }
   return out;
+}
+
+/**
+ * minFraction judges a memory-only share by the share it really takes: its memory over the GPU's, on the roomiest GPU
+ * model its pool may give it (where the share is smallest), so that no placement falls under the minimum
+ * (docs/memory-asks.md).
+ */
+function memoryShareBelowMinimum(minMilli: number, memoryMiB: number, floorMilli: number, s: PodSubject): string[] {
+  const pool = s.decision?.ok ? s.decision.pool : null;
+  if (pool?.fractionMode !== 'fraction' || s.demand instanceof DemandError) return [];
+  const range = memoryShareRange(candidateModels(pool, s.demand.models), memoryMiB, floorMilli);
+  if (range === null || range.least.milli >= minMilli) return [];
+  const { milli, model } = range.least;
+  const needed = Math.ceil((minMilli * model.memoryMiB) / 1000);
+  return [
+    `the pod asks for ${memoryMiB} MiB of GPU memory alone, which is ${milli / 1000} of a ${model.name} (${model.memoryMiB} MiB), the roomiest GPU pool ${pool.name} may give it; the minimum share is ${minMilli / 1000}. Ask for at least ${needed} MiB, set tessera.io/gpu-fraction, or name smaller models with tessera.io/gpu-model`,
+  ];
 }
 
 const NVIDIA_DEVICE_PATH = /^\/dev\/nvidia/;

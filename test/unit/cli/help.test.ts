@@ -61,9 +61,13 @@ t.test('--help works on every command and subcommand', async (t) => {
 t.test('version and --version', async (t) => {
   const plain = await dispatch(['version']);
   t.equal(plain.code, 0);
-  t.equal(plain.stdout, `tessera ${VERSION} (Node.js ${process.version})`);
+  t.equal(plain.stdout, `tessera ${VERSION} (Node.js ${process.version}, sources)`);
   t.equal((await dispatch(['--version'])).stdout, plain.stdout);
-  t.same(JSON.parse((await dispatch(['version', '--json'])).stdout), { tessera: VERSION, node: process.version });
+  t.same(JSON.parse((await dispatch(['version', '--json'])).stdout), {
+    tessera: VERSION,
+    node: process.version,
+    build: 'sources',
+  });
   const run = await runCli(['--version'], { timeoutMs: 100_000 });
   t.equal(run.code, 0);
   t.equal(run.stdout.trim(), plain.stdout);

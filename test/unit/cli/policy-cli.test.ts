@@ -46,7 +46,7 @@ t.test('policy lint accepts the example and lists every problem of a bad file', 
 
 t.test('policy test runs the example suite from files', async (t) => {
   const r = await capture(() => policyCommand(['test', SUITES]));
-  t.match(r.out, /8 passed, 0 failed/);
+  t.match(r.out, /11 passed, 0 failed/);
   t.equal(r.code, 0);
 });
 

@@ -14,7 +14,16 @@ import { createCa } from '../../../certs/authority.ts';
 import { parse } from 'yaml';
 import { compilePolicy } from '../../../core/policy/compile.ts';
 import { STRATEGIES } from '../../../core/scoring/strategy-registry.ts';
-import { byKey, CHART, helm, keyOf, renderBase, renderChart, type KubeObject } from '../../helm/render.ts';
+import {
+  byKey,
+  CHART,
+  helm,
+  keyOf,
+  parseObjects,
+  renderBase,
+  renderChart,
+  type KubeObject,
+} from '../../helm/render.ts';
 
 t.setTimeout(20 * 60_000);
 
@@ -239,6 +248,7 @@ t.test('each component takes its replicas, resources, image, placement, log leve
   t.equal(webhook.image, 'registry.example/tessera:1.2.3');
   t.same(webhook.args.slice(6), [
     '--system-user=system:serviceaccount:tessera-system:tessera-extender',
+    '--quota-namespace=tessera-system',
     '--system-user=system:serviceaccount:ops:gitops',
     '--log-level=debug',
     '--audit-interval=30',
@@ -495,6 +505,47 @@ t.test('certificates of your own: the caBundle from values', async (t) => {
       kind,
     );
 });
+
+t.test(
+  'fleet values: the extender publishes capacity and answers gpu-fit, with the RBAC the component has',
+  async (t) => {
+    const fleetArgs = ['--set', 'fleet.clusterName=eu-central,fleet.region=eu-central'];
+    const on = byKey(renderChart([...fleetArgs, '--set', 'fleet.publishCapacity=true,fleet.gpuFitCheck=true']));
+    const args = on.get(`apps/v1/Deployment/${NS}/tessera-extender`)!.spec.template.spec.containers[0].args as string[];
+    for (const a of [
+      '--fleet-cluster=eu-central',
+      '--fleet-region=eu-central',
+      `--fleet-namespace=${NS}`,
+      '--publish-capacity',
+      '--gpu-fit-check',
+    ])
+      t.ok(args.includes(a), `extender runs with ${a}`);
+    const component = parseObjects(read('manifests/components/fleet-worker/rbac.yaml'));
+    for (const o of component) {
+      const chart = on.get(keyOf(o));
+      t.ok(chart, `${keyOf(o)} rendered`);
+      t.same(chart?.rules ?? chart?.roleRef, o.rules ?? o.roleRef, `${keyOf(o)} grants what the component grants`);
+      if (o.subjects) t.same(chart?.subjects, o.subjects, `${keyOf(o)} binds the same subjects`);
+    }
+    const off = byKey(renderChart());
+    for (const o of component) t.notOk(off.has(keyOf(o)), `${keyOf(o)} is not rendered by default`);
+    t.notOk(
+      (off.get(`apps/v1/Deployment/${NS}/tessera-extender`)!.spec.template.spec.containers[0].args as string[]).some(
+        (a) => a.startsWith('--fleet'),
+      ),
+      'no fleet argument by default',
+    );
+    const onlyGpuFit = byKey(renderChart([...fleetArgs, '--set', 'fleet.gpuFitCheck=true']));
+    t.ok(onlyGpuFit.has('rbac.authorization.k8s.io/v1/ClusterRole//tessera-gpu-fit'));
+    t.notOk(
+      onlyGpuFit.has(`rbac.authorization.k8s.io/v1/Role/${NS}/tessera-fleet-capacity`),
+      'each duty brings its own',
+    );
+    const unnamed = helm(['template', 't', CHART, '--set', 'fleet.gpuFitCheck=true']);
+    t.not(unnamed.status, 0);
+    t.match(unnamed.stderr, /fleet.clusterName is required/);
+  },
+);
 
 t.test('bad values fail with the schema’s message, before anything is rendered', async (t) => {
   const cases: [string[], RegExp][] = [

@@ -17,13 +17,13 @@ import { WorkloadStream } from '../../soak/workloads.ts';
 const policy = examplePolicy();
 
 t.test('the fault plan has every kind, the rotations in calendar count, and keeps its gaps', async (t) => {
-  const short = planFaults({ seed: 3, fromMs: 8_000, toMs: 78_000, minGapMs: 7_000, meanGapMs: 7_000, rotations: 4 });
+  const short = planFaults({ seed: 3, fromMs: 8_000, toMs: 78_000, minGapMs: 6_500, meanGapMs: 6_000, rotations: 4 });
   t.same(new Set(short.map((f) => f.kind)), new Set(FAULT_KINDS), 'every kind at least once');
   t.equal(short.filter((f) => f.kind === 'cert-rotation').length, 4);
-  for (let i = 1; i < short.length; i++) t.ok(short[i]!.atMs - short[i - 1]!.atMs >= 7_000, `gap ${i}`);
+  for (let i = 1; i < short.length; i++) t.ok(short[i]!.atMs - short[i - 1]!.atMs >= 6_500, `gap ${i}`);
   t.ok(short[0]!.atMs >= 8_000 && short[short.length - 1]!.atMs <= 78_000, 'inside the window');
   t.same(
-    planFaults({ seed: 3, fromMs: 8_000, toMs: 78_000, minGapMs: 7_000, meanGapMs: 7_000, rotations: 4 }),
+    planFaults({ seed: 3, fromMs: 8_000, toMs: 78_000, minGapMs: 6_500, meanGapMs: 6_000, rotations: 4 }),
     short,
     'a seed names one plan',
   );
@@ -38,7 +38,7 @@ t.test('the fault plan has every kind, the rotations in calendar count, and keep
   t.ok(long.length >= 17, `${long.length} faults in 13.5 minutes`);
   t.throws(
     () => planFaults({ seed: 1, fromMs: 0, toMs: 10_000, minGapMs: 5_000, meanGapMs: 5_000, rotations: 1 }),
-    /need 7 slots/,
+    /need 8 slots/,
   );
 });
 

@@ -7,6 +7,9 @@ leaderElection:
   leaderElect: {{ $v.leaderElect }}
   resourceNamespace: {{ .Release.Namespace }}
   resourceName: tessera-scheduler
+# A GPU pod whose scheduling attempt failed because the extender was changing leaders is tried again within 2 s.
+podInitialBackoffSeconds: 1
+podMaxBackoffSeconds: 2
 {{- if not (kindIs "invalid" $v.percentageOfNodesToScore) }}
 percentageOfNodesToScore: {{ $v.percentageOfNodesToScore }}
 {{- end }}

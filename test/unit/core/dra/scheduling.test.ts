@@ -4,6 +4,7 @@ import type { KubeResourceClaim } from '../../../../core/dra/objects.ts';
 import type { KubePod } from '../../../../core/kube-objects.ts';
 import { evaluateNodes, podContext, quotaReason } from '../../../../core/scheduling/evaluate.ts';
 import { SchedulingState } from '../../../../core/scheduling/state.ts';
+import { chooseVictims } from '../../../../core/scheduling/preemption.ts';
 import { fragmentationAware } from '../../../../core/scoring/fragmentation-aware.ts';
 import { scoringContext } from '../../../../core/scoring/strategy.ts';
 import { examplePolicy, NAMESPACES } from '../../../fixtures/admission.ts';
@@ -249,4 +250,91 @@ t.test('at bind, the devices of the claim kube-scheduler made for nvidia.com/gpu
   const [d0, d1] = verdicts(state, p, ['d0', 'd1']);
   t.equal(d0?.feasible, true, 'its own allocation does not crowd it out');
   t.match(d1?.reason, { code: 'ClaimElsewhere' });
+});
+
+/** A running pod on `nodeName` whose claim holds `devices` there, reserved for it (and for `alsoFor`, if given). */
+function holder(
+  state: SchedulingState,
+  name: string,
+  nodeName: string,
+  devices: string[],
+  priority: number,
+  alsoFor: string[] = [],
+): KubePod {
+  const p = pod(name)
+    .ns('research-a')
+    .uid(name)
+    .annotate('tessera.io/pool', 'dra-h100')
+    .limit('tessera.io/dra-claims', '1')
+    .boundTo(nodeName)
+    .build();
+  p.spec!.priority = priority;
+  const c = allocated(
+    claim(`${name}-gpu`, 'research-a', [exactly('gpu', 'gpu.nvidia.com', { count: 1 })]),
+    nodeName,
+    devices,
+  );
+  c.status = {
+    ...c.status,
+    reservedFor: [name, ...alsoFor].map((uid) => ({ resource: 'pods', name: uid, uid })),
+  };
+  state.dra.upsertClaim(c);
+  state.upsertPod(p);
+  return p;
+}
+
+t.test('preempt on a DRA pool picks victims by the devices their claims hold', async (t) => {
+  const state = cluster();
+  holder(state, 'low-a', 'd0', ['gpu-0'], 0);
+  holder(state, 'low-b', 'd0', ['gpu-1'], 0);
+  holder(state, 'pair', 'd0', ['gpu-2', 'gpu-3'], 10);
+  const preemptor = claimPod('urgent', 'two', state);
+  preemptor.spec!.priority = 100;
+  const ctx = podContext(state, preemptor);
+  if (!ctx.ok) throw new Error(ctx.reason.message);
+  t.equal(verdicts(state, preemptor, ['d0'])[0]?.feasible, false, 'all four GPUs are held');
+  const victims = chooseVictims(state, { ctx: ctx.pod, priority: 100 }, 'd0');
+  t.same(
+    victims?.map((v) => v.uid),
+    ['pair'],
+    'one victim whose claim frees two devices, rather than two victims of lower priority with one each',
+  );
+  t.same(
+    chooseVictims(state, { ctx: ctx.pod, priority: 5 }, 'd0')
+      ?.map((v) => v.uid)
+      .sort(),
+    ['low-a', 'low-b'],
+  );
+  t.equal(chooseVictims(state, { ctx: ctx.pod, priority: 0 }, 'd0'), null, 'nothing of lower priority: no candidate');
+  t.same(chooseVictims(state, { ctx: ctx.pod, priority: 100 }, 'd1'), [], 'd1 has room: no victims');
+});
+
+t.test('a claim another running pod also uses is not released by preempting one of them', async (t) => {
+  const state = cluster();
+  holder(state, 'a', 'd0', ['gpu-0', 'gpu-1'], 0, ['b']);
+  const b = pod('b')
+    .ns('research-a')
+    .uid('b')
+    .annotate('tessera.io/pool', 'dra-h100')
+    .limit('tessera.io/dra-claims', '1')
+    .boundTo('d0')
+    .build();
+  b.spec!.priority = 50;
+  state.upsertPod(b);
+  holder(state, 'c', 'd0', ['gpu-2', 'gpu-3'], 20);
+  t.same([...state.dra.releasedBy(new Set(['a']))], [], 'b still uses the shared claim');
+  t.same([...state.dra.releasedBy(new Set(['a', 'b']))], ['research-a/a-gpu']);
+  const preemptor = claimPod('urgent', 'two', state);
+  const ctx = podContext(state, preemptor);
+  if (!ctx.ok) throw new Error(ctx.reason.message);
+  t.same(
+    chooseVictims(state, { ctx: ctx.pod, priority: 30 }, 'd0')?.map((v) => v.uid),
+    ['c'],
+    'c alone frees two',
+  );
+  t.same(
+    chooseVictims(state, { ctx: ctx.pod, priority: 25 }, 'd0')?.map((v) => v.uid),
+    ['c'],
+    'b (50) is out of reach, so a, which alone releases nothing, is spared too',
+  );
 });

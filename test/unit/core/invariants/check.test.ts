@@ -67,7 +67,48 @@ t.test('each invariant is caught with its subject', async (t) => {
   const found = checkInvariants({ ...snapshot(quota), nodes: [big] }, policy).filter(
     (v) => v.invariant === 'tenant-quota',
   );
-  t.match(found, [{ subject: 'research', message: /holds 13 GPU-equivalents in bound pods, over its quota of 12/ }]);
+  t.match(found, [
+    { subject: 'research', message: /holds 13 GPU-equivalents in non-terminated pods, over its quota of 12/ },
+  ]);
+});
+
+t.test('quota is the contract: every non-terminated pod of the tenant, bound or still pending', async (t) => {
+  const big = fractionH100('big', 16);
+  const bound = Array.from({ length: 11 }, (_, i) => fractionPod(`q${i}`, 'research-a', 'big', i, 1000));
+  const pending = [0, 1].map((i) =>
+    pod(`p${i}`)
+      .ns(i ? 'research-a' : 'research-b')
+      .annotate('tessera.io/pool', 'shared-h100')
+      .gpuMilli(600)
+      .build(),
+  );
+  const quota = (pods: KubePod[]) =>
+    checkInvariants({ ...snapshot(pods), nodes: [big] }, policy).filter((v) => v.invariant === 'tenant-quota');
+  t.match(quota([...bound, ...pending]), [{ subject: 'research', message: /holds 12\.2 GPU-equivalents/ }]);
+  const failed = structuredClone(pending[1]!);
+  failed.status = { phase: 'Failed' };
+  t.same(quota([...bound, pending[0]!, failed]), [], 'a terminated pod holds nothing');
+  const deleting = structuredClone(pending[1]!);
+  deleting.metadata!.deletionTimestamp = '2026-11-27T00:00:30Z';
+  t.same(quota([...bound, pending[0]!, deleting]), [], 'nor does one being deleted, as admission counts it');
+});
+
+t.test('a memory-only share matches its assignment when it took its memory share of the GPU', async (t) => {
+  // 70Gi on an H100 (81559 MiB): 879 milli, whatever the (least-share) request says.
+  const memoryOnly = (milli: number) =>
+    pod('m')
+      .ns('research-a')
+      .annotate('tessera.io/gpu-memory', '70Gi')
+      .annotate('tessera.io/pool', 'shared-h100')
+      .gpuMilli(499)
+      .annotate('tessera.io/assignment', JSON.stringify({ node: 'h', gpus: [{ index: 0, milli, memoryMiB: 71680 }] }))
+      .annotate('tessera.io/visible-devices', '0')
+      .boundTo('h')
+      .build();
+  t.same(checkInvariants(snapshot([memoryOnly(879)]), policy), []);
+  t.match(checkInvariants(snapshot([memoryOnly(499)]), policy), [
+    { invariant: 'assignment', message: /asks for 1 x 71680 MiB \(at least 499m\)/ },
+  ]);
 });
 
 t.test('snapshots are read strictly', async (t) => {
