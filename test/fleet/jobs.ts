@@ -30,6 +30,9 @@ export function gpuJob(name: string, tenant: string, ask: JobAsk) {
     kind: 'Job',
     metadata: { name, namespace: tenant, labels: { 'kueue.x-k8s.io/queue-name': QUEUE } },
     spec: {
+      // Kueue's Job webhook defaults this when the queue's ClusterQueue has the MultiKueue check; the one fleet run
+      // saw it left empty (the MultiKueue check then Rejected the job), so the job says it.
+      managedBy: 'kueue.x-k8s.io/multikueue',
       parallelism: pods,
       completions: pods,
       backoffLimit: 0,
