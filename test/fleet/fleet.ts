@@ -135,8 +135,11 @@ async function create(api: KubeJson, path: string, body: unknown): Promise<void>
 /** Tenant namespaces with their tessera.io/tenant labels, created by a platform admin. */
 async function tenantNamespaces(admin: KubeConfig, extra: readonly string[] = []): Promise<void> {
   const core = admin.makeApiClient(CoreV1Api);
-  for (const t of [...TENANTS, ...extra])
+  for (const t of [...TENANTS, ...extra]) {
     await core.createNamespace({ body: { metadata: { name: t, labels: { 'tessera.io/tenant': t } } } });
+    // No service-account controller runs here: the Job controller's pods need the namespace's default account.
+    await core.createNamespacedServiceAccount({ namespace: t, body: { metadata: { name: 'default' } } });
+  }
 }
 
 /** A ClusterQueue per tenant over its namespaces, counting GPU-equivalents in tessera.io/gpu-milli. */
