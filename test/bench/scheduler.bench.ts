@@ -11,7 +11,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { startCluster } from '../controlplane/cluster.ts';
 import { createFakeNode, schedulerConfig, waitForNodesReady } from '../e2e/stack.ts';
+import { apiserverCounters, type Counters, grewBy } from './apiserver-requests.ts';
 import { startExtenderProcess } from './extender-process.ts';
+import { type PhaseProfile, startPhaseProfile } from './phase-profile.ts';
 
 const NODES = Number(process.env.BENCH_NODES ?? 1000);
 const PODS = Number(process.env.BENCH_PODS ?? 2000);
@@ -23,6 +25,8 @@ const PODS = Number(process.env.BENCH_PODS ?? 2000);
 const FRACTION = process.env.BENCH_GPU_MODE === 'fraction';
 /** The extender keeps at least this share of kube-scheduler's pods/s alone (issue 21; it was 0.5). */
 const GOAL = 0.7;
+/** BENCH_PROFILE=<dir>: a perf profile of every process per phase (phase-profile.ts), the extender's --cpu-prof too. */
+const PROFILE_DIR = process.env.BENCH_PROFILE;
 const GPU_ASK: Record<string, string> = FRACTION ? { 'tessera.io/gpu-milli': '500' } : { 'nvidia.com/gpu': '1' };
 
 async function parallel<T>(items: readonly T[], width: number, work: (item: T) => Promise<unknown>): Promise<void> {
@@ -107,6 +111,12 @@ function machineSeconds(): { busy: number; total: number } {
   return { busy: (total - idle) / 100, total: total / 100 };
 }
 
+let server = '';
+let token = '';
+
+/** The phases' profiles, reported once the cluster is gone (reading the samples takes a while). */
+const profiles: { phase: string; profile: PhaseProfile; pids: Map<string, number> }[] = [];
+
 interface Accounted<T> {
   readonly result: T;
   /** CPU seconds of the control plane's processes (and the extender) over the phase. */
@@ -114,25 +124,34 @@ interface Accounted<T> {
   readonly line: string;
   /** CPU milliseconds per pod of each process. */
   readonly perPod: string;
+  /** What the API server served during the phase (requests by verb and resource, watch events by kind). */
+  readonly requests: string;
 }
 
 /** CPU use of the control plane (and the extender) over one phase, and of everything else on the machine. */
 async function accounted<T>(
+  phase: string,
   marker: string,
   extra: Record<string, number>,
   work: () => Promise<T>,
 ): Promise<Accounted<T>> {
-  if (!existsSync('/proc/stat'))
-    return { result: await work(), ours: Number.NaN, line: '(no /proc: not measured)', perPod: '(not measured)' };
+  const counters = (): Promise<Counters> => apiserverCounters(server, token).catch(() => new Map());
+  const requestsBefore = await counters();
   const named = new Set(Object.values(extra));
   const pids = new Map([...[...processesOf(marker)].filter(([, pid]) => !named.has(pid)), ...Object.entries(extra)]);
   const before = new Map([...pids].map(([name, pid]) => [name, cpuSeconds(pid)]));
   const machine = machineSeconds();
+  const profile = PROFILE_DIR ? startPhaseProfile(PROFILE_DIR, `${FRACTION ? 'fraction' : 'whole'}-${phase}`) : null;
   const result = await work();
   // kube-scheduler starts inside `work`: it counts from zero.
   for (const [name, pid] of processesOf(marker)) if (!pids.has(name) && !named.has(pid)) pids.set(name, pid);
   const used = [...pids].map(([name, pid]) => [name, cpuSeconds(pid) - (before.get(name) ?? 0)] as const);
   const after = machineSeconds();
+  const requests = grewBy(requestsBefore, await counters(), PODS);
+  if (profile) {
+    await profile.stop();
+    profiles.push({ phase, profile, pids: new Map(pids) });
+  }
   const ours = used.reduce((a, [, s]) => a + s, 0);
   const busy = after.busy - machine.busy;
   const line = [
@@ -141,7 +160,7 @@ async function accounted<T>(
     `machine ${((100 * busy) / (after.total - machine.total)).toFixed(0)} % busy`,
   ].join(', ');
   const perPod = used.map(([name, s]) => `${name} ${((1000 * s) / PODS).toFixed(2)} ms`).join(', ');
-  return { result, ours, line, perPod };
+  return { result, ours, line, perPod, requests };
 }
 
 /** Mean time per call inside the extender, by verb, and bind outcomes, from its own metrics. */
@@ -165,10 +184,13 @@ function extenderFigures(metrics: string): string {
   return `${verbs}; binds: ${binds}`;
 }
 
+if (!existsSync('/proc/stat')) throw new Error('this benchmark reads CPU time from /proc (Linux)');
 const cluster = await startCluster({ controllerManager: true, kwok: true, log: (l) => console.log(l) });
 try {
   const admin = new KubeConfig();
   admin.loadFromString(cluster.kubeconfigText('admin'));
+  server = admin.getCurrentCluster()!.server;
+  token = admin.getCurrentUser()!.token!;
   const core = admin.makeApiClient(CoreV1Api);
   console.log(`creating ${NODES} GPU nodes`);
   const names = Array.from({ length: NODES }, (_, i) => `gpu-${String(i).padStart(4, '0')}`);
@@ -201,7 +223,7 @@ try {
   console.log(`baseline: ${PODS} pods, kube-scheduler alone`);
   await createPods(core, 'baseline', 'default-scheduler');
   const percentage = process.env.BENCH_PERCENTAGE ? `percentageOfNodesToScore: ${process.env.BENCH_PERCENTAGE}\n` : '';
-  const baseline = await accounted(cluster.dir, {}, async () => {
+  const baseline = await accounted('alone', cluster.dir, {}, async () => {
     await cluster.startScheduler(
       `apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n${percentage}profiles:\n- schedulerName: default-scheduler\n`,
     );
@@ -223,10 +245,10 @@ try {
   // The extender runs as its own process, as it does in a cluster.
   const { port, child: extender } = await startExtenderProcess(cluster, {
     output: 'inherit',
-    nodeArgs: process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
+    nodeArgs: PROFILE_DIR ? ['--perf-basic-prof', '--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [],
   });
   await createPods(core, 'tessera', 'tessera-scheduler');
-  const tessera = await accounted(cluster.dir, { 'tessera extender': extender.pid ?? 0 }, async () => {
+  const tessera = await accounted('extender', cluster.dir, { 'tessera extender': extender.pid ?? 0 }, async () => {
     await cluster.startScheduler(
       schedulerConfig(
         port,
@@ -254,6 +276,8 @@ try {
   );
   console.log(`CPU per pod by process, alone:          ${baseline.perPod}`);
   console.log(`CPU per pod by process, with the extender: ${tessera.perPod}`);
+  console.log(`API server requests, alone:          ${baseline.requests}`);
+  console.log(`API server requests, with the extender: ${tessera.requests}`);
   console.log(`extender, in process per call: ${figures}`);
   const ratio = rateWith / rateAlone;
   console.log(
@@ -263,3 +287,7 @@ try {
 } finally {
   await cluster.stop();
 }
+for (const { phase, profile, pids } of profiles)
+  console.log(
+    `\nCPU profile, ${phase} phase (${FRACTION ? 'fraction' : 'whole'} mode):\n${await profile.report(pids)}`,
+  );
