@@ -18,6 +18,8 @@ import {
   type NodeVerdict,
 } from '../core/scheduling/evaluate.ts';
 import type { SchedulingState } from '../core/scheduling/state.ts';
+import { kubeSchedulerPreference } from '../core/scheduling/kube-scores.ts';
+import type { NodeInventory } from '../core/inventory/node-inventory.ts';
 import { nodeFragmentation } from '../core/scoring/fragmentation.ts';
 import { normaliseScores } from '../core/scoring/normalise.ts';
 import { scoringContext, type ScoringContext, type Strategy } from '../core/scoring/strategy.ts';
@@ -46,7 +48,14 @@ export interface SchedulerOptions {
   /** How long an assumed placement lives before the informer must have confirmed it. */
   readonly assumeTtlMs?: number;
   readonly now?: () => number;
+  /**
+   * What filter answers (default 'best'): 'best' is the single best node when kube-scheduler's own scores cannot tell
+   * the candidates apart for the pod, else every feasible node; 'all' is every feasible node, always.
+   */
+  readonly filterAnswers?: 'best' | 'all';
 }
+
+const NO_FAILURES = { FailedNodes: {}, FailedAndUnresolvableNodes: {} } as const;
 
 /** A placement bind has reserved in the ledger and is about to write. */
 interface Reservation {
@@ -116,30 +125,45 @@ export class ExtenderScheduler {
       }
     }
     const pod = args.pod.metadata;
+    const best = this.bestAlone(args.pod, verdicts, feasible.length);
     this.o.log.debug(
       {
         pod: `${pod?.namespace}/${pod?.name}`,
         feasible: feasible.length,
         failed: Object.keys(failed).length + Object.keys(unresolvable).length,
+        best,
       },
       'filter',
     );
-    if (args.nodeNames !== null)
-      return {
-        Nodes: null,
-        NodeNames: feasible,
-        FailedNodes: failed,
-        FailedAndUnresolvableNodes: unresolvable,
-        Error: '',
-      };
-    const keep = new Set(feasible);
+    // With one node kube-scheduler neither scores nor asks prioritize, nor reads why the others failed.
+    const kept = best === null ? feasible : [best];
+    const failures = best === null ? { FailedNodes: failed, FailedAndUnresolvableNodes: unresolvable } : NO_FAILURES;
+    if (args.nodeNames !== null) return { Nodes: null, NodeNames: kept, ...failures, Error: '' };
+    const keep = new Set(kept);
     return {
       Nodes: { metadata: {}, items: (args.nodes ?? []).filter((n) => keep.has(n.metadata?.name ?? '')) },
       NodeNames: null,
-      FailedNodes: failed,
-      FailedAndUnresolvableNodes: unresolvable,
+      ...failures,
       Error: '',
     };
+  }
+
+  /**
+   * The one feasible node to answer when Tessera's ranking alone decides: its best score (the first of equals, in
+   * kube-scheduler's order), when kube-scheduler's own scores would be the same on every node for this pod
+   * (core/scheduling/kube-scores.ts). Null to answer every feasible node.
+   */
+  private bestAlone(pod: KubePod, verdicts: readonly NodeVerdict[], feasible: number): string | null {
+    if (feasible < 2 || this.o.filterAnswers === 'all') return null;
+    let best: NodeVerdict | null = null;
+    const nodes: NodeInventory[] = [];
+    for (const v of verdicts) {
+      if (!v.feasible) continue;
+      if (best === null || v.score > best.score) best = v;
+      const node = this.o.state.nodes.get(v.node);
+      if (node) nodes.push(node);
+    }
+    return best !== null && kubeSchedulerPreference(pod, nodes) === null ? best.node : null;
   }
 
   prioritize(args: ExtenderArgs): HostPriority[] {

@@ -67,8 +67,12 @@ export class SchedulingState {
 
   upsertNode(node: KubeNode): NodeInventory {
     const inventory = readNode(node, this.currentPolicy?.accelerators);
-    this.nodes.set(inventory.name, inventory);
+    const previous = this.nodes.get(inventory.name);
     this.nodeObjects.set(inventory.name, node);
+    // A kubelet's periodic status (heartbeat times) changes nothing fit or scoring reads: the node keeps its inventory,
+    // and the verdicts cached for every node stay valid (1,000 nodes post one every few minutes each).
+    if (previous !== undefined && sameInventory(previous, inventory)) return previous;
+    this.nodes.set(inventory.name, inventory);
     this.version++;
     return inventory;
   }
@@ -237,3 +241,8 @@ export class SchedulingState {
 }
 
 const NO_NOMINATIONS: readonly Nomination[] = [];
+
+/** Inventories read from two versions of a node say the same (they are plain data). */
+function sameInventory(a: NodeInventory, b: NodeInventory): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

@@ -83,6 +83,8 @@ async function start(t: { teardown(fn: () => unknown): void }) {
   const scheduler = new ExtenderScheduler({
     state,
     strategy: fragmentationAware,
+    // Every feasible node and every other node's reason: what these tests check (the single best answer has its own).
+    filterAnswers: 'all',
     writer,
     metrics,
     log,

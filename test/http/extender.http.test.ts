@@ -81,7 +81,11 @@ interface Env {
   add(p: KubePod): KubePod;
 }
 
-async function start(t: { teardown(fn: () => unknown): void }, nodes: KubeNode[]): Promise<Env> {
+async function start(
+  t: { teardown(fn: () => unknown): void },
+  nodes: KubeNode[],
+  filterAnswers: 'best' | 'all' = 'all',
+): Promise<Env> {
   const compiled = compilePolicy([{ name: 'policy.yaml', text: EXAMPLE_POLICY_TEXT }]);
   if (!compiled.ok) throw new Error('policy');
   const state = new SchedulingState();
@@ -94,6 +98,8 @@ async function start(t: { teardown(fn: () => unknown): void }, nodes: KubeNode[]
   const scheduler = new ExtenderScheduler({
     state,
     strategy: fragmentationAware,
+    // Every feasible node and every other node's reason by default: what most tests here check.
+    filterAnswers,
     writer,
     metrics,
     log,
@@ -181,6 +187,93 @@ t.test('filter and prioritize over NodeNames (nodeCacheCapable) for every node m
   t.equal(prio.body.length, 2);
   for (const h of prio.body)
     t.ok(Number.isInteger(h.Score) && h.Score >= 0 && h.Score <= 10 && typeof h.Host === 'string');
+});
+
+t.test('filter answers the single best node when kube-scheduler could not rank the candidates itself', async (t) => {
+  const env = await start(
+    t,
+    [
+      shared('h1'),
+      shared('h2'),
+      shared('h3'),
+      { ...shared('soft'), spec: { taints: [{ key: 'maintenance', effect: 'PreferNoSchedule' }] } },
+    ],
+    'best',
+  );
+  const names = ['h1', 'h2', 'h3'];
+  // h2 already holds a half GPU: packing ranks it first for the next half.
+  const first = env.add(gpuPod('first', 500));
+  t.equal(
+    (await call(env.url, 'bind', { PodName: 'first', PodNamespace: 'vision', PodUID: first.metadata!.uid, Node: 'h2' }))
+      .body.Error,
+    '',
+  );
+  const next = gpuPod('next', 500);
+  const prio = await call(env.url, 'prioritize', { Pod: next, NodeNames: names });
+  const top = prio.body.filter((h: { Score: number }) => h.Score === 10).map((h: { Host: string }) => h.Host);
+  t.same(top, ['h2'], 'prioritize ranks the packed node first');
+  const best = await call(env.url, 'filter', { Pod: next, NodeNames: ['ghost', ...names] });
+  t.same(best.body.NodeNames, ['h2'], 'the node prioritize ranks first, alone');
+  t.same(best.body.FailedNodes, {}, 'kube-scheduler reads no reasons when a node is kept');
+  t.same(best.body.FailedAndUnresolvableNodes, {});
+
+  // What kube-scheduler would score itself keeps every feasible node in the answer, for it to weigh.
+  const preferences: [string, KubePod][] = [
+    [
+      'preferred node affinity',
+      pod('na').ns('vision').gpuMilli(500).annotate('tessera.io/pool', 'shared-h100').build(),
+    ],
+    ['preferred pod anti-affinity', gpuPod('pa', 500)],
+    ['topology spread, ScheduleAnyway', gpuPod('ts', 500)],
+    ['a ReplicaSet owner (default spreading)', gpuPod('rs', 500)],
+  ];
+  preferences[0]![1].spec!.affinity = {
+    nodeAffinity: {
+      preferredDuringSchedulingIgnoredDuringExecution: [
+        { weight: 10, preference: { matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] } },
+      ],
+    },
+  };
+  preferences[1]![1].spec!.affinity = {
+    podAntiAffinity: {
+      preferredDuringSchedulingIgnoredDuringExecution: [
+        { weight: 10, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: {} } },
+      ],
+    },
+  };
+  Object.assign(preferences[2]![1].spec!, {
+    topologySpreadConstraints: [
+      { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway' },
+    ],
+  });
+  preferences[3]![1].metadata!.ownerReferences = [{ kind: 'ReplicaSet', name: 'rs-1', uid: 'u', controller: true }];
+  for (const [what, p] of preferences) {
+    const r = await call(env.url, 'filter', { Pod: p, NodeNames: names });
+    t.same(r.body.NodeNames, names, `${what}: every feasible node`);
+  }
+  const spreadHard = gpuPod('hard', 500);
+  Object.assign(spreadHard.spec!, {
+    topologySpreadConstraints: [
+      { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'DoNotSchedule' },
+    ],
+  });
+  t.same(
+    (await call(env.url, 'filter', { Pod: spreadHard, NodeNames: names })).body.NodeNames,
+    ['h2'],
+    'a hard constraint is a filter kube-scheduler has already applied',
+  );
+
+  // A PreferNoSchedule taint among the candidates is scored by kube-scheduler unless the pod tolerates it.
+  const withSoft = [...names, 'soft'];
+  t.same((await call(env.url, 'filter', { Pod: next, NodeNames: withSoft })).body.NodeNames, withSoft);
+  const tolerant = gpuPod('tolerant', 500);
+  tolerant.spec!.tolerations = [{ key: 'maintenance', operator: 'Exists', effect: 'PreferNoSchedule' }];
+  t.same((await call(env.url, 'filter', { Pod: tolerant, NodeNames: withSoft })).body.NodeNames, ['h2']);
+
+  // Nothing fits: every node's reason, as before.
+  const none = await call(env.url, 'filter', { Pod: gpuPod('big', 3000), NodeNames: names });
+  t.same(none.body.NodeNames, []);
+  t.same(Object.keys({ ...none.body.FailedNodes, ...none.body.FailedAndUnresolvableNodes }).sort(), names);
 });
 
 t.test('full Nodes (nodeCacheCapable: false) are answered with Nodes.items', async (t) => {

@@ -171,3 +171,24 @@ t.test('what pods hold against quota follows the policy and the namespace tenant
   state.removeNamespace('research-a');
   t.equal(state.ledger.tenantEquivalents('payments-ml'), 0, 'a namespace gone: its pods belong to no tenant');
 });
+
+t.test(
+  'a node status that changes nothing fit reads keeps the cached verdicts; a real change drops them',
+  async (t) => {
+    const state = cluster();
+    const before = state.version;
+    const heartbeat = fractionH100('h', 2) as ReturnType<typeof fractionH100> & { status: Record<string, unknown> };
+    heartbeat.status.conditions = [{ type: 'Ready', status: 'True', lastHeartbeatTime: '2026-12-07T20:00:00Z' }];
+    heartbeat.metadata!.resourceVersion = '99';
+    const kept = state.nodes.get('h');
+    t.equal(state.upsertNode(heartbeat), kept, 'the same inventory');
+    t.equal(state.version, before, 'no verdict is invalidated');
+    const grown = fractionH100('h', 4);
+    t.equal(state.upsertNode(grown).gpus.length, 4, 'more GPUs are read');
+    t.equal(state.version, before + 1, 'and every cached verdict is dropped');
+    const tainted = fractionH100('h', 4);
+    tainted.spec = { taints: [{ key: 'maintenance', effect: 'NoSchedule' }] };
+    t.same(state.upsertNode(tainted).taints, [{ key: 'maintenance', effect: 'NoSchedule' }]);
+    t.equal(state.version, before + 2);
+  },
+);
