@@ -90,6 +90,7 @@ async function serveExtender(argv: string[]): Promise<number> {
       port: { type: 'string', default: '8888' },
       prefix: { type: 'string', default: '' },
       strategy: { type: 'string' },
+      'filter-answers': { type: 'string', default: 'best' },
       'lease-namespace': { type: 'string' },
       'lease-name': { type: 'string', default: 'tessera-extender' },
       'lease-seconds': { type: 'string', default: '3' },
@@ -108,6 +109,9 @@ async function serveExtender(argv: string[]): Promise<number> {
       "--publish-capacity and --gpu-fit-check need --fleet-cluster (this cluster's MultiKueueCluster name)",
       SERVE_USAGE,
     );
+  const filterAnswers = values['filter-answers'];
+  if (filterAnswers !== 'best' && filterAnswers !== 'all')
+    throw new UsageError(`--filter-answers ${filterAnswers}: expected best or all`, SERVE_USAGE);
   const port = portOf(values.port);
   const leaseSeconds = Number(values['lease-seconds']);
   if (!Number.isInteger(leaseSeconds) || leaseSeconds < 2)
@@ -123,6 +127,7 @@ async function serveExtender(argv: string[]): Promise<number> {
     prefix: values.prefix,
     ...tls(values['tls-cert'], values['tls-key']),
     ...(values.strategy ? { strategy: values.strategy } : {}),
+    filterAnswers,
     ...(values['lease-namespace']
       ? { leaseNamespace: values['lease-namespace'], leaseName: values['lease-name'], leaseSeconds }
       : {}),

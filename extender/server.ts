@@ -35,6 +35,8 @@ export interface ExtenderOptions {
   readonly prefix?: string;
   readonly tls?: TlsFiles;
   readonly strategy?: string;
+  /** What filter answers: the single best node where kube-scheduler's scores cannot tell nodes apart (default), or all. */
+  readonly filterAnswers?: 'best' | 'all';
   /** Lease namespace for leader election; without it this replica always serves (single replica). */
   readonly leaseNamespace?: string;
   readonly leaseName?: string;
@@ -264,6 +266,7 @@ function buildScheduler(options: ExtenderOptions, { state, writer, metrics, pods
     log: options.log,
     podLookup: (namespace, name) => pods.get(name, namespace) as KubePod | undefined,
     ...(options.assumeTtlMs !== undefined ? { assumeTtlMs: options.assumeTtlMs } : {}),
+    ...(options.filterAnswers ? { filterAnswers: options.filterAnswers } : {}),
   });
 }
 

@@ -68,11 +68,16 @@ const app = createExtenderApp({ scheduler, metrics, log: pino({ level: 'warn' })
 // CPU time per call, measured in the server: on a shared machine the client's wall-clock latency also counts the time
 // the server waited for a core, this does not (calls arrive one at a time, so the process's CPU is the call's).
 const cpuPerCall: Record<string, number[]> = { '/filter': [], '/prioritize': [] };
+// And the wall-clock time from the request's arrival to its answer's last byte written, in the server: the client's
+// latency minus this is the loopback and the client itself; this minus the CPU time is the wait for a core.
+const wallPerCall: Record<string, number[]> = { '/filter': [], '/prioritize': [] };
 const server = createServer((req, res) => {
   const started = process.cpuUsage();
+  const arrived = performance.now();
   res.on('finish', () => {
     const used = process.cpuUsage(started);
     cpuPerCall[req.url ?? '']?.push((used.user + used.system) / 1000);
+    wallPerCall[req.url ?? '']?.push(performance.now() - arrived);
   });
   app(req, res);
 });
@@ -157,12 +162,21 @@ function absorb(n: number): Record<string, { p50: number; p99: number; max: numb
 
 process.on('message', (m) => {
   if (m === 'memory') {
-    const cpu: Record<string, { p50: number; p99: number }> = {};
-    for (const [path, xs] of Object.entries(cpuPerCall)) {
-      const sorted = xs.slice(200).sort((a, b) => a - b);
-      cpu[path] = { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) };
-    }
-    process.send?.({ rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed, hits: 0, cpu });
+    const summary = (per: Record<string, number[]>) => {
+      const out: Record<string, { p50: number; p99: number }> = {};
+      for (const [path, xs] of Object.entries(per)) {
+        const sorted = xs.slice(200).sort((a, b) => a - b);
+        out[path] = { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) };
+      }
+      return out;
+    };
+    process.send?.({
+      rss: process.memoryUsage().rss,
+      heap: process.memoryUsage().heapUsed,
+      hits: 0,
+      cpu: summary(cpuPerCall),
+      wall: summary(wallPerCall),
+    });
   } else if (m === 'absorb') process.send?.({ absorb: absorb(2000) });
 });
 process.on('disconnect', () => process.exit(0));

@@ -40,6 +40,8 @@ interface RunResult {
   absorb: Absorb | null;
   /** Server CPU ms per call (p50, p99), by path. */
   cpu: Record<string, { p50: number; p99: number }>;
+  /** Server wall-clock ms per call, arrival to answer written (p50, p99), by path. */
+  wall: Record<string, { p50: number; p99: number }>;
 }
 
 async function run(
@@ -107,7 +109,11 @@ async function run(
     }
   }
   child.send('memory');
-  type Memory = { rss: number; cpu: Record<string, { p50: number; p99: number }> };
+  type Memory = {
+    rss: number;
+    cpu: Record<string, { p50: number; p99: number }>;
+    wall: Record<string, { p50: number; p99: number }>;
+  };
   const memory = await new Promise<Memory>((resolve) => child.once('message', (m) => resolve(m as Memory)));
   let absorb: Absorb | null = null;
   if (dense) {
@@ -131,6 +137,7 @@ async function run(
     loadCpuMs: ready.loadCpuMs,
     absorb,
     cpu: memory.cpu,
+    wall: memory.wall,
   };
 }
 
@@ -143,6 +150,16 @@ const line = (name: string, xs: number[]) =>
   `${name} p50 ${percentile(xs, 0.5).toFixed(3)} ms, p99 ${percentile(xs, 0.99).toFixed(3)} ms`;
 const cpuLine = (r: RunResult) =>
   `server CPU per call: filter p50 ${r.cpu['/filter']!.p50.toFixed(3)} ms, p99 ${r.cpu['/filter']!.p99.toFixed(3)} ms, prioritize p50 ${r.cpu['/prioritize']!.p50.toFixed(3)} ms, p99 ${r.cpu['/prioritize']!.p99.toFixed(3)} ms`;
+/** Where a wall-clock p99 goes: in the server (its CPU, and waiting for a core meanwhile) or outside it. */
+const whereLine = (r: RunResult) =>
+  ['/filter', '/prioritize']
+    .map((path) => {
+      const client = percentile(path === '/filter' ? r.filter : r.prioritize, 0.99);
+      const { p99: serverWall } = r.wall[path]!;
+      const { p99: serverCpu } = r.cpu[path]!;
+      return `${path.slice(1)} p99 ${client.toFixed(3)} ms at the client = server ${serverWall.toFixed(3)} ms (CPU ${serverCpu.toFixed(3)} ms, waiting for a core ${Math.max(0, serverWall - serverCpu).toFixed(3)} ms) + loopback and client ${Math.max(0, client - serverWall).toFixed(3)} ms`;
+    })
+    .join('; ');
 let ok = true;
 
 async function base(): Promise<boolean> {
@@ -185,6 +202,7 @@ async function scale(unit: number): Promise<boolean> {
     console.log(
       `extender scale ${factor}x: ${size} GPU nodes, ${r.running} running pods, ${r.names} names per call, nodeCacheCapable: ${line('filter', r.filter)}; ${line('prioritize', r.prioritize)}; ${cpuLine(r)}; server RSS ${r.rssMiB.toFixed(0)} MiB; initial list absorbed in ${(r.loadMs / 1000).toFixed(2)} s (${(r.loadCpuMs / 1000).toFixed(2)} s of CPU); watch events: ${events}`,
     );
+    console.log(`  where the wall-clock p99 goes (${size} nodes): ${whereLine(r)}`);
   }
   const first = rows[0]!.r;
   console.log('growth from 1x (ratio to the 1x figure; linear in the fleet would be 1, 2, 5):');

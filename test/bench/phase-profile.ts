@@ -61,12 +61,35 @@ export async function reportProfile(
         .sort(([, a], [, b]) => b - a)
         .slice(0, top)
         .map(([f, n]) => `  ${((100 * n) / samples.length).toFixed(1).padStart(5)} %  ${f}`);
-    sections.push('self:', ...rows(self), 'inclusive:', ...rows(inclusive));
+    const telling = new Map([...inclusive].filter(([f]) => !PLUMBING.test(f)));
+    sections.push('self:', ...rows(self), 'inclusive (plumbing left out):', ...rows(telling));
   }
   const text = sections.join('\n');
   writeFileSync(join(dir, `${name}.txt`), `${text}\n`);
   return text;
 }
+
+/**
+ * Frames on nearly every stack that say nothing about the work: Go's runtime and net/http, the API server's filter
+ * chain, the kernel's entry, Node's event loop, V8's call trampolines, stream plumbing.
+ */
+const PLUMBING = new RegExp(
+  [
+    String.raw`^runtime\.(goexit|systemstack|mcall|morestack|main)`,
+    String.raw`^net/http\.(HandlerFunc|serverHandler|\(\*conn\)|initALPNRequest|\(\*initALPNRequest)`,
+    String.raw`^k8s\.io/apiserver/pkg/(server\.|server/filters|server/mux|endpoints/filters|endpoints/filterlatency)`,
+    String.raw`^k8s\.io/kube-aggregator/`,
+    String.raw`^go\.opentelemetry\.io/`,
+    String.raw`^golang\.org/x/net/http2\.\(\*serverConn\)\.(runHandler|scheduleHandler)`,
+    String.raw`^k8s\.io/apimachinery/pkg/util/wait\.`,
+    '^(do_syscall_64|entry_SYSCALL_64|__libc_start|_start$)',
+    '^node::(Start|NodeMainInstance|SpinEventLoop|InternalCallbackScope|InternalMakeCallback|AsyncWrap|LibuvStreamWrap|http_parser::Parser::OnStreamRead)',
+    '^uv_|^uv__',
+    String.raw`^v8::(Function::Call|internal::\(anonymous namespace\)::Invoke|internal::Execution::Call)`,
+    '^Builtins_(JSEntry|JSEntryTrampoline|RunMicrotasks|CallFunction|CallApiCallback)',
+    "^JS:.'?(processTicksAndRejections|emit|runMicrotasks|runInAsyncScope) ",
+  ].join('|'),
+);
 
 /** Call stacks (leaf first, symbol names) of the samples of the given processes, from `perf script`. */
 async function samplesOf(data: string, pids: ReadonlySet<number>): Promise<Map<number, string[][]>> {

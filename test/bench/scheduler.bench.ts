@@ -114,6 +114,23 @@ function machineSeconds(): { busy: number; total: number } {
 let server = '';
 let token = '';
 
+/**
+ * Waits until KWOK has caught up with the first phase (no pod deletions or status writes for 3 s, at most a minute):
+ * its late DELETEs of pods already gone and its status patches would otherwise be counted against the second phase.
+ */
+async function quiescent(): Promise<void> {
+  const busy = (c: Counters) => (c.get('DELETE pods') ?? 0) + (c.get('PATCH pods/status') ?? 0);
+  const deadline = Date.now() + 60_000;
+  let last = busy(await apiserverCounters(server, token));
+  let stableSince = Date.now();
+  while (Date.now() < deadline && Date.now() - stableSince < 3000) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = busy(await apiserverCounters(server, token));
+    if (now !== last) stableSince = Date.now();
+    last = now;
+  }
+}
+
 /** The phases' profiles, reported once the cluster is gone (reading the samples takes a while). */
 const profiles: { phase: string; profile: PhaseProfile; pids: Map<string, number> }[] = [];
 
@@ -240,6 +257,7 @@ try {
   );
   while ((await core.listNamespacedPod({ namespace: 'baseline', limit: 1 })).items.length > 0)
     await new Promise((r) => setTimeout(r, 250));
+  await quiescent();
 
   console.log(`with the extender: ${PODS} pods, kube-scheduler + Tessera extender (filter, prioritize, bind)`);
   // The extender runs as its own process, as it does in a cluster.
