@@ -152,8 +152,13 @@ export function createExtenderApp(deps: ExtenderAppDeps): RequestListener {
     const status = typeof e.status === 'number' && e.status >= 400 && e.status < 500 ? e.status : 500;
     res.status(status).json({ Error: 'the request could not be read' });
   });
+  const seen = new WeakSet<object>();
   return (req, res) => {
     const verb = req.method === 'POST' ? verbs.get((req.url ?? '').split('?', 1)[0]!) : undefined;
+    if (verb && !seen.has(req.socket)) {
+      seen.add(req.socket);
+      metrics.connections.inc();
+    }
     if (verb) void serveVerb(verb, req, res);
     else app(req, res);
   };

@@ -11,6 +11,11 @@ export class ExtenderMetrics {
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1],
     registers: [this.registry],
   });
+  readonly connections = new Counter({
+    name: 'tessera_extender_connections_total',
+    help: 'Connections the verbs were called on (kube-scheduler keeps 2 idle per extender: calls beyond open new ones)',
+    registers: [this.registry],
+  });
   readonly binds = new Counter({
     name: 'tessera_extender_binds_total',
     help: 'Bind outcomes: bound, unfit, quota, conflict, error',

@@ -198,7 +198,8 @@ function extenderFigures(metrics: string): string {
       (v) => `${v} ${((1000 * total('sum', v)) / Math.max(1, total('count', v))).toFixed(2)} ms x ${total('count', v)}`,
     )
     .join(', ');
-  return `${verbs}; binds: ${binds}`;
+  const connections = /^tessera_extender_connections_total (\S+)$/m.exec(metrics)?.[1] ?? '?';
+  return `${verbs}; binds: ${binds}; connections kube-scheduler opened: ${connections}`;
 }
 
 if (!existsSync('/proc/stat')) throw new Error('this benchmark reads CPU time from /proc (Linux)');

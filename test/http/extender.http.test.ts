@@ -274,6 +274,9 @@ t.test('filter answers the single best node when kube-scheduler could not rank t
   const none = await call(env.url, 'filter', { Pod: gpuPod('big', 3000), NodeNames: names });
   t.same(none.body.NodeNames, []);
   t.same(Object.keys({ ...none.body.FailedNodes, ...none.body.FailedAndUnresolvableNodes }).sort(), names);
+  // The calls came over kept-alive connections: far fewer connections than calls were counted.
+  const connections = (await env.metrics.connections.get()).values[0]!.value;
+  t.ok(connections >= 1 && connections < 10, `${connections} connections for 15 calls`);
 });
 
 t.test('full Nodes (nodeCacheCapable: false) are answered with Nodes.items', async (t) => {
