@@ -62,12 +62,58 @@ export async function reportProfile(
         .slice(0, top)
         .map(([f, n]) => `  ${((100 * n) / samples.length).toFixed(1).padStart(5)} %  ${f}`);
     const telling = new Map([...inclusive].filter(([f]) => !PLUMBING.test(f)));
+    const marks = Object.entries(LANDMARKS[process] ?? {}).map(([what, re]) => {
+      const n = samples.filter((frames) => frames.some((f) => re.test(f))).length;
+      return `  ${((100 * n) / samples.length).toFixed(1).padStart(5)} %  ${what}`;
+    });
+    if (marks.length > 0) sections.push('where it goes (share of samples with it on the stack):', ...marks);
     sections.push('self:', ...rows(self), 'inclusive (plumbing left out):', ...rows(telling));
   }
   const text = sections.join('\n');
   writeFileSync(join(dir, `${name}.txt`), `${text}\n`);
   return text;
 }
+
+/** The work the issue asks about, per process (benchmark names), found by the functions that do it. */
+const LANDMARKS: Record<string, Record<string, RegExp>> = {
+  'kube-scheduler': {
+    'its own filter plugins over the candidate nodes': /findNodesThatPassFilters\.func1$/,
+    'scoring (score plugins and the extender prioritize call)': /scheduler\.prioritizeNodes$/,
+    'extender client: every call (HTTPExtender.send)': /HTTPExtender\)\.send$/,
+    'extender client: filter': /HTTPExtender\)\.Filter$/,
+    'extender client: prioritize': /HTTPExtender\)\.Prioritize$/,
+    'extender client: bind': /HTTPExtender\)\.Bind$/,
+    'extender client: decoding the answers (JSON)': /^encoding\/json\.\(\*Decoder\)\.Decode$/,
+    'extender client: encoding the pod and names (JSON)': /^encoding\/json\.Marshal$/,
+    'binding by itself (DefaultBinder)': /DefaultBinder\)\.Bind$/,
+    'garbage collection (mark)': /gcBgMarkWorker$/,
+  },
+  'kube-apiserver': {
+    'Bindings (pods/binding)': /BindingREST\)\.Create$/,
+    'pod status writes (KWOK)': /pod\/storage\.\(\*StatusREST\)\.Update$/,
+    'node status writes (heartbeats)': /node\/storage\.\(\*StatusREST\)\.Update$/,
+    'serving watches': /handlers\.handleWatch$/,
+    'encoding watch events': /watchEncoder\)\.Encode$/,
+    'JSON encoding (JSON clients: the extender, the benchmark)':
+      /serializer\/json\.\(\*Serializer\)\.(Encode|doEncode)$/,
+    'HTTP/1.1 connections (the extender; Go clients use HTTP/2)': /^net\/http\.\(\*conn\)\.serve$/,
+    TLS: /^crypto\/tls\./,
+    'storage updates (etcd round trips)': /etcd3\.\(\*store\)\.GuaranteedUpdate$/,
+    admission: /admission\.chainAdmissionHandler/,
+    'garbage collection (mark)': /gcBgMarkWorker$/,
+  },
+  'tessera extender': {
+    'answering the verbs': /JS:.*(serveVerb|extender\/app\.ts)/,
+    'filter and its verdicts': /JS:.*'?(filter|evaluateNodes) file:.*(scheduler|evaluate)\.ts/,
+    bind: /JS:.*'?(bind|reserve) file:.*extender\/scheduler\.ts/,
+    'writing to the API server (Binding)': /JS:.*cluster-writer\.ts/,
+    'watch events (informers)': /JS:.*(client-node\/dist\/(watch|informer|cache)|watched-resource)/,
+    'JSON.parse': /JsonParse/,
+    'JSON.stringify': /JsonStringif/,
+    TLS: /TLSWrap|ssl|SSL_/,
+    'garbage collection': /Scavenge|MarkCompact|Heap::CollectGarbage|ConcurrentMarking/,
+  },
+};
 
 /**
  * Frames on nearly every stack that say nothing about the work: Go's runtime and net/http, the API server's filter
