@@ -10,7 +10,7 @@
 // not the call. Budget at 15,000 nodes: filter and prioritize p99 < 5 ms, extender RSS < 1 GiB, a watch event absorbed
 // in p99 < 1 ms. Prints how each figure grows from 1x to 5x.
 //
-//   node test/bench/extender.bench.ts [--only base|scale] [--scale-base 3000]
+//   node test/bench/extender.bench.ts [--only base|scale] [--scale-base 3000] [--factors 1,2,5]
 
 import { fork } from 'node:child_process';
 import { Agent, request } from 'node:http';
@@ -142,7 +142,11 @@ async function run(
 }
 
 const { values } = parseArgs({
-  options: { only: { type: 'string' }, 'scale-base': { type: 'string', default: '3000' } },
+  options: {
+    only: { type: 'string' },
+    'scale-base': { type: 'string', default: '3000' },
+    factors: { type: 'string', default: '1,2,5' },
+  },
 });
 const calls = Number(process.env.BENCH_CALLS ?? 2000);
 
@@ -186,9 +190,9 @@ async function base(): Promise<boolean> {
 
 const SCALE_NAMES = 500;
 
-async function scale(unit: number): Promise<boolean> {
+async function scale(unit: number, factors: readonly number[]): Promise<boolean> {
   const rows: { factor: number; size: number; r: RunResult }[] = [];
-  for (const factor of [1, 2, 5]) {
+  for (const factor of factors) {
     const size = unit * factor;
     const r = await run(size, calls, SCALE_NAMES, true);
     rows.push({ factor, size, r });
@@ -228,5 +232,6 @@ async function scale(unit: number): Promise<boolean> {
 }
 
 if (values.only !== 'scale') ok = (await base()) && ok;
-if (values.only !== 'base') ok = (await scale(Number(values['scale-base']))) && ok;
+if (values.only !== 'base')
+  ok = (await scale(Number(values['scale-base']), values.factors.split(',').map(Number))) && ok;
 process.exitCode = ok ? 0 : 1;
