@@ -182,6 +182,11 @@ function readBody(req: IncomingMessage): Promise<string | { status: number; mess
     req.on('end', () =>
       resolve(size > BODY_LIMIT ? { status: 413, message: 'the body is too large' } : Buffer.concat(chunks).toString()),
     );
-    req.on('error', () => resolve({ status: 400, message: 'the request could not be read' }));
+    // A caller gone before the end (a timed-out kube-scheduler): settle, so the call is counted and nothing waits.
+    const cutOff = () => resolve({ status: 400, message: 'the request could not be read' });
+    req.on('error', cutOff);
+    req.on('close', () => {
+      if (!req.complete) cutOff();
+    });
   });
 }
