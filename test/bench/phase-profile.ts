@@ -96,7 +96,8 @@ const LANDMARKS: Record<string, Record<string, RegExp>> = {
     'encoding watch events': /watchEncoder\)\.Encode$/,
     'JSON encoding (JSON clients: the extender, the benchmark)':
       /serializer\/json\.\(\*Serializer\)\.(Encode|doEncode)$/,
-    'HTTP/1.1 connections (the extender; Go clients use HTTP/2)': /^net\/http\.\(\*conn\)\.serve$/,
+    'HTTP/1.1 connections (Node clients: the extender, the benchmark; Go clients use HTTP/2)':
+      /^net\/http\.\(\*conn\)\.serve$/,
     TLS: /^crypto\/tls\./,
     'storage updates (etcd round trips)': /etcd3\.\(\*store\)\.GuaranteedUpdate$/,
     admission: /admission\.chainAdmissionHandler/,
