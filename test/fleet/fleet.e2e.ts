@@ -4,9 +4,9 @@
 // tessera.io/gpu-milli by both Kueues and by Tessera. Run it alone, under the shared lock:
 //   flock /tmp/tessera-heavy.lock npm run test:fleet
 
-import { CoreV1Api } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
 import t from 'tap';
-import { type Fleet, startFleet } from './fleet.ts';
+import { type Fleet, startFleet, WORKER_CONTROLLERS } from './fleet.ts';
 import {
   deleteJob,
   equivalentsTable,
@@ -53,32 +53,69 @@ async function runsOn(job: string, tenant: string, timeoutMs = 180_000): Promise
   return where.join(',');
 }
 
+async function gone(job: string, tenant: string) {
+  await deleteJob(fleet, job, tenant).catch(() => {});
+  await until(
+    `${tenant}/${job} gone from every worker`,
+    async () => (await whereRunning(fleet, job, tenant)).length === 0,
+  );
+}
+
 /** Free GPU-equivalents a worker published for a pool. */
 async function published(worker: string, pool: string): Promise<number | null> {
   const v = fleet.dispatcher.workers().find((w) => w.name === worker);
   return v?.capacity?.pools.find((p) => p.pool === pool)?.free ?? null;
 }
 
-t.test('a fraction job from the manager runs on a worker, counted 0.5 in both Kueues and in Tessera', async (t) => {
-  await submit(fleet, 'half', 'research', { fraction: 0.5 });
-  const worker = await runsOn('half', 'research');
-  t.ok(['eu-central', 'us-east'].includes(worker), `runs on ${worker}`);
-  const w = fleet.worker(worker);
-  const pods = await runningPods(core(worker), 'half', 'research');
-  t.equal(pods.length, 1);
-  const pod = pods[0]!;
-  t.equal(pod.spec?.schedulerName, 'tessera-scheduler', 'Tessera scheduled it');
-  t.ok(pod.metadata?.annotations?.['tessera.io/assignment'], 'Tessera assigned a GPU share');
-  t.equal(pod.metadata?.annotations?.['tessera.io/pool'], worker === 'eu-central' ? 'eu-shared' : 'us-shared');
-  t.equal(await reservedMilli(fleet.managerApi, 'research'), 500, 'manager Kueue reserves 500 gpu-milli');
-  t.equal(await reservedMilli(w.api, 'research'), 500, 'worker Kueue reserves 500 gpu-milli');
-  t.equal(w.stack.extender?.state.ledger.tenantEquivalents('research'), 0.5, 'Tessera holds 0.5 GPU for research');
-  const wl = await workloadOf(fleet.managerApi, 'half', 'research');
-  t.equal(wl?.status?.clusterName, worker, 'the manager records the worker');
-  t.comment(`\n${formatTable(await equivalentsTable(fleet, ['research', 'bank']))}`);
-  await deleteJob(fleet, 'half', 'research');
-  await until('half gone from the worker', async () => (await whereRunning(fleet, 'half', 'research')).length === 0);
-});
+t.test(
+  'a fraction asked with the annotation alone counts 0.5 in both Kueues and in Tessera, as one asked with the resource',
+  async (t) => {
+    await submit(fleet, 'half', 'research', { fraction: 0.5 });
+    const job = await fleet.managerAdmin
+      .makeApiClient(BatchV1Api)
+      .readNamespacedJob({ name: 'half', namespace: 'research' });
+    const container = job.spec?.template.spec?.containers[0];
+    t.same(
+      [
+        container?.resources?.requests?.['tessera.io/gpu-milli'],
+        container?.resources?.limits?.['tessera.io/gpu-milli'],
+      ],
+      ['500', '500'],
+      "the manager's job webhook wrote the countable gpu-milli into the template",
+    );
+    const worker = await runsOn('half', 'research');
+    t.ok(['eu-central', 'us-east'].includes(worker), `runs on ${worker} (its copy is not finished as OutOfSync)`);
+    const w = fleet.worker(worker);
+    const pods = await runningPods(core(worker), 'half', 'research');
+    t.equal(pods.length, 1);
+    const pod = pods[0]!;
+    t.equal(pod.spec?.schedulerName, 'tessera-scheduler', 'Tessera scheduled it');
+    t.ok(pod.metadata?.annotations?.['tessera.io/assignment'], 'Tessera assigned a GPU share');
+    t.equal(pod.metadata?.annotations?.['tessera.io/pool'], worker === 'eu-central' ? 'eu-shared' : 'us-shared');
+    t.equal(await reservedMilli(fleet.managerApi, 'research'), 500, 'manager Kueue reserves 500 gpu-milli');
+    t.equal(await reservedMilli(w.api, 'research'), 500, 'worker Kueue reserves 500 gpu-milli');
+    t.equal(w.stack.extender?.state.ledger.tenantEquivalents('research'), 0.5, 'Tessera holds 0.5 GPU for research');
+    const wl = await workloadOf(fleet.managerApi, 'half', 'research');
+    t.equal(wl?.status?.clusterName, worker, 'the manager records the worker');
+
+    // The same share asked with the resource counts the same.
+    await submit(fleet, 'half-r', 'research', { milli: 500 });
+    const other = await runsOn('half-r', 'research');
+    t.equal(await reservedMilli(fleet.managerApi, 'research'), 1000, 'manager Kueue: 500 + 500 gpu-milli');
+    const rows = await equivalentsTable(fleet, ['research', 'bank']);
+    const onWorkers = (k: 'kueue' | 'tessera') =>
+      rows.filter((r) => r.cluster !== 'manager' && r.tenant === 'research').reduce((s, r) => s + (r[k] ?? 0), 0);
+    t.equal(onWorkers('kueue'), 1, `workers' Kueues: 0.5 + 0.5 (${worker}, ${other})`);
+    t.equal(onWorkers('tessera'), 1, "workers' Tessera: 0.5 + 0.5");
+    t.comment(`\n${formatTable(rows)}`);
+    await gone('half', 'research');
+    await gone('half-r', 'research');
+    await until(
+      'research released in the manager',
+      async () => (await reservedMilli(fleet.managerApi, 'research')) === 0,
+    );
+  },
+);
 
 t.test('whole GPUs asked with nvidia.com/gpu count as 1000 gpu-milli each', async (t) => {
   await submit(fleet, 'two-whole', 'research', { gpus: 2 });
@@ -88,8 +125,7 @@ t.test('whole GPUs asked with nvidia.com/gpu count as 1000 gpu-milli each', asyn
   t.equal(await reservedMilli(fleet.managerApi, 'research'), 2000, 'manager: 2 GPUs = 2000 gpu-milli');
   t.equal(await reservedMilli(fleet.worker(worker).api, 'research'), 2000, 'worker: 2000 gpu-milli');
   t.equal(fleet.worker(worker).stack.extender?.state.ledger.tenantEquivalents('research'), 2);
-  await deleteJob(fleet, 'two-whole', 'research');
-  await until('two-whole gone', async () => (await whereRunning(fleet, 'two-whole', 'research')).length === 0);
+  await gone('two-whole', 'research');
 });
 
 t.test('dispatch follows free GPU-equivalents: a full worker gets no copy while another has room', async (t) => {
@@ -103,7 +139,7 @@ t.test('dispatch follows free GPU-equivalents: a full worker gets no copy while 
   });
   t.notOk(wl.status?.nominatedClusterNames?.includes('us-east'), 'us-east is not nominated');
   t.equal(await runsOn('to-eu', 'research'), 'eu-central');
-  await deleteJob(fleet, 'to-eu', 'research');
+  await gone('to-eu', 'research');
   for (const i of [0, 1]) await core('us-east').deleteNamespacedPod({ name: `us-fill-${i}`, namespace: 'local' });
   await until('us-east publishes us-shared free', async () => (await published('us-east', 'us-shared')) === 2);
 });
@@ -140,14 +176,6 @@ async function removePods(worker: string, namespace: string, names: readonly str
     );
     return left.length === 0;
   });
-}
-
-async function gone(job: string, tenant: string) {
-  await deleteJob(fleet, job, tenant).catch(() => {});
-  await until(
-    `${tenant}/${job} gone from every worker`,
-    async () => (await whereRunning(fleet, job, tenant)).length === 0,
-  );
 }
 
 t.test('an EU-only tenant stays in the EU: it waits for the full EU, then runs there', async (t) => {
@@ -304,7 +332,7 @@ t.test(
       await localPod('eu-central', 'bank', 'b-whole', 'eu-whole', { 'nvidia.com/gpu': '2' });
       await localPod('eu-central', 'bank', 'b-shared', 'eu-shared', { 'tessera.io/gpu-milli': '1000' });
     } finally {
-      await eu.stack.cluster.startControllerManager();
+      await eu.stack.cluster.startControllerManager(WORKER_CONTROLLERS);
     }
     const refusal = await until(
       "the Job shows Tessera's refusal",

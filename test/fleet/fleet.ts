@@ -10,15 +10,18 @@
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
-import { createCa, type KeyPair } from '../../certs/authority.ts';
+import { createCa, issueLeaf, type KeyPair } from '../../certs/authority.ts';
+import { namespaceTenantFrom, startJobWebhook } from '../../dispatcher/job-webhook.ts';
+import type { Serving } from '../../server/serve.ts';
+import { TENANT_LABEL } from '../../core/well-known-names.ts';
 import { startDispatcher, type Dispatcher, DISPATCHER_NAME } from '../../dispatcher/dispatcher.ts';
 import { GPU_FIT_CONTROLLER } from '../../extender/gpu-fit-check.ts';
 import { compilePolicy } from '../../core/policy/compile.ts';
 import type { Policy } from '../../core/policy/model.ts';
 import { poolRegion } from '../../core/fleet/region.ts';
-import { startCluster, type LocalCluster } from '../controlplane/cluster.ts';
+import { DEFAULT_CONTROLLERS, startCluster, type LocalCluster } from '../controlplane/cluster.ts';
 import { createFakeNode, startStack, type Stack } from '../e2e/stack.ts';
 import { ensureKueue, type KueueBuild } from './kueue-build.ts';
 import { KUEUE_NAMESPACE, type RunningKueue, startKueue } from './kueue.ts';
@@ -29,6 +32,12 @@ export const TENANTS = ['bank', 'research'] as const;
 /** Fleet-wide GPU budget per tenant on the manager, in GPU-equivalents (the workers' Tessera quotas are per cluster). */
 export const FLEET_BUDGET: Record<string, number> = { bank: 3, research: 6 };
 export const QUEUE = 'gpu';
+/** A worker's kube-controller-manager: Jobs and nodes as in every e2e stack, and the garbage collector, which deletes
+ * the pods of a Job that MultiKueue deleted on the worker (a copy that lost the race, a job deleted on the manager). */
+export const WORKER_CONTROLLERS = [...DEFAULT_CONTROLLERS, 'garbage-collector-controller'];
+/** The manager's: only the garbage collector, which deletes the Workload of a deleted Job (Kueue's ownerReference);
+ * MultiKueue then deletes the worker's copies. Jobs there are managedBy MultiKueue, so no Job controller. */
+export const MANAGER_CONTROLLERS = ['garbage-collector-controller'];
 const MULTIKUEUE_USER = 'system:serviceaccount:kueue-system:multikueue-sa';
 const KUEUE_API = '/apis/kueue.x-k8s.io/v1beta2';
 
@@ -263,6 +272,50 @@ async function workerNodes(admin: KubeConfig, policy: Policy, spec: WorkerSpec, 
   }
 }
 
+/**
+ * The manager's mutating webhook for Jobs (dispatcher/job-webhook.ts), served on loopback with a leaf of the fleet's
+ * CA and registered by URL: a job asking with Tessera's annotations gets its countable tessera.io/gpu-milli.
+ */
+async function jobWebhook(
+  manager: LocalCluster,
+  admin: KubeConfig,
+  ca: KeyPair,
+  policy: Policy,
+  log: Logger,
+): Promise<Serving> {
+  const leaf = issueLeaf(ca, { commonName: 'tessera-fleet-jobs', dnsNames: ['localhost'], ips: ['127.0.0.1'] });
+  const certFile = join(manager.dir, 'fleet-jobs.crt');
+  const keyFile = join(manager.dir, 'fleet-jobs.key');
+  writeFileSync(certFile, leaf.certPem);
+  writeFileSync(keyFile, leaf.keyPem);
+  const serving = await startJobWebhook({
+    host: '127.0.0.1',
+    port: 0,
+    tls: { certFile, keyFile },
+    policy: () => policy,
+    namespaceTenant: namespaceTenantFrom(new KubeJson(admin)),
+    log: log.child({ cluster: 'manager', component: 'job-webhook' }),
+  });
+  await admin.makeApiClient(AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
+    body: {
+      metadata: { name: 'tessera-fleet-jobs' },
+      webhooks: [
+        {
+          name: 'jobs.fleet.tessera.io',
+          clientConfig: { url: `${serving.url}/mutate-job`, caBundle: Buffer.from(ca.certPem).toString('base64') },
+          rules: [{ apiGroups: ['batch'], apiVersions: ['v1'], resources: ['jobs'], operations: ['CREATE'] }],
+          namespaceSelector: { matchExpressions: [{ key: TENANT_LABEL, operator: 'Exists' }] },
+          sideEffects: 'None',
+          admissionReviewVersions: ['v1'],
+          failurePolicy: 'Fail',
+          timeoutSeconds: 10,
+        },
+      ],
+    },
+  });
+  return serving;
+}
+
 export async function startFleet(o: FleetOptions = {}): Promise<Fleet> {
   const progress = o.progress ?? (() => {});
   const log = o.log ?? pino({ level: 'silent' });
@@ -283,6 +336,7 @@ export async function startFleet(o: FleetOptions = {}): Promise<Fleet> {
         log: log.child({ cluster: spec.name }),
         progress,
         identities,
+        controllers: WORKER_CONTROLLERS,
         fleet: { cluster: spec.name, region: spec.region, publishCapacity: true, gpuFitCheck: true, intervalMs: 1000 },
       });
       stops.push(() => stack.stop());
@@ -300,7 +354,7 @@ export async function startFleet(o: FleetOptions = {}): Promise<Fleet> {
       workers.push({ spec, stack, kueue, admin, api });
     }
     progress('manager: control plane, Kueue (MultiKueue), dispatcher');
-    const manager = await startCluster({ log: progress, identities });
+    const manager = await startCluster({ log: progress, identities, controllerManager: MANAGER_CONTROLLERS });
     stops.push(() => manager.stop());
     const managerAdmin = kubeconfigOf(manager, 'admin');
     const policyDir = join(manager.dir, 'policy.yaml');
@@ -328,6 +382,8 @@ export async function startFleet(o: FleetOptions = {}): Promise<Fleet> {
       log: log.child({ cluster: 'manager', component: 'dispatcher' }),
     });
     stops.push(async () => dispatcher.stop());
+    const jobHook = await jobWebhook(manager, managerAdmin, ca, policy, log);
+    stops.push(() => jobHook.close());
     return {
       manager,
       managerAdmin,
