@@ -15,7 +15,7 @@ import {
   isTrue,
   reservedMilli,
   runningPods,
-  submit,
+  submit as submitJob,
   waitingReason,
   whereRunning,
   workloadOf,
@@ -36,6 +36,27 @@ t.teardown(async () => {
 });
 
 const core = (worker: string) => fleet.worker(worker).admin.makeApiClient(CoreV1Api);
+
+/** What a test left behind (its jobs, its pods outside the fleet), removed after it whether it passed or not, so that
+ * one failure does not leave the next test a full cluster. */
+const leftovers: (() => Promise<void>)[] = [];
+t.afterEach(async () => {
+  for (const clean of leftovers.splice(0).reverse()) await clean().catch(() => {});
+  await until(
+    'the manager holds no quota',
+    async () =>
+      (await reservedMilli(fleet.managerApi, 'research')) === 0 &&
+      (await reservedMilli(fleet.managerApi, 'bank')) === 0,
+    120_000,
+    1_000,
+  ).catch(() => {});
+});
+
+/** Submits a job to the manager; it is deleted after the test. */
+async function submit(f: Fleet, name: string, tenant: string, ask: Parameters<typeof submitJob>[3]) {
+  leftovers.push(() => gone(name, tenant));
+  await submitJob(f, name, tenant, ask);
+}
 
 /** Waits until the job runs on exactly one worker, and returns it. */
 async function runsOn(job: string, tenant: string, timeoutMs = 180_000): Promise<string> {
@@ -130,7 +151,10 @@ t.test('whole GPUs asked with nvidia.com/gpu count as 1000 gpu-milli each', asyn
 
 t.test('dispatch follows free GPU-equivalents: a full worker gets no copy while another has room', async (t) => {
   // The US cluster's own users take all of us-shared.
-  for (const i of [0, 1]) await fillerPod(core('us-east'), `us-fill-${i}`, 'us-shared', { fraction: 1 });
+  for (const i of [0, 1]) {
+    leftovers.push(() => removePods('us-east', 'local', [`us-fill-${i}`]));
+    await fillerPod(core('us-east'), `us-fill-${i}`, 'us-shared', { fraction: 1 });
+  }
   await until('us-east publishes us-shared full', async () => (await published('us-east', 'us-shared')) === 0);
   await submit(fleet, 'to-eu', 'research', { fraction: 0.5 });
   const wl = await until('to-eu nominated', async () => {
@@ -152,6 +176,7 @@ async function localPod(
   pool: string,
   resources: Record<string, string>,
 ) {
+  leftovers.push(() => removePods(worker, namespace, [name]));
   await core(worker).createNamespacedPod({
     namespace,
     body: {

@@ -106,12 +106,20 @@ export interface WorkloadView {
 export const isTrue = (w: WorkloadView | undefined, type: string) =>
   (w?.status?.conditions ?? []).some((c) => c.type === type && c.status === 'True');
 
-/** The Workload of a Job (owned by it) in a cluster, or undefined. */
+/**
+ * The Workload of a Job in a cluster, or undefined: the one it owns, or on a worker MultiKueue's copy, which has the
+ * manager's Workload name (job-<job>-<5 hex>, Kueue's GetWorkloadNameForOwnerWithGVK) and no owner until MultiKueue
+ * creates the worker's Job, once that copy reserved quota.
+ */
 export async function workloadOf(api: KubeJson, job: string, namespace: string): Promise<WorkloadView | undefined> {
   const list = await api.get<{ items: WorkloadView[] }>(
     `/apis/kueue.x-k8s.io/v1beta2/namespaces/${namespace}/workloads`,
   );
-  return list.items.find((w) => w.metadata.ownerReferences?.some((o) => o.kind === 'Job' && o.name === job));
+  const named = new RegExp(`^job-${job}-[0-9a-f]{5}$`);
+  return (
+    list.items.find((w) => w.metadata.ownerReferences?.some((o) => o.kind === 'Job' && o.name === job)) ??
+    list.items.find((w) => named.test(w.metadata.name))
+  );
 }
 
 /** The job's pods in a cluster that run on a node (bound, not ended). */
