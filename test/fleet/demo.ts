@@ -30,9 +30,11 @@ async function main(): Promise<void> {
   const fleet = await startFleet({ progress: say });
   try {
     const core = (w: string) => fleet.worker(w).admin.makeApiClient(CoreV1Api);
-    say('research submits a half-GPU job (tessera.io/gpu-fraction: 0.5, template gpu-milli 500)');
+    say('research submits a half-GPU job asked with the annotation tessera.io/gpu-fraction: 0.5 alone');
     await submit(fleet, 'notebook', 'research', { fraction: 0.5 });
     say(`  notebook runs on ${await runsOn(fleet, 'notebook', 'research')}`);
+    say("  counted 0.5 by both Kueues (the manager's job webhook wrote tessera.io/gpu-milli: 500 into its template):");
+    console.log(`\n${formatTable(await equivalentsTable(fleet, ['bank', 'research']))}\n`);
 
     say("us-east's own users take all of us-shared; research submits another half-GPU job");
     for (const i of [0, 1]) await fillerPod(core('us-east'), `us-fill-${i}`, 'us-shared', { fraction: 1 });
