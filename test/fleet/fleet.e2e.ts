@@ -84,6 +84,30 @@ async function gone(job: string, tenant: string) {
   );
 }
 
+/**
+ * Waits until the tenant's fleet jobs are counted once in every layer: `equivalents` in the manager's Kueue, in the
+ * workers' Kueues summed (copies that lost a race released), and, when given, `tessera` in the workers' Tessera summed
+ * (which also holds the tenant's pods outside the fleet). Returns the table.
+ */
+async function countedOnce(tenant: string, equivalents: number, tessera?: number): Promise<TableRow[]> {
+  return until(
+    `${tenant} counted ${equivalents} once per layer`,
+    async () => {
+      const rows = await equivalentsTable(fleet, ['research', 'bank']);
+      const mine = rows.filter((r) => r.tenant === tenant);
+      const workers = (k: 'kueue' | 'tessera') =>
+        Math.round(mine.filter((r) => r.cluster !== 'manager').reduce((s, r) => s + (r[k] ?? 0), 0) * 1000) / 1000;
+      const ok =
+        mine.find((r) => r.cluster === 'manager')?.kueue === equivalents &&
+        workers('kueue') === equivalents &&
+        (tessera === undefined || workers('tessera') === tessera);
+      return ok ? rows : null;
+    },
+    60_000,
+    1_000,
+  );
+}
+
 /** Free GPU-equivalents a worker published for a pool. */
 async function published(worker: string, pool: string): Promise<number | null> {
   const v = fleet.dispatcher.workers().find((w) => w.name === worker);
@@ -299,6 +323,10 @@ t.test('fault: a worker down while jobs wait; they run once when it is back', as
   await new Promise((r) => setTimeout(r, 3_000));
   for (const job of ['wait-1', 'wait-2'])
     t.same(await whereRunning(fleet, job, 'research'), ['us-east'], `${job} runs on one worker only`);
+  // The copies eu-central held while us-east was down are gone: nothing is counted twice.
+  const rows = await countedOnce('research', 1, 1);
+  t.pass("research counted 0.5 + 0.5 by the manager, by the workers' Kueues and by their Tessera");
+  t.comment(`\n${formatTable(rows)}`);
   await removePods('eu-central', 'local', ['eu-a', 'eu-b']);
   await gone('wait-1', 'research');
   await gone('wait-2', 'research');
@@ -400,6 +428,8 @@ t.test(
     await new Promise((r) => setTimeout(r, 3_000));
     t.same(await whereRunning(fleet, 'refused', 'bank'), ['eu-central'], 'runs once');
     t.equal(eu.stack.extender?.state.ledger.tenantEquivalents('bank'), 2.5, 'counted once by Tessera');
+    await countedOnce('bank', 0.5, 2.5);
+    t.pass("counted 0.5 by the manager's and the workers' Kueues, and with the bank's own 2, 2.5 by Tessera");
     await removePods('eu-central', 'bank', ['b-whole']);
     await gone('refused', 'bank');
   },
