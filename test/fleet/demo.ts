@@ -2,7 +2,7 @@
 // with MultiKueue and Tessera in each worker (test/fleet/fleet.ts). Jobs submitted to the manager land on workers;
 // the EU tenant's jobs stay in the EU; a full worker's jobs go elsewhere where policy allows, or wait and then run
 // when capacity frees. Prints where each job runs and a per-cluster, per-tenant table of GPU-equivalents.
-// On a shared machine run it under the lock: flock /tmp/tessera-heavy.lock npm run demo:fleet
+// On a shared machine run it under the lock: flock -s /tmp/tessera-heavy.lock npm run demo:fleet
 
 import { CoreV1Api } from '@kubernetes/client-node';
 import { until } from '../fixtures/waiting.ts';

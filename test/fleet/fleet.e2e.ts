@@ -1,8 +1,8 @@
 // npm run test:fleet: a fleet of three real control planes with real Kueue v0.17.0 processes (test/fleet/fleet.ts):
 // GPU jobs submitted to the manager are dispatched by Tessera's dispatcher to the worker whose Tessera pools can take
 // them, admitted there by Tessera's tessera.io/gpu-fit check, and run by Tessera's extender; fractions are counted in
-// tessera.io/gpu-milli by both Kueues and by Tessera. Run it alone, under the shared lock:
-//   flock /tmp/tessera-heavy.lock npm run test:fleet
+// tessera.io/gpu-milli by both Kueues and by Tessera. Run it under the shared lock:
+//   flock -s /tmp/tessera-heavy.lock npm run test:fleet
 
 import { BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
 import t from 'tap';
