@@ -36,7 +36,8 @@ tessera serve extender [--policy-dir DIR [--policy-cache-dir DIR]] [--tls-cert F
   (docs/fleet.md) the leading extender of a worker publishes its free GPU-equivalents per pool (--publish-capacity,
   ConfigMap tessera-fleet-capacity) and answers Kueue's tessera.io/gpu-fit admission check (--gpu-fit-check). Both run until SIGTERM
   or SIGINT (exit 0); a start that cannot serve (unreadable TLS files, port taken) exits 1.
-tessera serve dispatcher --policy-dir DIR [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 9443]
+tessera serve dispatcher --policy-dir DIR [--policy-cache-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0]
+                     [--port 9443]
                      [--kueue-namespace kueue-system] [--interval 2] [--kubeconfig FILE] [--context NAME]
                      [--log-level info]
   On the manager cluster of a fleet (docs/fleet.md): nominates workers for Kueue's MultiKueue workloads

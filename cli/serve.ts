@@ -243,7 +243,7 @@ async function serveDispatcher(argv: string[]): Promise<number> {
   const intervalMs = seconds('interval', values.interval);
   const log = pino({ level: logLevelOf(values['log-level']), base: { component: 'tessera-dispatcher' } });
   const kubeconfig = loadKubeconfig(values.kubeconfig, values.context);
-  const policies = new PolicyStore(values['policy-dir'], log);
+  const policies = new PolicyStore(values['policy-dir'], log, values['policy-cache-dir'] ?? null);
   policies.reload();
   const policy = () => policies.current();
   // The webhook first: a start that cannot serve (TLS files, port) exits before anything else runs.

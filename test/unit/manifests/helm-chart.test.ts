@@ -246,7 +246,7 @@ t.test('each component takes its replicas, resources, image, placement, log leve
   const webhook = spec('tessera-webhook').containers[0];
   t.equal(dep('tessera-webhook').spec.replicas, 3);
   t.equal(webhook.image, 'registry.example/tessera:1.2.3');
-  t.same(webhook.args.slice(6), [
+  t.same(webhook.args.slice(7), [
     '--system-user=system:serviceaccount:tessera-system:tessera-extender',
     '--quota-namespace=tessera-system',
     '--system-user=system:serviceaccount:ops:gitops',
