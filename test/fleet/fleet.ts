@@ -1,6 +1,7 @@
 // A fleet of three control planes on one machine, for `npm run test:fleet` and `npm run demo:fleet`:
-//   manager    etcd, kube-apiserver, Kueue (MultiKueue, dispatcherName tessera.io/fleet-dispatcher) and Tessera's
-//              dispatcher (dispatcher/dispatcher.ts, in process);
+//   manager    etcd, kube-apiserver, kube-controller-manager (garbage collector), Kueue (MultiKueue, dispatcherName
+//              tessera.io/fleet-dispatcher), Tessera's dispatcher (dispatcher/dispatcher.ts) and Tessera's webhook
+//              serving only /mutate-job for Jobs, as the chart's fleet.manager runs them (in process);
 //   eu-central, us-east  workers: test/e2e/stack.ts (etcd, kube-apiserver, kube-controller-manager, kube-scheduler with
 //              Tessera's extender, Tessera's webhook, KWOK GPU nodes), the extender publishing capacity and answering
 //              tessera.io/gpu-fit, and Kueue.
@@ -8,13 +9,12 @@
 // cluster; a ResourceFlavor per Tessera pool on each worker; quota in tessera.io/gpu-milli, with Kueue resource
 // transformations for nvidia.com/gpu, the MIG names and VM device names. Everything is small: 2 cores.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import { createCa, issueLeaf, type KeyPair } from '../../certs/authority.ts';
-import { namespaceTenantFrom, startJobWebhook } from '../../dispatcher/job-webhook.ts';
-import type { Serving } from '../../server/serve.ts';
+import { type RunningWebhook, startWebhook } from '../../webhook/server.ts';
 import { TENANT_LABEL } from '../../core/well-known-names.ts';
 import { startDispatcher, type Dispatcher, DISPATCHER_NAME } from '../../dispatcher/dispatcher.ts';
 import { GPU_FIT_CONTROLLER } from '../../extender/gpu-fit-check.ts';
@@ -26,6 +26,7 @@ import { createFakeNode, startStack, type Stack } from '../e2e/stack.ts';
 import { ensureKueue, type KueueBuild } from './kueue-build.ts';
 import { KUEUE_NAMESPACE, type RunningKueue, startKueue } from './kueue.ts';
 import { KubeJson } from '../../server/kube-json.ts';
+import { until } from '../fixtures/waiting.ts';
 
 export const FLEET_POLICY = readFileSync(new URL('./fleet-policy.yaml', import.meta.url), 'utf8');
 export const TENANTS = ['bank', 'research'] as const;
@@ -273,36 +274,39 @@ async function workerNodes(admin: KubeConfig, policy: Policy, spec: WorkerSpec, 
 }
 
 /**
- * The manager's mutating webhook for Jobs (dispatcher/job-webhook.ts), served on loopback with a leaf of the fleet's
- * CA and registered by URL: a job asking with Tessera's annotations gets its countable tessera.io/gpu-milli.
+ * The manager's Job webhook as the chart runs it (fleet.manager): Tessera's webhook, serving /mutate-job
+ * (dispatcher/job-review.ts), on loopback with a leaf of the fleet's CA, registered by URL for batch/v1 Jobs in tenant
+ * namespaces; its pod webhooks are not registered (the manager runs no pods). A job asking with Tessera's annotations
+ * gets its countable tessera.io/gpu-milli.
  */
-async function jobWebhook(
-  manager: LocalCluster,
-  admin: KubeConfig,
-  ca: KeyPair,
-  policy: Policy,
-  log: Logger,
-): Promise<Serving> {
-  const leaf = issueLeaf(ca, { commonName: 'tessera-fleet-jobs', dnsNames: ['localhost'], ips: ['127.0.0.1'] });
-  const certFile = join(manager.dir, 'fleet-jobs.crt');
-  const keyFile = join(manager.dir, 'fleet-jobs.key');
+async function jobWebhook(manager: LocalCluster, admin: KubeConfig, ca: KeyPair, log: Logger): Promise<RunningWebhook> {
+  const leaf = issueLeaf(ca, { commonName: 'tessera-webhook', dnsNames: ['localhost'], ips: ['127.0.0.1'] });
+  const certFile = join(manager.dir, 'webhook.crt');
+  const keyFile = join(manager.dir, 'webhook.key');
   writeFileSync(certFile, leaf.certPem);
   writeFileSync(keyFile, leaf.keyPem);
-  const serving = await startJobWebhook({
+  const policyDir = join(manager.dir, 'policy');
+  mkdirSync(policyDir, { recursive: true });
+  writeFileSync(join(policyDir, 'fleet-policy.yaml'), FLEET_POLICY);
+  const hook = await startWebhook({
+    policyDir,
     host: '127.0.0.1',
     port: 0,
     tls: { certFile, keyFile },
-    policy: () => policy,
-    namespaceTenant: namespaceTenantFrom(new KubeJson(admin)),
-    log: log.child({ cluster: 'manager', component: 'job-webhook' }),
+    kubeconfig: admin,
+    systemUsers: [],
+    quotaReservations: false,
+    log: log.child({ cluster: 'manager', component: 'webhook' }),
   });
+  // Ready: its namespace cache is synced, so a job's tenant is known from the first job on.
+  await until("the manager's Tessera webhook ready", async () => hook.ready(), 60_000, 200);
   await admin.makeApiClient(AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
     body: {
-      metadata: { name: 'tessera-fleet-jobs' },
+      metadata: { name: 'tessera' },
       webhooks: [
         {
-          name: 'jobs.fleet.tessera.io',
-          clientConfig: { url: `${serving.url}/mutate-job`, caBundle: Buffer.from(ca.certPem).toString('base64') },
+          name: 'mutate-job.tessera.io',
+          clientConfig: { url: `${hook.url}/mutate-job`, caBundle: Buffer.from(ca.certPem).toString('base64') },
           rules: [{ apiGroups: ['batch'], apiVersions: ['v1'], resources: ['jobs'], operations: ['CREATE'] }],
           namespaceSelector: { matchExpressions: [{ key: TENANT_LABEL, operator: 'Exists' }] },
           sideEffects: 'None',
@@ -313,7 +317,7 @@ async function jobWebhook(
       ],
     },
   });
-  return serving;
+  return hook;
 }
 
 export async function startFleet(o: FleetOptions = {}): Promise<Fleet> {
@@ -357,8 +361,6 @@ export async function startFleet(o: FleetOptions = {}): Promise<Fleet> {
     const manager = await startCluster({ log: progress, identities, controllerManager: MANAGER_CONTROLLERS });
     stops.push(() => manager.stop());
     const managerAdmin = kubeconfigOf(manager, 'admin');
-    const policyDir = join(manager.dir, 'policy.yaml');
-    writeFileSync(policyDir, FLEET_POLICY);
     await tenantNamespaces(managerAdmin);
     const managerKueue = await startKueue(
       {
@@ -382,7 +384,7 @@ export async function startFleet(o: FleetOptions = {}): Promise<Fleet> {
       log: log.child({ cluster: 'manager', component: 'dispatcher' }),
     });
     stops.push(async () => dispatcher.stop());
-    const jobHook = await jobWebhook(manager, managerAdmin, ca, policy, log);
+    const jobHook = await jobWebhook(manager, managerAdmin, ca, log);
     stops.push(() => jobHook.close());
     return {
       manager,
