@@ -6,7 +6,7 @@
 // its Service by its DNS name, and the extender binds pods on KWOK's GPU nodes under the shipped RBAC.
 
 import t, { type Test } from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -16,6 +16,7 @@ import { CoreV1Api, type KubeConfig, RbacAuthorizationV1Api, type V1Pod, Watch }
 import { createFakeNode } from '../e2e/stack.ts';
 import {
   checkBurst,
+  checkConcurrentBinds,
   checkNoNvidiaRuntime,
   type DeliveryResult,
   deleteBurst,
@@ -27,8 +28,8 @@ import {
   shippedAgentRole,
   summarize,
 } from './fraction-delivery.ts';
-import { histogram, histogramPercentile, type NodeAgent, startNodeAgent } from './agent-process.ts';
-import type { Delivery } from './fractions.ts';
+import { histogram, type NodeAgent, startNodeAgent } from './agent-process.ts';
+import { type Delivery, percentile } from './fractions.ts';
 import { describeGap, startServiceProbe, streamGpuPods } from './handoff.ts';
 import { NODE_NAME, type NodeStack, startNodeStack } from './harness.ts';
 import { helm, helmValues, previousChart } from './install.ts';
@@ -468,9 +469,10 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
           .length === 0,
     );
   };
-  const handoffs: string[] = [];
+  // The run's figures, printed together at the end.
+  const figures: string[] = [];
   t.teardown(() => {
-    for (const h of handoffs) t.comment(h);
+    for (const f of figures) t.comment(f);
   });
 
   await t.test('the extender leader is killed (SIGKILL): the handoff gap is measured and under 5 s', async (t) => {
@@ -503,7 +505,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     probe.stop();
     const wait = stream.longest();
     const line = `handoff gap, extender leader SIGKILL on the real node: ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}, ${stream.created.length} pods, one a second)`;
-    handoffs.push(line);
+    figures.push(line);
     t.comment(line);
     t.ok(gap.ms < 5_000, `the handoff gap of a leader kill is under 5 s: ${(gap.ms / 1000).toFixed(1)} s`);
     t.ok(stream.allBound(), `all ${stream.created.length} GPU pods submitted around the kill were placed`);
@@ -781,7 +783,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
         probe.stop();
         const wait = stream.longest();
         const line = `handoff gap, extender rollout (kubectl rollout restart, RollingUpdate) on the real node: ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}, ${stream.created.length} pods, one a second)`;
-        handoffs.push(line);
+        figures.push(line);
         t.comment(line);
         t.ok(gap.ms < 5_000, `the handoff gap of a rollout is under 5 s: ${(gap.ms / 1000).toFixed(1)} s`);
         t.ok(stream.allBound(), `all ${stream.created.length} GPU pods submitted during the rollout were placed`);
@@ -845,7 +847,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
       probe.stop();
       const wait = stream.longest();
       const line = `helm upgrade under load on the real node: ${upgradeSeconds.toFixed(1)} s; handoff gap ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}); ${stream.created.length} pods submitted, ${stream.refusedCreates.length} create calls refused and made again${stream.refusedCreates[0] ? ` (first: ${stream.refusedCreates[0].slice(0, 160)})` : ''}`;
-      handoffs.push(line);
+      figures.push(line);
       t.comment(line);
       t.ok(
         stream.allBound(),
@@ -914,20 +916,13 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     for (const p of burst.pods) report.add(p);
     t.same(burst.refused, [], 'the kubelet refused no pod');
     checkBurst(t, burst, stack.gpus.gpus.length);
-    t.ok(burst.bindSpreadMs <= 1000, `${burst.pods.length} pods bound within ${burst.bindSpreadMs} ms`);
+    checkConcurrentBinds(t, burst.pods, burst.bindSpreadMs);
     results.push(summarize('downward-api', burst));
     await deleteBurst({ admin, stack }, burst);
   });
 
-  // Tessera's node agent serves the real node from here on; its Allocate latencies are summed over its processes (a
-  // restart starts its histogram afresh), read before each restart.
+  // Tessera's node agent serves the real node from here on.
   let agent: NodeAgent | null = null;
-  const allocateBuckets = new Map<number, number>();
-  const collectAllocate = async (): Promise<void> => {
-    if (!agent) return;
-    for (const [le, n] of histogram(await agent.metrics(), 'tessera_agent_allocate_duration_seconds'))
-      allocateBuckets.set(le, (allocateBuckets.get(le) ?? 0) + n);
-  };
   t.teardown(async () => {
     await agent?.stop();
   });
@@ -949,7 +944,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     for (const p of burst.pods) report.add(p);
     t.same(burst.refused, [], 'the kubelet refused no pod');
     checkBurst(t, burst, stack.gpus.gpus.length);
-    t.ok(burst.bindSpreadMs <= 1000, `${burst.pods.length} pods bound within ${burst.bindSpreadMs} ms`);
+    checkConcurrentBinds(t, burst.pods, burst.bindSpreadMs);
     await deleteBurst({ admin, stack }, burst);
     return burst;
   };
@@ -987,7 +982,6 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
   await t.test('cdi-cri through concurrent binds with the agent and the kubelet restarted mid-run', async (t) => {
     const first = await burstOf(t, 'cdi-cri', 'restart', {
       midRun: async () => {
-        await collectAllocate();
         await agent!.restart();
         t.comment('the agent restarted');
         await stack.node.restartKubelet();
@@ -1018,30 +1012,38 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     for (const p of all.pods) report.add(p);
     t.equal(all.pods.length, 8, 'all 8 pods ran');
     checkBurst(t, all, stack.gpus.gpus.length);
-    t.ok(first.bindSpreadMs <= 1000, `the first 8 pods bound within ${first.bindSpreadMs} ms`);
+    checkConcurrentBinds(t, first.pods, first.bindSpreadMs, 'the first 8 (those that ran)');
     await deleteBurst({ admin, stack }, first);
     await deleteBurst({ admin, stack }, again);
   });
 
   for (const mode of ['envvar', 'volume-mounts'] as const)
     await t.test(`fraction pods through the node agent, ${mode} (set by --delivery)`, async (t) => {
-      await collectAllocate();
       await agent!.restart(mode);
       await agentServing(mode);
       const burst = await agentBurst(t, mode, mode === 'envvar' ? 'env' : 'mounts');
       results.push(summarize(mode, burst));
     });
 
-  await t.test('Allocate latency, from the agent’s histogram over every Allocate of the run', async (t) => {
-    await collectAllocate();
-    const buckets = [...allocateBuckets.entries()].sort((a, b) => a[0] - b[0]);
-    const total = buckets.at(-1)?.[1] ?? 0;
-    t.ok(total >= 32, `${total} Allocate calls observed`);
+  await t.test('Allocate latency, from the agent’s log of every Allocate of the run', async (t) => {
+    // Every agent process of the run appends to one log; each answered Allocate logs its duration ("Allocate done").
+    const ms = readFileSync(agent!.logFile, 'utf8')
+      .split('\n')
+      .flatMap((l) => {
+        try {
+          const e = JSON.parse(l) as { msg?: string; ms?: number };
+          return e.msg === 'Allocate done' && typeof e.ms === 'number' ? [e.ms] : [];
+        } catch {
+          return [];
+        }
+      });
+    const ran = report.pods.filter((p) => p.delivery !== 'downward-api').length;
+    t.equal(ms.length, ran, `one answered Allocate per pod that ran through the agent: ${ms.length} of ${ran}`);
+    const line = `Allocate on the real node: p50 ${percentile(ms, 50)} ms, p99 ${percentile(ms, 99)} ms, max ${Math.max(...ms)} ms over ${ms.length} calls`;
+    figures.push(line);
+    t.comment(line);
     t.comment(
-      `Allocate p50 <= ${histogramPercentile(buckets, 50)} s, p99 <= ${histogramPercentile(buckets, 99)} s (bucket bounds), over ${total} calls`,
-    );
-    t.comment(
-      `kubelet_device_plugin_alloc_duration_seconds (this kubelet process): ${JSON.stringify(histogram(await stack.node.kubeletMetrics(), 'kubelet_device_plugin_alloc_duration_seconds', (l) => l.includes('tessera.io/gpu-milli')))}`,
+      `kubelet_device_plugin_alloc_duration_seconds (this kubelet process, buckets): ${JSON.stringify(histogram(await stack.node.kubeletMetrics(), 'kubelet_device_plugin_alloc_duration_seconds', (l) => l.includes('tessera.io/gpu-milli')))}`,
     );
   });
 
@@ -1049,6 +1051,12 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     for (const r of results)
       t.comment(
         `delivery ${r.delivery}: ${r.pods} pods bound within ${r.bindSpreadMs} ms; bind to running p50 ${r.bindToRunningMs.p50} ms, p99 ${r.bindToRunningMs.p99} ms, max ${r.bindToRunningMs.max} ms`,
+      );
+    const without = report.pods.filter((p) => p.delivery === 'downward-api').map((p) => p.bindToRunningMs);
+    const withAgent = report.pods.filter((p) => p.delivery !== 'downward-api').map((p) => p.bindToRunningMs);
+    if (without.length && withAgent.length)
+      t.comment(
+        `bind to running on the real node: without the agent (downward API) p50 ${percentile(without, 50)} ms, p99 ${percentile(without, 99)} ms over ${without.length} pods; with the agent (every delivery mode, restarts included) p50 ${percentile(withAgent, 50)} ms, p99 ${percentile(withAgent, 99)} ms over ${withAgent.length} pods`,
       );
   });
 
@@ -1058,5 +1066,53 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
       const logs = stack.node.podLogs('tessera-system', p.metadata!.name!);
       t.notMatch(logs, /forbidden|\b403\b/i, `${p.metadata!.name}: no 403 in its log`);
     }
+  });
+
+  // Last, since it takes Tessera off the only real node: the replacements of the evicted pods go to a KWOK node made
+  // now (before, a rolling update could have put a pod there), where KWOK reports them Running and Ready without
+  // running them. That is enough for the disruption budgets to let the next eviction through, which is what decides
+  // whether a drain completes; it says nothing about the replacements serving.
+  await t.test('kubectl drain of the extender leader’s node completes (the budgets let it through)', async (t) => {
+    const leader = await extenderSettled();
+    t.equal(leader.spec?.nodeName, NODE_NAME, 'the leader runs on the real node');
+    await createFakeNode(
+      admin,
+      { metadata: { name: 'spare-0', labels: {} } },
+      { cpu: '32', memory: '64Gi', pods: '110' },
+    );
+    await admin
+      .deleteNamespacedPod({ name: 'still-works', namespace: 'kube-system', gracePeriodSeconds: 0 })
+      .catch(() => {});
+    const started = Date.now();
+    const drain = spawnSync(
+      stack.cluster.binaries.kubectl,
+      [
+        '--kubeconfig',
+        stack.cluster.kubeconfigFor('admin'),
+        'drain',
+        NODE_NAME,
+        '--ignore-daemonsets',
+        '--delete-emptydir-data',
+        '--timeout=300s',
+      ],
+      { encoding: 'utf8' },
+    );
+    const out = `${drain.stdout}\n${drain.stderr}`;
+    t.equal(
+      drain.status,
+      0,
+      `kubectl drain ${NODE_NAME} completed in ${((Date.now() - started) / 1000).toFixed(1)} s${drain.status === 0 ? '' : `: ${out.slice(-600)}`}`,
+    );
+    const left = (await stack.tesseraPods()).filter((p) => p.spec?.nodeName === NODE_NAME);
+    t.same(
+      left.map((p) => p.metadata?.name),
+      [],
+      'no Tessera pod left on the drained node',
+    );
+    t.match(out, new RegExp(`pod/${leader.metadata!.name} evicted`), 'the leader was evicted');
+    t.comment(
+      `kubectl drain: ${out.trim().split('\n').length} lines; ${(out.match(/disruption budget/g) ?? []).length} evictions refused by a budget and retried`,
+    );
+    stack.kubectl(['uncordon', NODE_NAME]);
   });
 });
