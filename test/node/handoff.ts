@@ -8,7 +8,7 @@
 //   (podMaxBackoffSeconds: 2 in the shipped configuration).
 
 import { Agent, request } from 'node:https';
-import { type CoreV1Api, type KubeConfig, type V1Pod, Watch } from '@kubernetes/client-node';
+import { type CoreV1Api, type DiscoveryV1Api, type KubeConfig, type V1Pod, Watch } from '@kubernetes/client-node';
 import { type FilterCall, HandoffProbe } from '../soak/handoff-probe.ts';
 import type { NodeStack } from './harness.ts';
 
@@ -71,8 +71,11 @@ export interface PodWaits {
   /** Pods created so far, and create calls the API refused (tried again a second later). */
   readonly created: string[];
   readonly refusedCreates: string[];
-  /** Longest create-to-bound time in ms so far (a pod still unbound counts until now), and which pod. */
+  /** Longest wait of an admitted pod, from its create call returning to being seen bound (a pod still unbound counts
+   * until now), and which pod. */
   longest(): { ms: number; pod: string };
+  /** Longest create call (admission: the webhook through its Service). */
+  longestAdmission(): { ms: number; pod: string };
   /** Every pod created is bound. */
   allBound(): boolean;
   stop(): Promise<void>;
@@ -92,6 +95,7 @@ export async function streamGpuPods(o: {
   max: number;
 }): Promise<PodWaits> {
   const createdAt = new Map<string, number>();
+  const admittedAt = new Map<string, number>();
   const boundAt = new Map<string, number>();
   const created: string[] = [];
   const refusedCreates: string[] = [];
@@ -128,6 +132,7 @@ export async function streamGpuPods(o: {
             },
           },
         });
+        admittedAt.set(name, Date.now());
         created.push(name);
         i++;
       } catch (e) {
@@ -143,7 +148,15 @@ export async function streamGpuPods(o: {
     longest() {
       let best = { ms: 0, pod: '' };
       for (const name of created) {
-        const ms = (boundAt.get(name) ?? Date.now()) - createdAt.get(name)!;
+        const ms = Math.max(0, (boundAt.get(name) ?? Date.now()) - admittedAt.get(name)!);
+        if (ms > best.ms) best = { ms, pod: name };
+      }
+      return best;
+    },
+    longestAdmission() {
+      let best = { ms: 0, pod: '' };
+      for (const name of created) {
+        const ms = admittedAt.get(name)! - createdAt.get(name)!;
         if (ms > best.ms) best = { ms, pod: name };
       }
       return best;
@@ -163,5 +176,57 @@ export function describeGap(probe: HandoffProbe, from: number, to: number): { ms
   return {
     ms: gap.ms,
     text: `${(gap.ms / 1000).toFixed(1)} s${gap.outage ? ` (first failure: ${gap.outage.why.slice(0, 120)})` : ''}, ${probe.failures} of ${probe.calls} filter calls failed`,
+  };
+}
+
+/**
+ * When, after `from`, another extender pod than `old` was first seen labelled leader, and when the Service's
+ * EndpointSlices first had a ready endpoint at that pod's IP (kube-proxy then needs its next rule sync).
+ */
+export function watchTakeover(
+  stack: NodeStack,
+  discovery: DiscoveryV1Api,
+  old: string,
+): { readonly labelledAt: number | null; readonly endpointAt: number | null; stop(): void } {
+  const seen = { labelledAt: null as number | null, endpointAt: null as number | null };
+  let stopped = false;
+  void (async () => {
+    while (!stopped && seen.endpointAt === null) {
+      const pods = await stack.tesseraPods().catch(() => []);
+      const now = Date.now();
+      const next = pods.find(
+        (p) =>
+          p.metadata?.name !== old &&
+          p.metadata?.labels?.['app.kubernetes.io/name'] === 'tessera-extender' &&
+          p.metadata?.labels?.['tessera.io/extender-role'] === 'leader',
+      );
+      if (next && seen.labelledAt === null) seen.labelledAt = now;
+      if (next?.status?.podIP) {
+        const slices = await discovery
+          .listNamespacedEndpointSlice({
+            namespace: 'tessera-system',
+            labelSelector: 'kubernetes.io/service-name=tessera-extender',
+          })
+          .catch(() => ({ items: [] }));
+        if (
+          slices.items.some((s) =>
+            (s.endpoints ?? []).some((e) => e.conditions?.ready && e.addresses.includes(next.status!.podIP!)),
+          )
+        )
+          seen.endpointAt = Date.now();
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    get labelledAt() {
+      return seen.labelledAt;
+    },
+    get endpointAt() {
+      return seen.endpointAt;
+    },
+    stop() {
+      stopped = true;
+    },
   };
 }

@@ -12,7 +12,14 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { connect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, type KubeConfig, RbacAuthorizationV1Api, type V1Pod, Watch } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  DiscoveryV1Api,
+  type KubeConfig,
+  RbacAuthorizationV1Api,
+  type V1Pod,
+  Watch,
+} from '@kubernetes/client-node';
 import { createFakeNode } from '../e2e/stack.ts';
 import {
   checkBurst,
@@ -30,7 +37,7 @@ import {
 } from './fraction-delivery.ts';
 import { histogram, type NodeAgent, startNodeAgent } from './agent-process.ts';
 import { type Delivery, percentile } from './fractions.ts';
-import { describeGap, startServiceProbe, streamGpuPods } from './handoff.ts';
+import { describeGap, startServiceProbe, streamGpuPods, watchTakeover } from './handoff.ts';
 import { NODE_NAME, type NodeStack, startNodeStack } from './harness.ts';
 import { helm, helmValues, previousChart } from './install.ts';
 import { CHART } from '../helm/render.ts';
@@ -490,6 +497,8 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     await new Promise((r) => setTimeout(r, 4_000));
     t.equal(probe.failures, 0, `no filter call failed before the kill (${probe.calls} calls through the Service)`);
     const id = leader.status!.containerStatuses![0]!.containerID!.replace(/^containerd:\/\//, '');
+    const takeover = watchTakeover(stack, stack.client('admin').makeApiClient(DiscoveryV1Api), leader.metadata!.name!);
+    t.teardown(() => takeover.stop());
     const killedAt = Date.now();
     stack.node.ctr(['tasks', 'kill', '--signal', 'SIGKILL', id]);
     await until(
@@ -504,7 +513,8 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     const gap = describeGap(probe, killedAt, Date.now());
     probe.stop();
     const wait = stream.longest();
-    const line = `handoff gap, extender leader SIGKILL on the real node: ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}, ${stream.created.length} pods, one a second)`;
+    const after = (at: number | null) => (at === null ? 'not seen' : `${((at - killedAt) / 1000).toFixed(1)} s`);
+    const line = `handoff gap, extender leader SIGKILL on the real node: ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}, ${stream.created.length} pods, one a second); the standby labelled leader after ${after(takeover.labelledAt)}, its endpoint ready in the Service's EndpointSlice after ${after(takeover.endpointAt)}`;
     figures.push(line);
     t.comment(line);
     t.ok(gap.ms < 5_000, `the handoff gap of a leader kill is under 5 s: ${(gap.ms / 1000).toFixed(1)} s`);
@@ -846,7 +856,8 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
       const gap = describeGap(probe, started, Date.now());
       probe.stop();
       const wait = stream.longest();
-      const line = `helm upgrade under load on the real node: ${upgradeSeconds.toFixed(1)} s; handoff gap ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}); ${stream.created.length} pods submitted, ${stream.refusedCreates.length} create calls refused and made again${stream.refusedCreates[0] ? ` (first: ${stream.refusedCreates[0].slice(0, 160)})` : ''}`;
+      const admission = stream.longestAdmission();
+      const line = `helm upgrade under load on the real node: ${upgradeSeconds.toFixed(1)} s; handoff gap ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}), longest admission ${(admission.ms / 1000).toFixed(1)} s (${admission.pod}); ${stream.created.length} pods submitted, ${stream.refusedCreates.length} create calls refused and made again${stream.refusedCreates[0] ? ` (first: ${stream.refusedCreates[0].slice(0, 160)})` : ''}`;
       figures.push(line);
       t.comment(line);
       t.ok(
