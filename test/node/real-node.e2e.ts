@@ -517,6 +517,23 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     const line = `handoff gap, extender leader SIGKILL on the real node: ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}, ${stream.created.length} pods, one a second); the standby labelled leader after ${after(takeover.labelledAt)}, its endpoint ready in the Service's EndpointSlice after ${after(takeover.endpointAt)}`;
     figures.push(line);
     t.comment(line);
+    // The timeline, for whoever reads a gap over budget: the probe's outages and the replicas' leadership changes.
+    const rel = (ms: number) => `${ms >= killedAt ? '+' : ''}${((ms - killedAt) / 1000).toFixed(1)} s`;
+    t.comment(
+      `outages after the kill: ${probe.outages
+        .filter((o) => (o.to ?? Date.now()) >= killedAt)
+        .map((o) => `${rel(o.from)}..${o.to === null ? 'open' : rel(o.to)} (${o.why.slice(0, 80)})`)
+        .join('; ')}`,
+    );
+    for (const p of (await stack.tesseraPods()).filter((x) => app(x) === 'tessera-extender'))
+      for (const l of stack.node.podLogs('tessera-system', p.metadata!.name!).split('\n')) {
+        const json = l.slice(l.indexOf('{'));
+        try {
+          const e = JSON.parse(json) as { time?: number; msg?: string };
+          if (e.time && e.time >= killedAt - 5_000 && /leader|stepped down|lead|label/i.test(e.msg ?? ''))
+            t.comment(`${p.metadata!.name} ${rel(e.time)}: ${e.msg}`);
+        } catch {}
+      }
     t.ok(gap.ms < 5_000, `the handoff gap of a leader kill is under 5 s: ${(gap.ms / 1000).toFixed(1)} s`);
     t.ok(stream.allBound(), `all ${stream.created.length} GPU pods submitted around the kill were placed`);
     await deleteStream('kill');
