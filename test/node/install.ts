@@ -6,7 +6,7 @@
 // manifests/overlays/local-image, which only names the locally built image and sets imagePullPolicy: Never), and the
 // caBundle patched into the webhook configurations.
 
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -172,6 +172,19 @@ export function helmValues(image: string): string[] {
     '--set-string',
     'nodeAgent.nodeSelector.tessera\\.io/node-agent-on-the-host=true',
   ];
+}
+
+/** helm as `helm()` runs it, without blocking this process (probes and pod streams keep running meanwhile). */
+export function helmAsync(cluster: LocalCluster, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(
+      ensureHelm().helm,
+      [...args, '--kubeconfig', cluster.kubeconfigFor('admin')],
+      { encoding: 'utf8', maxBuffer: 16 << 20 },
+      (err, stdout, stderr) =>
+        err ? reject(new Error(`helm ${args[0]}: ${stderr.trim() || err.message}`)) : resolve(stdout),
+    ),
+  );
 }
 
 /** Runs helm against the cluster as admin; its output, or an error with what helm said. */

@@ -39,7 +39,7 @@ import { histogram, type NodeAgent, startNodeAgent } from './agent-process.ts';
 import { type Delivery, percentile } from './fractions.ts';
 import { describeGap, startServiceProbe, streamGpuPods, watchTakeover } from './handoff.ts';
 import { NODE_NAME, type NodeStack, startNodeStack } from './harness.ts';
-import { helm, helmValues, previousChart } from './install.ts';
+import { helm, helmAsync, helmValues, previousChart } from './install.ts';
 import { CHART } from '../helm/render.ts';
 import { type Probe, until as waitUntil, apiErrorMessage as message } from '../fixtures/waiting.ts';
 
@@ -514,7 +514,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     probe.stop();
     const wait = stream.longest();
     const after = (at: number | null) => (at === null ? 'not seen' : `${((at - killedAt) / 1000).toFixed(1)} s`);
-    const line = `handoff gap, extender leader SIGKILL on the real node: ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}, ${stream.created.length} pods, one a second); the standby labelled leader after ${after(takeover.labelledAt)}, its endpoint ready in the Service's EndpointSlice after ${after(takeover.endpointAt)}`;
+    const line = `handoff gap, extender leader SIGKILL on the real node: ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}, ${stream.created.length} pods, one a second), longest admission ${(stream.longestAdmission().ms / 1000).toFixed(1)} s; the standby labelled leader after ${after(takeover.labelledAt)}, its endpoint ready in the Service's EndpointSlice after ${after(takeover.endpointAt)}`;
     figures.push(line);
     t.comment(line);
     // The timeline, for whoever reads a gap over budget: the probe's outages and the replicas' leadership changes.
@@ -809,7 +809,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
         const gap = describeGap(probe, started, Date.now());
         probe.stop();
         const wait = stream.longest();
-        const line = `handoff gap, extender rollout (kubectl rollout restart, RollingUpdate) on the real node: ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}, ${stream.created.length} pods, one a second)`;
+        const line = `handoff gap, extender rollout (kubectl rollout restart, RollingUpdate) on the real node: ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}, ${stream.created.length} pods, one a second), longest admission ${(stream.longestAdmission().ms / 1000).toFixed(1)} s`;
         figures.push(line);
         t.comment(line);
         t.ok(gap.ms < 5_000, `the handoff gap of a rollout is under 5 s: ${(gap.ms / 1000).toFixed(1)} s`);
@@ -860,7 +860,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
         max: 60,
       });
       const started = Date.now();
-      helm(stack.cluster, ['upgrade', 'tessera', CHART, ...helmValues(next)]);
+      await helmAsync(stack.cluster, ['upgrade', 'tessera', CHART, ...helmValues(next)]);
       const upgradeSeconds = (Date.now() - started) / 1000;
       t.pass(
         `helm upgrade --wait to this commit's chart (image ${next}) returned after ${upgradeSeconds.toFixed(1)} s`,
@@ -1021,7 +1021,8 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     for (const r of first.refused)
       t.match(
         `${r.reason}: ${r.message}`,
-        /tessera\.io\/gpu-milli|Tessera's node agent|device plugin/,
+        // The kubelet's own messages: the resource, the plugin, or the agent's socket it could not dial.
+        /tessera\.io\/gpu-milli|Tessera's node agent|device plugin|tessera-gpu-milli\.sock/,
         `${r.namespace}/${r.name} refused by the kubelet while the agent was away, saying why: ${r.reason}: ${r.message}`,
       );
     t.comment(
@@ -1040,7 +1041,8 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     for (const p of all.pods) report.add(p);
     t.equal(all.pods.length, 8, 'all 8 pods ran');
     checkBurst(t, all, stack.gpus.gpus.length);
-    checkConcurrentBinds(t, first.pods, first.bindSpreadMs, 'the first 8 (those that ran)');
+    // No timing check here: pods the scheduler sees while the agent is away wait for its capacity to come back.
+    t.comment(`the first 8 pods bound within ${first.bindSpreadMs} ms (the restarts hold some back)`);
     await deleteBurst({ admin, stack }, first);
     await deleteBurst({ admin, stack }, again);
   });
