@@ -530,7 +530,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
         const json = l.slice(l.indexOf('{'));
         try {
           const e = JSON.parse(json) as { time?: number; msg?: string };
-          if (e.time && e.time >= killedAt - 5_000 && /leader|stepped down|lead|label/i.test(e.msg ?? ''))
+          if (e.time && e.time >= killedAt - 5_000 && /leader|stepped down|lead|label|lease/i.test(e.msg ?? ''))
             t.comment(`${p.metadata!.name} ${rel(e.time)}: ${e.msg}`);
         } catch {}
       }
