@@ -16,18 +16,19 @@ export class UsageError extends Error {
   }
 }
 
-export const SERVE_USAGE = `tessera serve webhook --policy-dir DIR [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8443]
-                     [--system-user NAME]... [--kubevirt-user NAME]... [--kubeconfig FILE] [--context NAME]
+export const SERVE_USAGE = `tessera serve webhook --policy-dir DIR [--policy-cache-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0]
+                     [--port 8443] [--system-user NAME]... [--kubevirt-user NAME]... [--kubeconfig FILE] [--context NAME]
                      [--audit-interval SECONDS] [--quota-namespace tessera-system] [--log-level info]
-tessera serve extender [--policy-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0] [--port 8888]
-                     [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--lease-name NAME]
+tessera serve extender [--policy-dir DIR [--policy-cache-dir DIR]] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0]
+                     [--port 8888] [--prefix /scheduler] [--strategy tessera] [--lease-namespace NS] [--lease-name NAME]
                      [--lease-seconds 3] [--pod-name NAME [--pod-namespace NS]]
                      [--kubeconfig FILE] [--context NAME] [--log-level info]
                      [--fleet-cluster NAME [--fleet-region REGION] [--fleet-namespace tessera-system]
                       [--publish-capacity] [--gpu-fit-check]]
   Tessera's own service accounts (--system-user, e.g. system:serviceaccount:tessera-system:tessera-extender) may write
   system-owned annotations. --kubevirt-user names the identity KubeVirt's virt-controller creates virt-launcher pods as
-  (default: system:serviceaccount:kubevirt:kubevirt-controller and the openshift-cnv one). Without --kubeconfig: $KUBECONFIG, ~/.kube/config, or the pod's service account. With
+  (default: system:serviceaccount:kubevirt:kubevirt-controller and the openshift-cnv one). Invalid policy files never
+  replace the last good policy; --policy-cache-dir (an emptyDir) keeps it across a restart of the container. Without --kubeconfig: $KUBECONFIG, ~/.kube/config, or the pod's service account. With
   --lease-namespace the extender elects a leader through a Lease and only the leader serves. With --pod-name (its own
   pod, from the downward API) every replica that can serve is Ready and the leader labels its pod
   tessera.io/extender-role=leader for the Service to select; without it only the leader is Ready. The webhook reserves

@@ -38,6 +38,7 @@ function logLevelOf(text: string): string {
 /** Options both servers take. */
 const SERVER_OPTIONS = {
   'policy-dir': { type: 'string' },
+  'policy-cache-dir': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   host: { type: 'string', default: '0.0.0.0' },
@@ -66,6 +67,7 @@ async function serveWebhook(argv: string[]): Promise<number> {
   const log = pino({ level: logLevelOf(values['log-level']), base: { component: 'tessera-webhook' } });
   const hook = await startWebhook({
     policyDir: values['policy-dir'],
+    ...(values['policy-cache-dir'] ? { policyCacheDir: values['policy-cache-dir'] } : {}),
     host: values.host,
     port,
     ...tls(values['tls-cert'], values['tls-key']),
@@ -118,6 +120,7 @@ async function serveExtender(argv: string[]): Promise<number> {
   const ext = await startExtender({
     kubeconfig: loadKubeconfig(values.kubeconfig, values.context),
     ...(values['policy-dir'] ? { policyDir: values['policy-dir'] } : {}),
+    ...(values['policy-cache-dir'] ? { policyCacheDir: values['policy-cache-dir'] } : {}),
     host: values.host,
     port,
     prefix: values.prefix,

@@ -30,6 +30,8 @@ import { ExtenderScheduler } from './scheduler.ts';
 export interface ExtenderOptions {
   readonly kubeconfig: KubeConfig;
   readonly policyDir?: string;
+  /** Keeps the last good policy files across restarts (an emptyDir): see server/policy-store.ts. */
+  readonly policyCacheDir?: string;
   readonly host?: string;
   readonly port?: number;
   readonly prefix?: string;
@@ -96,7 +98,7 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
   const writer = options.writer ?? kubernetesWriter(kc);
   const dra = watchDraInto(kc, state, log);
   const cluster = watchCluster(kc, log, options.apiProbe, dra);
-  const policies = options.policyDir ? loadPolicy(options.policyDir, state, log) : null;
+  const policies = options.policyDir ? loadPolicy(options.policyDir, options.policyCacheDir ?? null, state, log) : null;
   const scheduler = buildScheduler(options, { state, writer, metrics, pods: cluster.pods });
   // Until electLeader runs there is no elector and this replica counts as leading, so the initial sync reconciles.
   let leader: LeaderElector | null = null;
@@ -240,8 +242,8 @@ function watchCluster(kc: KubeConfig, log: Logger, probe: ApiProbeOptions | unde
 }
 
 /** Pools, tenants and quotas from the policy files, hot-reloaded into the state. */
-function loadPolicy(dir: string, state: SchedulingState, log: Logger): PolicyStore {
-  const store = new PolicyStore(dir, log);
+function loadPolicy(dir: string, cacheDir: string | null, state: SchedulingState, log: Logger): PolicyStore {
+  const store = new PolicyStore(dir, log, cacheDir);
   store.on('change', (p) => state.setPolicy(p));
   store.reload();
   state.setPolicy(store.current());

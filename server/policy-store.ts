@@ -1,10 +1,21 @@
 // Policy files from a directory (a ConfigMap mount), compiled with the core's compiler, hot-reloaded on change. A new
 // set of files that does not compile never replaces the last good policy: the store keeps serving it and says so in
-// its status (logs, metrics and the readiness reason read it).
+// its status (logs, metrics and the readiness reason read it). With a cache directory (an emptyDir in the shipped
+// manifests) the last good files also outlive a restart of the container: a replica that crashes while the ConfigMap is
+// broken comes back serving what it served before, instead of failing closed with no policy at all.
 
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  watch,
+  writeFileSync,
+  type FSWatcher,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { compilePolicy, formatProblem, type PolicyFile } from '../core/policy/compile.ts';
@@ -22,6 +33,7 @@ export interface PolicyStatus {
 }
 
 const POLICY_FILE = /\.(ya?ml|json)$/i;
+const LAST_GOOD = 'last-good-policy.json';
 
 /** Reads the policy files of a directory; ConfigMap internals (`..data`, `..2026_...`) are skipped. */
 export function readPolicyDir(dir: string): PolicyFile[] {
@@ -49,11 +61,14 @@ export class PolicyStore extends EventEmitter {
 
   private readonly dir: string;
   private readonly log: Logger;
+  private readonly cacheDir: string | null;
 
-  constructor(dir: string, log: Logger) {
+  /** `cacheDir`: where the last good files are kept across restarts (none: only in memory). */
+  constructor(dir: string, log: Logger, cacheDir: string | null = null) {
     super();
     this.dir = dir;
     this.log = log;
+    this.cacheDir = cacheDir;
   }
 
   current(): Policy | null {
@@ -101,6 +116,7 @@ export class PolicyStore extends EventEmitter {
       loadedAt: new Date().toISOString(),
     };
     if (previous !== result.policy.revision) {
+      this.saveLastGood(files);
       this.log.info({ revision: result.policy.revision, previous, files: this.state.files }, 'policy loaded');
       this.emit('change', result.policy);
     }
@@ -108,6 +124,7 @@ export class PolicyStore extends EventEmitter {
   }
 
   private reject(problems: string[], files: string[]): boolean {
+    if (this.policy === null) this.restoreLastGood();
     const serving = this.policy?.revision ?? null;
     this.state = {
       state: serving === null ? 'missing' : 'stale',
@@ -124,6 +141,46 @@ export class PolicyStore extends EventEmitter {
     );
     this.emit('rejected', problems);
     return false;
+  }
+
+  private saveLastGood(files: readonly PolicyFile[]): void {
+    if (this.cacheDir === null) return;
+    try {
+      mkdirSync(this.cacheDir, { recursive: true });
+      const tmp = join(this.cacheDir, `.${LAST_GOOD}.${process.pid}`);
+      writeFileSync(tmp, JSON.stringify({ files }));
+      renameSync(tmp, join(this.cacheDir, LAST_GOOD)); // atomic: a crash mid-write leaves the previous copy
+    } catch (e) {
+      this.log.warn({ err: e, cacheDir: this.cacheDir }, 'cannot keep the last good policy in the cache directory');
+    }
+  }
+
+  /** At start with broken files: the cached last good files, compiled again (a cache that does not compile is ignored). */
+  private restoreLastGood(): void {
+    if (this.cacheDir === null) return;
+    const path = join(this.cacheDir, LAST_GOOD);
+    let files: PolicyFile[];
+    try {
+      const cached = JSON.parse(readFileSync(path, 'utf8')) as { files?: unknown };
+      if (!Array.isArray(cached.files)) throw new Error('no files in it');
+      files = cached.files.filter((f): f is PolicyFile => typeof f?.name === 'string' && typeof f?.text === 'string');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.log.warn({ err: e, path }, 'the cached last good policy is unreadable; ignoring it');
+      return;
+    }
+    const result = compilePolicy(files);
+    if (!result.ok) {
+      this.log.warn(
+        { path, problems: result.problems.map(formatProblem) },
+        'the cached last good policy does not compile',
+      );
+      return;
+    }
+    this.policy = result.policy;
+    this.state = { ...this.state, loadedAt: new Date().toISOString() };
+    this.log.warn({ revision: result.policy.revision, path }, 'restored the last good policy from the cache directory');
+    this.emit('change', result.policy);
   }
 
   /** Reloads on directory events (ConfigMap symlink swaps included) and, as a fallback, every `pollMs`. */

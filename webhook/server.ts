@@ -19,6 +19,8 @@ import { kubernetesReservationStore } from './reservation-store.ts';
 
 export interface WebhookOptions {
   readonly policyDir: string;
+  /** Keeps the last good policy files across restarts (an emptyDir): see server/policy-store.ts. */
+  readonly policyCacheDir?: string;
   readonly host?: string;
   readonly port?: number;
   /** Serve HTTPS with these files (reloaded on change); plain HTTP without (tests and benchmarks only). */
@@ -58,7 +60,7 @@ export async function startWebhook(options: WebhookOptions): Promise<RunningWebh
   if (!options.kubeconfig && !options.view) throw new Error('startWebhook needs a kubeconfig or a view');
   if (options.tls) checkTls(options.tls);
   const metrics = new WebhookMetrics();
-  const policies = loadPolicy(options.policyDir, metrics, log);
+  const policies = loadPolicy(options.policyDir, options.policyCacheDir ?? null, metrics, log);
   const cluster = watchCluster(options);
   const readPod =
     options.readPod ??
@@ -130,8 +132,8 @@ export async function startWebhook(options: WebhookOptions): Promise<RunningWebh
 }
 
 /** The policy files, hot-reloaded, with their state mirrored in the metrics. */
-function loadPolicy(dir: string, metrics: WebhookMetrics, log: Logger): PolicyStore {
-  const policies = new PolicyStore(dir, log);
+function loadPolicy(dir: string, cacheDir: string | null, metrics: WebhookMetrics, log: Logger): PolicyStore {
+  const policies = new PolicyStore(dir, log, cacheDir);
   const track = () => metrics.setPolicy(policies.status().state, policies.status().revision);
   policies.on('change', track);
   policies.on('rejected', () => {

@@ -5,6 +5,7 @@
 // Plain JavaScript, so that deciding costs a few file stats and no type stripping.
 
 import { readFileSync, statSync } from 'node:fs';
+import * as nodeModule from 'node:module';
 
 const root = new URL('../../', import.meta.url);
 const bundle = new URL('dist/tessera.mjs', root);
@@ -26,4 +27,8 @@ if (major < 22 || (major === 22 && minor < 19)) {
   );
   process.exit(1);
 }
+// V8's on-disk code cache (Node.js's own, in the OS temp directory; NODE_DISABLE_COMPILE_CACHE=1 turns it off): the
+// bundle is parsed and compiled once, not at every start, which is most of what a short command costs. Where the cache
+// cannot be written (a read-only file system) Node.js reports it and runs on without it.
+nodeModule.enableCompileCache();
 await import(process.env.TESSERA_SOURCES !== '1' && bundleIsFresh() ? bundle : new URL('cli/tessera.ts', root));

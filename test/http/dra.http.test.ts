@@ -2,15 +2,11 @@
 // resources backed by DRA, and the admin-access namespace label, as the API server sends them.
 
 import t from 'tap';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import jsonPatch from 'fast-json-patch';
 import { pino } from 'pino';
-import { createCa, issueLeaf } from '../../certs/authority.ts';
 import { staticClusterView } from '../../core/admission/cluster-view.ts';
 import { staticDraLookup } from '../../core/dra/lookup.ts';
-import { startWebhook } from '../../webhook/server.ts';
+import { webhookOverHttps } from '../fixtures/webhook-over-https.ts';
 import { postJson as post } from '../fixtures/https-json.ts';
 import { ALICE, BOB, NAMESPACES } from '../fixtures/admission.ts';
 import { claim, claimTemplate, DRA_POLICY_TEXT, exactly, NVIDIA_CLASSES } from '../fixtures/dra.ts';
@@ -48,32 +44,17 @@ const claimPod = (name: string, namespace: string, template: string) => ({
 });
 
 t.test('the webhook over HTTPS with DRA objects', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tessera-dra-webhook-'));
-  mkdirSync(join(dir, 'policy'));
-  writeFileSync(join(dir, 'policy', 'policy.yaml'), DRA_POLICY_TEXT);
-  const ca = createCa();
-  const leaf = issueLeaf(ca, { commonName: 'tessera-webhook', dnsNames: ['localhost'], ips: ['127.0.0.1'] });
-  writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
-  writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
   const objects = [
     ...NVIDIA_CLASSES,
     claimTemplate('one-gpu', 'research-a', [exactly('gpu', 'gpu.nvidia.com')]),
     claimTemplate('one-gpu', 'pay', [exactly('gpu', 'gpu.nvidia.com')]),
   ];
-  const hook = await startWebhook({
-    policyDir: join(dir, 'policy'),
-    host: '127.0.0.1',
-    port: 0,
-    tls: { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') },
+  const { hook, caPem } = await webhookOverHttps(t, {
+    policyText: DRA_POLICY_TEXT,
     view: staticClusterView(NAMESPACES, [], staticDraLookup(objects)),
-    systemUsers: [],
-    log,
+    log: log,
   });
-  t.teardown(async () => {
-    await hook.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const pem = ca.certPem;
+  const pem = caPem;
 
   await t.test('a claim pod is pinned, marked for the extender and passes validation', async (t) => {
     const p = claimPod('train', 'research-a', 'one-gpu');

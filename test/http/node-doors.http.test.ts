@@ -1,12 +1,7 @@
 import t from 'tap';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
-import { createCa, issueLeaf } from '../../certs/authority.ts';
 import type { KubePod } from '../../core/kube-objects.ts';
 import { INJECTION_DOMAINS } from '../../core/admission/rules/node-doors.ts';
-import { startWebhook } from '../../webhook/server.ts';
+import { webhookOverHttps } from '../fixtures/webhook-over-https.ts';
 import { postJson as post } from '../fixtures/https-json.ts';
 import { BOB, EXAMPLE_POLICY_TEXT, view } from '../fixtures/admission.ts';
 import { pod } from '../fixtures/pods.ts';
@@ -53,27 +48,8 @@ function mounted(p: KubePod, mountPath: string, into: 'containers' | 'initContai
 }
 
 t.test('the node-side GPU doors are denied over HTTPS', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tessera-doors-'));
-  mkdirSync(join(dir, 'policy'));
-  writeFileSync(join(dir, 'policy', 'policy.yaml'), EXAMPLE_POLICY_TEXT);
-  const ca = createCa();
-  const leaf = issueLeaf(ca, { commonName: 'tessera-webhook', dnsNames: ['localhost'], ips: ['127.0.0.1'] });
-  writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
-  writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
-  const hook = await startWebhook({
-    policyDir: join(dir, 'policy'),
-    host: '127.0.0.1',
-    port: 0,
-    tls: { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') },
-    view: view(),
-    systemUsers: [],
-    log: pino({ level: 'silent' }),
-  });
-  t.teardown(async () => {
-    await hook.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const validate = (body: object) => post(hook.url, '/validate', body, ca.certPem);
+  const { hook, caPem } = await webhookOverHttps(t, { policyText: EXAMPLE_POLICY_TEXT, view: view() });
+  const validate = (body: object) => post(hook.url, '/validate', body, caPem);
   const denied = async (body: object, message: RegExp, what: string) => {
     const r = await validate(body);
     t.equal(r.status, 200, `${what}: an AdmissionReview answer`);
@@ -179,7 +155,7 @@ t.test('the node-side GPU doors are denied over HTTPS', async (t) => {
 
   await t.test('mutate leaves the verdict to validate; a clean pod passes both', async (t) => {
     const door = mounted(tenantPod('v').build(), '/var/run/nvidia-container-devices/all');
-    const m = await post(hook.url, '/mutate', podReview(door), ca.certPem);
+    const m = await post(hook.url, '/mutate', podReview(door), caPem);
     t.equal(m.body.response.allowed, true, 'mutation does not judge the doors');
     const clean = pod('ok').ns('research-a').label('team', 'vision').label('cost-center', '1234').build();
     clean.spec!.volumes = [{ name: 'cache', emptyDir: {} }];

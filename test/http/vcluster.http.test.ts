@@ -4,14 +4,9 @@
 // UPDATE of labels and annotations, allowed or denied by what it changes.
 
 import t from 'tap';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import jsonPatch from 'fast-json-patch';
-import { pino } from 'pino';
-import { createCa, issueLeaf } from '../../certs/authority.ts';
 import { staticClusterView } from '../../core/admission/cluster-view.ts';
-import { startWebhook } from '../../webhook/server.ts';
+import { webhookOverHttps } from '../fixtures/webhook-over-https.ts';
 import { postJson as post } from '../fixtures/https-json.ts';
 import { EXAMPLE_POLICY_TEXT, ns } from '../fixtures/admission.ts';
 
@@ -79,27 +74,11 @@ const syncedPod = (name: string, resources: object, extra: { nodeName?: string; 
 });
 
 t.test('the webhook over HTTPS with pods synced by vCluster', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tessera-vcluster-webhook-'));
-  mkdirSync(join(dir, 'policy'));
-  writeFileSync(join(dir, 'policy', 'policy.yaml'), EXAMPLE_POLICY_TEXT);
-  const ca = createCa();
-  const leaf = issueLeaf(ca, { commonName: 'tessera-webhook', dnsNames: ['localhost'], ips: ['127.0.0.1'] });
-  writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
-  writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
-  const hook = await startWebhook({
-    policyDir: join(dir, 'policy'),
-    host: '127.0.0.1',
-    port: 0,
-    tls: { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') },
+  const { hook, caPem } = await webhookOverHttps(t, {
+    policyText: EXAMPLE_POLICY_TEXT,
     view: staticClusterView([ns('vcluster-team1', 'research')], []),
-    systemUsers: [],
-    log: pino({ level: 'silent' }),
   });
-  t.teardown(async () => {
-    await hook.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const pem = ca.certPem;
+  const pem = caPem;
   const admitted = async (p: any) => {
     const m = await post(hook.url, '/mutate', review(p), pem);
     t.match(m.body.response, { allowed: true });

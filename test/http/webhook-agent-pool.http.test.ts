@@ -3,14 +3,9 @@
 // and get no downward-API NVIDIA_VISIBLE_DEVICES; other containers keep `void`. Without `delivery` the downward API
 // stays.
 
-import t from 'tap';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import t, { type Test } from 'tap';
 import jsonPatch from 'fast-json-patch';
-import { pino } from 'pino';
-import { createCa, issueLeaf } from '../../certs/authority.ts';
-import { startWebhook } from '../../webhook/server.ts';
+import { webhookOverHttps } from '../fixtures/webhook-over-https.ts';
 import { pod } from '../fixtures/pods.ts';
 import { BOB, EXAMPLE_POLICY_TEXT, view } from '../fixtures/admission.ts';
 import { postJson } from '../fixtures/https-json.ts';
@@ -20,23 +15,8 @@ const AGENT_POLICY = EXAMPLE_POLICY_TEXT.replace(
   '      fractionMode: fraction\n      delivery: { mode: cdi-cri }\n',
 );
 
-async function webhookWith(policyText: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'tessera-webhook-agent-'));
-  mkdirSync(join(dir, 'policy'));
-  writeFileSync(join(dir, 'policy', 'policy.yaml'), policyText);
-  const ca = createCa();
-  const leaf = issueLeaf(ca, { commonName: 'tessera-webhook', dnsNames: ['localhost'], ips: ['127.0.0.1'] });
-  writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
-  writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
-  const hook = await startWebhook({
-    policyDir: join(dir, 'policy'),
-    host: '127.0.0.1',
-    port: 0,
-    tls: { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') },
-    view: view(),
-    systemUsers: [],
-    log: pino({ level: 'silent' }),
-  });
+async function webhookWith(t: Test, policyText: string) {
+  const { hook, caPem } = await webhookOverHttps(t, { policyText, view: view() });
   return {
     async mutate(p: any) {
       const r = await postJson(
@@ -55,15 +35,11 @@ async function webhookWith(policyText: string) {
             object: p,
           },
         },
-        ca.certPem,
+        caPem,
       );
       if (r.status !== 200 || !r.body.response.allowed) throw new Error(`mutate failed: ${JSON.stringify(r.body)}`);
       const ops = JSON.parse(Buffer.from(r.body.response.patch ?? 'W10=', 'base64').toString());
       return jsonPatch.applyPatch(structuredClone(p), ops, true, false).newDocument as any;
-    },
-    async close() {
-      await hook.close();
-      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -78,8 +54,7 @@ const twoContainers = () =>
 const envOf = (c: any, name: string) => (c.env ?? []).find((e: any) => e.name === name);
 
 t.test('agent pool: gpu-milli as a container resource, no downward API, void elsewhere', async (t) => {
-  const hook = await webhookWith(AGENT_POLICY);
-  t.teardown(() => hook.close());
+  const hook = await webhookWith(t, AGENT_POLICY);
   const patched = await hook.mutate(twoContainers());
   const [main, sidecar] = patched.spec.containers;
   t.same(main.resources.limits, { 'tessera.io/gpu-milli': '250' }, 'the kubelet will ask the agent for 250 devices');
@@ -90,8 +65,7 @@ t.test('agent pool: gpu-milli as a container resource, no downward API, void els
 });
 
 t.test('pool without delivery: the downward API wiring stays', async (t) => {
-  const hook = await webhookWith(EXAMPLE_POLICY_TEXT);
-  t.teardown(() => hook.close());
+  const hook = await webhookWith(t, EXAMPLE_POLICY_TEXT);
   const patched = await hook.mutate(twoContainers());
   const [main, sidecar] = patched.spec.containers;
   t.same(main.resources.limits, { 'tessera.io/gpu-milli': '250' });

@@ -3,14 +3,11 @@
 // virt-launcher pod KubeVirt's controller creates (test/fixtures/kubevirt.ts follows virt-controller's rendering).
 
 import t from 'tap';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import jsonPatch from 'fast-json-patch';
 import { pino } from 'pino';
-import { createCa, issueLeaf } from '../../certs/authority.ts';
 import { staticClusterView } from '../../core/admission/cluster-view.ts';
-import { startWebhook } from '../../webhook/server.ts';
+import { webhookOverHttps } from '../fixtures/webhook-over-https.ts';
 import { postJson as post } from '../fixtures/https-json.ts';
 import { BOB, NAMESPACES } from '../fixtures/admission.ts';
 import { KUBEVIRT_CONTROLLER, launcherPod, vm, vmi } from '../fixtures/kubevirt.ts';
@@ -58,27 +55,12 @@ function patched(object: any, response: { patch?: string }): any {
 }
 
 t.test('the webhook over HTTPS with KubeVirt objects', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'tessera-vm-webhook-'));
-  mkdirSync(join(dir, 'policy'));
-  writeFileSync(join(dir, 'policy', 'policy.yaml'), VM_POLICY_TEXT);
-  const ca = createCa();
-  const leaf = issueLeaf(ca, { commonName: 'tessera-webhook', dnsNames: ['localhost'], ips: ['127.0.0.1'] });
-  writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
-  writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
-  const hook = await startWebhook({
-    policyDir: join(dir, 'policy'),
-    host: '127.0.0.1',
-    port: 0,
-    tls: { certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') },
+  const { hook, caPem } = await webhookOverHttps(t, {
+    policyText: VM_POLICY_TEXT,
     view: staticClusterView(NAMESPACES, []),
-    systemUsers: [],
-    log,
+    log: log,
   });
-  t.teardown(async () => {
-    await hook.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const pem = ca.certPem;
+  const pem = caPem;
   const admit = async (object: any, user = BOB) => {
     const m = await post(hook.url, '/mutate', review(object, user), pem);
     t.equal(m.status, 200);

@@ -169,9 +169,13 @@ export async function startTopology(options: TopologyOptions): Promise<Topology>
     const certRuns = issueCerts(certDir, options.start);
 
     progress('starting 2 webhook and 2 extender replicas (tessera serve), each behind a Service stand-in');
-    const webhookArgs = [
+    // Each replica keeps its last good policy in a directory of its own, as the manifests' emptyDir: a replica killed
+    // while the files are broken comes back serving it.
+    const webhookArgs = (name: string) => [
       '--policy-dir',
       policyDir,
+      '--policy-cache-dir',
+      join(cluster.dir, `${name}-policy-cache`),
       '--tls-cert',
       join(certDir, 'tls.crt'),
       '--tls-key',
@@ -188,6 +192,8 @@ export async function startTopology(options: TopologyOptions): Promise<Topology>
     const extenderArgs = (pod: string) => [
       '--policy-dir',
       policyDir,
+      '--policy-cache-dir',
+      join(cluster.dir, `${pod}-policy-cache`),
       '--lease-namespace',
       'tessera-system',
       '--pod-name',
@@ -224,7 +230,7 @@ export async function startTopology(options: TopologyOptions): Promise<Topology>
           name: `webhook-${suffix}`,
           kind: 'webhook',
           port: wp,
-          args: webhookArgs,
+          args: webhookArgs(`webhook-${suffix}`),
           dir: cluster.dir,
           readyUrl: `https://127.0.0.1:${wp}/readyz`,
         }),
