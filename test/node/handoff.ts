@@ -137,7 +137,14 @@ export async function streamGpuPods(o: {
         i++;
       } catch (e) {
         createdAt.delete(name);
-        refusedCreates.push(`${name}: ${(e as { body?: string }).body ?? (e as Error).message}`.slice(0, 300));
+        const body = (e as { body?: string }).body;
+        let why = body ?? (e as Error).message;
+        try {
+          why = (JSON.parse(body ?? '') as { message?: string }).message ?? why;
+        } catch {
+          // not a Status: the text as it came
+        }
+        refusedCreates.push(`${name}: ${why}`.slice(0, 400));
       }
       await new Promise((r) => setTimeout(r, Math.max(0, (o.everyMs ?? 1000) - (Date.now() - at))));
     }

@@ -874,7 +874,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
       probe.stop();
       const wait = stream.longest();
       const admission = stream.longestAdmission();
-      const line = `helm upgrade under load on the real node: ${upgradeSeconds.toFixed(1)} s; handoff gap ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}), longest admission ${(admission.ms / 1000).toFixed(1)} s (${admission.pod}); ${stream.created.length} pods submitted, ${stream.refusedCreates.length} create calls refused and made again${stream.refusedCreates[0] ? ` (first: ${stream.refusedCreates[0].slice(0, 160)})` : ''}`;
+      const line = `helm upgrade under load on the real node: ${upgradeSeconds.toFixed(1)} s; handoff gap ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}), longest admission ${(admission.ms / 1000).toFixed(1)} s (${admission.pod}); ${stream.created.length} pods submitted, ${stream.refusedCreates.length} create calls refused and made again${stream.refusedCreates[0] ? ` (first: ${stream.refusedCreates[0].slice(0, 400)})` : ''}`;
       figures.push(line);
       t.comment(line);
       t.ok(
@@ -944,7 +944,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     for (const p of burst.pods) report.add(p);
     t.same(burst.refused, [], 'the kubelet refused no pod');
     checkBurst(t, burst, stack.gpus.gpus.length);
-    checkConcurrentBinds(t, burst.pods, burst.bindSpreadMs);
+    checkConcurrentBinds(t, burst.pods, burst.bindSpreadMs, 'the burst', burst.bindTimesFrom);
     results.push(summarize('downward-api', burst));
     await deleteBurst({ admin, stack }, burst);
   });
@@ -972,7 +972,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     for (const p of burst.pods) report.add(p);
     t.same(burst.refused, [], 'the kubelet refused no pod');
     checkBurst(t, burst, stack.gpus.gpus.length);
-    checkConcurrentBinds(t, burst.pods, burst.bindSpreadMs);
+    checkConcurrentBinds(t, burst.pods, burst.bindSpreadMs, 'the burst', burst.bindTimesFrom);
     await deleteBurst({ admin, stack }, burst);
     return burst;
   };
