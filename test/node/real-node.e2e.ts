@@ -522,7 +522,10 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     t.comment(
       `outages after the kill: ${probe.outages
         .filter((o) => (o.to ?? Date.now()) >= killedAt)
-        .map((o) => `${rel(o.from)}..${o.to === null ? 'open' : rel(o.to)} (${o.why.slice(0, 80)})`)
+        .map(
+          (o) =>
+            `${rel(o.from)}..${o.to === null ? 'open' : rel(o.to)} (first: ${o.why.slice(0, 80)}; last: ${(o.lastWhy ?? o.why).slice(0, 80)})`,
+        )
         .join('; ')}`,
     );
     for (const p of (await stack.tesseraPods()).filter((x) => app(x) === 'tessera-extender'))

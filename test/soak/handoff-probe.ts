@@ -10,6 +10,8 @@ export interface Outage {
   to: number | null;
   /** What the first failed call got. */
   readonly why: string;
+  /** What the last failed call got (the cause can change within one outage). */
+  lastWhy?: string;
 }
 
 const ARGS = JSON.stringify({
@@ -65,7 +67,8 @@ export class HandoffProbe {
     const open = this.outages.at(-1);
     if (why === null) {
       if (open && open.to === null) open.to = at;
-    } else if (!open || open.to !== null) this.outages.push({ from: at, to: null, why });
+    } else if (!open || open.to !== null) this.outages.push({ from: at, to: null, why, lastWhy: why });
+    else open.lastWhy = why;
   }
 
   start(everyMs = 100): void {
