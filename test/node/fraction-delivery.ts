@@ -183,10 +183,20 @@ export function checkNoNvidiaRuntime(t: Test, stack: NodeStack): void {
 
 export { type Burst, deleteBurst, FractionReport, runBurst };
 
-/** The example policy's pool shared-h100, with `delivery` set or removed, written into the chart's policy
+/** The example policy's pool shared-h100, with `delivery` set or removed, written into the installed policy
  * ConfigMap; resolves once the webhook admits with it and every extender pod has loaded it. */
 export async function setPoolDelivery(stack: NodeStack, mode: string | null): Promise<string> {
-  const current = stack.kubectl(['-n', 'tessera-system', 'get', 'configmap', 'tessera-policy', '-o', 'json']);
+  // The ConfigMap the webhook mounts: `tessera-policy` from the chart, with a content hash from kustomize's generator.
+  const name = stack.kubectl([
+    '-n',
+    'tessera-system',
+    'get',
+    'deployment',
+    'tessera-webhook',
+    '-o',
+    'jsonpath={.spec.template.spec.volumes[?(@.name=="policy")].configMap.name}',
+  ]);
+  const current = stack.kubectl(['-n', 'tessera-system', 'get', 'configmap', name, '-o', 'json']);
   const cm = JSON.parse(current) as { data: Record<string, string> };
   const [file, text] = Object.entries(cm.data).find(([, t]) => /kind:\s*TesseraPolicy/.test(t))!;
   const doc = parseDocument(text);
@@ -199,7 +209,7 @@ export async function setPoolDelivery(stack: NodeStack, mode: string | null): Pr
     'tessera-system',
     'patch',
     'configmap',
-    'tessera-policy',
+    name,
     '--type=merge',
     '-p',
     JSON.stringify({ data: { [file]: doc.toString() } }),

@@ -95,6 +95,18 @@ export function installTessera(cluster: LocalCluster, workDir: string, image: st
     ]);
   }
   const applied = kubectl(['apply', '-k', OVERLAY]);
+  // The node agent's DaemonSet placed nowhere, as the chart install does with nodeAgent.nodeSelector: the real node
+  // runs the agent as a host process (agent-process.ts), and two agents would fight over the kubelet's socket.
+  kubectl([
+    '-n',
+    AGENT_NAMESPACE,
+    'patch',
+    'daemonset',
+    'tessera-node-agent',
+    '--type=merge',
+    '-p',
+    JSON.stringify({ spec: { template: { spec: { nodeSelector: { 'tessera.io/node-agent-on-the-host': 'true' } } } } }),
+  ]);
   const webhookCa = readFileSync(join(tls, 'webhook', 'ca.crt'), 'utf8');
   const caBundle = Buffer.from(webhookCa).toString('base64');
   for (const kind of ['mutatingwebhookconfiguration', 'validatingwebhookconfiguration'])
