@@ -36,6 +36,14 @@ tessera serve extender [--policy-dir DIR [--policy-cache-dir DIR]] [--tls-cert F
   (docs/fleet.md) the leading extender of a worker publishes its free GPU-equivalents per pool (--publish-capacity,
   ConfigMap tessera-fleet-capacity) and answers Kueue's tessera.io/gpu-fit admission check (--gpu-fit-check). Both run until SIGTERM
   or SIGINT (exit 0); a start that cannot serve (unreadable TLS files, port taken) exits 1.
+tessera serve dispatcher --policy-dir DIR [--policy-cache-dir DIR] [--tls-cert FILE --tls-key FILE] [--host 0.0.0.0]
+                     [--port 9443]
+                     [--kueue-namespace kueue-system] [--interval 2] [--kubeconfig FILE] [--context NAME]
+                     [--log-level info]
+  On the manager cluster of a fleet (docs/fleet.md): nominates workers for Kueue's MultiKueue workloads
+  (multiKueue.dispatcherName tessera.io/fleet-dispatcher) from each worker's published capacity and the tenant's pools
+  and regions, and serves POST /mutate-job, the Job webhook that writes tessera.io/gpu-milli into the template of a job
+  asking for GPUs with Tessera's annotations, so that Kueue counts it. Runs one instance (no leader election yet).
 tessera serve node-agent --node-name NAME [--driver-root /] [--device-plugin-dir /var/lib/kubelet/device-plugins]
                      [--pod-resources-socket /var/lib/kubelet/pod-resources/kubelet.sock]
                      [--delivery auto|cdi-cri|envvar|volume-mounts] [--cdi-kind nvidia.com/gpu] [--cdi-dir DIR]...

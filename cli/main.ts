@@ -19,7 +19,7 @@ import {
 const USAGE = `usage: tessera <command> [options]        tessera <command> --help for one command
 
 commands:
-  serve      run the admission webhook or the scheduler extender
+  serve      run the admission webhook, the scheduler extender, the node agent or the fleet dispatcher
   explain    why a pod fits (or not) each node, and where bind would put it
   certs      issue and rotate the serving certificates
   policy     lint, test and apply policy files offline

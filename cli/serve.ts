@@ -4,7 +4,11 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { startAgent } from '../agent/server.ts';
 import { DELIVERY_MODES, ENFORCEMENT_KINDS } from '../core/node-agent/delivery.ts';
+import { startDispatcher } from '../dispatcher/dispatcher.ts';
+import { namespaceTenantFrom, startJobWebhook } from '../dispatcher/job-webhook.ts';
 import { startExtender } from '../extender/server.ts';
+import { KubeJson } from '../server/kube-json.ts';
+import { PolicyStore } from '../server/policy-store.ts';
 import { startWebhook } from '../webhook/server.ts';
 import { loadKubeconfig } from './kube.ts';
 import { SERVE_USAGE, UsageError } from './help.ts';
@@ -223,8 +227,54 @@ async function serveNodeAgent(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** The fleet's manager side (docs/fleet.md): the MultiKueue dispatcher and the job webhook, in one process. */
+async function serveDispatcher(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ...SERVER_OPTIONS,
+      port: { type: 'string', default: '9443' },
+      'kueue-namespace': { type: 'string', default: 'kueue-system' },
+      interval: { type: 'string', default: '2' },
+    },
+  });
+  if (!values['policy-dir']) throw new UsageError('--policy-dir is required', SERVE_USAGE);
+  const port = portOf(values.port);
+  const intervalMs = seconds('interval', values.interval);
+  const log = pino({ level: logLevelOf(values['log-level']), base: { component: 'tessera-dispatcher' } });
+  const kubeconfig = loadKubeconfig(values.kubeconfig, values.context);
+  const policies = new PolicyStore(values['policy-dir'], log, values['policy-cache-dir'] ?? null);
+  policies.reload();
+  const policy = () => policies.current();
+  // The webhook first: a start that cannot serve (TLS files, port) exits before anything else runs.
+  const hook = await startJobWebhook({
+    host: values.host,
+    port,
+    ...tls(values['tls-cert'], values['tls-key']),
+    policy,
+    namespaceTenant: namespaceTenantFrom(new KubeJson(kubeconfig)),
+    log,
+  });
+  policies.watch();
+  const dispatcher = startDispatcher({
+    kubeconfig,
+    policy,
+    kueueNamespace: values['kueue-namespace'],
+    intervalMs,
+    log,
+  });
+  log.info({ url: hook.url, policy: policies.status().revision }, 'dispatcher and job webhook serving');
+  await untilSignal();
+  log.info('shutting down');
+  dispatcher.stop();
+  policies.close();
+  await hook.close();
+  return 0;
+}
+
 export async function serveCommand(argv: string[]): Promise<number> {
   const [what, ...rest] = argv;
+  if (what === 'dispatcher') return serveDispatcher(rest);
   if (what === 'node-agent') return serveNodeAgent(rest);
   if (what === 'webhook') return serveWebhook(rest);
   if (what === 'extender') return serveExtender(rest);

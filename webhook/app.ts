@@ -7,7 +7,8 @@
 
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import type { ClusterView } from '../core/admission/cluster-view.ts';
+import { type ClusterView, tenantOfNamespace } from '../core/admission/cluster-view.ts';
+import { reviewJob } from '../dispatcher/job-review.ts';
 import type { AdmissionRequest, AdmissionResponse, AdmissionReview } from '../core/admission/request.ts';
 import { bindingTarget, isBindingRequest } from '../core/admission/rules/binding.ts';
 import { mutateRequest } from '../core/admission/mutate.ts';
@@ -218,6 +219,31 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
 
   app.post('/mutate', handle('mutate'));
   app.post('/validate', handle('validate'));
+  // A fleet's manager (docs/fleet.md): annotation-only GPU Jobs get the countable tessera.io/gpu-milli in their template.
+  app.post('/mutate-job', async (req: Request, res: Response) => {
+    const parsed = parseReview(req.body);
+    if (typeof parsed === 'string') {
+      metrics.malformed.inc({ reason: 'shape' });
+      res.status(400).json({ error: parsed });
+      return;
+    }
+    let response: AdmissionResponse;
+    try {
+      response = await reviewJob(parsed, {
+        policy: () => policies.current(),
+        namespaceTenant: async (ns) => tenantOfNamespace(view, ns),
+        log,
+      });
+    } catch (e) {
+      log.error({ err: e }, 'job review failed');
+      response = {
+        uid: parsed.uid,
+        allowed: false,
+        status: { code: 500, message: `Tessera could not weigh this job's GPUs (${String(e)}); retry` },
+      };
+    }
+    reply(res, response);
+  });
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok');
   });
@@ -242,7 +268,7 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   app.use((_req, res) => {
-    res.status(404).json({ error: 'not found; the webhook serves POST /mutate and /validate' });
+    res.status(404).json({ error: 'not found; the webhook serves POST /mutate, /validate and /mutate-job' });
   });
   // Body-parser failures (bad JSON, too large) end here, with the status it chose.
   app.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {

@@ -98,7 +98,7 @@ export function nominateWorkers(
   return {
     nominated: figures.map((f) => f.worker),
     eligible: figures,
-    message: `no eligible worker has room now (${figures.map((f) => `${f.worker} ${formatEquivalents(f.free)} free`).join(', ')}); every eligible worker gets a copy and the first whose Tessera can place it runs it${refusals.length > 0 ? `; not eligible: ${refusals.join('; ')}` : ''}`,
+    message: `no eligible worker has room now (${figures.map((f) => `${f.worker} ${formatEquivalents(Math.max(0, f.free))} free`).join(', ')}); every eligible worker gets a copy and the first whose Tessera can place it runs it${refusals.length > 0 ? `; not eligible: ${refusals.join('; ')}` : ''}`,
   };
 }
 

@@ -2,7 +2,7 @@
 // with MultiKueue and Tessera in each worker (test/fleet/fleet.ts). Jobs submitted to the manager land on workers;
 // the EU tenant's jobs stay in the EU; a full worker's jobs go elsewhere where policy allows, or wait and then run
 // when capacity frees. Prints where each job runs and a per-cluster, per-tenant table of GPU-equivalents.
-// On a shared machine run it under the lock: flock /tmp/tessera-heavy.lock npm run demo:fleet
+// On a shared machine run it under the lock: flock -s /tmp/tessera-heavy.lock npm run demo:fleet
 
 import { CoreV1Api } from '@kubernetes/client-node';
 import { until } from '../fixtures/waiting.ts';
@@ -30,9 +30,11 @@ async function main(): Promise<void> {
   const fleet = await startFleet({ progress: say });
   try {
     const core = (w: string) => fleet.worker(w).admin.makeApiClient(CoreV1Api);
-    say('research submits a half-GPU job (tessera.io/gpu-fraction: 0.5, template gpu-milli 500)');
+    say('research submits a half-GPU job asked with the annotation tessera.io/gpu-fraction: 0.5 alone');
     await submit(fleet, 'notebook', 'research', { fraction: 0.5 });
     say(`  notebook runs on ${await runsOn(fleet, 'notebook', 'research')}`);
+    say("  counted 0.5 by both Kueues (the manager's job webhook wrote tessera.io/gpu-milli: 500 into its template):");
+    console.log(`\n${formatTable(await equivalentsTable(fleet, ['bank', 'research']))}\n`);
 
     say("us-east's own users take all of us-shared; research submits another half-GPU job");
     for (const i of [0, 1]) await fillerPod(core('us-east'), `us-fill-${i}`, 'us-shared', { fraction: 1 });

@@ -1,12 +1,13 @@
 // npm run test:fleet: a fleet of three real control planes with real Kueue v0.17.0 processes (test/fleet/fleet.ts):
 // GPU jobs submitted to the manager are dispatched by Tessera's dispatcher to the worker whose Tessera pools can take
 // them, admitted there by Tessera's tessera.io/gpu-fit check, and run by Tessera's extender; fractions are counted in
-// tessera.io/gpu-milli by both Kueues and by Tessera. Run it alone, under the shared lock:
-//   flock /tmp/tessera-heavy.lock npm run test:fleet
+// tessera.io/gpu-milli by both Kueues and by Tessera. Run it under the shared lock:
+//   flock -s /tmp/tessera-heavy.lock npm run test:fleet
 
-import { CoreV1Api } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
 import t from 'tap';
-import { type Fleet, startFleet } from './fleet.ts';
+import { type Fleet, startFleet, WORKER_CONTROLLERS } from './fleet.ts';
+import { DISPATCH_ANNOTATION } from '../../dispatcher/dispatcher.ts';
 import {
   deleteJob,
   equivalentsTable,
@@ -15,7 +16,8 @@ import {
   isTrue,
   reservedMilli,
   runningPods,
-  submit,
+  submit as submitJob,
+  type TableRow,
   waitingReason,
   whereRunning,
   workloadOf,
@@ -37,6 +39,27 @@ t.teardown(async () => {
 
 const core = (worker: string) => fleet.worker(worker).admin.makeApiClient(CoreV1Api);
 
+/** What a test left behind (its jobs, its pods outside the fleet), removed after it whether it passed or not, so that
+ * one failure does not leave the next test a full cluster. */
+const leftovers: (() => Promise<void>)[] = [];
+t.afterEach(async () => {
+  for (const clean of leftovers.splice(0).reverse()) await clean().catch(() => {});
+  await until(
+    'the manager holds no quota',
+    async () =>
+      (await reservedMilli(fleet.managerApi, 'research')) === 0 &&
+      (await reservedMilli(fleet.managerApi, 'bank')) === 0,
+    120_000,
+    1_000,
+  ).catch(() => {});
+});
+
+/** Submits a job to the manager; it is deleted after the test. */
+async function submit(f: Fleet, name: string, tenant: string, ask: Parameters<typeof submitJob>[3]) {
+  leftovers.push(() => gone(name, tenant));
+  await submitJob(f, name, tenant, ask);
+}
+
 /** Waits until the job runs on exactly one worker, and returns it. */
 async function runsOn(job: string, tenant: string, timeoutMs = 180_000): Promise<string> {
   const where = await until(
@@ -53,32 +76,102 @@ async function runsOn(job: string, tenant: string, timeoutMs = 180_000): Promise
   return where.join(',');
 }
 
+async function gone(job: string, tenant: string) {
+  await deleteJob(fleet, job, tenant).catch(() => {});
+  await until(
+    `${tenant}/${job} gone from every worker`,
+    async () => (await whereRunning(fleet, job, tenant)).length === 0,
+  );
+}
+
+/**
+ * Waits until the tenant's fleet jobs are counted once in every layer: `equivalents` in the manager's Kueue, in the
+ * workers' Kueues summed (copies that lost a race released), and, when given, `tessera` in the workers' Tessera summed
+ * (which also holds the tenant's pods outside the fleet). Returns the table.
+ */
+async function countedOnce(tenant: string, equivalents: number, tessera?: number): Promise<TableRow[]> {
+  return until(
+    `${tenant} counted ${equivalents} once per layer`,
+    async () => {
+      const rows = await equivalentsTable(fleet, ['research', 'bank']);
+      const mine = rows.filter((r) => r.tenant === tenant);
+      const workers = (k: 'kueue' | 'tessera') =>
+        Math.round(mine.filter((r) => r.cluster !== 'manager').reduce((s, r) => s + (r[k] ?? 0), 0) * 1000) / 1000;
+      const ok =
+        mine.find((r) => r.cluster === 'manager')?.kueue === equivalents &&
+        workers('kueue') === equivalents &&
+        (tessera === undefined || workers('tessera') === tessera);
+      return ok ? rows : null;
+    },
+    60_000,
+    1_000,
+  );
+}
+
 /** Free GPU-equivalents a worker published for a pool. */
 async function published(worker: string, pool: string): Promise<number | null> {
   const v = fleet.dispatcher.workers().find((w) => w.name === worker);
   return v?.capacity?.pools.find((p) => p.pool === pool)?.free ?? null;
 }
 
-t.test('a fraction job from the manager runs on a worker, counted 0.5 in both Kueues and in Tessera', async (t) => {
-  await submit(fleet, 'half', 'research', { fraction: 0.5 });
-  const worker = await runsOn('half', 'research');
-  t.ok(['eu-central', 'us-east'].includes(worker), `runs on ${worker}`);
-  const w = fleet.worker(worker);
-  const pods = await runningPods(core(worker), 'half', 'research');
-  t.equal(pods.length, 1);
-  const pod = pods[0]!;
-  t.equal(pod.spec?.schedulerName, 'tessera-scheduler', 'Tessera scheduled it');
-  t.ok(pod.metadata?.annotations?.['tessera.io/assignment'], 'Tessera assigned a GPU share');
-  t.equal(pod.metadata?.annotations?.['tessera.io/pool'], worker === 'eu-central' ? 'eu-shared' : 'us-shared');
-  t.equal(await reservedMilli(fleet.managerApi, 'research'), 500, 'manager Kueue reserves 500 gpu-milli');
-  t.equal(await reservedMilli(w.api, 'research'), 500, 'worker Kueue reserves 500 gpu-milli');
-  t.equal(w.stack.extender?.state.ledger.tenantEquivalents('research'), 0.5, 'Tessera holds 0.5 GPU for research');
-  const wl = await workloadOf(fleet.managerApi, 'half', 'research');
-  t.equal(wl?.status?.clusterName, worker, 'the manager records the worker');
-  t.comment(`\n${formatTable(await equivalentsTable(fleet, ['research', 'bank']))}`);
-  await deleteJob(fleet, 'half', 'research');
-  await until('half gone from the worker', async () => (await whereRunning(fleet, 'half', 'research')).length === 0);
-});
+t.test(
+  'a fraction asked with the annotation alone counts 0.5 in both Kueues and in Tessera, as one asked with the resource',
+  async (t) => {
+    await submit(fleet, 'half', 'research', { fraction: 0.5 });
+    const job = await fleet.managerAdmin
+      .makeApiClient(BatchV1Api)
+      .readNamespacedJob({ name: 'half', namespace: 'research' });
+    const container = job.spec?.template.spec?.containers[0];
+    t.same(
+      [
+        container?.resources?.requests?.['tessera.io/gpu-milli'],
+        container?.resources?.limits?.['tessera.io/gpu-milli'],
+      ],
+      ['500', '500'],
+      "the manager's job webhook wrote the countable gpu-milli into the template",
+    );
+    const worker = await runsOn('half', 'research');
+    t.ok(['eu-central', 'us-east'].includes(worker), `runs on ${worker} (its copy is not finished as OutOfSync)`);
+    const w = fleet.worker(worker);
+    const pods = await runningPods(core(worker), 'half', 'research');
+    t.equal(pods.length, 1);
+    const pod = pods[0]!;
+    t.equal(pod.spec?.schedulerName, 'tessera-scheduler', 'Tessera scheduled it');
+    t.ok(pod.metadata?.annotations?.['tessera.io/assignment'], 'Tessera assigned a GPU share');
+    t.equal(pod.metadata?.annotations?.['tessera.io/pool'], worker === 'eu-central' ? 'eu-shared' : 'us-shared');
+    t.equal(await reservedMilli(fleet.managerApi, 'research'), 500, 'manager Kueue reserves 500 gpu-milli');
+    t.equal(await reservedMilli(w.api, 'research'), 500, 'worker Kueue reserves 500 gpu-milli');
+    t.equal(w.stack.extender?.state.ledger.tenantEquivalents('research'), 0.5, 'Tessera holds 0.5 GPU for research');
+    const wl = await workloadOf(fleet.managerApi, 'half', 'research');
+    t.equal(wl?.status?.clusterName, worker, 'the manager records the worker');
+
+    // The same share asked with the resource counts the same.
+    await submit(fleet, 'half-r', 'research', { milli: 500 });
+    const other = await runsOn('half-r', 'research');
+    t.equal(await reservedMilli(fleet.managerApi, 'research'), 1000, 'manager Kueue: 500 + 500 gpu-milli');
+    // Both workers may have reserved a copy; the one that lost the race releases it once MultiKueue deletes it.
+    const onWorkers = (rows: TableRow[], k: 'kueue' | 'tessera') =>
+      rows.filter((r) => r.cluster !== 'manager' && r.tenant === 'research').reduce((s, r) => s + (r[k] ?? 0), 0);
+    const rows = await until(
+      "the workers' Kueues count 0.5 + 0.5",
+      async () => {
+        const r = await equivalentsTable(fleet, ['research', 'bank']);
+        return onWorkers(r, 'kueue') === 1 ? r : null;
+      },
+      60_000,
+      1_000,
+    );
+    t.pass(`workers' Kueues: 0.5 + 0.5 (${worker}, ${other})`);
+    t.equal(onWorkers(rows, 'tessera'), 1, "workers' Tessera: 0.5 + 0.5");
+    t.comment(`\n${formatTable(rows)}`);
+    await gone('half', 'research');
+    await gone('half-r', 'research');
+    await until(
+      'research released in the manager',
+      async () => (await reservedMilli(fleet.managerApi, 'research')) === 0,
+    );
+  },
+);
 
 t.test('whole GPUs asked with nvidia.com/gpu count as 1000 gpu-milli each', async (t) => {
   await submit(fleet, 'two-whole', 'research', { gpus: 2 });
@@ -88,22 +181,25 @@ t.test('whole GPUs asked with nvidia.com/gpu count as 1000 gpu-milli each', asyn
   t.equal(await reservedMilli(fleet.managerApi, 'research'), 2000, 'manager: 2 GPUs = 2000 gpu-milli');
   t.equal(await reservedMilli(fleet.worker(worker).api, 'research'), 2000, 'worker: 2000 gpu-milli');
   t.equal(fleet.worker(worker).stack.extender?.state.ledger.tenantEquivalents('research'), 2);
-  await deleteJob(fleet, 'two-whole', 'research');
-  await until('two-whole gone', async () => (await whereRunning(fleet, 'two-whole', 'research')).length === 0);
+  await gone('two-whole', 'research');
 });
 
 t.test('dispatch follows free GPU-equivalents: a full worker gets no copy while another has room', async (t) => {
   // The US cluster's own users take all of us-shared.
-  for (const i of [0, 1]) await fillerPod(core('us-east'), `us-fill-${i}`, 'us-shared', { fraction: 1 });
+  for (const i of [0, 1]) {
+    leftovers.push(() => removePods('us-east', 'local', [`us-fill-${i}`]));
+    await fillerPod(core('us-east'), `us-fill-${i}`, 'us-shared', { fraction: 1 });
+  }
   await until('us-east publishes us-shared full', async () => (await published('us-east', 'us-shared')) === 0);
   await submit(fleet, 'to-eu', 'research', { fraction: 0.5 });
-  const wl = await until('to-eu nominated', async () => {
+  const why = await until('to-eu dispatched', async () => {
     const w = await workloadOf(fleet.managerApi, 'to-eu', 'research');
-    return w?.status?.nominatedClusterNames?.length || w?.status?.clusterName ? w : null;
+    return w?.metadata.annotations?.[DISPATCH_ANNOTATION];
   });
-  t.notOk(wl.status?.nominatedClusterNames?.includes('us-east'), 'us-east is not nominated');
+  t.match(why, /^eu-central has [\d.]+ free GPU-equivalents in the tenant's pools; the job needs 0.5$/, why);
   t.equal(await runsOn('to-eu', 'research'), 'eu-central');
-  await deleteJob(fleet, 'to-eu', 'research');
+  t.notOk(await workloadOf(fleet.worker('us-east').api, 'to-eu', 'research'), 'us-east never got a copy');
+  await gone('to-eu', 'research');
   for (const i of [0, 1]) await core('us-east').deleteNamespacedPod({ name: `us-fill-${i}`, namespace: 'local' });
   await until('us-east publishes us-shared free', async () => (await published('us-east', 'us-shared')) === 2);
 });
@@ -116,6 +212,7 @@ async function localPod(
   pool: string,
   resources: Record<string, string>,
 ) {
+  leftovers.push(() => removePods(worker, namespace, [name]));
   await core(worker).createNamespacedPod({
     namespace,
     body: {
@@ -140,14 +237,6 @@ async function removePods(worker: string, namespace: string, names: readonly str
     );
     return left.length === 0;
   });
-}
-
-async function gone(job: string, tenant: string) {
-  await deleteJob(fleet, job, tenant).catch(() => {});
-  await until(
-    `${tenant}/${job} gone from every worker`,
-    async () => (await whereRunning(fleet, job, tenant)).length === 0,
-  );
 }
 
 t.test('an EU-only tenant stays in the EU: it waits for the full EU, then runs there', async (t) => {
@@ -234,6 +323,10 @@ t.test('fault: a worker down while jobs wait; they run once when it is back', as
   await new Promise((r) => setTimeout(r, 3_000));
   for (const job of ['wait-1', 'wait-2'])
     t.same(await whereRunning(fleet, job, 'research'), ['us-east'], `${job} runs on one worker only`);
+  // The copies eu-central held while us-east was down are gone: nothing is counted twice.
+  const rows = await countedOnce('research', 1, 1);
+  t.pass("research counted 0.5 + 0.5 by the manager, by the workers' Kueues and by their Tessera");
+  t.comment(`\n${formatTable(rows)}`);
   await removePods('eu-central', 'local', ['eu-a', 'eu-b']);
   await gone('wait-1', 'research');
   await gone('wait-2', 'research');
@@ -304,7 +397,7 @@ t.test(
       await localPod('eu-central', 'bank', 'b-whole', 'eu-whole', { 'nvidia.com/gpu': '2' });
       await localPod('eu-central', 'bank', 'b-shared', 'eu-shared', { 'tessera.io/gpu-milli': '1000' });
     } finally {
-      await eu.stack.cluster.startControllerManager();
+      await eu.stack.cluster.startControllerManager(WORKER_CONTROLLERS);
     }
     const refusal = await until(
       "the Job shows Tessera's refusal",
@@ -335,6 +428,8 @@ t.test(
     await new Promise((r) => setTimeout(r, 3_000));
     t.same(await whereRunning(fleet, 'refused', 'bank'), ['eu-central'], 'runs once');
     t.equal(eu.stack.extender?.state.ledger.tenantEquivalents('bank'), 2.5, 'counted once by Tessera');
+    await countedOnce('bank', 0.5, 2.5);
+    t.pass("counted 0.5 by the manager's and the workers' Kueues, and with the bank's own 2, 2.5 by Tessera");
     await removePods('eu-central', 'bank', ['b-whole']);
     await gone('refused', 'bank');
   },

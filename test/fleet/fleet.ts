@@ -1,6 +1,7 @@
 // A fleet of three control planes on one machine, for `npm run test:fleet` and `npm run demo:fleet`:
-//   manager    etcd, kube-apiserver, Kueue (MultiKueue, dispatcherName tessera.io/fleet-dispatcher) and Tessera's
-//              dispatcher (dispatcher/dispatcher.ts, in process);
+//   manager    etcd, kube-apiserver, kube-controller-manager (garbage collector), Kueue (MultiKueue, dispatcherName
+//              tessera.io/fleet-dispatcher), Tessera's dispatcher (dispatcher/dispatcher.ts) and Tessera's webhook
+//              serving only /mutate-job for Jobs, as the chart's fleet.manager runs them (in process);
 //   eu-central, us-east  workers: test/e2e/stack.ts (etcd, kube-apiserver, kube-controller-manager, kube-scheduler with
 //              Tessera's extender, Tessera's webhook, KWOK GPU nodes), the extender publishing capacity and answering
 //              tessera.io/gpu-fit, and Kueue.
@@ -8,27 +9,36 @@
 // cluster; a ResourceFlavor per Tessera pool on each worker; quota in tessera.io/gpu-milli, with Kueue resource
 // transformations for nvidia.com/gpu, the MIG names and VM device names. Everything is small: 2 cores.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
-import { createCa, type KeyPair } from '../../certs/authority.ts';
+import { createCa, issueLeaf, type KeyPair } from '../../certs/authority.ts';
+import { type RunningWebhook, startWebhook } from '../../webhook/server.ts';
+import { TENANT_LABEL } from '../../core/well-known-names.ts';
 import { startDispatcher, type Dispatcher, DISPATCHER_NAME } from '../../dispatcher/dispatcher.ts';
 import { GPU_FIT_CONTROLLER } from '../../extender/gpu-fit-check.ts';
 import { compilePolicy } from '../../core/policy/compile.ts';
 import type { Policy } from '../../core/policy/model.ts';
 import { poolRegion } from '../../core/fleet/region.ts';
-import { startCluster, type LocalCluster } from '../controlplane/cluster.ts';
+import { DEFAULT_CONTROLLERS, startCluster, type LocalCluster } from '../controlplane/cluster.ts';
 import { createFakeNode, startStack, type Stack } from '../e2e/stack.ts';
 import { ensureKueue, type KueueBuild } from './kueue-build.ts';
 import { KUEUE_NAMESPACE, type RunningKueue, startKueue } from './kueue.ts';
 import { KubeJson } from '../../server/kube-json.ts';
+import { until } from '../fixtures/waiting.ts';
 
 export const FLEET_POLICY = readFileSync(new URL('./fleet-policy.yaml', import.meta.url), 'utf8');
 export const TENANTS = ['bank', 'research'] as const;
 /** Fleet-wide GPU budget per tenant on the manager, in GPU-equivalents (the workers' Tessera quotas are per cluster). */
 export const FLEET_BUDGET: Record<string, number> = { bank: 3, research: 6 };
 export const QUEUE = 'gpu';
+/** A worker's kube-controller-manager: Jobs and nodes as in every e2e stack, and the garbage collector, which deletes
+ * the pods of a Job that MultiKueue deleted on the worker (a copy that lost the race, a job deleted on the manager). */
+export const WORKER_CONTROLLERS = [...DEFAULT_CONTROLLERS, 'garbage-collector-controller'];
+/** The manager's: only the garbage collector, which deletes the Workload of a deleted Job (Kueue's ownerReference);
+ * MultiKueue then deletes the worker's copies. Jobs there are managedBy MultiKueue, so no Job controller. */
+export const MANAGER_CONTROLLERS = ['garbage-collector-controller'];
 const MULTIKUEUE_USER = 'system:serviceaccount:kueue-system:multikueue-sa';
 const KUEUE_API = '/apis/kueue.x-k8s.io/v1beta2';
 
@@ -263,6 +273,53 @@ async function workerNodes(admin: KubeConfig, policy: Policy, spec: WorkerSpec, 
   }
 }
 
+/**
+ * The manager's Job webhook as the chart runs it (fleet.manager): Tessera's webhook, serving /mutate-job
+ * (dispatcher/job-review.ts), on loopback with a leaf of the fleet's CA, registered by URL for batch/v1 Jobs in tenant
+ * namespaces; its pod webhooks are not registered (the manager runs no pods). A job asking with Tessera's annotations
+ * gets its countable tessera.io/gpu-milli.
+ */
+async function jobWebhook(manager: LocalCluster, admin: KubeConfig, ca: KeyPair, log: Logger): Promise<RunningWebhook> {
+  const leaf = issueLeaf(ca, { commonName: 'tessera-webhook', dnsNames: ['localhost'], ips: ['127.0.0.1'] });
+  const certFile = join(manager.dir, 'webhook.crt');
+  const keyFile = join(manager.dir, 'webhook.key');
+  writeFileSync(certFile, leaf.certPem);
+  writeFileSync(keyFile, leaf.keyPem);
+  const policyDir = join(manager.dir, 'policy');
+  mkdirSync(policyDir, { recursive: true });
+  writeFileSync(join(policyDir, 'fleet-policy.yaml'), FLEET_POLICY);
+  const hook = await startWebhook({
+    policyDir,
+    host: '127.0.0.1',
+    port: 0,
+    tls: { certFile, keyFile },
+    kubeconfig: admin,
+    systemUsers: [],
+    quotaReservations: false,
+    log: log.child({ cluster: 'manager', component: 'webhook' }),
+  });
+  // Ready: its namespace cache is synced, so a job's tenant is known from the first job on.
+  await until("the manager's Tessera webhook ready", async () => hook.ready(), 60_000, 200);
+  await admin.makeApiClient(AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
+    body: {
+      metadata: { name: 'tessera' },
+      webhooks: [
+        {
+          name: 'mutate-job.tessera.io',
+          clientConfig: { url: `${hook.url}/mutate-job`, caBundle: Buffer.from(ca.certPem).toString('base64') },
+          rules: [{ apiGroups: ['batch'], apiVersions: ['v1'], resources: ['jobs'], operations: ['CREATE'] }],
+          namespaceSelector: { matchExpressions: [{ key: TENANT_LABEL, operator: 'Exists' }] },
+          sideEffects: 'None',
+          admissionReviewVersions: ['v1'],
+          failurePolicy: 'Fail',
+          timeoutSeconds: 10,
+        },
+      ],
+    },
+  });
+  return hook;
+}
+
 export async function startFleet(o: FleetOptions = {}): Promise<Fleet> {
   const progress = o.progress ?? (() => {});
   const log = o.log ?? pino({ level: 'silent' });
@@ -283,6 +340,7 @@ export async function startFleet(o: FleetOptions = {}): Promise<Fleet> {
         log: log.child({ cluster: spec.name }),
         progress,
         identities,
+        controllers: WORKER_CONTROLLERS,
         fleet: { cluster: spec.name, region: spec.region, publishCapacity: true, gpuFitCheck: true, intervalMs: 1000 },
       });
       stops.push(() => stack.stop());
@@ -300,11 +358,9 @@ export async function startFleet(o: FleetOptions = {}): Promise<Fleet> {
       workers.push({ spec, stack, kueue, admin, api });
     }
     progress('manager: control plane, Kueue (MultiKueue), dispatcher');
-    const manager = await startCluster({ log: progress, identities });
+    const manager = await startCluster({ log: progress, identities, controllerManager: MANAGER_CONTROLLERS });
     stops.push(() => manager.stop());
     const managerAdmin = kubeconfigOf(manager, 'admin');
-    const policyDir = join(manager.dir, 'policy.yaml');
-    writeFileSync(policyDir, FLEET_POLICY);
     await tenantNamespaces(managerAdmin);
     const managerKueue = await startKueue(
       {
@@ -328,6 +384,8 @@ export async function startFleet(o: FleetOptions = {}): Promise<Fleet> {
       log: log.child({ cluster: 'manager', component: 'dispatcher' }),
     });
     stops.push(async () => dispatcher.stop());
+    const jobHook = await jobWebhook(manager, managerAdmin, ca, log);
+    stops.push(() => jobHook.close());
     return {
       manager,
       managerAdmin,

@@ -7,10 +7,14 @@ import type { KubeJson } from '../../server/kube-json.ts';
 import { DISPATCH_ANNOTATION } from '../../dispatcher/dispatcher.ts';
 import type { Fleet } from './fleet.ts';
 import { QUEUE } from './fleet.ts';
+import { parseQuantity } from '../../core/quantity.ts';
 
 export interface JobAsk {
-  /** A share of one GPU, asked with tessera.io/gpu-fraction; the template also carries the same gpu-milli. */
+  /** A share of one GPU asked with Tessera's annotation tessera.io/gpu-fraction alone (no resource in the template:
+   * the manager's job webhook writes the countable tessera.io/gpu-milli). */
   readonly fraction?: number;
+  /** A share of one GPU asked with the resource tessera.io/gpu-milli (in thousandths). */
+  readonly milli?: number;
   /** Whole GPUs, asked with nvidia.com/gpu (Kueue's transformation counts 1000 gpu-milli each). */
   readonly gpus?: number;
   readonly pods?: number;
@@ -18,13 +22,17 @@ export interface JobAsk {
   readonly pool?: string;
 }
 
+/** The GPU resources a pod of the ask writes (none for an annotation-only fraction). */
+function resourcesOf(ask: JobAsk): Record<string, string> {
+  if (ask.fraction !== undefined) return {};
+  if (ask.milli !== undefined) return { 'tessera.io/gpu-milli': String(ask.milli) };
+  return { 'nvidia.com/gpu': String(ask.gpus ?? 1) };
+}
+
 /** A batch/v1 Job for the manager's queue `gpu`, whose pods run (on KWOK) until the Job is deleted. */
 export function gpuJob(name: string, tenant: string, ask: JobAsk) {
   const pods = ask.pods ?? 1;
-  const resources: Record<string, string> =
-    ask.fraction !== undefined
-      ? { 'tessera.io/gpu-milli': String(Math.round(ask.fraction * 1000)) }
-      : { 'nvidia.com/gpu': String(ask.gpus ?? 1) };
+  const resources = resourcesOf(ask);
   return {
     apiVersion: 'batch/v1',
     kind: 'Job',
@@ -51,7 +59,7 @@ export function gpuJob(name: string, tenant: string, ask: JobAsk) {
             {
               name: 'train',
               image: 'registry.example/train:1',
-              resources: { limits: resources, requests: resources },
+              ...(Object.keys(resources).length > 0 ? { resources: { limits: resources, requests: resources } } : {}),
             },
           ],
         },
@@ -98,12 +106,20 @@ export interface WorkloadView {
 export const isTrue = (w: WorkloadView | undefined, type: string) =>
   (w?.status?.conditions ?? []).some((c) => c.type === type && c.status === 'True');
 
-/** The Workload of a Job (owned by it) in a cluster, or undefined. */
+/**
+ * The Workload of a Job in a cluster, or undefined: the one it owns, or on a worker MultiKueue's copy, which has the
+ * manager's Workload name (job-<job>-<5 hex>, Kueue's GetWorkloadNameForOwnerWithGVK) and no owner until MultiKueue
+ * creates the worker's Job, once that copy reserved quota.
+ */
 export async function workloadOf(api: KubeJson, job: string, namespace: string): Promise<WorkloadView | undefined> {
   const list = await api.get<{ items: WorkloadView[] }>(
     `/apis/kueue.x-k8s.io/v1beta2/namespaces/${namespace}/workloads`,
   );
-  return list.items.find((w) => w.metadata.ownerReferences?.some((o) => o.kind === 'Job' && o.name === job));
+  const named = new RegExp(`^job-${job}-[0-9a-f]{5}$`);
+  return (
+    list.items.find((w) => w.metadata.ownerReferences?.some((o) => o.kind === 'Job' && o.name === job)) ??
+    list.items.find((w) => named.test(w.metadata.name))
+  );
 }
 
 /** The job's pods in a cluster that run on a node (bound, not ended). */
@@ -129,14 +145,14 @@ export async function waitingReason(fleet: Fleet, job: string, namespace: string
   return [wl.metadata.annotations?.[DISPATCH_ANNOTATION] ?? '', ...checks].filter(Boolean).join(' | ');
 }
 
-/** Quota a ClusterQueue has reserved, in tessera.io/gpu-milli, over its flavors. */
+/** Quota a ClusterQueue has reserved, in tessera.io/gpu-milli, over its flavors (a quantity: 2000 reads "2k"). */
 export async function reservedMilli(api: KubeJson, clusterQueue: string): Promise<number> {
   const cq = await api.get<{
     status?: { flavorsReservation?: { resources?: { name: string; total?: string }[] }[] };
   }>(`/apis/kueue.x-k8s.io/v1beta2/clusterqueues/${clusterQueue}`);
   let milli = 0;
   for (const f of cq.status?.flavorsReservation ?? [])
-    for (const r of f.resources ?? []) if (r.name === 'tessera.io/gpu-milli') milli += Number(r.total ?? 0);
+    for (const r of f.resources ?? []) if (r.name === 'tessera.io/gpu-milli') milli += parseQuantity(r.total ?? '0');
   return milli;
 }
 
@@ -180,10 +196,8 @@ export function formatTable(rows: readonly TableRow[]): string {
 
 /** A pod of the cluster's own users (tenant `local`), outside the fleet, holding GPUs in a pool until deleted. */
 export async function fillerPod(core: CoreV1Api, name: string, pool: string, ask: JobAsk): Promise<void> {
-  const resources: Record<string, string> =
-    ask.fraction !== undefined
-      ? { 'tessera.io/gpu-milli': String(Math.round(ask.fraction * 1000)) }
-      : { 'nvidia.com/gpu': String(ask.gpus ?? 1) };
+  const resources =
+    ask.fraction !== undefined ? { 'tessera.io/gpu-milli': String(Math.round(ask.fraction * 1000)) } : resourcesOf(ask);
   await core.createNamespacedPod({
     namespace: 'local',
     body: {

@@ -130,6 +130,44 @@ t.test('the webhook over HTTPS with real AdmissionReview payloads', async (t) =>
     t.same(patched.spec.containers[0].resources.limits, { 'tessera.io/gpu-milli': '500' });
   });
 
+  t.test(
+    'mutate-job writes the countable gpu-milli into an annotation-only Job template (a fleet manager)',
+    async (t) => {
+      const job = {
+        apiVersion: 'batch/v1',
+        kind: 'Job',
+        metadata: { name: 'train', namespace: 'research-a' },
+        spec: {
+          template: {
+            metadata: { annotations: { 'tessera.io/gpu-fraction': '0.5' } },
+            spec: { restartPolicy: 'Never', containers: [{ name: 'train', image: 'registry.example/train:1' }] },
+          },
+        },
+      };
+      const r = await post(
+        hook.url,
+        '/mutate-job',
+        review({
+          uid: 'e7a1f0b2-0000-4000-8000-0000000000j1',
+          kind: { group: 'batch', version: 'v1', kind: 'Job' },
+          namespace: 'research-a',
+          operation: 'CREATE',
+          userInfo: { username: 'alice' },
+          object: job,
+        }),
+        ca,
+      );
+      t.equal(r.status, 200);
+      t.match(r.body.response, { uid: 'e7a1f0b2-0000-4000-8000-0000000000j1', allowed: true, patchType: 'JSONPatch' });
+      const ops = JSON.parse(Buffer.from(r.body.response.patch, 'base64').toString());
+      const patched = jsonPatch.applyPatch(structuredClone(job), ops, true, false).newDocument as any;
+      t.same(patched.spec.template.spec.containers[0].resources, {
+        limits: { 'tessera.io/gpu-milli': '500' },
+        requests: { 'tessera.io/gpu-milli': '500' },
+      });
+    },
+  );
+
   t.test('a memory-only ask is mutated into a share and validated as one (issue 20)', async (t) => {
     for (const milli of [null, 300]) {
       const b = pod(`mem-${milli}`)

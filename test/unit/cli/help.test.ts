@@ -83,6 +83,12 @@ t.test('a wrong invocation exits 2 with the usage; no command at all too', async
   const missing = await dispatch(['serve', 'webhook']);
   t.equal(missing.code, 2);
   t.match(missing.stderr, /--policy-dir is required[\s\S]*tessera serve webhook/);
+  const fleet = await dispatch(['serve', 'dispatcher']);
+  t.equal(fleet.code, 2);
+  t.match(fleet.stderr, /--policy-dir is required[\s\S]*tessera serve dispatcher/);
+  const interval = await dispatch(['serve', 'dispatcher', '--policy-dir', '/x', '--interval', '0']);
+  t.equal(interval.code, 2);
+  t.match(interval.stderr, /--interval 0: expected seconds/);
   const port = await dispatch(['serve', 'extender', '--port', 'http']);
   t.equal(port.code, 2);
   t.match(port.stderr, /--port http: expected a port number/);

@@ -59,14 +59,16 @@ t.test('serve exits 1 with the reason when it cannot serve: a missing TLS file, 
     '--tls-key',
     join(env.dir, 'missing.key'),
   ];
-  const [webhook, extender, port] = await Promise.all([
+  const [webhook, extender, dispatcher, port] = await Promise.all([
     runCli(['serve', 'webhook', ...common, ...missingTls], { timeoutMs: TIMEOUT_MS }),
     runCli(['serve', 'extender', ...common, ...missingTls], { timeoutMs: TIMEOUT_MS }),
+    runCli(['serve', 'dispatcher', ...common, ...missingTls], { timeoutMs: TIMEOUT_MS }),
     runCli(['serve', 'webhook', ...common, '--port', taken], { timeoutMs: TIMEOUT_MS }),
   ]);
   for (const [server, r] of [
     ['webhook', webhook],
     ['extender', extender],
+    ['dispatcher', dispatcher],
   ] as const) {
     t.equal(r.timedOut, false, `${server}: the process ends`);
     t.equal(r.code, 1, `${server}: exit code 1`);

@@ -246,7 +246,7 @@ t.test('each component takes its replicas, resources, image, placement, log leve
   const webhook = spec('tessera-webhook').containers[0];
   t.equal(dep('tessera-webhook').spec.replicas, 3);
   t.equal(webhook.image, 'registry.example/tessera:1.2.3');
-  t.same(webhook.args.slice(6), [
+  t.same(webhook.args.slice(7), [
     '--system-user=system:serviceaccount:tessera-system:tessera-extender',
     '--quota-namespace=tessera-system',
     '--system-user=system:serviceaccount:ops:gitops',
@@ -544,6 +544,51 @@ t.test(
     const unnamed = helm(['template', 't', CHART, '--set', 'fleet.gpuFitCheck=true']);
     t.not(unnamed.status, 0);
     t.match(unnamed.stderr, /fleet.clusterName is required/);
+  },
+);
+
+t.test(
+  'fleet.manager: the dispatcher with its RBAC, and the webhook mutates Jobs; nothing of it by default',
+  async (t) => {
+    const on = byKey(renderChart(['--set', 'fleet.manager.enabled=true,fleet.manager.kueueNamespace=kueue']));
+    const deployment = on.get(`apps/v1/Deployment/${NS}/tessera-fleet-dispatcher`)!;
+    t.ok(deployment, 'the dispatcher Deployment');
+    t.equal(deployment.spec.replicas, 1, 'one writer of nominations');
+    t.equal(deployment.spec.strategy.type, 'Recreate', 'never two during a rollout');
+    const args = deployment.spec.template.spec.containers[0].args as string[];
+    for (const a of ['dispatcher', '--policy-dir=/etc/tessera/policy', '--kueue-namespace=kueue', '--interval=2'])
+      t.ok(args.includes(a), `runs with ${a}`);
+    const cluster = on.get('rbac.authorization.k8s.io/v1/ClusterRole//tessera-fleet-dispatcher')!;
+    t.same(
+      cluster.rules.find((r: { resources: string[] }) => r.resources.includes('workloads/status')).verbs,
+      ['patch'],
+      'writes nominatedClusterNames',
+    );
+    const secrets = on.get('rbac.authorization.k8s.io/v1/Role/kueue/tessera-fleet-dispatcher');
+    t.same(
+      secrets?.rules,
+      [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }],
+      "reads the workers' kubeconfigs",
+    );
+    t.equal(
+      on.get('rbac.authorization.k8s.io/v1/RoleBinding/kueue/tessera-fleet-dispatcher')?.subjects[0].name,
+      'tessera-fleet-dispatcher',
+    );
+    const hook = on
+      .get('admissionregistration.k8s.io/v1/MutatingWebhookConfiguration//tessera')!
+      .webhooks.find((w: { name: string }) => w.name === 'mutate-job.tessera.io');
+    t.same(hook?.rules, [
+      { apiGroups: ['batch'], apiVersions: ['v1'], operations: ['CREATE'], resources: ['jobs'], scope: 'Namespaced' },
+    ]);
+    t.equal(hook?.clientConfig.service.path, '/mutate-job');
+    const off = byKey(renderChart());
+    t.notOk(off.has(`apps/v1/Deployment/${NS}/tessera-fleet-dispatcher`), 'no dispatcher by default');
+    t.notOk(
+      off
+        .get('admissionregistration.k8s.io/v1/MutatingWebhookConfiguration//tessera')!
+        .webhooks.some((w: { name: string }) => w.name === 'mutate-job.tessera.io'),
+      'no Job webhook by default',
+    );
   },
 );
 
