@@ -73,7 +73,9 @@ export class Allocator {
         const responses: WireContainerAllocateResponse[] = [];
         for (const c of request.container_requests ?? [])
           responses.push(await this.allocateContainer(c.devices_ids ?? []));
-        this.deps.metrics.allocateSeconds.observe({ outcome: 'allocated' }, (performance.now() - started) / 1000);
+        const seconds = (performance.now() - started) / 1000;
+        this.deps.metrics.allocateSeconds.observe({ outcome: 'allocated' }, seconds);
+        this.deps.log.info({ containers: responses.length, ms: Math.round(seconds * 10_000) / 10 }, 'Allocate done');
         return { container_responses: responses };
       } catch (e) {
         this.deps.metrics.allocateSeconds.observe({ outcome: 'refused' }, (performance.now() - started) / 1000);

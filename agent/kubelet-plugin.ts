@@ -127,7 +127,10 @@ export class KubeletPlugin extends EventEmitter {
     if (this.closed) return;
     const socket = inodeOf(this.socketPath);
     const kubelet = inodeOf(this.kubeletSocket);
-    if (this.server && socket !== this.socketInode) {
+    if (!this.server) {
+      // Serving failed before (at start, or after a kubelet restart): never register a socket nobody serves.
+      await this.restart('retrying: our socket could not be served');
+    } else if (socket !== this.socketInode) {
       await this.restart(`our socket ${this.socketPath} was removed (the kubelet restarted)`);
     } else if (this.isRegistered && kubelet !== null && kubelet !== this.kubeletInode) {
       await this.restart(`${this.kubeletSocket} was recreated (the kubelet restarted)`);
@@ -140,10 +143,20 @@ export class KubeletPlugin extends EventEmitter {
 
   private async restart(why: string): Promise<void> {
     if (this.closed) return;
-    this.options.log.info({ why }, 'serving the device plugin and registering with the kubelet');
-    this.setRegistered(false, why);
+    const before = this.problem;
+    const retry = this.server === null && before?.startsWith('could not serve ');
+    if (!retry) this.options.log.info({ why }, 'serving the device plugin and registering with the kubelet');
+    this.setRegistered(false, retry ? before : why);
     await this.stopServing();
-    await this.serve();
+    try {
+      await this.serve();
+    } catch (e) {
+      // Retried on every check (e.g. the kubelet's directory is not there yet); logged once per distinct cause.
+      const problem = `could not serve ${this.socketPath}: ${(e as Error).message}`;
+      if (before !== problem) this.options.log.error({ why }, `${problem}; retrying`);
+      this.setRegistered(false, problem);
+      return;
+    }
     await this.register();
   }
 
@@ -190,7 +203,10 @@ export class KubeletPlugin extends EventEmitter {
       server.bindAsync(unixAddress(this.socketPath), grpc.ServerCredentials.createInsecure(), (err) =>
         err ? reject(err) : resolve(),
       ),
-    );
+    ).catch((e: unknown) => {
+      server.forceShutdown();
+      throw e;
+    });
     this.server = server;
     this.socketInode = inodeOf(this.socketPath);
   }

@@ -2,7 +2,7 @@
 // `tessera serve dispatcher` and the fleet harness; with the chart, Tessera's webhook serves the same route.
 
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { AdmissionResponse } from '../core/admission/request.ts';
+import { type AdmissionResponse, unavailableResponse } from '../core/admission/request.ts';
 import { type JobWebhookDeps, reviewJob } from './job-review.ts';
 import { TENANT_LABEL } from '../core/well-known-names.ts';
 import type { KubeJson } from '../server/kube-json.ts';
@@ -29,15 +29,10 @@ export function jobWebhookApp(deps: JobWebhookDeps): express.Express {
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       deps.log.warn({ err: message, namespace: parsed.namespace }, 'job review failed');
-      response = {
-        uid: parsed.uid,
-        allowed: false,
-        status: {
-          code: 503,
-          reason: 'ServiceUnavailable',
-          message: `Tessera could not read the ${TENANT_LABEL} label of namespace ${parsed.namespace ?? ''} to count the job's GPUs (${message}); retry`,
-        },
-      };
+      response = unavailableResponse(
+        parsed.uid,
+        `Tessera could not read the ${TENANT_LABEL} label of namespace ${parsed.namespace ?? ''} to count the job's GPUs (${message}); retry`,
+      );
     }
     res.json({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response });
   });

@@ -126,6 +126,7 @@ export async function startExtender(options: ExtenderOptions): Promise<RunningEx
     // What would keep a leader from serving keeps this replica from leading.
     () => cluster.connection.problem() ?? policyProblem(policies),
     role,
+    () => ownPodNotReady(options, cluster.pods),
   );
   const notServing = servingProblem(cluster.connection, policies, () => closed);
   // kube-scheduler's calls need the leader; readiness needs only a replica that could serve when it leads.
@@ -342,6 +343,7 @@ function electLeader(
   reconcileAll: () => void,
   unfit: () => string | null,
   role: RoleLabel | null,
+  mayNotTake: () => string | null,
 ): LeaderElector | null {
   if (!options.leaseNamespace) {
     reconcileAll();
@@ -358,6 +360,7 @@ function electLeader(
     standbyRetryMs: 500,
     log: options.log,
     unfit,
+    mayNotTake,
     onChange: (lead) => {
       if (lead) reconcileAll();
       void role?.want(lead);
@@ -365,6 +368,21 @@ function electLeader(
   });
   leader.start();
   return leader;
+}
+
+/**
+ * Why this replica should wait before taking the lease: its pod (the downward API's name) is known and the kubelet
+ * reports it not Ready, so the Service would not send it kube-scheduler's calls. Unknown pods (no --pod-name, not in
+ * the cache) do not wait.
+ */
+function ownPodNotReady(options: ExtenderOptions, pods: WatchedResource<V1Pod>): string | null {
+  if (!options.podName) return null;
+  const namespace = options.podNamespace ?? options.leaseNamespace ?? '';
+  const pod = pods.get(options.podName, namespace);
+  const ready = pod?.status?.conditions?.find((c) => c.type === 'Ready');
+  return ready?.status === 'False'
+    ? `its pod ${namespace}/${options.podName} is not Ready yet, so the Service would not send it kube-scheduler's calls`
+    : null;
 }
 
 const policyProblem = (policies: PolicyStore | null): string | null =>

@@ -9,7 +9,12 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import { type ClusterView, tenantOfNamespace } from '../core/admission/cluster-view.ts';
 import { reviewJob } from '../dispatcher/job-review.ts';
-import type { AdmissionRequest, AdmissionResponse, AdmissionReview } from '../core/admission/request.ts';
+import {
+  type AdmissionRequest,
+  type AdmissionResponse,
+  type AdmissionReview,
+  unavailableResponse,
+} from '../core/admission/request.ts';
 import { bindingTarget, isBindingRequest } from '../core/admission/rules/binding.ts';
 import { mutateRequest } from '../core/admission/mutate.ts';
 import { mutationResponse, validationResponse } from '../core/admission/responses.ts';
@@ -115,15 +120,10 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
     const policy = policies.current();
     try {
       if (policy === null) {
-        response = {
-          uid: parsed.uid,
-          allowed: false,
-          status: {
-            code: 503,
-            reason: 'ServiceUnavailable',
-            message: `Tessera has no valid policy in force (${policies.status().problems.join('; ')}); fix the policy files`,
-          },
-        };
+        response = unavailableResponse(
+          parsed.uid,
+          `Tessera has no valid policy in force (${policies.status().problems.join('; ')}); fix the policy files`,
+        );
       } else if (webhook === 'mutate') {
         const mutation = mutateRequest(parsed, policy, view);
         response = mutationResponse(parsed.uid, mutation);
@@ -147,11 +147,7 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
           if (!outcome.ok) {
             metrics.decisions.inc({ webhook, rule: BUILTIN.quota, action: 'enforce' });
             response = outcome.unavailable
-              ? {
-                  uid: parsed.uid,
-                  allowed: false,
-                  status: { code: 503, reason: 'ServiceUnavailable', message: outcome.message },
-                }
+              ? unavailableResponse(parsed.uid, outcome.message)
               : validationResponse(
                   parsed.uid,
                   {
@@ -170,11 +166,7 @@ export function createWebhookApp(deps: WebhookDeps): express.Express {
       if (e instanceof ClusterUnavailableError) {
         // Not a fault of Tessera's: the cluster's state is unknown, and the denial says why.
         metrics.decisions.inc({ webhook, rule: 'tessera/cluster-unavailable', action: 'enforce' });
-        response = {
-          uid: parsed.uid,
-          allowed: false,
-          status: { code: 503, reason: 'ServiceUnavailable', message: e.message },
-        };
+        response = unavailableResponse(parsed.uid, e.message);
       } else {
         metrics.errors.inc({ webhook });
         log.error(

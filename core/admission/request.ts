@@ -37,6 +37,11 @@ export interface AdmissionResponse {
   auditAnnotations?: Record<string, string>;
 }
 
+/** A refusal that is not the request's fault: Tessera cannot judge it now (503), and `message` says why and what to do. */
+export function unavailableResponse(uid: string, message: string): AdmissionResponse {
+  return { uid, allowed: false, status: { code: 503, reason: 'ServiceUnavailable', message } };
+}
+
 export interface AdmissionReview {
   apiVersion: 'admission.k8s.io/v1';
   kind: 'AdmissionReview';

@@ -3,7 +3,7 @@
 // Allocate in every delivery mode, concurrent equal requests, refusals, and the faults of docs/node-agent.md.
 
 import t from 'tap';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually } from '../fixtures/fake-apiserver.ts';
 import { NODE, nodeAgentRig, uuidOf } from '../fixtures/node-agent-rig.ts';
@@ -256,4 +256,22 @@ t.test('enforcement: HAMi-core found on the node is reported and passed to conta
     { container_path: '/usr/local/vgpu/libvgpu.so' },
     { container_path: '/etc/ld.so.preload' },
   ]);
+});
+
+t.test('a socket that cannot be served at start is retried, and never registered unserved', async (t) => {
+  const rig = await nodeAgentRig(2);
+  t.teardown(() => rig.close());
+  // Something in the socket's place (a directory): binding fails until it is gone.
+  const blocked = join(rig.kubelet.pluginDir, 'tessera-gpu-milli.sock');
+  mkdirSync(join(blocked, 'in-the-way'), { recursive: true });
+  await rig.startAgent({ delivery: 'cdi-cri' });
+  await new Promise((r) => setTimeout(r, 500));
+  t.same(rig.kubelet.registrations, [], 'not registered while its socket is not served');
+  const ready = await get(`${rig.agent.url}/readyz`);
+  t.equal(ready.status, 503);
+  t.match(ready.text, /could not serve .*tessera-gpu-milli\.sock/, 'readiness says why');
+  rmSync(blocked, { recursive: true, force: true });
+  await eventually('served and registered', () => rig.kubelet.healthy === 2000);
+  t.same(rig.kubelet.registrations, ['tessera-gpu-milli.sock']);
+  t.equal((await get(`${rig.agent.url}/readyz`)).status, 200);
 });

@@ -225,41 +225,6 @@ function newestSource(): number {
 
 const IMAGE_SOURCES = ['core', 'server', 'webhook', 'extender', 'certs', 'cli', 'agent'];
 
-/** manifests/Dockerfile copies no agent/ while cli/serve.ts imports agent/server.ts: every `tessera serve` in that
- * image exits at once ("Cannot find module '/app/agent/server.ts'"), and `npm run image`'s smoke test fails after the
- * image is exported. Until the Dockerfile copies agent/, the real node adds it on top (one more layer, same ref) and
- * says so. */
-function dockerfileLacksAgent(): boolean {
-  return (
-    existsSync(join(REPO, 'agent')) &&
-    !/^COPY agent\b/m.test(readFileSync(join(REPO, 'manifests', 'Dockerfile'), 'utf8'))
-  );
-}
-
-function withAgentSources(image: LocalImage, log: (line: string) => void): LocalImage {
-  const archive = image.archive.replace(/\.oci\.tar$/, '-with-agent.oci.tar');
-  const built = statSync(archive, { throwIfNoEntry: false })?.mtimeMs;
-  if (built !== undefined && built >= statSync(image.archive).mtimeMs && built >= newestSource())
-    return { ...image, archive };
-  log(
-    'manifests/Dockerfile copies no agent/ (cli/serve.ts imports it): adding agent/ to the Tessera image for the real node',
-  );
-  const work = mkdtempSync(join(tmpdir(), 'tessera-image-agent-'));
-  try {
-    const container = buildah(work, ['from', `oci-archive:${image.archive}`]);
-    buildah(work, ['copy', container, join(REPO, 'agent'), '/app/agent']);
-    buildah(work, ['commit', '--quiet', container, image.ref]);
-    const partial = `${archive}.partial`;
-    rmSync(partial, { force: true });
-    buildah(work, ['push', '--quiet', image.ref, `oci-archive:${partial}:${image.ref}`]);
-    renameSync(partial, archive);
-    execFileSync('chmod', ['-R', 'u+w', work]);
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
-  return { ...image, archive };
-}
-
 /** The Tessera image `npm run image` builds, built again first if the archive is missing or older than a source. */
 export function ensureTesseraImage(log: (line: string) => void = () => {}): LocalImage {
   const version = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
@@ -269,16 +234,11 @@ export function ensureTesseraImage(log: (line: string) => void = () => {}): Loca
   if (built === undefined || built < newestSource()) {
     log(`building the Tessera image (npm run image): ${built === undefined ? 'none yet' : 'a source is newer'}...`);
     const started = Date.now();
-    try {
-      execFileSync(process.execPath, [join(REPO, 'manifests', 'image', 'build-image.ts')], {
-        cwd: REPO,
-        stdio: ['ignore', 'inherit', 'inherit'],
-      });
-    } catch (e) {
-      const exported = (statSync(archive, { throwIfNoEntry: false })?.mtimeMs ?? 0) >= started;
-      if (!(exported && dockerfileLacksAgent())) throw e;
-      log("npm run image exported the image, then its smoke test failed: the image's servers lack agent/ (above)");
-    }
+    execFileSync(process.execPath, [join(REPO, 'manifests', 'image', 'build-image.ts')], {
+      cwd: REPO,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    log(`built the Tessera image in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   }
-  return dockerfileLacksAgent() ? withAgentSources(image, log) : image;
+  return image;
 }

@@ -6,8 +6,9 @@
 // manifests/overlays/local-image, which only names the locally built image and sets imagePullPolicy: Never), and the
 // caBundle patched into the webhook configurations.
 
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LocalCluster } from '../controlplane/cluster.ts';
@@ -25,6 +26,12 @@ export interface Installed {
   readonly webhookCa: string;
   /** What `helm install` or `kubectl apply -k` said. */
   readonly applied: string;
+  /** Tessera's pods as `helm install --wait` left them, read the moment it returned: name and whether Ready. */
+  readonly podsWhenInstalled?: readonly { name: string; ready: boolean }[];
+  /** Seconds `helm install --wait` took. */
+  readonly installSeconds?: number;
+  /** The Tessera image installed. */
+  readonly image?: string;
 }
 
 export const installMethod = (): 'helm' | 'kustomize' =>
@@ -88,6 +95,18 @@ export function installTessera(cluster: LocalCluster, workDir: string, image: st
     ]);
   }
   const applied = kubectl(['apply', '-k', OVERLAY]);
+  // The node agent's DaemonSet placed nowhere, as the chart install does with nodeAgent.nodeSelector: the real node
+  // runs the agent as a host process (agent-process.ts), and two agents would fight over the kubelet's socket.
+  kubectl([
+    '-n',
+    AGENT_NAMESPACE,
+    'patch',
+    'daemonset',
+    'tessera-node-agent',
+    '--type=merge',
+    '-p',
+    JSON.stringify({ spec: { template: { spec: { nodeSelector: { 'tessera.io/node-agent-on-the-host': 'true' } } } } }),
+  ]);
   const webhookCa = readFileSync(join(tls, 'webhook', 'ca.crt'), 'utf8');
   const caBundle = Buffer.from(webhookCa).toString('base64');
   for (const kind of ['mutatingwebhookconfiguration', 'validatingwebhookconfiguration'])
@@ -99,7 +118,7 @@ export function installTessera(cluster: LocalCluster, workDir: string, image: st
       '-p',
       JSON.stringify([{ op: 'add', path: '/webhooks/0/clientConfig/caBundle', value: caBundle }]),
     ]);
-  return { how: 'kustomize', webhookCa, applied };
+  return { how: 'kustomize', webhookCa, applied, image };
 }
 
 /**
@@ -110,7 +129,6 @@ export function installTessera(cluster: LocalCluster, workDir: string, image: st
  */
 export function installWithHelm(cluster: LocalCluster, image: string): Installed {
   const kubectl = kubectlFor(cluster);
-  const [repository, tag] = [image.slice(0, image.lastIndexOf(':')), image.slice(image.lastIndexOf(':') + 1)];
   kubectl(['create', 'namespace', 'tessera-system']);
   kubectl(['label', 'namespace', 'tessera-system', 'pod-security.kubernetes.io/enforce=restricted']);
   // The node agent's own namespace, made first as docs/node-agent.md says (helm cannot make a namespace beside the
@@ -118,36 +136,18 @@ export function installWithHelm(cluster: LocalCluster, image: string): Installed
   // (agent-process.ts), since the DaemonSet's hostPaths cannot reach a fake driver tree.
   kubectl(['create', 'namespace', AGENT_NAMESPACE]);
   kubectl(['label', 'namespace', AGENT_NAMESPACE, 'pod-security.kubernetes.io/enforce=privileged']);
-  const helm = ensureHelm().helm;
-  let applied: string;
-  try {
-    applied = execFileSync(
-      helm,
-      [
-        'install',
-        'tessera',
-        CHART,
-        '--namespace',
-        'tessera-system',
-        '--kubeconfig',
-        cluster.kubeconfigFor('admin'),
-        // Every Deployment becomes Ready, the extender's too (its standby is Ready): --wait returns.
-        '--wait',
-        '--timeout',
-        '10m',
-        '--set',
-        `image.repository=${repository},image.tag=${tag},image.pullPolicy=Never`,
-        '--set',
-        'scheduler.image.pullPolicy=Never,monitoring.prometheusRule.enabled=false',
-        '--set-string',
-        'nodeAgent.nodeSelector.tessera\\.io/node-agent-on-the-host=true',
-      ],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`helm install: ${err.stderr?.trim() || err.message}`);
-  }
+  const started = Date.now();
+  // Every Deployment becomes Ready, the extender's too (its standby is Ready): --wait returns.
+  const applied = helm(cluster, ['install', 'tessera', CHART, ...helmValues(image)]);
+  const installSeconds = (Date.now() - started) / 1000;
+  const podsWhenInstalled = (
+    JSON.parse(kubectl(['-n', 'tessera-system', 'get', 'pods', '-o', 'json'])) as {
+      items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[];
+    }
+  ).items.map((p) => ({
+    name: p.metadata.name,
+    ready: p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+  }));
   const caBundle = kubectl([
     'get',
     'validatingwebhookconfiguration',
@@ -157,5 +157,80 @@ export function installWithHelm(cluster: LocalCluster, image: string): Installed
   ]);
   if (!caBundle)
     throw new Error('helm install left the webhooks without a caBundle (the post-install hook did not run)');
-  return { how: 'helm', webhookCa: Buffer.from(caBundle, 'base64').toString('utf8'), applied };
+  return {
+    how: 'helm',
+    webhookCa: Buffer.from(caBundle, 'base64').toString('utf8'),
+    applied,
+    podsWhenInstalled,
+    installSeconds,
+    image,
+  };
+}
+
+/** The values the real node installs with: the local image, pulled never; no PrometheusRule; the agent's DaemonSet
+ * placed on no node. `--wait` for every Deployment and DaemonSet. */
+export function helmValues(image: string): string[] {
+  const [repository, tag] = [image.slice(0, image.lastIndexOf(':')), image.slice(image.lastIndexOf(':') + 1)];
+  return [
+    '--namespace',
+    'tessera-system',
+    '--wait',
+    '--timeout',
+    '10m',
+    '--set',
+    `image.repository=${repository},image.tag=${tag},image.pullPolicy=Never`,
+    '--set',
+    'scheduler.image.pullPolicy=Never,monitoring.prometheusRule.enabled=false',
+    '--set-string',
+    'nodeAgent.nodeSelector.tessera\\.io/node-agent-on-the-host=true',
+  ];
+}
+
+/** helm as `helm()` runs it, without blocking this process (probes and pod streams keep running meanwhile). */
+export function helmAsync(cluster: LocalCluster, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(
+      ensureHelm().helm,
+      [...args, '--kubeconfig', cluster.kubeconfigFor('admin')],
+      { encoding: 'utf8', maxBuffer: 16 << 20 },
+      (err, stdout, stderr) =>
+        err ? reject(new Error(`helm ${args[0]}: ${stderr.trim() || err.message}`)) : resolve(stdout),
+    ),
+  );
+}
+
+/** Runs helm against the cluster as admin; its output, or an error with what helm said. */
+export function helm(cluster: LocalCluster, args: readonly string[]): string {
+  try {
+    return execFileSync(ensureHelm().helm, [...args, '--kubeconfig', cluster.kubeconfigFor('admin')], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`helm ${args[0]}: ${err.stderr?.trim() || err.message}`);
+  }
+}
+
+/**
+ * The chart of an earlier commit (TESSERA_NODE_UPGRADE_FROM, by default HEAD~1: the previous commit, the first parent
+ * of a merge), extracted from git into a temporary folder, to upgrade from.
+ */
+export function previousChart(): { dir: string; commit: string; sameAsThis: boolean } {
+  const rev = process.env.TESSERA_NODE_UPGRADE_FROM ?? 'HEAD~1';
+  const git = (args: string[]) => execFileSync('git', ['-C', REPO, ...args], { encoding: 'utf8' }).trim();
+  const commit = git(['log', '-1', '--format=%h %s', rev]).slice(0, 120);
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-previous-chart-'));
+  execFileSync('sh', ['-c', `git -C "$1" archive "$2" charts/tessera | tar -x -C "$3"`, 'sh', REPO, rev, dir]);
+  const sameAsThis = isUnchanged(rev, git);
+  return { dir: join(dir, 'charts', 'tessera'), commit, sameAsThis };
+}
+
+function isUnchanged(rev: string, git: (args: string[]) => string): boolean {
+  try {
+    git(['diff', '--quiet', rev, '--', 'charts/tessera']);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -135,6 +135,9 @@ export const NODE_CONTROLLERS: readonly string[] = [
   'garbage-collector-controller',
   'pod-garbage-collector-controller',
   'disruption-controller',
+  // The node agent's DaemonSet: without its controller the DaemonSet never reports an observed generation, and
+  // `helm install --wait` waits for it until its timeout.
+  'daemonset-controller',
 ];
 
 /** startCluster's options for a control plane that a real node joins. */

@@ -6,16 +6,24 @@
 // its Service by its DNS name, and the extender binds pods on KWOK's GPU nodes under the shipped RBAC.
 
 import t, { type Test } from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { connect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, type KubeConfig, RbacAuthorizationV1Api, type V1Pod, Watch } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  DiscoveryV1Api,
+  type KubeConfig,
+  RbacAuthorizationV1Api,
+  type V1Pod,
+  Watch,
+} from '@kubernetes/client-node';
 import { createFakeNode } from '../e2e/stack.ts';
 import {
   checkBurst,
+  checkConcurrentBinds,
   checkNoNvidiaRuntime,
   type DeliveryResult,
   deleteBurst,
@@ -27,9 +35,12 @@ import {
   shippedAgentRole,
   summarize,
 } from './fraction-delivery.ts';
-import { histogram, histogramPercentile, type NodeAgent, startNodeAgent } from './agent-process.ts';
-import type { Delivery } from './fractions.ts';
+import { histogram, type NodeAgent, startNodeAgent } from './agent-process.ts';
+import { type Delivery, percentile } from './fractions.ts';
+import { describeGap, startServiceProbe, streamGpuPods, watchTakeover } from './handoff.ts';
 import { NODE_NAME, type NodeStack, startNodeStack } from './harness.ts';
+import { helm, helmAsync, helmValues, previousChart } from './install.ts';
+import { CHART } from '../helm/render.ts';
 import { type Probe, until as waitUntil, apiErrorMessage as message } from '../fixtures/waiting.ts';
 
 /** This suite's waits are longer than the default: a real node (or DRA's controllers) on a busy machine. */
@@ -119,6 +130,22 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
   const alice = api(stack.client('alice@acme.example'));
   const bob = api(stack.client('bob@acme.example'));
   const rbac = stack.client('admin').makeApiClient(RbacAuthorizationV1Api);
+
+  if (stack.installed.how === 'helm')
+    await t.test('helm install --wait returns with every pod Ready', async (t) => {
+      const pods = stack.installed.podsWhenInstalled ?? [];
+      for (const name of ['tessera-webhook', 'tessera-extender', 'tessera-scheduler'])
+        t.equal(
+          pods.filter((p) => p.name.startsWith(`${name}-`) && p.ready).length,
+          2,
+          `${name}: 2 pods Ready when helm returned`,
+        );
+      t.same(
+        pods.filter((p) => !p.ready).map((p) => p.name),
+        [],
+        `no pod unready when helm install --wait returned, after ${stack.installed.installSeconds?.toFixed(1)} s`,
+      );
+    });
 
   await t.test('Tessera’s pods run on the real node under the shipped securityContext', async (t) => {
     const pods = await stack.tesseraPods();
@@ -383,22 +410,136 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
   await t.test('the extender leader can be evicted, as kubectl drain does, and the standby takes over', async (t) => {
     const leader = await until('an extender leader', async () => (await stack.tesseraPods()).find(leads));
     const name = leader.metadata!.name!;
-    await admin
-      .createNamespacedPodEviction({
-        name,
-        namespace: 'tessera-system',
-        body: { metadata: { name, namespace: 'tessera-system' } },
-      })
-      .then(
-        () => t.pass(`${name} evicted`),
-        (e) => t.fail(`the Eviction API refused to evict the extender leader: ${message(e)}`),
-      );
+    // As kubectl drain does: an eviction the budget refuses (429: the replica made after the last test is not Ready
+    // yet) is tried again every 5 s until it is allowed.
+    const started = Date.now();
+    let refusals = 0;
+    await waitUntil(
+      `the Eviction API evicts ${name}`,
+      () =>
+        admin
+          .createNamespacedPodEviction({
+            name,
+            namespace: 'tessera-system',
+            body: { metadata: { name, namespace: 'tessera-system' } },
+          })
+          .then(
+            () => true,
+            (e) => {
+              if (!/\b429\b|disruption budget/.test(message(e))) throw e;
+              refusals++;
+              return false;
+            },
+          ),
+      180_000,
+      5_000,
+    );
+    t.pass(
+      `${name} evicted after ${((Date.now() - started) / 1000).toFixed(1)} s (${refusals} refusals by the budget while the other replica was not Ready)`,
+    );
     await until(
       'another extender pod the Ready leader',
       async () => (await stack.tesseraPods()).some((p) => leads(p) && p.metadata?.name !== name),
       180_000,
     );
     t.pass('another extender pod is the Ready leader');
+  });
+
+  const core = api(stack.client('admin'));
+  /** Both extender replicas Ready, one of them the labelled leader (after a fault, before the next). */
+  const extenderSettled = () =>
+    until(
+      'both extender replicas Ready, one the leader',
+      async () => {
+        const pods = (await stack.tesseraPods()).filter(
+          (p) => app(p) === 'tessera-extender' && !p.metadata?.deletionTimestamp,
+        );
+        return pods.filter(ready).length === 2 && pods.filter(leads).length === 1 && pods.find(leads);
+      },
+      240_000,
+    );
+  const deleteStream = async (prefix: string) => {
+    stack.kubectl([
+      '-n',
+      'vision',
+      'delete',
+      'pods',
+      '-l',
+      `tessera.test/stream=${prefix}`,
+      '--grace-period=0',
+      '--wait=false',
+    ]);
+    await until(
+      'the stream’s pods gone',
+      async () =>
+        (await admin.listNamespacedPod({ namespace: 'vision', labelSelector: `tessera.test/stream=${prefix}` })).items
+          .length === 0,
+    );
+  };
+  // The run's figures, printed together at the end.
+  const figures: string[] = [];
+  t.teardown(() => {
+    for (const f of figures) t.comment(f);
+  });
+
+  await t.test('the extender leader is killed (SIGKILL): the handoff gap is measured and under 5 s', async (t) => {
+    const leader = await extenderSettled();
+    const probe = await startServiceProbe(stack, core);
+    const stream = await streamGpuPods({
+      user: bob,
+      adminConfig: stack.client('admin'),
+      namespace: 'vision',
+      prefix: 'kill',
+      fraction: '0.1',
+      max: 25,
+    });
+    t.teardown(() => probe.stop());
+    await new Promise((r) => setTimeout(r, 4_000));
+    t.equal(probe.failures, 0, `no filter call failed before the kill (${probe.calls} calls through the Service)`);
+    const id = leader.status!.containerStatuses![0]!.containerID!.replace(/^containerd:\/\//, '');
+    const takeover = watchTakeover(stack, stack.client('admin').makeApiClient(DiscoveryV1Api), leader.metadata!.name!);
+    t.teardown(() => takeover.stop());
+    const killedAt = Date.now();
+    stack.node.ctr(['tasks', 'kill', '--signal', 'SIGKILL', id]);
+    await until(
+      'a leader serving through the Service again',
+      async () =>
+        (await stack.tesseraPods()).some(leads) && probe.outages.at(-1)?.to !== null && Date.now() - killedAt > 3_000,
+      120_000,
+    );
+    await new Promise((r) => setTimeout(r, 5_000));
+    await stream.stop();
+    await until('every GPU pod submitted around the kill bound', async () => stream.allBound(), 120_000);
+    const gap = describeGap(probe, killedAt, Date.now());
+    probe.stop();
+    const wait = stream.longest();
+    const after = (at: number | null) => (at === null ? 'not seen' : `${((at - killedAt) / 1000).toFixed(1)} s`);
+    const line = `handoff gap, extender leader SIGKILL on the real node: ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}, ${stream.created.length} pods, one a second), longest admission ${(stream.longestAdmission().ms / 1000).toFixed(1)} s; the standby labelled leader after ${after(takeover.labelledAt)}, its endpoint ready in the Service's EndpointSlice after ${after(takeover.endpointAt)}`;
+    figures.push(line);
+    t.comment(line);
+    // The timeline, for whoever reads a gap over budget: the probe's outages and the replicas' leadership changes.
+    const rel = (ms: number) => `${ms >= killedAt ? '+' : ''}${((ms - killedAt) / 1000).toFixed(1)} s`;
+    t.comment(
+      `outages after the kill: ${probe.outages
+        .filter((o) => (o.to ?? Date.now()) >= killedAt)
+        .map(
+          (o) =>
+            `${rel(o.from)}..${o.to === null ? 'open' : rel(o.to)} (first: ${o.why.slice(0, 80)}; last: ${(o.lastWhy ?? o.why).slice(0, 80)})`,
+        )
+        .join('; ')}`,
+    );
+    for (const p of (await stack.tesseraPods()).filter((x) => app(x) === 'tessera-extender'))
+      for (const l of stack.node.podLogs('tessera-system', p.metadata!.name!).split('\n')) {
+        const json = l.slice(l.indexOf('{'));
+        try {
+          const e = JSON.parse(json) as { time?: number; msg?: string };
+          if (e.time && e.time >= killedAt - 5_000 && /leader|stepped down|lead|label|lease/i.test(e.msg ?? ''))
+            t.comment(`${p.metadata!.name} ${rel(e.time)}: ${e.msg}`);
+        } catch {}
+      }
+    t.ok(gap.ms < 5_000, `the handoff gap of a leader kill is under 5 s: ${(gap.ms / 1000).toFixed(1)} s`);
+    t.ok(stream.allBound(), `all ${stream.created.length} GPU pods submitted around the kill were placed`);
+    await deleteStream('kill');
   });
 
   await t.test('device-plugin modes: MIG and time-slicing pools are placed through the extender pod too', async (t) => {
@@ -621,7 +762,24 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
 
   await t.test('each Deployment rolls out again (kubectl rollout restart), as an upgrade would', async (t) => {
     const wanted: Record<string, number> = { 'tessera-webhook': 2, 'tessera-extender': 2, 'tessera-scheduler': 2 };
+    const extenderDeployment = JSON.parse(
+      stack.kubectl(['-n', 'tessera-system', 'get', 'deployment', 'tessera-extender', '-o', 'json']),
+    ) as { spec: { strategy: { type: string } } };
+    t.equal(extenderDeployment.spec.strategy.type, 'RollingUpdate', 'the extender rolls out with RollingUpdate');
     for (const [name, readyWanted] of Object.entries(wanted)) {
+      const extender = name === 'tessera-extender';
+      if (extender) await extenderSettled();
+      const probe = extender ? await startServiceProbe(stack, core) : null;
+      const stream = extender
+        ? await streamGpuPods({
+            user: bob,
+            adminConfig: stack.client('admin'),
+            namespace: 'vision',
+            prefix: 'rollout',
+            fraction: '0.1',
+            max: 45,
+          })
+        : null;
       const started = Date.now();
       const before = new Set((await stack.tesseraPods()).filter((p) => app(p) === name).map((p) => p.metadata!.name!));
       stack.kubectl(['-n', 'tessera-system', 'rollout', 'restart', `deployment/${name}`]);
@@ -645,8 +803,126 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
       });
       if (done)
         t.pass(`${name}: every pod replaced, ${readyWanted} Ready, in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      if (probe && stream) {
+        await new Promise((r) => setTimeout(r, 5_000));
+        await stream.stop();
+        await until('every GPU pod submitted during the rollout bound', async () => stream.allBound(), 120_000).catch(
+          () => {},
+        );
+        const gap = describeGap(probe, started, Date.now());
+        probe.stop();
+        const wait = stream.longest();
+        const line = `handoff gap, extender rollout (kubectl rollout restart, RollingUpdate) on the real node: ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}, ${stream.created.length} pods, one a second), longest admission ${(stream.longestAdmission().ms / 1000).toFixed(1)} s`;
+        figures.push(line);
+        t.comment(line);
+        t.ok(gap.ms < 5_000, `the handoff gap of a rollout is under 5 s: ${(gap.ms / 1000).toFixed(1)} s`);
+        t.ok(stream.allBound(), `all ${stream.created.length} GPU pods submitted during the rollout were placed`);
+        await deleteStream('rollout');
+      }
     }
   });
+
+  // Installed with kustomize (TESSERA_NODE_INSTALL=kustomize) there is no release to upgrade.
+  if (stack.installed.how === 'helm')
+    await t.test(
+      'helm upgrade from the chart of the previous commit to this one, while GPU pods run and more are submitted',
+      async (t) => {
+        // A clean tenant: earlier tests' pods go, so that quota leaves room for the upgrade's pods.
+        stack.kubectl(['-n', 'vision', 'delete', 'pods', '--all', '--grace-period=0', '--wait=false']);
+        await until(
+          'vision empty',
+          async () => (await admin.listNamespacedPod({ namespace: 'vision' })).items.length === 0,
+        );
+        const from = previousChart();
+        t.comment(`from the chart of ${from.commit}${from.sameAsThis ? ' (identical to this one)' : ''}`);
+        const image = stack.installed.image!;
+        helm(stack.cluster, ['upgrade', 'tessera', from.dir, ...helmValues(image)]);
+        t.pass(`helm upgrade --wait to the previous commit's chart returned`);
+        // The GPU pods that run through the upgrade: fractions and whole GPUs on the KWOK fraction nodes.
+        const running: [string, Record<string, string>][] = [
+          ...[0, 1, 2, 3].map(
+            (i) => [`up-quarter-${i}`, { 'tessera.io/gpu-fraction': '0.25' }] as [string, Record<string, string>],
+          ),
+          ...[0, 1].map((i) => [`up-whole-${i}`, { 'tessera.io/gpu-count': '1' }] as [string, Record<string, string>]),
+        ];
+        for (const [name, annotations] of running)
+          await bob.createNamespacedPod({ namespace: 'vision', body: gpuPod(name, 'vision', annotations) });
+        const before = await until('the running GPU pods bound', async () => {
+          const pods = (await admin.listNamespacedPod({ namespace: 'vision' })).items;
+          return pods.length === running.length && pods.every((p) => p.spec?.nodeName) && pods;
+        });
+        // This commit's chart with the image under a new tag: every Tessera Deployment rolls, as a release upgrade does.
+        const next = `${image.slice(0, image.lastIndexOf(':'))}:${image.slice(image.lastIndexOf(':') + 1)}-upgraded`;
+        stack.node.ctr(['images', 'tag', '--force', image, next]);
+        const probe = await startServiceProbe(stack, core);
+        const stream = await streamGpuPods({
+          user: bob,
+          adminConfig: stack.client('admin'),
+          namespace: 'vision',
+          prefix: 'upgrade',
+          fraction: '0.1',
+          max: 60,
+        });
+        const started = Date.now();
+        await helmAsync(stack.cluster, ['upgrade', 'tessera', CHART, ...helmValues(next)]);
+        const upgradeSeconds = (Date.now() - started) / 1000;
+        t.pass(
+          `helm upgrade --wait to this commit's chart (image ${next}) returned after ${upgradeSeconds.toFixed(1)} s`,
+        );
+        await new Promise((r) => setTimeout(r, 5_000));
+        await stream.stop();
+        await until('every GPU pod submitted during the upgrade bound', async () => stream.allBound(), 180_000).catch(
+          () => {},
+        );
+        const gap = describeGap(probe, started, Date.now());
+        probe.stop();
+        const wait = stream.longest();
+        const admission = stream.longestAdmission();
+        const line = `helm upgrade under load on the real node: ${upgradeSeconds.toFixed(1)} s; handoff gap ${gap.text}; longest GPU pod wait ${(wait.ms / 1000).toFixed(1)} s (${wait.pod}), longest admission ${(admission.ms / 1000).toFixed(1)} s (${admission.pod}); ${stream.created.length} pods submitted, ${stream.refusedCreates.length} create calls refused and made again${stream.refusedCreates[0] ? ` (first: ${stream.refusedCreates[0].slice(0, 400)})` : ''}`;
+        figures.push(line);
+        t.comment(line);
+        t.ok(
+          stream.allBound(),
+          `every pending GPU pod placed afterwards: ${stream.created.length} submitted during the upgrade`,
+        );
+        const after = (await admin.listNamespacedPod({ namespace: 'vision' })).items;
+        for (const p of before) {
+          const now = after.find((a) => a.metadata?.uid === p.metadata?.uid);
+          t.ok(
+            now &&
+              now.spec?.nodeName === p.spec?.nodeName &&
+              now.metadata?.annotations?.['tessera.io/assignment'] ===
+                p.metadata?.annotations?.['tessera.io/assignment'],
+            `${p.metadata?.name}: still on ${p.spec?.nodeName} with its assignment (none lost)`,
+          );
+        }
+        const perGpu = new Map<string, number>();
+        let unassigned = 0;
+        for (const p of after.filter((x) => x.spec?.nodeName)) {
+          const a = p.metadata?.annotations?.['tessera.io/assignment'];
+          if (!a || JSON.parse(a).node !== p.spec?.nodeName) unassigned++;
+          for (const g of (a ? JSON.parse(a).gpus : []) as { index: number; milli: number }[])
+            perGpu.set(`${p.spec!.nodeName}/${g.index}`, (perGpu.get(`${p.spec!.nodeName}/${g.index}`) ?? 0) + g.milli);
+        }
+        t.equal(unassigned, 0, 'every bound GPU pod carries its assignment, for its own node');
+        t.ok(
+          [...perGpu.values()].every((m) => m <= 1000),
+          `no GPU double-given (at most 1000m each): ${JSON.stringify(Object.fromEntries(perGpu))}`,
+        );
+        const tessera = await stack.tesseraPods();
+        for (const name of ['tessera-webhook', 'tessera-extender'])
+          t.equal(
+            tessera.filter((p) => app(p) === name && ready(p) && p.spec?.containers[0]?.image === next).length,
+            2,
+            `${name}: 2 pods of the new release Ready`,
+          );
+        stack.kubectl(['-n', 'vision', 'delete', 'pods', '--all', '--grace-period=0', '--wait=false']);
+        await until(
+          'vision empty',
+          async () => (await admin.listNamespacedPod({ namespace: 'vision' })).items.length === 0,
+        );
+      },
+    );
 
   const report = new FractionReport();
   const results: DeliveryResult[] = [];
@@ -673,20 +949,13 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     for (const p of burst.pods) report.add(p);
     t.same(burst.refused, [], 'the kubelet refused no pod');
     checkBurst(t, burst, stack.gpus.gpus.length);
-    t.ok(burst.bindSpreadMs <= 1000, `${burst.pods.length} pods bound within ${burst.bindSpreadMs} ms`);
+    checkConcurrentBinds(t, burst.pods, burst.bindSpreadMs, 'the burst', burst.bindTimesFrom);
     results.push(summarize('downward-api', burst));
     await deleteBurst({ admin, stack }, burst);
   });
 
-  // Tessera's node agent serves the real node from here on; its Allocate latencies are summed over its processes (a
-  // restart starts its histogram afresh), read before each restart.
+  // Tessera's node agent serves the real node from here on.
   let agent: NodeAgent | null = null;
-  const allocateBuckets = new Map<number, number>();
-  const collectAllocate = async (): Promise<void> => {
-    if (!agent) return;
-    for (const [le, n] of histogram(await agent.metrics(), 'tessera_agent_allocate_duration_seconds'))
-      allocateBuckets.set(le, (allocateBuckets.get(le) ?? 0) + n);
-  };
   t.teardown(async () => {
     await agent?.stop();
   });
@@ -708,7 +977,7 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     for (const p of burst.pods) report.add(p);
     t.same(burst.refused, [], 'the kubelet refused no pod');
     checkBurst(t, burst, stack.gpus.gpus.length);
-    t.ok(burst.bindSpreadMs <= 1000, `${burst.pods.length} pods bound within ${burst.bindSpreadMs} ms`);
+    checkConcurrentBinds(t, burst.pods, burst.bindSpreadMs, 'the burst', burst.bindTimesFrom);
     await deleteBurst({ admin, stack }, burst);
     return burst;
   };
@@ -746,7 +1015,6 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
   await t.test('cdi-cri through concurrent binds with the agent and the kubelet restarted mid-run', async (t) => {
     const first = await burstOf(t, 'cdi-cri', 'restart', {
       midRun: async () => {
-        await collectAllocate();
         await agent!.restart();
         t.comment('the agent restarted');
         await stack.node.restartKubelet();
@@ -758,7 +1026,8 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     for (const r of first.refused)
       t.match(
         `${r.reason}: ${r.message}`,
-        /tessera\.io\/gpu-milli|Tessera's node agent|device plugin/,
+        // The kubelet's own messages: the resource, the plugin, or the agent's socket it could not dial.
+        /tessera\.io\/gpu-milli|Tessera's node agent|device plugin|tessera-gpu-milli\.sock/,
         `${r.namespace}/${r.name} refused by the kubelet while the agent was away, saying why: ${r.reason}: ${r.message}`,
       );
     t.comment(
@@ -777,30 +1046,39 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     for (const p of all.pods) report.add(p);
     t.equal(all.pods.length, 8, 'all 8 pods ran');
     checkBurst(t, all, stack.gpus.gpus.length);
-    t.ok(first.bindSpreadMs <= 1000, `the first 8 pods bound within ${first.bindSpreadMs} ms`);
+    // No timing check here: pods the scheduler sees while the agent is away wait for its capacity to come back.
+    t.comment(`the first 8 pods bound within ${first.bindSpreadMs} ms (the restarts hold some back)`);
     await deleteBurst({ admin, stack }, first);
     await deleteBurst({ admin, stack }, again);
   });
 
   for (const mode of ['envvar', 'volume-mounts'] as const)
     await t.test(`fraction pods through the node agent, ${mode} (set by --delivery)`, async (t) => {
-      await collectAllocate();
       await agent!.restart(mode);
       await agentServing(mode);
       const burst = await agentBurst(t, mode, mode === 'envvar' ? 'env' : 'mounts');
       results.push(summarize(mode, burst));
     });
 
-  await t.test('Allocate latency, from the agent’s histogram over every Allocate of the run', async (t) => {
-    await collectAllocate();
-    const buckets = [...allocateBuckets.entries()].sort((a, b) => a[0] - b[0]);
-    const total = buckets.at(-1)?.[1] ?? 0;
-    t.ok(total >= 32, `${total} Allocate calls observed`);
+  await t.test('Allocate latency, from the agent’s log of every Allocate of the run', async (t) => {
+    // Every agent process of the run appends to one log; each answered Allocate logs its duration ("Allocate done").
+    const ms = readFileSync(agent!.logFile, 'utf8')
+      .split('\n')
+      .flatMap((l) => {
+        try {
+          const e = JSON.parse(l) as { msg?: string; ms?: number };
+          return e.msg === 'Allocate done' && typeof e.ms === 'number' ? [e.ms] : [];
+        } catch {
+          return [];
+        }
+      });
+    const ran = report.pods.filter((p) => p.delivery !== 'downward-api').length;
+    t.equal(ms.length, ran, `one answered Allocate per pod that ran through the agent: ${ms.length} of ${ran}`);
+    const line = `Allocate on the real node: p50 ${percentile(ms, 50)} ms, p99 ${percentile(ms, 99)} ms, max ${Math.max(...ms)} ms over ${ms.length} calls`;
+    figures.push(line);
+    t.comment(line);
     t.comment(
-      `Allocate p50 <= ${histogramPercentile(buckets, 50)} s, p99 <= ${histogramPercentile(buckets, 99)} s (bucket bounds), over ${total} calls`,
-    );
-    t.comment(
-      `kubelet_device_plugin_alloc_duration_seconds (this kubelet process): ${JSON.stringify(histogram(await stack.node.kubeletMetrics(), 'kubelet_device_plugin_alloc_duration_seconds', (l) => l.includes('tessera.io/gpu-milli')))}`,
+      `kubelet_device_plugin_alloc_duration_seconds (this kubelet process, buckets): ${JSON.stringify(histogram(await stack.node.kubeletMetrics(), 'kubelet_device_plugin_alloc_duration_seconds', (l) => l.includes('tessera.io/gpu-milli')))}`,
     );
   });
 
@@ -808,6 +1086,12 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
     for (const r of results)
       t.comment(
         `delivery ${r.delivery}: ${r.pods} pods bound within ${r.bindSpreadMs} ms; bind to running p50 ${r.bindToRunningMs.p50} ms, p99 ${r.bindToRunningMs.p99} ms, max ${r.bindToRunningMs.max} ms`,
+      );
+    const without = report.pods.filter((p) => p.delivery === 'downward-api').map((p) => p.bindToRunningMs);
+    const withAgent = report.pods.filter((p) => p.delivery !== 'downward-api').map((p) => p.bindToRunningMs);
+    if (without.length && withAgent.length)
+      t.comment(
+        `bind to running on the real node: without the agent (downward API) p50 ${percentile(without, 50)} ms, p99 ${percentile(without, 99)} ms over ${without.length} pods; with the agent (every delivery mode, restarts included) p50 ${percentile(withAgent, 50)} ms, p99 ${percentile(withAgent, 99)} ms over ${withAgent.length} pods`,
       );
   });
 
@@ -817,5 +1101,53 @@ t.test('Tessera installed on a real node (kubelet, containerd, kube-proxy) runs 
       const logs = stack.node.podLogs('tessera-system', p.metadata!.name!);
       t.notMatch(logs, /forbidden|\b403\b/i, `${p.metadata!.name}: no 403 in its log`);
     }
+  });
+
+  // Last, since it takes Tessera off the only real node: the replacements of the evicted pods go to a KWOK node made
+  // now (before, a rolling update could have put a pod there), where KWOK reports them Running and Ready without
+  // running them. That is enough for the disruption budgets to let the next eviction through, which is what decides
+  // whether a drain completes; it says nothing about the replacements serving.
+  await t.test('kubectl drain of the extender leader’s node completes (the budgets let it through)', async (t) => {
+    const leader = await extenderSettled();
+    t.equal(leader.spec?.nodeName, NODE_NAME, 'the leader runs on the real node');
+    await createFakeNode(
+      admin,
+      { metadata: { name: 'spare-0', labels: {} } },
+      { cpu: '32', memory: '64Gi', pods: '110' },
+    );
+    await admin
+      .deleteNamespacedPod({ name: 'still-works', namespace: 'kube-system', gracePeriodSeconds: 0 })
+      .catch(() => {});
+    const started = Date.now();
+    const drain = spawnSync(
+      stack.cluster.binaries.kubectl,
+      [
+        '--kubeconfig',
+        stack.cluster.kubeconfigFor('admin'),
+        'drain',
+        NODE_NAME,
+        '--ignore-daemonsets',
+        '--delete-emptydir-data',
+        '--timeout=300s',
+      ],
+      { encoding: 'utf8' },
+    );
+    const out = `${drain.stdout}\n${drain.stderr}`;
+    t.equal(
+      drain.status,
+      0,
+      `kubectl drain ${NODE_NAME} completed in ${((Date.now() - started) / 1000).toFixed(1)} s${drain.status === 0 ? '' : `: ${out.slice(-600)}`}`,
+    );
+    const left = (await stack.tesseraPods()).filter((p) => p.spec?.nodeName === NODE_NAME);
+    t.same(
+      left.map((p) => p.metadata?.name),
+      [],
+      'no Tessera pod left on the drained node',
+    );
+    t.match(out, new RegExp(`pod/${leader.metadata!.name} evicted`), 'the leader was evicted');
+    t.comment(
+      `kubectl drain: ${out.trim().split('\n').length} lines; ${(out.match(/disruption budget/g) ?? []).length} evictions refused by a budget and retried`,
+    );
+    stack.kubectl(['uncordon', NODE_NAME]);
   });
 });

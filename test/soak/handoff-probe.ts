@@ -10,6 +10,8 @@ export interface Outage {
   to: number | null;
   /** What the first failed call got. */
   readonly why: string;
+  /** What the last failed call got (the cause can change within one outage). */
+  lastWhy?: string;
 }
 
 const ARGS = JSON.stringify({
@@ -21,34 +23,52 @@ const ARGS = JSON.stringify({
   NodeNames: [],
 });
 
+/** One filter call: null when it succeeded, else what it got. */
+export type FilterCall = (args: string) => Promise<string | null>;
+
+/** A filter call to an extender on plain HTTP at 127.0.0.1:port (the soak's Service stand-in). */
+export function loopbackFilter(port: number): FilterCall {
+  const url = `http://127.0.0.1:${port}/filter`;
+  return async (args) => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: args,
+      signal: AbortSignal.timeout(2_000),
+    });
+    const body = (await res.json()) as { Error?: string };
+    return !res.ok || (body.Error ?? '') !== '' ? body.Error || `HTTP ${res.status}` : null;
+  };
+}
+
 export class HandoffProbe {
   readonly outages: Outage[] = [];
+  /** Calls made, and calls that failed. */
+  calls = 0;
+  failures = 0;
   private timer: NodeJS.Timeout | null = null;
-  private readonly url: string;
+  private readonly call: FilterCall;
 
-  constructor(port: number) {
-    this.url = `http://127.0.0.1:${port}/filter`;
+  /** A port of the soak's Service stand-in, or any filter call (the real node's Service, over TLS). */
+  constructor(target: number | FilterCall) {
+    this.call = typeof target === 'number' ? loopbackFilter(target) : target;
   }
 
   private async once(): Promise<void> {
     const at = Date.now();
     let why: string | null = null;
     try {
-      const res = await fetch(this.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: ARGS,
-        signal: AbortSignal.timeout(2_000),
-      });
-      const body = (await res.json()) as { Error?: string };
-      if (!res.ok || (body.Error ?? '') !== '') why = body.Error || `HTTP ${res.status}`;
+      why = await this.call(ARGS);
     } catch (e) {
       why = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
     }
+    this.calls++;
+    if (why !== null) this.failures++;
     const open = this.outages.at(-1);
     if (why === null) {
       if (open && open.to === null) open.to = at;
-    } else if (!open || open.to !== null) this.outages.push({ from: at, to: null, why });
+    } else if (!open || open.to !== null) this.outages.push({ from: at, to: null, why, lastWhy: why });
+    else open.lastWhy = why;
   }
 
   start(everyMs = 100): void {

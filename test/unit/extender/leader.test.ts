@@ -86,3 +86,88 @@ t.test('stepping down and stopping tell the server', async (t) => {
   t.same(changes, [true, false, true, false]);
   t.equal(api.lease?.spec?.leaseDurationSeconds, 1, 'stop gives the lease up');
 });
+
+t.test('a replica whose pod is not Ready does not take the lease, but a leader keeps it', async (t) => {
+  const api = leaseStore();
+  const notReady = { a: null as string | null, b: 'its pod tessera-system/b is not Ready yet' as string | null };
+  const make = (identity: 'a' | 'b') =>
+    new LeaderElector(api, {
+      namespace: 'tessera-system',
+      name: 'ext',
+      identity,
+      leaseSeconds: 3,
+      log,
+      mayNotTake: () => notReady[identity],
+    });
+  const a = make('a');
+  await a.tryOnce();
+  t.equal(a.isLeader, true, 'a Ready replica takes a free lease');
+  notReady.a = 'its pod tessera-system/a is not Ready yet';
+  await a.tryOnce();
+  t.equal(a.isLeader, true, 'the leader renews although its pod is not Ready (readiness is not leadership)');
+
+  // The leader's process dies; a restarted container of its pod has the same identity and is not Ready yet.
+  const restarted = make('a');
+  const b = make('b');
+  api.lease!.spec!.renewTime = new Date(Date.now() - 10_000) as never;
+  await restarted.tryOnce();
+  await b.tryOnce();
+  t.equal(api.lease?.spec?.holderIdentity, 'a', 'nobody took the lease: neither pod is Ready');
+  t.equal(restarted.isLeader, false, 'the restarted container does not take back its own lease while not Ready');
+  notReady.b = null;
+  await restarted.tryOnce();
+  await b.tryOnce();
+  t.equal(b.isLeader, true, 'the Ready standby takes over');
+  t.equal(api.lease?.spec?.holderIdentity, 'b');
+  notReady.a = null;
+  await restarted.tryOnce();
+  t.equal(restarted.isLeader, false, 'and keeps it once the other pod is Ready again');
+});
+
+t.test(
+  'a leader renews in one call on the Lease it wrote, and finds out when another replica wrote since',
+  async (t) => {
+    const api = leaseStore();
+    const calls: string[] = [];
+    const counted: LeaseApi = {
+      readNamespacedLease: (a) => {
+        calls.push('read');
+        return api.readNamespacedLease(a);
+      },
+      createNamespacedLease: (a) => {
+        calls.push('create');
+        return api.createNamespacedLease(a);
+      },
+      replaceNamespacedLease: (a) => {
+        calls.push('replace');
+        return api.replaceNamespacedLease(a);
+      },
+    } as LeaseApi;
+    const a = new LeaderElector(counted, {
+      namespace: 'tessera-system',
+      name: 'ext',
+      identity: 'a',
+      leaseSeconds: 3,
+      log,
+    });
+    await a.tryOnce();
+    t.same(calls, ['read', 'create'], 'takes the free lease');
+    calls.length = 0;
+    await a.tryOnce();
+    await a.tryOnce();
+    t.same(calls, ['replace', 'replace'], 'each renewal is one write, no read');
+    const renewTime = (l: V1Lease | null) => new Date(l!.spec!.renewTime!).getTime();
+    t.ok(renewTime(api.lease) > 0, 'the renewal is written');
+
+    // Another replica took the lease (as after an expiry): the next renewal conflicts, reads, and steps down.
+    const b = new LeaderElector(api, { namespace: 'tessera-system', name: 'ext', identity: 'b', leaseSeconds: 3, log });
+    api.lease!.spec!.renewTime = new Date(Date.now() - 10_000) as never;
+    await b.tryOnce();
+    t.equal(api.lease?.spec?.holderIdentity, 'b');
+    calls.length = 0;
+    await a.tryOnce();
+    t.same(calls, ['replace', 'read'], 'the conflicting write is followed by a read');
+    t.equal(a.isLeader, false, 'and the old leader knows it no longer leads');
+    t.equal(api.lease?.spec?.holderIdentity, 'b', 'the new holder is untouched');
+  },
+);

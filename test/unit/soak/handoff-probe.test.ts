@@ -59,3 +59,22 @@ t.test('a handoff with no selected backend for a while is measured as an outage 
     'an outage under way when the window opens counts from then on',
   );
 });
+
+t.test('any filter call can be probed (the real node calls the Service over TLS); failures are counted', async (t) => {
+  let failing = false;
+  const probe = new HandoffProbe(async () => (failing ? 'Tessera extender not serving: shut down' : null));
+  probe.start(10);
+  t.teardown(() => probe.stop());
+  await new Promise((r) => setTimeout(r, 100));
+  const from = Date.now();
+  failing = true;
+  await new Promise((r) => setTimeout(r, 300));
+  failing = false;
+  await new Promise((r) => setTimeout(r, 100));
+  probe.stop();
+  t.ok(probe.calls > 10, `calls made: ${probe.calls}`);
+  t.ok(probe.failures > 0 && probe.failures < probe.calls, `some failed: ${probe.failures}`);
+  const gap = probe.longestBetween(from, Date.now());
+  t.equal(gap.outage?.why, 'Tessera extender not serving: shut down', 'the first failure says why');
+  t.ok(gap.ms >= 200 && gap.ms <= 5_000, `about the 300 ms it failed: ${gap.ms} ms`);
+});
