@@ -154,7 +154,16 @@ async function overTls(
 async function withReservations(seconds: number): Promise<{
   without: { p50: number; p99: number; n: number };
   sequential: { p50: number; p99: number; n: number };
-  concurrent: { rps: number; p50: number; p99: number; n: number; conflicts: number; entries: number };
+  concurrent: {
+    rps: number;
+    p50: number;
+    p99: number;
+    n: number;
+    conflicts: number;
+    entries: number;
+    refused: number;
+    firstRefusal: string | null;
+  };
 }> {
   const compiled = compilePolicy([
     { name: 'policy.yaml', text: POLICY.replace(/quota: \{ gpus: \d+ \}/g, 'quota: { gpus: 1000000 }') },
@@ -180,7 +189,7 @@ async function withReservations(seconds: number): Promise<{
     return validateRequest({ ...req, object: applied(req, policy, view) }, policy, view, config).quota !== undefined;
   });
   let n = 0;
-  const admitOne = async (reserver: QuotaReserver | null, review: AdmissionReview): Promise<number> => {
+  const admitOne = async (reserver: QuotaReserver | null, review: AdmissionReview): Promise<number | null> => {
     const req = review.request!;
     const t0 = process.hrtime.bigint();
     const object = applied(req, policy, view) as { metadata: Record<string, unknown> };
@@ -190,14 +199,20 @@ async function withReservations(seconds: number): Promise<{
     if (verdict.quota && reserver) {
       const quota = verdict.quota;
       const outcome = await reserver.reserve(quota, { shown: () => true, usage: () => quota.held }, false);
-      if (!outcome.ok) throw new Error(outcome.message);
+      if (!outcome.ok) {
+        // A refusal is a figure of the concurrent part (printed, and failing its budget), not a crash of the benchmark.
+        refusals.push(outcome.message);
+        return null;
+      }
     }
     return Number(process.hrtime.bigint() - t0) / 1e6;
   };
+  const refusals: string[] = [];
   const sequential = async (reserver: QuotaReserver | null): Promise<number[]> => {
     const out: number[] = [];
     for (let i = 0; i < 2500; i++) {
       const ms = await admitOne(reserver, gpuReviews[i % gpuReviews.length]!);
+      if (ms === null) throw new Error(`one admission at a time was refused: ${refusals.at(-1)}`);
       if (i >= 500) out.push(ms);
     }
     return out.sort((a, b) => a - b);
@@ -213,7 +228,8 @@ async function withReservations(seconds: number): Promise<{
     Array.from({ length: 32 }, async (_, w) => {
       while (performance.now() < deadline) {
         const i = next++;
-        lat.push(await admitOne(replicas[w % 2]!, gpuReviews[i % gpuReviews.length]!));
+        const ms = await admitOne(replicas[w % 2]!, gpuReviews[i % gpuReviews.length]!);
+        if (ms !== null) lat.push(ms);
       }
     }),
   );
@@ -234,6 +250,8 @@ async function withReservations(seconds: number): Promise<{
       n: lat.length,
       conflicts,
       entries,
+      refused: refusals.length,
+      firstRefusal: refusals[0] ?? null,
     },
   };
 }
@@ -259,13 +277,15 @@ console.log(
   `GPU pod admission with the quota reservation, one at a time (judge in process + reserve on a loopback API server): ${reserved.sequential.n} admissions, p50 ${reserved.sequential.p50.toFixed(3)} ms, p99 ${reserved.sequential.p99.toFixed(3)} ms`,
 );
 console.log(
-  `  two replicas, 32 in flight: ${reserved.concurrent.rps.toFixed(0)} admissions/s, p50 ${reserved.concurrent.p50.toFixed(2)} ms, p99 ${reserved.concurrent.p99.toFixed(2)} ms, ${reserved.concurrent.conflicts} conflicts retried, ${reserved.concurrent.entries} reservations held at the end`,
+  `  two replicas, 32 in flight: ${reserved.concurrent.rps.toFixed(0)} admissions/s, p50 ${reserved.concurrent.p50.toFixed(2)} ms, p99 ${reserved.concurrent.p99.toFixed(2)} ms, ${reserved.concurrent.conflicts} conflicts retried, ${reserved.concurrent.entries} reservations held at the end, ${reserved.concurrent.refused} refused${reserved.concurrent.firstRefusal ? ` (first: ${reserved.concurrent.firstRefusal})` : ''}`,
 );
 console.log(
   `  the same GPU pod admissions without the reservation (judged in process only): p50 ${reserved.without.p50.toFixed(3)} ms, p99 ${reserved.without.p99.toFixed(3)} ms`,
 );
-const ok = local.p99 < 2 && tls.rps >= 3000 && tls.errors === 0;
-console.log(`budget: p99 < 2 ms in process and >= 3000 reviews/s over TLS: ${ok ? 'PASS' : 'FAIL'}`);
+const ok = local.p99 < 2 && tls.rps >= 3000 && tls.errors === 0 && reserved.concurrent.refused === 0;
+console.log(
+  `budget: p99 < 2 ms in process, >= 3000 reviews/s over TLS, no reservation refused: ${ok ? 'PASS' : 'FAIL'}`,
+);
 
 const big = inProcess(SCALE_PODS);
 console.log(
