@@ -8,19 +8,14 @@ import { Agent, request as httpsRequest, type RequestOptions } from 'node:https'
 import { request as httpRequest, Agent as HttpAgent } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { KubePod } from '../core/kube-objects.ts';
+import { KubeApiError as ApiError } from '../server/kube-json.ts';
 
 export class ConflictError extends Error {
   override name = 'ConflictError';
 }
 
-export class ApiError extends Error {
-  override name = 'ApiError';
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
+/** The API server refused or could not answer (`status` 0: no answer): server/kube-json.ts's one API error. */
+export { ApiError };
 
 export interface ClusterWriter {
   readPod(namespace: string, name: string): Promise<KubePod | null>;

@@ -11,6 +11,7 @@ import {
   RESERVATIONS_CONFIGMAP,
   type Reservation,
 } from '../core/admission/quota-reservations.ts';
+import { KubeApiError as ReservationStoreError } from '../server/kube-json.ts';
 
 export interface ReservationObject {
   readonly reservations: readonly Reservation[];
@@ -22,15 +23,8 @@ export class ReservationConflict extends Error {
   override name = 'ReservationConflict';
 }
 
-/** The API server refused or could not answer; `status` 0 when it did not answer at all. */
-export class ReservationStoreError extends Error {
-  override name = 'ReservationStoreError';
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
+/** The API server refused or could not answer (`status` 0: no answer): server/kube-json.ts's one API error. */
+export { ReservationStoreError };
 
 export interface ReservationStore {
   /** Where the reservations live, for messages: `namespace/name`. */
