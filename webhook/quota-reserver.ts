@@ -2,8 +2,9 @@
 // says why and how it is counted). Reviews that arrive together are settled together, as kube-apiserver's quota
 // admission batches them (k8s.io/apiserver@v0.37.2 pkg/admission/plugin/resourcequota/controller.go): one fresh read,
 // each decided in turn on the running total, one conditional write. A conflict (another replica wrote first) re-reads and
-// decides again, with jittered exponential backoff, a bounded number of times. Anything else fails closed: the pod is
-// denied with the reason, never admitted unreserved.
+// decides again, with jittered exponential backoff, together with the reviews that arrived meanwhile (one write for all
+// of them, so a replica that lost a race does not then need a write per burst), until the review's deadline. Anything
+// else fails closed: the pod is denied with the reason, never admitted unreserved.
 
 import type { Logger } from 'pino';
 import {
@@ -32,7 +33,7 @@ export interface QuotaReserverOptions {
   readonly ttlMs?: number;
   /** See DEFAULT_SETTLE_MS. */
   readonly settleMs?: number;
-  /** Conditional writes tried per batch before giving up. */
+  /** Conditional writes tried per batch before giving up; the deadline is the real bound, this one stops a hot loop. */
   readonly maxAttempts?: number;
   /** A review waits at most this long for its reservation (the shipped webhook timeoutSeconds is 5). */
   readonly deadlineMs?: number;
@@ -65,7 +66,7 @@ export class QuotaReserver {
     this.o = {
       ttlMs: DEFAULT_RESERVATION_TTL_MS,
       settleMs: DEFAULT_SETTLE_MS,
-      maxAttempts: 8,
+      maxAttempts: 24,
       deadlineMs: 4_000,
       now: Date.now,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
@@ -171,9 +172,10 @@ export class QuotaReserver {
           return;
         }
         this.o.metrics?.quotaReservationConflicts.inc();
-        // Decide again on what the other writer left; full jitter keeps the replicas from colliding in step.
-        waiting = admitted;
+        // Full jitter keeps the replicas from colliding in step. Then decide again on what the other writer left, with
+        // what arrived meanwhile (in arrival order, after these).
         await this.o.sleep(this.o.random() * Math.min(200, 5 * 2 ** (attempt - 1)));
+        waiting = [...admitted, ...this.queue.splice(0)];
       }
     }
   }

@@ -171,6 +171,38 @@ t.test('API unavailable: fail closed with a clear reason; conflicts beyond the b
   t.match(text, /tessera_webhook_quota_reservation_conflicts_total 5/);
 });
 
+t.test('a retry after a conflict carries the reviews that arrived meanwhile in the same write', async (t) => {
+  const store = new MemoryReservationStore();
+  const write = store.write.bind(store);
+  let raced = false;
+  store.write = async (reservations, version) => {
+    // Another replica writes first, once.
+    if (!raced) {
+      raced = true;
+      store.version++;
+    }
+    return write(reservations, version);
+  };
+  let later: Promise<unknown> | undefined;
+  const r = new QuotaReserver({
+    store,
+    log,
+    now: () => NOW,
+    sleep: async () => {
+      later ??= r.reserve(need('q', 1), blindTo(need('q', 1)), false);
+    },
+  });
+  t.same(await r.reserve(need('p', 1), blindTo(need('p', 1)), false), { ok: true });
+  t.same(await later, { ok: true });
+  t.equal(store.conflicts, 1);
+  t.equal(store.writes, 1, 'one write reserved both');
+  t.same(
+    store.reservations.map((x) => x.uid),
+    ['p', 'q'],
+    'in arrival order',
+  );
+});
+
 t.test('a review that cannot be reserved within the deadline is denied, not left hanging', async (t) => {
   const store = new MemoryReservationStore();
   let clock = NOW;
