@@ -192,6 +192,9 @@ export class WatchedResource<T extends KubernetesObject> {
   }
 
   private upsert(obj: T): void {
+    // Nothing here reads who wrote which field, and on a pod that record is often most of the object: kube-scheduler's
+    // pod informer drops it for the same reason (k8s.io/kubernetes v1.37.2 pkg/scheduler/scheduler.go newPodInformer).
+    if (obj.metadata?.managedFields !== undefined) delete obj.metadata.managedFields;
     const k = key(obj);
     const old = this.objects.get(k);
     this.objects.set(k, obj);

@@ -9,7 +9,7 @@
 //
 // --scale N replicates the trace N times (nodes and pods, core/simulation/trace.ts replicateTrace) and compares with the
 // simulator on the same scaled trace: --scale 5 is 6,065 KWOK nodes. The extender's resident memory (now and peak,
-// from /proc) is printed with the wall time.
+// from /proc) and its V8 heap in use (its /metrics) are printed with the wall time.
 //
 //   npm run bench:live -- --seed 42 [--snapshot FILE] [--nodes 150] [--scale 5] [--json FILE]
 //     [--percentage P] [--parallelism N] [--weight W] [--resource-scores on|off] [--cpu-pods extender|kube]
@@ -272,6 +272,14 @@ async function failedSchedulingEvents(
   return { events, retriedBound: [...pods].filter((p) => boundNames.has(p)).length, bindErrors, kinds };
 }
 
+/** The extender's V8 heap in use, in MiB (its /metrics): what it holds, beside RSS, which also counts what V8 has not
+ * returned yet. */
+async function extenderHeapUsedMiB(port: number): Promise<number | null> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const m = /^tessera_extender_nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
+  return m ? Number(m[1]) / 2 ** 20 : null;
+}
+
 /** A process's resident memory now and at its peak (VmRSS, VmHWM in /proc/PID/status), in MiB. */
 function residentMemory(pid: number | undefined): { rssMiB: number; peakMiB: number } | null {
   if (pid === undefined) return null;
@@ -398,7 +406,9 @@ try {
   }
   const diff = live - sim.sameArrivals;
   const wall = elapsed();
-  const extenderMemory = residentMemory(extender?.pid);
+  const resident = residentMemory(extender?.pid);
+  const heapUsedMiB = await retry('extender heap', () => extenderHeapUsedMiB(ext.port));
+  const extenderMemory = resident === null ? null : { ...resident, heapUsedMiB };
 
   const rows: [string, string][] = [
     ['seed', String(seed)],
@@ -435,7 +445,7 @@ try {
       'extender memory',
       extenderMemory === null
         ? 'unknown (no /proc)'
-        : `RSS ${extenderMemory.rssMiB.toFixed(0)} MiB, peak ${extenderMemory.peakMiB.toFixed(0)} MiB`,
+        : `RSS ${extenderMemory.rssMiB.toFixed(0)} MiB, peak ${extenderMemory.peakMiB.toFixed(0)} MiB, V8 heap in use ${extenderMemory.heapUsedMiB?.toFixed(0) ?? 'unknown'} MiB`,
     ],
     [
       'wall time',
