@@ -68,6 +68,31 @@ t.test('cached verdicts die with the node usage they were made on', async (t) =>
   t.equal(after.reason?.code, 'GpuCompute');
 });
 
+t.test('the verdict cache is bounded in entries and shapes, dropping the least recently asked shape', async (t) => {
+  const cache = new VerdictCache(5, 3);
+  const fill = (shape: string, nodes: number) => {
+    const m = cache.shape(shape);
+    for (let i = 0; i < nodes; i++) m.set(`n${i}`, {} as never);
+  };
+  fill('a', 2);
+  fill('b', 2);
+  t.equal(cache.size, 4);
+  cache.shape('a'); // a is now the most recent
+  fill('c', 2);
+  t.equal(cache.size, 6, 'a request may go over the bound by its own names');
+  t.equal(cache.shape('a').size, 2, 'a kept');
+  t.equal(cache.size, 4, 'settled at the next request: b, the least recently asked, dropped');
+  t.equal(cache.shape('b').size, 0, 'b dropped');
+  // Asked now, most recent last: c, a, b. Two more shapes: c and a go to keep 3 shapes.
+  fill('d', 0);
+  fill('e', 0);
+  t.equal(cache.size, 0, 'c and a dropped by the shape bound');
+  const big = cache.shape('huge');
+  for (let i = 0; i < 50; i++) big.set(`n${i}`, {} as never);
+  cache.shape('huge');
+  t.equal(cache.size, 50, 'one request over the bound keeps its own shape, and only it');
+});
+
 t.test('quota at bind counts what the tenant holds, without the pod itself', async (t) => {
   const state = cluster();
   const ctx = podContext(state, half().build());
