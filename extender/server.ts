@@ -14,6 +14,7 @@ import { type ApiProbeOptions, ClusterConnection } from '../server/cluster-conne
 import { PolicyStore } from '../server/policy-store.ts';
 import { serve, type Serving } from '../server/serve.ts';
 import { checkTls, type TlsFiles } from '../server/tls-files.ts';
+import { listInPages } from '../server/paged-list.ts';
 import { WatchedResource } from '../server/watched-resource.ts';
 import { createExtenderApp } from './app.ts';
 import { type DraWatches, watchDraInto } from './dra-watch.ts';
@@ -228,8 +229,20 @@ interface ClusterWatch {
 
 function watchCluster(kc: KubeConfig, log: Logger, probe: ApiProbeOptions | undefined, dra: DraWatches): ClusterWatch {
   const core = kc.makeApiClient(CoreV1Api);
-  const nodes = new WatchedResource<V1Node>(kc, '/api/v1/nodes', () => core.listNode(), log, 'nodes');
-  const pods = new WatchedResource<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces(), log, 'pods');
+  const nodes = new WatchedResource<V1Node>(
+    kc,
+    '/api/v1/nodes',
+    () => listInPages((p) => core.listNode(p)),
+    log,
+    'nodes',
+  );
+  const pods = new WatchedResource<V1Pod>(
+    kc,
+    '/api/v1/pods',
+    () => listInPages((p) => core.listPodForAllNamespaces(p)),
+    log,
+    'pods',
+  );
   const namespaces = new WatchedResource<V1Namespace>(
     kc,
     '/api/v1/namespaces',

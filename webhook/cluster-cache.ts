@@ -11,6 +11,7 @@ import type { KubeNamespace, KubePod } from '../core/kube-objects.ts';
 import { TENANT_LABEL } from '../core/well-known-names.ts';
 import type { Policy } from '../core/policy/model.ts';
 import { type ApiProbeOptions, ClusterConnection } from '../server/cluster-connection.ts';
+import { listInPages } from '../server/paged-list.ts';
 import { WatchedResource } from '../server/watched-resource.ts';
 import { watchDra, type DraWatch } from '../server/dra-objects.ts';
 import type { DraLookup } from '../core/dra/lookup.ts';
@@ -42,7 +43,13 @@ export class ClusterCache implements ClusterView {
       log,
       'namespaces',
     );
-    this.pods = new WatchedResource<V1Pod>(kc, '/api/v1/pods', () => core.listPodForAllNamespaces(), log, 'pods');
+    this.pods = new WatchedResource<V1Pod>(
+      kc,
+      '/api/v1/pods',
+      () => listInPages((p) => core.listPodForAllNamespaces(p)),
+      log,
+      'pods',
+    );
     this.deviceClasses = watchDra(kc, 'deviceclasses', log);
     this.resourceClaims = watchDra(kc, 'resourceclaims', log);
     this.resourceClaimTemplates = watchDra(kc, 'resourceclaimtemplates', log);

@@ -3,6 +3,7 @@
 import t from 'tap';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
+import { listInPages } from '../../server/paged-list.ts';
 import { WatchedResource } from '../../server/watched-resource.ts';
 import { eventually, FakeApiServer } from '../fixtures/fake-apiserver.ts';
 import { pod } from '../fixtures/pods.ts';
@@ -45,4 +46,37 @@ t.test('managedFields are dropped from listed and watched objects; the rest is k
   const kept = pods.list().find((p) => p.metadata?.name === 'watched');
   t.equal(kept?.metadata?.annotations?.['tessera.io/gpu-fraction'], '0.5');
   t.ok(kept?.metadata?.resourceVersion, 'resourceVersion kept');
+});
+
+t.test('a paged list: every page read, one consistent list, then the watch from its resourceVersion', async (t) => {
+  const api = new FakeApiServer();
+  await api.start();
+  t.teardown(() => api.stop());
+  for (let i = 0; i < 1234; i++) api.put('pods', pod(`p${i}`).ns('research-a').build());
+  const kc = api.kubeconfig();
+  const core = kc.makeApiClient(CoreV1Api);
+  let pages = 0;
+  const pods = new WatchedResource<V1Pod>(
+    kc,
+    '/api/v1/pods',
+    () =>
+      listInPages((p) => {
+        pages++;
+        // A pod created while the list is paged is not in it (the pages read the first page's snapshot)...
+        if (pages === 2) api.put('pods', pod('late').ns('research-a').build());
+        return core.listPodForAllNamespaces(p);
+      }),
+    pino({ level: 'silent' }),
+    'pods',
+  );
+  t.teardown(() => pods.stop());
+  await pods.start();
+  t.equal(pages, 3, '500 + 500 + 234');
+  t.ok(
+    api.requests.filter((r) => /\/api\/v1\/pods\?.*limit=500/.test(r)).length === 3,
+    'each page asked with limit=500',
+  );
+  t.equal(pods.list().length, 1234, 'every page in the cache');
+  // ...and arrives through the watch, which starts from the snapshot's resourceVersion.
+  await eventually('the late pod arrives through the watch', () => pods.list().length === 1235);
 });
