@@ -138,7 +138,7 @@ export class VerdictCache {
     return m;
   }
 
-  /** Verdicts held now (for tests and metrics). */
+  /** Verdicts held now. */
   get size(): number {
     let n = 0;
     for (const m of this.byShape.values()) n += m.size;
